@@ -1,0 +1,232 @@
+"""Typed errors.
+
+Every error is an instance of :class:`APIError` *and* of the exception plain ``requests`` raises in the
+same situation, so ``except requests.ReadTimeout`` in legacy code keeps catching what it caught before.
+
+Each error carries ``method``, ``url`` (credentials redacted), ``attempts`` made, ``elapsed`` seconds and
+the last HTTP ``status`` seen (``None`` when no response arrived). Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import requests
+from requests import exceptions as rexc
+
+from ._redact import redact_url
+
+__all__ = [
+    "APIConnectTimeout",
+    "APIConnectionError",
+    "APIError",
+    "APIProxyError",
+    "APIReadTimeout",
+    "APISSLError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "ClientError",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "IncompleteBodyError",
+    "NotFoundError",
+    "RateLimitedError",
+    "RetryExhaustedError",
+    "ServerError",
+    "StalledBodyError",
+    "status_error_class",
+    "status_error_for",
+]
+
+
+class APIError(rexc.RequestException):
+    """Base of every error raised by resilient-session."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        request: Any = None,
+        response: Any = None,
+        method: str | None = None,
+        url: str | None = None,
+        attempts: int = 0,
+        elapsed: float = 0.0,
+        status: int | None = None,
+    ) -> None:
+        if request is not None:
+            method = method or getattr(request, "method", None)
+            url = url or getattr(request, "url", None)
+        if response is not None and status is None:
+            status = getattr(response, "status_code", None)
+        super().__init__(message, request=request, response=response)
+        self.method = method
+        self.url = redact_url(url) if url else url
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.status = status
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        context = [f"{k}={v}" for k, v in self._context() if v not in (None, "", 0, 0.0)]
+        return f"{message} [{', '.join(context)}]" if context else message
+
+    def _context(self) -> list[tuple[str, Any]]:
+        elapsed = f"{self.elapsed:.3f}s" if self.elapsed else None
+        return [
+            ("method", self.method),
+            ("url", self.url),
+            ("status", self.status),
+            ("attempts", self.attempts),
+            ("elapsed", elapsed),
+        ]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException pickles only ``args``; keep the context (request/response are not picklable reliably).
+        state = {
+            "method": self.method,
+            "url": self.url,
+            "attempts": self.attempts,
+            "elapsed": self.elapsed,
+            "status": self.status,
+            **{k: v for k, v in self.__dict__.items() if k not in ("request", "response")},
+        }
+        return (_rebuild, (type(self), self.args, state))
+
+
+def _rebuild(cls: type[APIError], args: tuple[Any, ...], state: dict[str, Any]) -> APIError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.request = None
+    error.response = None
+    error.__dict__.update(state)
+    return error
+
+
+class ConfigurationError(APIError, ValueError):
+    """A session, auth or integration was configured wrongly (never names a secret's value)."""
+
+
+class APITimeoutError(APIError, rexc.Timeout):
+    """The upstream did not answer in time."""
+
+
+class APIConnectTimeout(APITimeoutError, rexc.ConnectTimeout):
+    """No connection could be made within the connect timeout."""
+
+
+class APIReadTimeout(APITimeoutError, rexc.ReadTimeout):
+    """The upstream accepted the connection but sent nothing within the read timeout."""
+
+
+class StalledBodyError(APIReadTimeout, rexc.ConnectionError):
+    """The body stopped arriving mid-way (requests raises ``ConnectionError`` here, hence both)."""
+
+
+class DeadlineExceededError(APITimeoutError):
+    """The call's total deadline (attempts and backoff included) ran out."""
+
+
+class APIConnectionError(APIError, rexc.ConnectionError):
+    """The connection was refused, reset or dropped."""
+
+
+class APISSLError(APIConnectionError, rexc.SSLError):
+    """TLS failed."""
+
+
+class APIProxyError(APIConnectionError, rexc.ProxyError):
+    """The proxy failed."""
+
+
+class IncompleteBodyError(APIError, rexc.ChunkedEncodingError):
+    """The connection broke while the body was being read (reset, or fewer bytes than Content-Length)."""
+
+
+class RetryExhaustedError(APIError, rexc.RetryError):
+    """Every retry was used and the policy was told to raise (``raise_on_status=True``)."""
+
+
+class APIStatusError(APIError, requests.HTTPError):
+    """The upstream answered with a 4xx or 5xx status."""
+
+
+class ClientError(APIStatusError):
+    """A 4xx answer."""
+
+
+class AuthenticationError(ClientError):
+    """401 or 403: credentials missing, wrong or expired."""
+
+
+class NotFoundError(ClientError):
+    """404 or 410."""
+
+
+class RateLimitedError(ClientError):
+    """429; ``retry_after`` is the server's requested wait in seconds, if it said one."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        if retry_after is None and self.response is not None:
+            retry_after = parse_retry_after(self.response.headers.get("Retry-After"))
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """A 5xx answer."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The :class:`APIStatusError` subclass for an HTTP *status* (400-599)."""
+    if status in (401, 403):
+        return AuthenticationError
+    if status in (404, 410):
+        return NotFoundError
+    if status == 429:
+        return RateLimitedError
+    if 400 <= status < 500:
+        return ClientError
+    if status >= 500:
+        return ServerError
+    return APIStatusError
+
+
+def status_error_for(
+    response: requests.Response, *, attempts: int = 0, elapsed: float | None = None
+) -> APIStatusError | None:
+    """The typed error for a 4xx/5xx *response*, or ``None`` when the status is not an error."""
+    status = response.status_code
+    if status < 400:
+        return None
+    cls = status_error_class(status)
+    reason = response.reason or ""
+    kind = "Client Error" if status < 500 else "Server Error"
+    message = f"{status} {kind}: {reason}".rstrip(": ")
+    return cls(
+        message,
+        request=response.request,
+        response=response,
+        url=response.url,
+        attempts=attempts,
+        elapsed=response.elapsed.total_seconds() if elapsed is None else elapsed,
+        status=status,
+    )
