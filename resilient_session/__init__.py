@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .adapter import DEFAULT_TIMEOUT, ResilientAdapter
 from .errors import (
     APIConnectionError,
     APIConnectTimeout,
@@ -22,10 +23,13 @@ from .errors import (
     ServerError,
     StalledBodyError,
 )
+from .retry import RetryPolicy
+from .session import ResilientSession
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "APIConnectTimeout",
     "APIConnectionError",
     "APIError",
@@ -41,7 +45,10 @@ __all__ = [
     "IncompleteBodyError",
     "NotFoundError",
     "RateLimitedError",
+    "ResilientAdapter",
+    "ResilientSession",
     "RetryExhaustedError",
+    "RetryPolicy",
     "ServerError",
     "StalledBodyError",
     "__version__",

@@ -63,9 +63,7 @@ def redact_url(url: str | bytes | None) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(is_secret_name(k) for k, _ in pairs):
-            query = urlencode(
-                [(k, REDACTED if is_secret_name(k) else v) for k, v in pairs], safe="*"
-            )
+            query = urlencode([(k, REDACTED if is_secret_name(k) else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -1,0 +1,90 @@
+"""State of one logical call, shared by the session, its adapters and the retry policy.
+
+A logical call is one ``session.request(...)``: every attempt, backoff sleep and redirect hop it makes. The
+state lives in a :class:`contextvars.ContextVar`, so each thread (and each asyncio task) sees its own, and
+the immutable :class:`~resilient_session.retry.RetryPolicy` can read the deadline without being copied per
+call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._redact import redact_url
+
+#: Clock used for deadlines; monotonic so wall-clock jumps never shorten or stretch a call.
+clock: Callable[[], float] = time.monotonic
+
+#: A gate decides whether one more retry may happen; it receives the call and the reason
+#: (``"status"``, ``"timeout"``, ``"connect"``, ``"read"``, ``"body"``) and returns False to veto.
+RetryGate = Callable[["CallState", str], bool]
+
+
+@dataclass
+class CallState:
+    """What is known about the logical call in progress."""
+
+    method: str
+    url: str
+    started: float = field(default_factory=lambda: clock())
+    deadline_at: float | None = None
+    default_timeout: Any = None
+    owner: object | None = None
+    attempts: int = 1
+    last_status: int | None = None
+    idempotency_key: bool = False
+    retry_gates: list[RetryGate] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def begin(cls, method: str | None, url: str | None, **kwargs: Any) -> CallState:
+        """Start the state of a new call; the URL is stored redacted."""
+        return cls(method=(method or "GET").upper(), url=redact_url(url), **kwargs)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (may be negative), or ``None`` when there is none."""
+        return None if self.deadline_at is None else self.deadline_at - clock()
+
+    def tighten_deadline(self, seconds: float | None) -> None:
+        """Make the deadline at most *seconds* from now (never extends it)."""
+        if seconds is None:
+            return
+        candidate = clock() + seconds
+        if self.deadline_at is None or candidate < self.deadline_at:
+            self.deadline_at = candidate
+
+    def deadline_passed(self, slack: float = 0.0) -> bool:
+        """True when the deadline is set and no more than *slack* seconds remain."""
+        remaining = self.remaining()
+        return remaining is not None and remaining <= slack
+
+    def elapsed(self) -> float:
+        """Seconds since the call started."""
+        return clock() - self.started
+
+    def may_retry(self, reason: str) -> bool:
+        """Ask every retry gate (e.g. a retry budget) whether one more retry may go."""
+        return all(gate(self, reason) for gate in self.retry_gates)
+
+
+_current: ContextVar[CallState | None] = ContextVar("resilient_session_call", default=None)
+
+
+def current_call() -> CallState | None:
+    """The state of the call running in this context, or ``None`` outside a call."""
+    return _current.get()
+
+
+@contextmanager
+def active(state: CallState) -> Iterator[CallState]:
+    """Make *state* the current call for the duration of the ``with`` block."""
+    token = _current.set(state)
+    try:
+        yield state
+    finally:
+        _current.reset(token)

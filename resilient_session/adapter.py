@@ -1,0 +1,304 @@
+"""The transport adapter: default timeout, retry policy, deadline and typed errors for one mount point."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests import exceptions as rexc
+from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
+from urllib3.util import Timeout
+from urllib3.util.retry import Retry
+
+from . import errors
+from ._call import CallState, active, current_call
+from .retry import as_retry_policy
+
+__all__ = ["DEFAULT_TIMEOUT", "ResilientAdapter"]
+
+log = logging.getLogger("resilient_session")
+
+#: (connect, read) seconds: connect a little over a multiple of 3 s (TCP's SYN retransmit), read 30 s.
+DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
+
+TimeoutArg = float | tuple[float | None, float | None] | Timeout | None
+
+# Slack under which a timeout counts as "the deadline ran out" rather than "the upstream was slow".
+_DEADLINE_SLACK = 0.005
+
+
+class _DeadlineReached(Exception):
+    """Raised inside urllib3's retry loop when no time is left for another attempt."""
+
+
+class _DeadlineAware:
+    """Connection-pool mixin: each attempt's timeouts are clamped to the call's remaining deadline.
+
+    urllib3 re-enters ``urlopen`` for every retry with the caller's original timeout; clamping here is
+    the one place that sees every attempt.
+    """
+
+    def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        call = current_call()
+        remaining = call.remaining() if call is not None else None
+        if remaining is not None:
+            if remaining <= 0:
+                raise _DeadlineReached()
+            kwargs["timeout"] = _clamp(kwargs.get("timeout"), remaining)
+        return super().urlopen(method, url, *args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPPool(_DeadlineAware, HTTPConnectionPool):
+    pass
+
+
+class _HTTPSPool(_DeadlineAware, HTTPSConnectionPool):
+    pass
+
+
+_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def _clamp(timeout: Any, remaining: float) -> Timeout:
+    if isinstance(timeout, Timeout):
+        connect, read = timeout._connect, timeout._read
+    elif isinstance(timeout, tuple):
+        connect, read = timeout
+    else:
+        connect = read = timeout
+
+    def cap(value: Any) -> float:
+        return min(value, remaining) if isinstance(value, (int, float)) else remaining
+
+    return Timeout(connect=cap(connect), read=cap(read), total=remaining)
+
+
+class ResilientAdapter(HTTPAdapter):
+    """An :class:`~requests.adapters.HTTPAdapter` with a retry policy, a default timeout and a deadline.
+
+    Mount one per domain to give it its own policy::
+
+        session.mount("https://api.example.com/", ResilientAdapter(retry=RetryPolicy(total=5), timeout=10))
+
+    :param retry: A :class:`~resilient_session.RetryPolicy`, a urllib3 ``Retry``, an int, or ``False``
+        (no retries). Stored as ``max_retries``, exactly where requests and ``responses`` look.
+    :param timeout: Applied when the caller passes none. ``None`` inherits the session's default,
+        or :data:`DEFAULT_TIMEOUT` outside a :class:`~resilient_session.ResilientSession`.
+    :param deadline: Seconds for each call through this adapter, attempts and backoff included; a
+        session-wide deadline still applies, whichever ends first.
+    :param pool_connections, pool_maxsize, pool_block: As for ``HTTPAdapter``.
+    """
+
+    __attrs__ = [*HTTPAdapter.__attrs__, "timeout", "deadline"]
+
+    def __init__(
+        self,
+        retry: Retry | int | bool | None = None,
+        *,
+        timeout: TimeoutArg = None,
+        deadline: float | None = None,
+        max_retries: Retry | int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.timeout = timeout
+        self.deadline = deadline
+        if max_retries is not None and retry is None:
+            retry = max_retries
+        super().__init__(max_retries=as_retry_policy(retry), **kwargs)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if proxy.lower().startswith("http"):
+            manager.pool_classes_by_scheme = _POOL_CLASSES
+        return manager
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: TimeoutArg = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send *request*; failures come back as :mod:`resilient_session.errors` types."""
+        call = current_call()
+        if call is None:
+            call = CallState.begin(request.method, request.url)
+            with active(call):
+                return self._send(call, request, stream, timeout, verify, cert, proxies)
+        return self._send(call, request, stream, timeout, verify, cert, proxies)
+
+    def _send(
+        self,
+        call: CallState,
+        request: requests.PreparedRequest,
+        stream: bool,
+        timeout: TimeoutArg,
+        verify: bool | str,
+        cert: Any,
+        proxies: Mapping[str, str] | None,
+    ) -> requests.Response:
+        if timeout is None:
+            timeout = self.timeout if self.timeout is not None else call.default_timeout or DEFAULT_TIMEOUT
+        policy = self.max_retries
+        call.attempts = 1
+        call.idempotency_key = bool(
+            getattr(policy, "idempotency_key_header", None)
+            and policy.idempotency_key_header in request.headers  # type: ignore[attr-defined]
+        )
+        call.tighten_deadline(self.deadline)
+        while True:
+            if call.deadline_passed():
+                raise self._deadline_error(call, request, "the deadline ran out before an attempt")
+            try:
+                response = super().send(request, stream, _initial(timeout, call), verify, cert, proxies)
+            except _DeadlineReached:
+                raise self._deadline_error(call, request, "the deadline ran out between attempts") from None
+            except rexc.RequestException as exc:
+                raise self._typed(exc, call, request) from None
+            call.last_status = response.status_code
+            response.attempts = call.attempts  # type: ignore[attr-defined]
+            if stream:
+                return response
+            try:
+                self._read_body(response, call, request)
+                return response
+            except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
+                policy = self._retry_after_body_error(policy, response, request, exc, call)
+
+    def _read_body(
+        self, response: requests.Response, call: CallState, request: requests.PreparedRequest
+    ) -> None:
+        """Read the body here, inside the retry scope, so a break mid-body is retried and typed."""
+        if call.deadline_at is None:
+            response.content  # noqa: B018 - reading caches the body, as Session.send would
+            return
+        _tighten_socket_timeout(response, call)
+        chunks = []
+        for chunk in response.iter_content(10 * 1024):
+            chunks.append(chunk)
+            if call.deadline_passed():
+                response.close()
+                raise self._deadline_error(call, request, "the deadline ran out while reading the body")
+        response._content = b"".join(chunks)
+        response._content_consumed = True  # type: ignore[attr-defined]
+
+    def _retry_after_body_error(
+        self,
+        policy: Retry,
+        response: requests.Response,
+        request: requests.PreparedRequest,
+        exc: rexc.RequestException,
+        call: CallState,
+    ) -> Retry:
+        response.close()
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else ProtocolError(str(exc))
+        try:
+            # *policy* is this adapter's chain of body retries; the status and connection retries
+            # inside each attempt are counted by urllib3 on its own copy.
+            new = policy.increment(request.method, request.url, error=cause)
+        except (MaxRetryError, ProtocolError, ReadTimeoutError, OSError):
+            raise self._typed(exc, call, request) from None
+        new.sleep()
+        return new
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    def _context(self, call: CallState, request: requests.PreparedRequest) -> dict[str, Any]:
+        return {
+            "request": request,
+            "attempts": call.attempts,
+            "elapsed": call.elapsed(),
+            "status": call.last_status,
+        }
+
+    def _deadline_error(
+        self, call: CallState, request: requests.PreparedRequest, what: str
+    ) -> errors.DeadlineExceededError:
+        return errors.DeadlineExceededError(what, **self._context(call, request))
+
+    def _typed(
+        self, exc: rexc.RequestException, call: CallState, request: requests.PreparedRequest
+    ) -> rexc.RequestException:
+        """The typed twin of *exc*; exceptions that signal programming errors pass through unchanged."""
+        if isinstance(exc, errors.APIError):
+            return exc
+        cause = _innermost(exc)
+        ctx = self._context(call, request)
+        detail = _describe(cause)
+        timed_out = isinstance(exc, rexc.Timeout) or isinstance(cause, ReadTimeoutError)
+        if timed_out and call.deadline_passed(_DEADLINE_SLACK):
+            return errors.DeadlineExceededError(f"the deadline ran out: {detail}", **ctx)
+        if isinstance(exc, rexc.ConnectTimeout):
+            return errors.APIConnectTimeout(f"connect timed out: {detail}", **ctx)
+        if isinstance(exc, rexc.ReadTimeout):
+            return errors.APIReadTimeout(f"read timed out: {detail}", **ctx)
+        if isinstance(exc, rexc.RetryError):
+            return errors.RetryExhaustedError(f"retries exhausted: {detail}", **ctx)
+        if isinstance(exc, rexc.ChunkedEncodingError):
+            return errors.IncompleteBodyError(f"the body broke off: {detail}", **ctx)
+        if isinstance(exc, rexc.SSLError):
+            return errors.APISSLError(f"TLS failed: {detail}", **ctx)
+        if isinstance(exc, rexc.ProxyError):
+            return errors.APIProxyError(f"proxy failed: {detail}", **ctx)
+        if isinstance(exc, rexc.ConnectionError):
+            if isinstance(cause, ReadTimeoutError):
+                # Retries exhausted on read timeouts arrive wrapped in MaxRetryError; a stall mid-body
+                # arrives bare, from requests' iter_content.
+                mid_body = not isinstance(exc.args[0], MaxRetryError)
+                cls = errors.StalledBodyError if mid_body else errors.APIReadTimeout
+                return cls(f"read timed out: {detail}", **ctx)
+            return errors.APIConnectionError(f"connection failed: {detail}", **ctx)
+        return exc
+
+
+def _initial(timeout: TimeoutArg, call: CallState) -> Any:
+    remaining = call.remaining()
+    return timeout if remaining is None else _clamp(timeout, remaining)
+
+
+def _tighten_socket_timeout(response: requests.Response, call: CallState) -> None:
+    # The read timeout bounds each recv, not the whole body; a slow drip would outlive the deadline.
+    remaining = call.remaining()
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None or remaining is None:
+        return
+    current = sock.gettimeout()
+    sock.settimeout(max(0.001, remaining if current is None else min(current, remaining)))
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """Walk requests' and urllib3's wrappers down to the error that happened on the wire."""
+    seen = exc
+    for _ in range(5):
+        if isinstance(seen, MaxRetryError) and seen.reason is not None:
+            seen = seen.reason
+        elif (
+            isinstance(seen, rexc.RequestException) and seen.args and isinstance(seen.args[0], BaseException)
+        ):
+            seen = seen.args[0]
+        else:
+            break
+    return seen
+
+
+def _describe(cause: BaseException) -> str:
+    # urllib3's own messages name the pool and sometimes the path with its query: keep only the reason.
+    if isinstance(cause, ProtocolError) and len(cause.args) > 1:
+        return f"{cause.args[0]} {cause.args[1]!r}"
+    text = str(cause)
+    if "): " in text:
+        text = text.split("): ", 1)[1]
+    return text or type(cause).__name__

@@ -1,0 +1,119 @@
+"""The drop-in session: ``requests.Session`` plus timeouts, retries, a deadline and typed errors."""
+
+from __future__ import annotations
+
+import copy
+from contextvars import ContextVar
+from typing import Any
+
+import requests
+from requests.auth import AuthBase
+from urllib3.util.retry import Retry
+
+from ._call import CallState, active, current_call
+from .adapter import DEFAULT_TIMEOUT, ResilientAdapter, TimeoutArg
+from .errors import status_error_for
+from .retry import as_retry_policy
+
+__all__ = ["ResilientSession"]
+
+AuthArg = AuthBase | tuple[str, str] | None
+
+# requests.Session.request() forwards no unknown keyword to send(), so a per-call deadline travels here.
+_requested_deadline: ContextVar[float | None] = ContextVar("resilient_session_deadline", default=None)
+
+
+class ResilientSession(requests.Session):
+    """A :class:`requests.Session` whose every call has a timeout, retries, a deadline and typed errors.
+
+    Replace ``requests.Session()`` with ``ResilientSession()``; everything not listed here behaves as in
+    requests (hooks, cookies, redirects, streaming, proxies, mounting, pickling).
+
+    :param base_url: Relative URLs are appended to it (``base_url="https://api.example.com/v1"`` and
+        ``"/users"`` give ``https://api.example.com/v1/users``); absolute URLs are used as given.
+    :param timeout: Default ``(connect, read)`` seconds, :data:`~resilient_session.adapter.DEFAULT_TIMEOUT`
+        ``(3.05, 30)``, used when a call passes no ``timeout=``. A caller's ``timeout=`` always wins;
+        ``(3.05, None)`` keeps a connect timeout but lets a stream read forever.
+    :param retry: The retry policy of the adapters this session mounts: a
+        :class:`~resilient_session.RetryPolicy`, a urllib3 ``Retry``, an int, or ``False``.
+    :param deadline: Seconds for the whole call (attempts, backoff and redirects included), or ``None``.
+        A call may pass its own ``deadline=``.
+    :param auth: As ``session.auth``.
+    :param raise_for_status: When True, a final 4xx/5xx answer (after retries) raises the matching
+        :class:`~resilient_session.APIStatusError` subclass. ``response.raise_for_status()`` is unchanged.
+    """
+
+    __attrs__ = [*requests.Session.__attrs__, "base_url", "timeout", "deadline", "retry", "raise_for_status"]
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        timeout: TimeoutArg = DEFAULT_TIMEOUT,
+        retry: Retry | int | bool | None = None,
+        deadline: float | None = None,
+        auth: AuthArg = None,
+        raise_for_status: bool = False,
+    ) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.timeout = timeout
+        self.deadline = deadline
+        self.retry = as_retry_policy(retry)
+        self.raise_for_status = raise_for_status
+        if auth is not None:
+            self.auth = auth
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, ResilientAdapter(self.retry))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} base_url={self.base_url!r}>"
+
+    # -- URLs ------------------------------------------------------------------------------------
+
+    def join_url(self, url: str | bytes) -> str | bytes:
+        """*url* joined to ``base_url`` when it is relative; absolute URLs come back unchanged."""
+        if not self.base_url or isinstance(url, bytes) or "://" in url[:16]:
+            return url
+        if not url:
+            return self.base_url
+        return self.base_url.rstrip("/") + "/" + url.lstrip("/")
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if self.base_url and isinstance(request.url, str) and request.url != self.join_url(request.url):
+            request = copy.copy(request)
+            request.url = self.join_url(request.url)
+        return super().prepare_request(request)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, deadline: float | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """As :meth:`requests.Session.request`, plus ``deadline=`` (seconds) for this call alone."""
+        token = _requested_deadline.set(deadline)
+        try:
+            return super().request(method, url, *args, **kwargs)
+        finally:
+            _requested_deadline.reset(token)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """As :meth:`requests.Session.send`; the outermost send of a call owns its state and deadline."""
+        adapter = self.get_adapter(request.url or "")
+        if kwargs.get("timeout") is None and not isinstance(adapter, ResilientAdapter):
+            # A plain adapter mounted by the user still gets the session's default timeout.
+            kwargs["timeout"] = self.timeout
+        call = current_call()
+        if call is not None and call.owner is self:
+            # A redirect hop or a re-send from a hook: part of the call already in progress.
+            return super().send(request, **kwargs)
+        call = CallState.begin(request.method, request.url, default_timeout=self.timeout, owner=self)
+        requested = _requested_deadline.get()
+        call.tighten_deadline(self.deadline if requested is None else requested)
+        with active(call):
+            response = super().send(request, **kwargs)
+        if self.raise_for_status:
+            error = status_error_for(response, attempts=call.attempts, elapsed=call.elapsed())
+            if error is not None:
+                raise error
+        return response
