@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from .adapter import DEFAULT_TIMEOUT, ResilientAdapter
+from .auth import APIKeyAuth, BasicAuth, BearerAuth, CredentialAuth
+from .breaker import CircuitBreaker, CircuitState, StateChange
+from .budget import RetryBudget
+from .bulkhead import Bulkhead
 from .errors import (
     APIConnectionError,
     APIConnectTimeout,
@@ -13,18 +17,28 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BulkheadFullError,
+    CircuitOpenError,
     ClientError,
     ConfigurationError,
     DeadlineExceededError,
     IncompleteBodyError,
+    MalformedResponseError,
     NotFoundError,
+    OAuth2TokenError,
     RateLimitedError,
     RetryExhaustedError,
     ServerError,
     StalledBodyError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
 )
+from .normalization import NormalizedError, NormalizedResponse, Normalizer, normalize
+from .oauth2 import OAuth2ClientCredentials, OAuth2RefreshToken
+from .redis_store import RedisStore
 from .retry import RetryPolicy
 from .session import ResilientSession
+from .store import MemoryStore, StateStore
 
 __version__ = "0.1.0"
 
@@ -33,23 +47,47 @@ __all__ = [
     "APIConnectTimeout",
     "APIConnectionError",
     "APIError",
+    "APIKeyAuth",
     "APIProxyError",
     "APIReadTimeout",
     "APISSLError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "BasicAuth",
+    "BearerAuth",
+    "Bulkhead",
+    "BulkheadFullError",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
     "ClientError",
     "ConfigurationError",
+    "CredentialAuth",
     "DeadlineExceededError",
     "IncompleteBodyError",
+    "MalformedResponseError",
+    "MemoryStore",
+    "NormalizedError",
+    "NormalizedResponse",
+    "Normalizer",
     "NotFoundError",
+    "OAuth2ClientCredentials",
+    "OAuth2RefreshToken",
+    "OAuth2TokenError",
     "RateLimitedError",
+    "RedisStore",
     "ResilientAdapter",
     "ResilientSession",
+    "RetryBudget",
     "RetryExhaustedError",
     "RetryPolicy",
     "ServerError",
     "StalledBodyError",
+    "StateChange",
+    "StateStore",
+    "TokenEndpointError",
+    "TokenEndpointTimeout",
     "__version__",
+    "normalize",
 ]

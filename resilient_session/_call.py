@@ -30,7 +30,7 @@ class CallState:
     """What is known about the logical call in progress."""
 
     method: str
-    url: str
+    raw_url: str
     started: float = field(default_factory=lambda: clock())
     deadline_at: float | None = None
     default_timeout: Any = None
@@ -43,8 +43,16 @@ class CallState:
 
     @classmethod
     def begin(cls, method: str | None, url: str | None, **kwargs: Any) -> CallState:
-        """Start the state of a new call; the URL is stored redacted."""
-        return cls(method=(method or "GET").upper(), url=redact_url(url), **kwargs)
+        """Start the state of a new call."""
+        return cls(method=(method or "GET").upper(), raw_url=url or "", **kwargs)
+
+    @property
+    def url(self) -> str:
+        """The call's URL with credentials redacted (computed only when a log line or error needs it)."""
+        redacted = self.extras.get("redacted_url")
+        if redacted is None:
+            redacted = self.extras["redacted_url"] = redact_url(self.raw_url)
+        return str(redacted)
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), or ``None`` when there is none."""

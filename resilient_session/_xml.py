@@ -29,6 +29,17 @@ class UnsafeXMLError(ValueError):
     """The document uses a construct that is refused (an entity reference)."""
 
 
+class _DenyExternal(etree.Resolver):
+    """Answers every external DTD or entity lookup with an empty document (defence in depth)."""
+
+    # lxml-stubs lag behind lxml here: the real signatures take the parser context.
+    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:  # type: ignore[override]
+        return self.resolve_string("", context)  # type: ignore[call-arg]
+
+
+_DENY_EXTERNAL = _DenyExternal()
+
+
 def parse_xml(content: bytes, encoding: str | None = None) -> etree._Element:
     """Parse *content* with a hardened parser; raise ``ValueError`` (or a subclass) when it is not XML.
 
@@ -45,13 +56,11 @@ def parse_xml(content: bytes, encoding: str | None = None) -> etree._Element:
         remove_comments=True,
         remove_pis=True,
         remove_blank_text=True,
-        collect_ids=False,
+        # collect_ids=False is deliberately absent: with it, libxml2 loads external parameter entities.
         encoding=encoding,
     )
-    root = etree.fromstring(content, parser)
-    if root is None:  # pragma: no cover - lxml raises for empty input; kept for the type checker
-        raise etree.XMLSyntaxError("empty document", 0, 0, 0)
-    return root
+    parser.resolvers.add(_DENY_EXTERNAL)
+    return etree.fromstring(content, parser)
 
 
 def local_name(tag: object) -> str:
@@ -80,22 +89,24 @@ def element_to_dict(root: etree._Element, namespaces: NamespaceMode = "strip") -
         keys[tag] = key
         return key
 
-    def convert(element: Any) -> Any:
-        attrib = element.attrib
-        text = element.text
-        if not attrib and not len(element):
-            if text is None:
-                return None
-            text = text.strip()
-            return text or None
+    def convert(element: Any, attrib: Any) -> dict[str, Any]:
         node: dict[str, Any] = {}
-        for name, value in attrib.items():
-            node["@" + (keys.get(name) or key_of(name))] = value
-        pieces = [text] if text else None
+        for name, attr_value in attrib.items():
+            node["@" + (keys.get(name) or key_of(name))] = attr_value
+        pieces = None
+        # Positional iteration over children, with leaves handled inline: a call per leaf and per-node
+        # lookups (findtext and friends) are what makes naive converters slow.
+        value: Any
         for child in element:
             tag = child.tag
             key = keys.get(tag) or key_of(tag)
-            value = convert(child)
+            child_attrib = child.attrib
+            if child_attrib or len(child):
+                value = convert(child, child_attrib)
+            else:
+                value = child.text
+                if value is not None:
+                    value = value.strip() or None
             if key in node:
                 existing = node[key]
                 # Child values are never lists themselves, so a list here means "already repeated".
@@ -111,11 +122,18 @@ def element_to_dict(root: etree._Element, namespaces: NamespaceMode = "strip") -
                     pieces = [tail]
                 else:
                     pieces.append(tail)
+        text = element.text
         if pieces:
-            joined = "".join(pieces).strip()
-            if joined:
-                node["#text"] = joined
+            text = "".join([text or "", *pieces])
+        if text:
+            text = text.strip()
+            if text:
+                node["#text"] = text
         return node
 
-    root_tag = root.tag
-    return {keys.get(root_tag) or key_of(root_tag): convert(root)}
+    root_key = key_of(root.tag)
+    root_attrib = root.attrib
+    if not root_attrib and not len(root):
+        text = (root.text or "").strip()
+        return {root_key: text or None}
+    return {root_key: convert(root, root_attrib)}

@@ -10,12 +10,16 @@ import requests
 from requests import exceptions as rexc
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError, SSLError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from . import errors
-from ._call import CallState, active, current_call
+from ._call import CallState, RetryGate, active, current_call
+from .breaker import CircuitBreaker
+from .budget import RetryBudget
+from .bulkhead import Bulkhead
+from .normalization import DEFAULT_NORMALIZER, Normalizer
 from .retry import as_retry_policy
 
 __all__ = ["DEFAULT_TIMEOUT", "ResilientAdapter"]
@@ -26,6 +30,8 @@ log = logging.getLogger("resilient_session")
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
 
 TimeoutArg = float | tuple[float | None, float | None] | Timeout | None
+
+_CHUNK = 64 * 1024
 
 # Slack under which a timeout counts as "the deadline ran out" rather than "the upstream was slow".
 _DEADLINE_SLACK = 0.005
@@ -90,10 +96,17 @@ class ResilientAdapter(HTTPAdapter):
         or :data:`DEFAULT_TIMEOUT` outside a :class:`~resilient_session.ResilientSession`.
     :param deadline: Seconds for each call through this adapter, attempts and backoff included; a
         session-wide deadline still applies, whichever ends first.
+    :param breaker: A :class:`~resilient_session.CircuitBreaker`: while a host's circuit is open its calls
+        fail at once with :class:`~resilient_session.CircuitOpenError`, no socket opened. Default none.
+    :param budget: A :class:`~resilient_session.RetryBudget` that each retry must pay into. Default none.
+    :param bulkhead: A :class:`~resilient_session.Bulkhead` capping calls in flight per host. Default none.
     :param pool_connections, pool_maxsize, pool_block: As for ``HTTPAdapter``.
     """
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "timeout", "deadline"]
+    __attrs__ = [*HTTPAdapter.__attrs__, "timeout", "deadline", "normalizer", "breaker", "budget", "bulkhead"]
+
+    #: Builds each response's lazy ``response.normalized``; set a changed copy per adapter to change it.
+    normalizer: Normalizer = DEFAULT_NORMALIZER
 
     def __init__(
         self,
@@ -102,13 +115,27 @@ class ResilientAdapter(HTTPAdapter):
         timeout: TimeoutArg = None,
         deadline: float | None = None,
         max_retries: Retry | int | None = None,
+        breaker: CircuitBreaker | None = None,
+        budget: RetryBudget | None = None,
+        bulkhead: Bulkhead | None = None,
         **kwargs: Any,
     ) -> None:
         self.timeout = timeout
         self.deadline = deadline
+        self.breaker = breaker
+        self.budget = budget
+        self.bulkhead = bulkhead
         if max_retries is not None and retry is None:
             retry = max_retries
         super().__init__(max_retries=as_retry_policy(retry), **kwargs)
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        # Attached here, not as a session hook: every response (redirect hops and `responses` mocks
+        # included) passes through build_response, and session.hooks stays exactly what the user set.
+        # The view is lazy, so a response whose .normalized is never read pays for one small object.
+        response.normalized = self.normalizer(response)  # type: ignore[attr-defined]
+        return response
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
@@ -136,8 +163,44 @@ class ResilientAdapter(HTTPAdapter):
         if call is None:
             call = CallState.begin(request.method, request.url)
             with active(call):
-                return self._send(call, request, stream, timeout, verify, cert, proxies)
-        return self._send(call, request, stream, timeout, verify, cert, proxies)
+                return self._guarded(call, request, stream, timeout, verify, cert, proxies)
+        return self._guarded(call, request, stream, timeout, verify, cert, proxies)
+
+    def _guarded(self, call: CallState, request: requests.PreparedRequest, *args: Any) -> requests.Response:
+        """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""
+        breaker, budget, bulkhead = self.breaker, self.budget, self.bulkhead
+        if breaker is None and budget is None and bulkhead is None:
+            return self._send(call, request, *args)
+        url = request.url or ""
+        permit = breaker.acquire(breaker.key_for(url), request) if breaker is not None else None
+        compartment = bulkhead.key_for(url) if bulkhead is not None else None
+        budget_gate = budget.gate(budget.key_for(url)) if budget is not None else None
+        gates: list[RetryGate] = []
+        if breaker is not None and permit is not None:
+            gates.append(breaker.gate(permit))
+        if budget_gate is not None:
+            gates.append(budget_gate)
+        holding = False
+        try:
+            if bulkhead is not None and compartment is not None:
+                bulkhead.acquire(compartment, request, max_wait=call.remaining())
+                holding = True
+            call.retry_gates.extend(gates)
+            response = self._send(call, request, *args)
+        except BaseException as exc:
+            if breaker is not None and permit is not None:
+                breaker.record(permit, error=exc)
+            raise
+        finally:
+            for gate in gates:
+                call.retry_gates.remove(gate)
+            if holding and bulkhead is not None and compartment is not None:
+                bulkhead.release(compartment)
+        if breaker is not None and permit is not None:
+            breaker.record(permit, response=response)
+        if budget_gate is not None and response.status_code < 500 and response.status_code != 429:
+            budget_gate.record_success()
+        return response
 
     def _send(
         self,
@@ -177,20 +240,33 @@ class ResilientAdapter(HTTPAdapter):
             except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
                 policy = self._retry_after_body_error(policy, response, request, exc, call)
 
-    def _read_body(
-        self, response: requests.Response, call: CallState, request: requests.PreparedRequest
-    ) -> None:
+    def _read_body(self, response: requests.Response, call: CallState, request: requests.PreparedRequest) -> None:
         """Read the body here, inside the retry scope, so a break mid-body is retried and typed."""
         if call.deadline_at is None:
             response.content  # noqa: B018 - reading caches the body, as Session.send would
             return
-        _tighten_socket_timeout(response, call)
+        # With a deadline, read what has arrived (read1) and look at the clock between reads: the
+        # read timeout bounds one recv, so a slow drip would otherwise outlive the deadline.
         chunks = []
-        for chunk in response.iter_content(10 * 1024):
-            chunks.append(chunk)
-            if call.deadline_passed():
-                response.close()
-                raise self._deadline_error(call, request, "the deadline ran out while reading the body")
+        try:
+            while True:
+                if call.deadline_passed():
+                    response.close()
+                    raise self._deadline_error(call, request, "the deadline ran out while reading the body")
+                _tighten_socket_timeout(response, call)
+                chunk = response.raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        # The same translation requests' iter_content applies, so callers see the same exceptions.
+        except ProtocolError as exc:
+            raise rexc.ChunkedEncodingError(exc) from exc
+        except DecodeError as exc:
+            raise rexc.ContentDecodingError(exc) from exc
+        except ReadTimeoutError as exc:
+            raise rexc.ConnectionError(exc) from exc
+        except SSLError as exc:
+            raise rexc.SSLError(exc) from exc
         response._content = b"".join(chunks)
         response._content_consumed = True  # type: ignore[attr-defined]
 
@@ -271,7 +347,7 @@ def _initial(timeout: TimeoutArg, call: CallState) -> Any:
 def _tighten_socket_timeout(response: requests.Response, call: CallState) -> None:
     # The read timeout bounds each recv, not the whole body; a slow drip would outlive the deadline.
     remaining = call.remaining()
-    connection = getattr(response.raw, "_connection", None)
+    connection = getattr(response.raw, "connection", None)
     sock = getattr(connection, "sock", None)
     if sock is None or remaining is None:
         return

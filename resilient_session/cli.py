@@ -1,14 +1,96 @@
-"""The ``resilient-session`` command."""
+"""The ``resilient-session`` command.
+
+Each subcommand is an ``add_<name>_parser`` function that registers its arguments and sets
+``handler`` to a ``run_<name>(args) -> int`` function; :data:`SUBCOMMANDS` lists them in help order.
+Handlers import what they need lazily, so ``--help`` stays fast and works without optional extras.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
+from typing import TypeAlias
+
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+# -- demo ---------------------------------------------------------------------------------------------
+
+
+def add_demo_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run a misbehaving local API with plain requests and with ResilientSession, side by side",
+        description=(
+            "Start a chaos server on 127.0.0.1 and run the same scripted calls (slow API, 500s, 429s, "
+            "resets, malformed bodies, a dead host) with requests.Session and with ResilientSession. "
+            "No network, no configuration."
+        ),
+    )
+    parser.add_argument(
+        "--watchdog",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="count a call as hung after this long (default 2; plain requests would wait forever)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    parser.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        from . import _demo
+    except ImportError as error:
+        print(
+            f"resilient-session demo: the chaos server needs Flask ({error.name or error} is missing); "
+            'install it with: pip install "resilient-session[chaos]"',
+            file=sys.stderr,
+        )
+        return 2
+    watchdog = _demo.WATCHDOG if args.watchdog is None else args.watchdog
+    if watchdog <= _demo.DEADLINE:
+        print(f"resilient-session demo: --watchdog must exceed {_demo.DEADLINE:g} s", file=sys.stderr)
+        return 2
+    print(
+        f"Running {len(_demo.SCRIPT)} calls against a misbehaving API on 127.0.0.1, "
+        "first with requests.Session, then with ResilientSession...",
+        file=sys.stderr,
+    )
+    before, after = _demo.run_demo(watchdog=watchdog, progress=not args.no_progress)
+    print()
+    print(_demo.render(before, after, watchdog=watchdog))
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------------
+
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_demo_parser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resilient-session",
+        description="Timeouts, retries, circuit breaking and typed errors for every requests call.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``resilient-session`` command."""
-    print("resilient-session: the demo arrives with the failure kit", file=sys.stderr)
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return handler(args)
 
 
 if __name__ == "__main__":

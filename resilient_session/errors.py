@@ -28,15 +28,21 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "BulkheadFullError",
+    "CircuitOpenError",
     "ClientError",
     "ConfigurationError",
     "DeadlineExceededError",
     "IncompleteBodyError",
+    "MalformedResponseError",
     "NotFoundError",
+    "OAuth2TokenError",
     "RateLimitedError",
     "RetryExhaustedError",
     "ServerError",
     "StalledBodyError",
+    "TokenEndpointError",
+    "TokenEndpointTimeout",
     "status_error_class",
     "status_error_for",
 ]
@@ -230,3 +236,67 @@ def status_error_for(
         elapsed=response.elapsed.total_seconds() if elapsed is None else elapsed,
         status=status,
     )
+
+
+class TokenEndpointError(APIConnectionError):
+    """The OAuth2 token endpoint could not be used: refused or dropped connection, 5xx, 408/429, or an
+    answer that is not a token. ``status`` is its HTTP status when it answered."""
+
+
+class TokenEndpointTimeout(TokenEndpointError, APITimeoutError):
+    """The OAuth2 token endpoint did not answer in time."""
+
+
+class OAuth2TokenError(AuthenticationError):
+    """The token endpoint refused the grant (``invalid_client``, ``invalid_grant``, ``invalid_scope`` ...);
+    ``error`` is the OAuth2 error code. Retrying will not help until the credentials change."""
+
+    def __init__(self, message: str = "", *, error: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.error = error
+
+
+class CircuitOpenError(APIError, rexc.ConnectionError):
+    """The circuit for ``host`` is open: the call was refused without opening a socket.
+
+    ``retry_in`` is the number of seconds until the circuit lets a probe through.
+    """
+
+    def __init__(self, message: str = "", *, host: str = "", retry_in: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.host = host
+        self.retry_in = retry_in
+
+
+class BulkheadFullError(APIError, rexc.ConnectionError):
+    """``max_concurrent`` calls to ``host`` were already in flight and none finished within ``waited``
+    seconds; the call was refused without opening a socket."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        host: str = "",
+        max_concurrent: int = 0,
+        waited: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.host = host
+        self.max_concurrent = max_concurrent
+        self.waited = waited
+
+
+class MalformedResponseError(APIError, ValueError):
+    """The body could not be used: malformed (``code`` ``"malformed_response"``), over the size limit
+    (``"body_too_large"``) or unreadable (``"body_unavailable"``); ``details`` says more.
+
+    A ``ValueError`` like the ``JSONDecodeError`` that ``response.json()`` raises on a malformed body.
+    """
+
+    def __init__(
+        self, message: str = "", *, code: str = "malformed_response", details: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.code = code
+        self.details = dict(details or {})

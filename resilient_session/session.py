@@ -11,7 +11,12 @@ from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from ._call import CallState, active, current_call
+from ._redact import install_log_redaction
 from .adapter import DEFAULT_TIMEOUT, ResilientAdapter, TimeoutArg
+from .auth import carry_credentials
+from .breaker import CircuitBreaker
+from .budget import RetryBudget
+from .bulkhead import Bulkhead
 from .errors import status_error_for
 from .retry import as_retry_policy
 
@@ -41,9 +46,18 @@ class ResilientSession(requests.Session):
     :param auth: As ``session.auth``.
     :param raise_for_status: When True, a final 4xx/5xx answer (after retries) raises the matching
         :class:`~resilient_session.APIStatusError` subclass. ``response.raise_for_status()`` is unchanged.
+    :param breaker: A :class:`~resilient_session.CircuitBreaker` shared by the mounted adapters, ``True``
+        for ``CircuitBreaker()``, or ``False`` (default): no circuit breaking.
+    :param budget: A :class:`~resilient_session.RetryBudget`, ``True`` (default) for this session's own
+        ``RetryBudget()``, or ``False``. It only ever removes retries, never adds a failure.
+    :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` for ``Bulkhead()``, or ``False``
+        (default).
     """
 
-    __attrs__ = [*requests.Session.__attrs__, "base_url", "timeout", "deadline", "retry", "raise_for_status"]
+    __attrs__ = [
+        *requests.Session.__attrs__,
+        *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
+    ]
 
     def __init__(
         self,
@@ -54,6 +68,9 @@ class ResilientSession(requests.Session):
         deadline: float | None = None,
         auth: AuthArg = None,
         raise_for_status: bool = False,
+        breaker: CircuitBreaker | bool = False,
+        budget: RetryBudget | bool = True,
+        bulkhead: Bulkhead | bool = False,
     ) -> None:
         super().__init__()
         self.base_url = base_url
@@ -61,13 +78,36 @@ class ResilientSession(requests.Session):
         self.deadline = deadline
         self.retry = as_retry_policy(retry)
         self.raise_for_status = raise_for_status
+        self.breaker = CircuitBreaker() if breaker is True else breaker or None
+        self.budget = RetryBudget() if budget is True else budget or None
+        self.bulkhead = Bulkhead() if bulkhead is True else bulkhead or None
         if auth is not None:
             self.auth = auth
         for prefix in ("https://", "http://"):
-            self.mount(prefix, ResilientAdapter(self.retry))
+            adapter = ResilientAdapter(
+                self.retry, breaker=self.breaker, budget=self.budget, bulkhead=self.bulkhead
+            )
+            self.mount(prefix, adapter)
+        install_log_redaction()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self.base_url!r}>"
+
+    # -- redirects -------------------------------------------------------------------------------
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """As requests, but a cross-origin hop loses every credential, not only ``Authorization``.
+
+        Headers and query keys set by a :class:`~resilient_session.auth.CredentialAuth`, and headers named
+        like secrets (``X-API-Key``, ``X-Auth-Token`` ...), are removed; same-origin hops keep them.
+        """
+        previous = response.request
+        if previous is not None and previous.url and prepared_request.url:
+            cross_origin: bool = self.should_strip_auth(  # type: ignore[no-untyped-call]
+                previous.url, prepared_request.url
+            )
+            carry_credentials(previous, prepared_request, cross_origin=cross_origin)
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
 
     # -- URLs ------------------------------------------------------------------------------------
 

@@ -1,0 +1,103 @@
+"""Throughput of ResilientSession against plain requests.Session on loopback keep-alive GETs.
+
+The server runs in its own process (so it does not share the client's GIL); the two clients run
+interleaved rounds, alternating which goes first, and the ratio of median throughputs is printed.
+Target: ResilientSession keeps at least 0.97 of plain requests' throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+from resilient_session import ResilientSession
+
+TARGET = 0.97
+BODY = b'{"status": "ok", "items": [1, 2, 3]}'
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _serve(port_queue: Any) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    port_queue.put(server.server_address[1])
+    server.serve_forever()
+
+
+def _rate(session: requests.Session, url: str, n: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        session.get(url).content  # noqa: B018
+    return n / (time.perf_counter() - started)
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Measure and return the rows (requests/s of each client and their ratio)."""
+    rounds, per_round = (4, 300) if quick else (12, 1000)
+    queue: Any = multiprocessing.get_context("spawn").Queue()
+    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(queue,), daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{queue.get(timeout=30)}/ping"
+        clients: dict[str, Callable[[], requests.Session]] = {
+            "requests.Session": requests.Session,
+            "ResilientSession": ResilientSession,
+        }
+        sessions = {name: make() for name, make in clients.items()}
+        for session in sessions.values():
+            _rate(session, url, 200)  # warm up connections and code paths
+        rates: dict[str, list[float]] = {name: [] for name in sessions}
+        for i in range(rounds):
+            order = list(sessions) if i % 2 == 0 else list(reversed(sessions))
+            for name in order:
+                rates[name].append(_rate(sessions[name], url, per_round))
+        for session in sessions.values():
+            session.close()
+    finally:
+        server.terminate()
+        server.join(5)
+    plain = statistics.median(rates["requests.Session"])
+    ours = statistics.median(rates["ResilientSession"])
+    ratio = ours / plain
+    return [
+        _row("requests.Session throughput", plain, "req/s", "baseline", True),
+        _row("ResilientSession throughput", ours, "req/s", "", True),
+        _row("throughput ratio (ours / requests)", ratio, "x", f">= {TARGET}", ratio >= TARGET),
+    ]
+
+
+def _row(metric: str, value: float, unit: str, target: str, met: bool) -> dict[str, Any]:
+    return {"benchmark": "overhead", "metric": metric, "value": value, "unit": unit, "target": target, "met": met}
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    """Print rows as an aligned table."""
+    for row in rows:
+        flag = "" if not row["target"] else ("  ok" if row["met"] else "  MISSED")
+        print(f"{row['benchmark']:<10} {row['metric']:<40} {row['value']:>12.3f} {row['unit']:<6} {row['target']}{flag}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
+    print_rows(run(quick=parser.parse_args().quick))

@@ -1,0 +1,81 @@
+"""ResilientAdapter: error mapping and options, with ``responses``."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import requests
+import responses
+from requests import exceptions as rexc
+
+from resilient_session import (
+    APIConnectionError,
+    APIConnectTimeout,
+    APIReadTimeout,
+    APISSLError,
+    ResilientAdapter,
+    ResilientSession,
+    RetryPolicy,
+)
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("raised", "typed"),
+    [
+        (rexc.ConnectionError("boom"), APIConnectionError),
+        (rexc.ConnectTimeout("slow connect"), APIConnectTimeout),
+        (rexc.ReadTimeout("slow read"), APIReadTimeout),
+        (rexc.SSLError("bad cert"), APISSLError),
+    ],
+)
+def test_requests_exceptions_become_typed_twins(raised: Exception, typed: type[Exception]) -> None:
+    responses.get("https://api.test/x?token=SECRET", body=raised)
+    with pytest.raises(typed) as info:
+        ResilientSession().get("https://api.test/x?token=SECRET")
+    assert isinstance(info.value, type(raised))
+    assert info.value.method == "GET"
+    assert info.value.url == "https://api.test/x?token=***"
+    assert "SECRET" not in str(info.value)
+
+
+@responses.activate
+def test_programming_errors_pass_through_unchanged() -> None:
+    responses.get("https://api.test/x", body=rexc.InvalidHeader("bad header"))
+    with pytest.raises(rexc.InvalidHeader) as info:
+        ResilientSession().get("https://api.test/x")
+    assert type(info.value) is rexc.InvalidHeader
+
+
+def test_missing_schema_is_requests_own_error() -> None:
+    with pytest.raises(rexc.MissingSchema):
+        ResilientSession().get("not-a-url")
+
+
+def test_adapter_options_and_max_retries() -> None:
+    adapter = ResilientAdapter(RetryPolicy(7), timeout=(1, 2), deadline=9)
+    assert isinstance(adapter.max_retries, RetryPolicy)
+    assert adapter.max_retries.total == 7
+    assert (adapter.timeout, adapter.deadline) == ((1, 2), 9)
+    legacy = ResilientAdapter(max_retries=2)
+    assert legacy.max_retries.total == 2
+
+
+def test_adapter_pickles_with_its_policy() -> None:
+    adapter = ResilientAdapter(RetryPolicy(4, backoff_factor=0.1), timeout=5, deadline=3)
+    copy = pickle.loads(pickle.dumps(adapter))
+    assert isinstance(copy.max_retries, RetryPolicy)
+    assert copy.max_retries.total == 4
+    assert (copy.timeout, copy.deadline) == (5, 3)
+
+
+@responses.activate
+def test_adapter_works_on_a_plain_requests_session() -> None:
+    responses.get("https://api.test/x", status=503)
+    responses.get("https://api.test/x", body=b"ok")
+    session = requests.Session()
+    session.mount("https://", ResilientAdapter(RetryPolicy(backoff_factor=0)))
+    response = session.get("https://api.test/x")
+    assert response.text == "ok"
+    assert response.attempts == 2

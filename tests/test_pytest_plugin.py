@@ -1,0 +1,121 @@
+"""The pytest plugin's fixtures, run inside a throw-away pytest session (pytester)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+pytestmark = pytest.mark.integration
+
+
+def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--fixtures")
+    result.stdout.fnmatch_lines(["*chaos_server*", "*no_backoff*", "*resilient_session*"])
+
+
+def test_chaos_server_fixture_counts_and_resets_between_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import requests
+
+        URLS = []
+
+        def test_first(chaos_server):
+            URLS.append(chaos_server.url)
+            assert requests.get(chaos_server.url + "/fail/503?times=1", timeout=2).status_code == 503
+            assert chaos_server.calls("/fail/503") == 1
+
+        def test_second_sees_fresh_counters(chaos_server):
+            URLS.append(chaos_server.url)
+            assert chaos_server.all_calls() == {}
+            assert requests.get(chaos_server.url + "/fail/503?times=1", timeout=2).status_code == 503
+
+        def test_one_server_for_the_whole_session(chaos_server):
+            assert URLS == [chaos_server.url] * 2
+            assert chaos_server.url.startswith("http://127.0.0.1:")
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=3)
+
+
+def test_resilient_session_fixture_talks_to_the_chaos_server(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from resilient_session import ResilientSession
+
+        def test_relative_urls_reach_the_chaos_server(resilient_session, chaos_server, no_backoff):
+            assert isinstance(resilient_session, ResilientSession)
+            assert resilient_session.base_url == chaos_server.url
+            assert resilient_session.get("/fail/503?times=2").status_code == 200
+            assert chaos_server.calls("/fail/503") == 3
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_no_backoff_skips_waits_but_keeps_retries(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        from resilient_session import ResilientSession, RetryPolicy
+
+        def test_backoff_and_retry_after_take_no_time(chaos_server, no_backoff):
+            policy = RetryPolicy(total=3, backoff_factor=20, backoff_max=100, full_jitter=False)
+            with ResilientSession(base_url=chaos_server.url, retry=policy) as session:
+                started = time.monotonic()
+                assert session.get("/fail/503?times=2").status_code == 200
+                assert session.get("/fail/429?times=1&retry_after=7").status_code == 200
+                took = time.monotonic() - started
+            assert chaos_server.calls("/fail/503") == 3
+            assert chaos_server.calls("/fail/429") == 2
+            assert no_backoff == [20.0, 40.0, 7.0]
+            assert no_backoff.total == 67.0
+            assert took < 5
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_no_backoff_covers_plain_urllib3_retry(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        def test_plain_requests_with_urllib3_retry(chaos_server, no_backoff):
+            retry = Retry(total=3, backoff_factor=30, status_forcelist=[503])
+            with requests.Session() as session:
+                session.mount("http://", HTTPAdapter(max_retries=retry))
+                started = time.monotonic()
+                answer = session.get(chaos_server.url + "/fail/503?times=2", timeout=2)
+            assert answer.status_code == 200
+            assert chaos_server.calls("/fail/503") == 3
+            assert len(no_backoff) == 1 and no_backoff[0] > 0  # urllib3 waits only from the 2nd retry on
+            assert time.monotonic() - started < 5
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_no_backoff_is_undone_after_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        import resilient_session.retry as retry_module
+
+        def test_patched(no_backoff):
+            assert retry_module.time is not time
+
+        def test_restored():
+            assert retry_module.time is time
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=2)

@@ -1,0 +1,150 @@
+"""ResilientSession options, with ``responses`` (what our users test with)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+from requests.adapters import HTTPAdapter
+
+from resilient_session import (
+    DEFAULT_TIMEOUT,
+    AuthenticationError,
+    NotFoundError,
+    RateLimitedError,
+    ResilientAdapter,
+    ResilientSession,
+    RetryPolicy,
+    ServerError,
+)
+
+
+@responses.activate
+def test_default_timeout_applied_when_caller_passes_none() -> None:
+    responses.get("https://api.test/x")
+    ResilientSession().get("https://api.test/x")
+    assert responses.calls[0].request.req_kwargs["timeout"] == DEFAULT_TIMEOUT == (3.05, 30)
+
+
+@responses.activate
+def test_session_timeout_option() -> None:
+    responses.get("https://api.test/x")
+    ResilientSession(timeout=7).get("https://api.test/x")
+    assert responses.calls[0].request.req_kwargs["timeout"] == 7
+
+
+@responses.activate
+@pytest.mark.parametrize("given", [0.5, (1, 2)])
+def test_caller_timeout_always_wins(given: float | tuple[float, float]) -> None:
+    responses.get("https://api.test/x")
+    ResilientSession(timeout=9).get("https://api.test/x", timeout=given)
+    assert responses.calls[0].request.req_kwargs["timeout"] == given
+
+
+@responses.activate
+def test_plain_adapter_mounted_by_user_still_gets_the_default_timeout() -> None:
+    responses.get("https://legacy.test/x")
+    session = ResilientSession(timeout=4)
+    session.mount("https://legacy.test/", HTTPAdapter())
+    session.get("https://legacy.test/x")
+    assert responses.calls[0].request.req_kwargs["timeout"] == 4
+
+
+@responses.activate
+def test_per_domain_adapter_has_its_own_policy() -> None:
+    responses.get("https://slow.test/x", status=503)
+    responses.get("https://other.test/x", status=503)
+    session = ResilientSession(retry=RetryPolicy(1, backoff_factor=0))
+    session.mount("https://slow.test/", ResilientAdapter(RetryPolicy(4, backoff_factor=0), timeout=60))
+    session.get("https://slow.test/x")
+    session.get("https://other.test/x")
+    slow = [c for c in responses.calls if "slow" in c.request.url]
+    other = [c for c in responses.calls if "other" in c.request.url]
+    assert len(slow) == 5
+    assert len(other) == 2
+    assert slow[0].request.req_kwargs["timeout"] == 60
+    assert isinstance(session.get_adapter("https://slow.test/y"), ResilientAdapter)
+
+
+@responses.activate
+def test_adapter_without_timeout_inherits_the_session_default() -> None:
+    responses.get("https://a.test/x")
+    session = ResilientSession(timeout=11)
+    session.mount("https://a.test/", ResilientAdapter())
+    session.get("https://a.test/x")
+    assert responses.calls[0].request.req_kwargs["timeout"] == 11
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("base", "path", "expected"),
+    [
+        ("https://api.test/v1", "/users", "https://api.test/v1/users"),
+        ("https://api.test/v1/", "users", "https://api.test/v1/users"),
+        ("https://api.test/v1", "", "https://api.test/v1"),
+        ("https://api.test/v1", "https://other.test/z", "https://other.test/z"),
+    ],
+)
+def test_base_url_joins_relative_urls(base: str, path: str, expected: str) -> None:
+    responses.get(expected)
+    response = ResilientSession(base_url=base).get(path)
+    assert response.url == expected
+
+
+@responses.activate
+def test_base_url_applies_to_prepare_request() -> None:
+    responses.get("https://api.test/v1/users?page=2")
+    session = ResilientSession(base_url="https://api.test/v1")
+    request = requests.Request("GET", "/users", params={"page": 2})
+    prepared = session.prepare_request(request)
+    assert prepared.url == "https://api.test/v1/users?page=2"
+    assert request.url == "/users"  # the caller's object is not changed
+    assert session.send(prepared).status_code == 200
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(401, AuthenticationError), (404, NotFoundError), (429, RateLimitedError), (503, ServerError)],
+)
+def test_raise_for_status_raises_typed_errors_after_retries(status: int, cls: type[Exception]) -> None:
+    responses.get("https://api.test/x", status=status, headers={"Retry-After": "0"})
+    session = ResilientSession(raise_for_status=True, retry=RetryPolicy(2, backoff_factor=0))
+    with pytest.raises(cls) as info:
+        session.get("https://api.test/x")
+    assert isinstance(info.value, requests.HTTPError)
+    assert info.value.response.status_code == status
+    retried = status in (429, 503)
+    assert len(responses.calls) == (3 if retried else 1)
+    assert info.value.attempts == (3 if retried else 1)
+
+
+@responses.activate
+def test_without_raise_for_status_errors_come_back_as_responses() -> None:
+    responses.get("https://api.test/x", status=404)
+    response = ResilientSession().get("https://api.test/x")
+    assert response.status_code == 404
+    with pytest.raises(requests.HTTPError) as info:
+        response.raise_for_status()
+    assert type(info.value) is requests.HTTPError  # requests' own method is unchanged
+
+
+@responses.activate
+def test_session_auth_option() -> None:
+    responses.get("https://api.test/x")
+    ResilientSession(auth=("user", "pass")).get("https://api.test/x")
+    assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
+
+
+def test_retry_option_reaches_the_mounted_adapters() -> None:
+    session = ResilientSession(retry=5)
+    for prefix in ("http://", "https://"):
+        adapter = session.adapters[prefix]
+        assert isinstance(adapter, ResilientAdapter)
+        assert adapter.max_retries.total == 5
+    assert ResilientSession(retry=False).adapters["https://"].max_retries.total == 0
+
+
+def test_repr_shows_no_secret() -> None:
+    session = ResilientSession(base_url="https://api.test", auth=("u", "hunter2"))
+    assert "hunter2" not in repr(session)
