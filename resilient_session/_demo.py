@@ -8,17 +8,19 @@ thread is a daemon and is released (with a reset) when the servers stop.
 
 from __future__ import annotations
 
+import logging
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
 import requests
 
-from .breaker import CircuitBreaker
+from .breaker import CircuitBreaker, StateChange
 from .chaos import ChaosServer
 from .errors import APIError
 from .session import ResilientSession
@@ -28,10 +30,12 @@ __all__ = ["SCRIPT", "Outcome", "SideResult", "Step", "render", "run_demo"]
 #: Seconds after which a call counts as hung (plain requests would wait forever).
 WATCHDOG = 2.0
 
-#: The ResilientSession side's settings, shown in the report. Its deadline stays under the watchdog.
+#: The ResilientSession side's settings, shown in the report. Its deadline stays under the watchdog; the
+#: breaker's open wait stands for "longer than this demo" (the default, 5 s, is about its length).
 TIMEOUT = (0.5, 0.75)
 DEADLINE = 1.5
-BREAKER_FAILURES = 3
+BREAKER_FAILURES = 2
+BREAKER_OPEN_WAIT = 30.0
 
 HUNG = "hung"
 OK = "ok"
@@ -45,28 +49,31 @@ class Step:
     path: str | None
 
 
-_DEAD = "dead host (accepts, never answers)"
+_SLOW = Step("slow API (50-300 ms)", "/latency?min_ms=50&max_ms=300&seed=7")
+_DEAD_HOST = Step("dead host (accepts, never answers)", None)
 
-#: The workload: a service calling a flaky API and, now and then, a dead one.
+#: The workload: a service calling a flaky API and, now and then, a dead one. Each call that fails for
+#: good is followed by one that succeeds, so only the dead host's circuit opens.
 SCRIPT: tuple[Step, ...] = (
-    Step("slow API (50-300 ms)", "/latency?min_ms=50&max_ms=300&seed=7"),
-    Step("slow API (50-300 ms)", "/latency?min_ms=50&max_ms=300&seed=7"),
-    Step(_DEAD, None),
+    _SLOW,
+    _SLOW,
+    _DEAD_HOST,
     Step("503, 503, then 200", "/fail/503?times=2"),
     Step("slow API that hangs once", "/hang?times=1"),
-    Step(_DEAD, None),
-    Step("429 with Retry-After: 1", "/fail/429?times=1&retry_after=1"),
+    _DEAD_HOST,
+    Step("429 with Retry-After: 1, then 200", "/fail/429?times=1&retry_after=1"),
     Step("connection reset, then 200", "/reset?times=1"),
-    Step(_DEAD, None),
+    _DEAD_HOST,
     Step("reset mid-body, then 200", "/reset-body?times=1"),
     Step("500 Internal Server Error", "/fail/500"),
-    Step(_DEAD, None),
+    _DEAD_HOST,
     Step("malformed JSON body", "/malformed-json"),
     Step("truncated body (lying Content-Length)", "/truncated"),
-    Step(_DEAD, None),
-    Step("stalled body", "/stall"),
-    Step("slow API (50-300 ms)", "/latency?min_ms=50&max_ms=300&seed=7"),
+    _DEAD_HOST,
     Step("502, then 200", "/fail/502?times=1"),
+    Step("stalled body", "/stall"),
+    _DEAD_HOST,
+    _SLOW,
 )
 
 
@@ -90,6 +97,7 @@ class SideResult:
     outcomes: list[Outcome] = field(default_factory=list)
     wall_time: float = 0.0
     dead_host_hits: int = 0
+    events: list[str] = field(default_factory=list)
 
     def count(self, predicate: Callable[[Outcome], bool]) -> int:
         return sum(1 for outcome in self.outcomes if predicate(outcome))
@@ -196,14 +204,37 @@ def run_demo(
 ) -> tuple[SideResult, SideResult]:
     """Run *script* with plain requests, then with ResilientSession; return both results."""
     bar = _Progress(stream or sys.stderr, len(script), progress)
-    with ChaosServer() as chaos, ChaosServer() as dead:
-        with requests.Session() as plain:
-            before = _run_side("requests.Session", _plain_client(plain), chaos, dead, script, watchdog, bar)
-        breaker = CircuitBreaker(consecutive_failures=BREAKER_FAILURES)
-        with ResilientSession(
-            timeout=TIMEOUT, deadline=DEADLINE, raise_for_status=True, breaker=breaker
-        ) as ours:
-            after = _run_side("ResilientSession", _resilient_client(ours), chaos, dead, script, watchdog, bar)
+    transitions: list[StateChange] = []
+    # The breaker's WARNING would reach stderr through logging's last resort and break the progress
+    # bar; the report lists the transitions instead.
+    logger = logging.getLogger("resilient_session")
+    quiet = logging.NullHandler()
+    logger.addHandler(quiet)
+    try:
+        with ChaosServer() as chaos, ChaosServer() as dead:
+            with requests.Session() as plain:
+                before = _run_side(
+                    "requests.Session", _plain_client(plain), chaos, dead, script, watchdog, bar
+                )
+            breaker = CircuitBreaker(
+                consecutive_failures=BREAKER_FAILURES,
+                open_wait=BREAKER_OPEN_WAIT,
+                listeners=(transitions.append,),
+            )
+            with ResilientSession(
+                timeout=TIMEOUT, deadline=DEADLINE, raise_for_status=True, breaker=breaker
+            ) as ours:
+                after = _run_side(
+                    "ResilientSession", _resilient_client(ours), chaos, dead, script, watchdog, bar
+                )
+            names = {chaos.url: "the flaky API", dead.url: "the dead host"}
+    finally:
+        logger.removeHandler(quiet)
+    after.events = [
+        f"circuit of {names.get(change.host, change.host)}: {change.old.value} -> {change.new.value} "
+        f"({change.reason})"
+        for change in transitions
+    ]
     return before, after
 
 
@@ -212,58 +243,68 @@ def _breakdown(outcomes: Sequence[Outcome]) -> str:
     return ", ".join(label if n == 1 else f"{label} x{n}" for label, n in counts.items())
 
 
+def _table(rows: Sequence[Sequence[object]], first: int) -> list[str]:
+    """Rows as text: the first column left-aligned in *first* characters, the others right-aligned."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(1, len(rows[0]))]
+    rule = ["-" * first, *("-" * w for w in widths)]
+    lines = []
+    for row in [rows[0], rule, *rows[1:]]:
+        cells = [str(row[0]).ljust(first), *(str(c).rjust(w) for c, w in zip(row[1:], widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _hung(outcome: Outcome) -> bool:
+    return outcome.label == HUNG
+
+
 def render(
     before: SideResult, after: SideResult, script: Sequence[Step] = SCRIPT, watchdog: float = WATCHDOG
 ) -> str:
-    """The report: per-scenario outcomes, then the side-by-side summary."""
+    """The report: per-scenario outcomes, the side-by-side summary, breaker events and a conclusion."""
     scenarios: dict[str, list[int]] = {}
     for index, step in enumerate(script):
         scenarios.setdefault(step.scenario, []).append(index)
+    header = ("", before.name, after.name)
+    first = max(len(s) for s in scenarios) + 5
 
-    lines: list[str] = []
-    widths = (38, 30, 30)
-
-    def row(*cells: Any) -> None:
-        lines.append(
-            "  ".join(
-                str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-            ).rstrip()
-        )
-
-    row("scenario (calls)", before.name, after.name)
-    row("-" * widths[0], "-" * widths[1], "-" * widths[2])
+    per_scenario: list[Sequence[object]] = [("scenario (calls)", before.name, after.name)]
     for scenario, indexes in scenarios.items():
-        row(
-            f"{scenario} ({len(indexes)})",
-            _breakdown([before.outcomes[i] for i in indexes]),
-            _breakdown([after.outcomes[i] for i in indexes]),
+        per_scenario.append(
+            (
+                f"{scenario} ({len(indexes)})",
+                _breakdown([before.outcomes[i] for i in indexes]),
+                _breakdown([after.outcomes[i] for i in indexes]),
+            )
         )
-    lines.append("")
 
     total = len(script)
-    widths = (38, 18, 18)
-    row("", before.name, after.name)
-    row("-" * widths[0], "-" * widths[1], "-" * widths[2])
-    for label, metric in (
+    metrics: list[tuple[str, Callable[[SideResult], object]]] = [
         ("calls succeeded", lambda s: f"{s.count(lambda o: o.ok)}/{total}"),
         ("typed errors (APIError)", lambda s: s.count(lambda o: o.typed)),
-        ("raw errors", lambda s: s.count(lambda o: not (o.ok or o.typed or o.label == HUNG))),
-        (f"hangs (no answer after {watchdog:g} s)", lambda s: s.count(lambda o: o.label == HUNG)),
+        ("raw errors", lambda s: s.count(lambda o: not (o.ok or o.typed or _hung(o)))),
+        (f"hangs (no answer after {watchdog:g} s)", lambda s: s.count(_hung)),
         ("wall time", lambda s: f"{s.wall_time:.1f} s"),
         ("requests that hit the dead host", lambda s: s.dead_host_hits),
-    ):
-        row(label, metric(before), metric(after))
+    ]
+    summary: list[Sequence[object]] = [header, *((label, f(before), f(after)) for label, f in metrics)]
 
-    avoided = before.count(lambda o: o.label == HUNG) - after.count(lambda o: o.label == HUNG)
-    lines.append("")
-    lines.append(
-        f"ResilientSession(timeout={TIMEOUT}, deadline={DEADLINE}, raise_for_status=True, "
-        f"breaker=CircuitBreaker(consecutive_failures={BREAKER_FAILURES})): {avoided} hangs avoided; "
-        "every failure it could not retry away is an APIError that also is the requests exception "
-        "you caught before."
+    avoided = before.count(_hung) - after.count(_hung)
+    conclusion = (
+        f"ResilientSession(timeout={TIMEOUT}, deadline={DEADLINE:g}, raise_for_status=True, "
+        f"breaker=CircuitBreaker(consecutive_failures={BREAKER_FAILURES}, open_wait={BREAKER_OPEN_WAIT:g})) "
+        f"avoided {avoided} hangs. Every failure it could not retry away is a typed APIError that is also "
+        "the requests exception plain code catches today. Plain requests has no default timeout: its hung "
+        "calls would have waited forever. No network was used: both servers ran on 127.0.0.1."
     )
-    lines.append(
-        "Plain requests has no default timeout: its hung calls would have waited forever. "
-        "No network was used: both servers ran on 127.0.0.1."
+    return "\n".join(
+        [
+            *_table(per_scenario, first),
+            "",
+            *_table(summary, first),
+            "",
+            *(f"{after.name} {event}" for event in after.events),
+            "",
+            *textwrap.wrap(conclusion, width=100),
+        ]
     )
-    return "\n".join(lines)

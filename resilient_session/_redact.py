@@ -34,6 +34,9 @@ SECRET_HEADERS = frozenset(
     }
 )
 
+#: Names that look secret by pattern but are not: a request must keep them across redirects and logs.
+NOT_SECRET = frozenset({"idempotency-key", "x-idempotency-key", "idempotency_key", "cache-key", "page-token"})
+
 _extra_names: set[str] = set()
 
 
@@ -45,7 +48,9 @@ def register_secret_names(names: Iterable[str]) -> None:
 def is_secret_name(name: str) -> bool:
     """True when a query parameter or header called *name* carries a secret."""
     lowered = name.lower()
-    return lowered in SECRET_HEADERS or lowered in _extra_names or bool(SECRET_NAME.search(lowered))
+    if lowered in _extra_names or lowered in SECRET_HEADERS:
+        return True
+    return lowered not in NOT_SECRET and bool(SECRET_NAME.search(lowered))
 
 
 def redact_url(url: str | bytes | None) -> str:

@@ -79,6 +79,7 @@ def element_to_dict(root: etree._Element, namespaces: NamespaceMode = "strip") -
     # Names repeat enormously in API documents: computing each key once per document (and doing the
     # entity check on that rare cache-miss path) keeps the per-node cost to a dict lookup.
     keys: dict[object, str] = {}
+    attribute_keys: dict[str, str] = {}
 
     def key_of(tag: object) -> str:
         if type(tag) is not str:
@@ -89,10 +90,14 @@ def element_to_dict(root: etree._Element, namespaces: NamespaceMode = "strip") -
         keys[tag] = key
         return key
 
+    def attribute_key_of(name: str) -> str:
+        key = attribute_keys[name] = "@" + key_of(name)
+        return key
+
     def convert(element: Any, attrib: Any) -> dict[str, Any]:
         node: dict[str, Any] = {}
         for name, attr_value in attrib.items():
-            node["@" + (keys.get(name) or key_of(name))] = attr_value
+            node[attribute_keys.get(name) or attribute_key_of(name)] = attr_value
         pieces = None
         # Positional iteration over children, with leaves handled inline: a call per leaf and per-node
         # lookups (findtext and friends) are what makes naive converters slow.

@@ -181,11 +181,11 @@ class ResilientAdapter(HTTPAdapter):
         if budget_gate is not None:
             gates.append(budget_gate)
         holding = False
+        call.retry_gates.extend(gates)
         try:
             if bulkhead is not None and compartment is not None:
                 bulkhead.acquire(compartment, request, max_wait=call.remaining())
                 holding = True
-            call.retry_gates.extend(gates)
             response = self._send(call, request, *args)
         except BaseException as exc:
             if breaker is not None and permit is not None:

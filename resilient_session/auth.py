@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
-import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.models import PreparedRequest
 
@@ -25,7 +24,6 @@ from ._redact import (
     REDACTED,
     install_log_redaction,
     is_secret_name,
-    redact_url,
     register_secret_names,
     register_secret_source,
 )
@@ -302,8 +300,3 @@ class BasicAuth(HTTPBasicAuth, CredentialAuth):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(username={self.username!r}, password={REDACTED!r})"
-
-
-def describe(request: requests.PreparedRequest) -> str:
-    """``METHOD url`` of *request* with secrets redacted, for log lines and messages."""
-    return f"{request.method} {redact_url(request.url)}"

@@ -381,7 +381,7 @@ def _reply(
 ) -> Result:
     if until is None:
         until = c.until if c.st == _OPEN else 0.0
-    return (admitted, float(c.gen), float(c.st), until, old, why, a, b)
+    return (admitted, float(c.gen), float(c.st), until, old, float(why), a, b)
 
 
 def _acquire_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_Circuit | None, Result]:
@@ -414,10 +414,11 @@ def _trip(c: _Circuit, now: float, open_wait: float, multiplier: float, max_wait
 
 def _record_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_Circuit | None, Result]:
     gen, outcome, window, min_calls, threshold, consecutive, open_wait, multiplier, max_wait, probes = args
+    fresh = c is None
     if c is None:
         c = _Circuit()
     if gen != c.gen or (outcome == _IGNORE and c.st != _HALF_OPEN):
-        return c, _reply(c)
+        return (None if fresh else c), _reply(c)
     old = c.st
     if c.st == _CLOSED:
         failed = outcome == _FAILURE

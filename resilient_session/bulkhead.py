@@ -76,11 +76,13 @@ class Bulkhead:
                 compartment.in_flight += 1
                 return
             wait = self.max_wait if max_wait is None else max(0.0, min(max_wait, self.max_wait))
-            started = time.monotonic()
-            if wait > 0 and compartment.changed.wait_for(lambda: compartment.in_flight < limit, wait):
-                compartment.in_flight += 1
-                return
-            waited = time.monotonic() - started
+            waited = 0.0
+            if wait > 0:
+                started = time.monotonic()
+                if compartment.changed.wait_for(lambda: compartment.in_flight < limit, wait):
+                    compartment.in_flight += 1
+                    return
+                waited = time.monotonic() - started
         raise BulkheadFullError(
             f"{limit} calls to {host} already in flight; none finished within {waited:.3f}s",
             host=host,

@@ -119,13 +119,26 @@ class _OAuth2Auth(CredentialAuth):
         self.timeout = timeout
         self.verify = verify
         self._clock = clock
-        self._lock = threading.Lock()
+        # Re-entrant so a token_saver that asks for the token does not deadlock.
+        self._lock = threading.RLock()
         self._token: _Token | None = None
         super().__init__()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A session pickles its auth; the lock cannot travel and the cached token should not.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_token"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        CredentialAuth.__init__(self)
+
     # -- what subclasses provide -------------------------------------------------------------------
 
-    def _request_token(self, session: Any, previous: _Token | None) -> Mapping[str, Any]:
+    def _request_token(self, session: Any) -> Mapping[str, Any]:
         """Call the token endpoint through the requests-oauthlib *session*; return the token dict."""
         raise NotImplementedError
 
@@ -154,7 +167,7 @@ class _OAuth2Auth(CredentialAuth):
             if token is not None and not self._due(token):
                 return token.access_token
             try:
-                return self._renew(token).access_token
+                return self._renew().access_token
             except APIError as exc:
                 if token is None or not self._usable(token):
                     raise
@@ -229,15 +242,15 @@ class _OAuth2Auth(CredentialAuth):
             current = self._token
             if current is not None and current.access_token != rejected:
                 return current.access_token  # another thread already renewed it
-            return self._renew(current).access_token
+            return self._renew().access_token
 
-    def _renew(self, previous: _Token | None) -> _Token:
-        token = self._call_token_endpoint(previous)
+    def _renew(self) -> _Token:
+        token = self._call_token_endpoint()
         self._token = token
         self._stored(token)
         return token
 
-    def _call_token_endpoint(self, previous: _Token | None) -> _Token:
+    def _call_token_endpoint(self) -> _Token:
         from oauthlib.oauth2 import OAuth2Error
 
         started = self._clock()
@@ -263,7 +276,7 @@ class _OAuth2Auth(CredentialAuth):
         context: dict[str, Any] = {"method": "POST", "url": self.token_url}
         try:
             with session:
-                raw = self._request_token(session, previous)
+                raw = self._request_token(session)
         except TokenEndpointError:
             raise
         except requests.Timeout as exc:
@@ -401,7 +414,7 @@ class OAuth2ClientCredentials(_OAuth2Auth):
 
         return OAuth2Session(client=BackendApplicationClient(client_id=self.client_id, scope=self.scope))
 
-    def _request_token(self, session: Any, previous: _Token | None) -> Mapping[str, Any]:
+    def _request_token(self, session: Any) -> Mapping[str, Any]:
         token: Mapping[str, Any] = session.fetch_token(
             self.token_url,
             client_secret=self._client_secret,
@@ -504,7 +517,7 @@ class OAuth2RefreshToken(_OAuth2Auth):
     def secret_values(self) -> tuple[str, ...]:
         return (*super().secret_values, self._refresh_token)
 
-    def _request_token(self, session: Any, previous: _Token | None) -> Mapping[str, Any]:
+    def _request_token(self, session: Any) -> Mapping[str, Any]:
         secret = self._client_secret
         auth = HTTPBasicAuth(self.client_id, secret) if secret else None
         extra = {} if secret else {"client_id": self.client_id}

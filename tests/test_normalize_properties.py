@@ -131,3 +131,11 @@ def xml_elements(draw: st.DrawFn, depth: int = 0) -> str:
 def test_xml_converter_never_raises_on_well_formed_documents(document: str) -> None:
     data = element_to_dict(parse_xml(document.encode()))
     assert len(data) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=xml_elements())
+def test_xml_converter_agrees_with_xmltodict(document: str) -> None:
+    import xmltodict
+
+    assert element_to_dict(parse_xml(document.encode())) == xmltodict.parse(document)

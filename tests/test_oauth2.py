@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import logging
+import pickle
 import subprocess
 import sys
 import threading
@@ -593,3 +594,15 @@ def test_refresh_token_from_env_and_repr(monkeypatch: pytest.MonkeyPatch, clock:
     assert "rt-env-123456" in auth.secret_values
     with pytest.raises(ConfigurationError, match="exactly one"):
         OAuth2RefreshToken(TOKEN_URL, CLIENT_ID)
+
+
+def test_a_session_with_oauth2_auth_pickles_without_its_token(mock: responses.RequestsMock) -> None:
+    tokens = TokenEndpoint(mock)
+    api_ok(mock)
+    session = ResilientSession(auth=OAuth2ClientCredentials(TOKEN_URL, CLIENT_ID, CLIENT_SECRET))
+    session.get(ITEMS)
+    copy = pickle.loads(pickle.dumps(session))
+    assert CLIENT_SECRET not in repr(copy.auth)
+    copy.get(ITEMS)
+    assert len(tokens.issued) == 2  # the copy fetched its own token
+    assert bearer(mock.calls[-1]) == f"Bearer {tokens.issued[1]}"

@@ -1,0 +1,276 @@
+"""Cost of ``response.normalized``: JSON decoding, XML to dict, and the attachment nobody reads.
+
+* JSON: reading ``.normalized.data`` on a 1 MB JSON body vs ``response.json()``. Target <= 1.10x.
+* XML: ``.normalized.data`` on a 10 MB document (an S3-style object listing, and an attribute-heavy
+  catalogue) vs ``xmltodict.parse`` of the same bytes. Target >= 2x faster.
+* Hook: every response gets a lazy ``NormalizedResponse``; the attachment alone (never read) is timed
+  per response, then compared end to end on loopback GETs with the attachment switched off. Target: the
+  difference stays within the run-to-run noise of the same client.
+
+Each pair runs interleaved rounds (alternating which goes first); medians are compared. The CPU-bound
+pairs are timed with ``time.process_time`` so that other processes on the machine add less noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+import xmltodict
+from requests.structures import CaseInsensitiveDict
+
+from resilient_session import ResilientAdapter, ResilientSession, normalize
+
+JSON_TARGET = 1.10
+XML_TARGET = 2.0
+
+
+def _response(body: bytes, content_type: str) -> requests.Response:
+    response = requests.Response()
+    response._content = body
+    response.status_code = 200
+    response.headers = CaseInsensitiveDict({"Content-Type": content_type})
+    response.url = "http://127.0.0.1/bench"
+    response.elapsed = timedelta(0)
+    response.request = requests.Request("GET", response.url).prepare()
+    return response
+
+
+def _json_body(size: int) -> bytes:
+    record = {
+        "id": 0,
+        "name": "Widget",
+        "price": 12.5,
+        "tags": ["a", "b", "c"],
+        "active": True,
+        "owner": {"id": "u-1", "email": "owner@example.com"},
+        "note": None,
+    }
+    items = []
+    while len(json.dumps(items)) < size:
+        items.extend({**record, "id": len(items) + i} for i in range(500))
+    return json.dumps({"items": items, "next": None}).encode()
+
+
+def _fill(make: Callable[[int], str], size: int) -> str:
+    """Records 0, 1, 2... joined until just under *size* characters."""
+    parts: list[str] = []
+    total = 0
+    while True:
+        part = make(len(parts))
+        if total + len(part) > size:
+            return "".join(parts)
+        parts.append(part)
+        total += len(part)
+
+
+def _s3_listing(size: int) -> bytes:
+    def contents(i: int) -> str:
+        return (
+            f"<Contents><Key>photos/2024/{i:08d}.jpg</Key>"
+            f"<LastModified>2024-01-01T00:00:{i % 60:02d}.000Z</LastModified>"
+            f"<ETag>&quot;{i:032x}&quot;</ETag><Size>{i * 37}</Size>"
+            f"<Owner><ID>{i:064x}</ID><DisplayName>owner{i % 10}</DisplayName></Owner>"
+            "<StorageClass>STANDARD</StorageClass></Contents>\n"
+        )
+
+    body = _fill(contents, size)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<Name>bucket</Name><IsTruncated>false</IsTruncated>{body}</ListBucketResult>"
+    ).encode()
+
+
+def _catalogue(size: int) -> bytes:
+    def item(i: int) -> str:
+        return (
+            f'<item id="{i}" kind="k{i % 7}"><name>Item number {i}</name>'
+            f'<price currency="EUR">{i * 1.5}</price><tags><tag>a</tag><tag>b</tag></tags>'
+            f"<desc>Some description text for item {i}</desc></item>\n"
+        )
+
+    body = _fill(item, size)
+    return f'<?xml version="1.0"?><catalog xmlns="urn:example:catalog">{body}</catalog>'.encode()
+
+
+def _interleaved(
+    a: Callable[[], Any], b: Callable[[], Any], rounds: int, timer: Callable[[], float] = time.process_time
+) -> tuple[list[float], list[float]]:
+    """Seconds of each of *rounds* alternating runs of *a* and of *b*."""
+    times_a: list[float] = []
+    times_b: list[float] = []
+    for i in range(rounds):
+        for fn, times in ((a, times_a), (b, times_b)) if i % 2 == 0 else ((b, times_b), (a, times_a)):
+            started = timer()
+            fn()
+            times.append(timer() - started)
+    return times_a, times_b
+
+
+def _medians(pair: tuple[list[float], list[float]]) -> tuple[float, float]:
+    return statistics.median(pair[0]), statistics.median(pair[1])
+
+
+def _row(benchmark: str, metric: str, value: float, unit: str, target: str, met: bool) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "metric": metric,
+        "value": value,
+        "unit": unit,
+        "target": target,
+        "met": met,
+    }
+
+
+def bench_json(quick: bool) -> list[dict[str, Any]]:
+    body = _json_body(1_000_000)
+    response = _response(body, "application/json")
+    assert normalize(response).data == response.json()
+    ours, plain = _medians(_interleaved(lambda: normalize(response).data, response.json, 9 if quick else 41))
+    ratio = ours / plain
+    return [
+        _row("normalize-json-1MB", "response.json()", plain * 1000, "ms", "", True),
+        _row("normalize-json-1MB", ".normalized.data", ours * 1000, "ms", "", True),
+        _row(
+            "normalize-json-1MB",
+            "time ratio vs response.json()",
+            ratio,
+            "x",
+            f"<= {JSON_TARGET}",
+            ratio <= JSON_TARGET,
+        ),
+    ]
+
+
+def bench_xml(quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    for name, body in (
+        ("s3-listing", _s3_listing(10_000_000)),
+        ("attribute-catalogue", _catalogue(10_000_000)),
+    ):
+        response = _response(body, "application/xml")
+        check = normalize(response)
+        assert (check.format, check.error) == ("xml", None)
+        del check  # a live 10 MB tree would make every GC pass of the timed runs slower
+        ours, theirs = _medians(
+            _interleaved(
+                lambda r=response: normalize(r).data, lambda b=body: xmltodict.parse(b), 3 if quick else 9
+            )
+        )
+        speedup = theirs / ours
+        bench = f"normalize-xml-10MB-{name}"
+        rows += [
+            _row(bench, "xmltodict.parse", theirs * 1000, "ms", "", True),
+            _row(bench, ".normalized.data", ours * 1000, "ms", "", True),
+            _row(bench, "speedup vs xmltodict", speedup, "x", f">= {XML_TARGET}", speedup >= XML_TARGET),
+        ]
+    return rows
+
+
+class _NoNormalizeAdapter(ResilientAdapter):
+    """The same adapter without the attachment, as the baseline for its cost."""
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        return super(ResilientAdapter, self).build_response(req, resp)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    body = b'{"status": "ok", "items": [1, 2, 3]}'
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def bench_hook(quick: bool) -> list[dict[str, Any]]:
+    # The attachment alone: one NormalizedResponse per response, never read.
+    response = _response(b"{}", "application/json")
+    normalizer = ResilientAdapter.normalizer
+    n = 200_000
+    started = time.perf_counter()
+    for _ in range(n):
+        normalizer(response)
+    attach_us = (time.perf_counter() - started) / n * 1e6
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    with_hook = ResilientSession()
+    without = ResilientSession()
+    for prefix in ("http://", "https://"):
+        without.mount(prefix, _NoNormalizeAdapter())
+    per_round = 300 if quick else 1000
+    rounds = 8 if quick else 20
+
+    def batch(session: requests.Session) -> Callable[[], None]:
+        def go() -> None:
+            for _ in range(per_round):
+                session.get(url).content  # noqa: B018
+
+        return go
+
+    try:
+        batch(with_hook)()  # warm up both pools
+        batch(without)()
+        times_with, times_without = _interleaved(batch(with_hook), batch(without), rounds, time.perf_counter)
+    finally:
+        server.shutdown()
+        server.server_close()
+    baseline = statistics.median(times_without)
+    request_us = baseline / per_round * 1e6
+    ratio = statistics.median(times_with) / baseline
+    # Noise: the interquartile spread of the baseline's own rounds, relative to its median.
+    quartiles = statistics.quantiles(times_without, n=4)
+    noise = (quartiles[2] - quartiles[0]) / baseline
+    overhead = attach_us / request_us
+    return [
+        _row("normalize-hook-unread", "attach cost per response", attach_us, "us", "", True),
+        _row("normalize-hook-unread", "loopback GET without attach", request_us, "us", "", True),
+        _row("normalize-hook-unread", "attach cost / GET", overhead * 100, "%", "< 1 %", overhead < 0.01),
+        _row(
+            "normalize-hook-unread",
+            "GET time ratio with/without attach",
+            ratio,
+            "x",
+            f"within noise (1 +/- {max(noise, 0.01):.3f})",
+            abs(ratio - 1) <= max(noise, 0.01),
+        ),
+    ]
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Measure and return all rows."""
+    return bench_json(quick) + bench_xml(quick) + bench_hook(quick)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    rows = run(quick=parser.parse_args().quick)
+    print(f"{'benchmark':<38} {'metric':<38} {'value':>10} {'unit':<4} {'target':<26} met")
+    for row in rows:
+        print(
+            f"{row['benchmark']:<38} {row['metric']:<38} {row['value']:>10.3f} {row['unit']:<4} "
+            f"{row['target']:<26} {'yes' if row['met'] else 'NO'}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Circuit breaker, retry budget and bulkhead against real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+import urllib3.util.connection
+
+from resilient_session import (
+    APIConnectionError,
+    Bulkhead,
+    BulkheadFullError,
+    CircuitBreaker,
+    CircuitOpenError,
+    ResilientSession,
+    RetryBudget,
+    RetryPolicy,
+    StateChange,
+)
+
+from .upstream import Reply, Upstream
+
+
+class MortalServer:
+    """An HTTP server that can die (its port then refuses connections) and come back on the same port."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}/health"
+        self.hits = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                owner.hits += 1
+                body = json.dumps({"ok": True}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                # No keep-alive: when the server dies, no open connection outlives it.
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
+
+    def die(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+@pytest.fixture
+def mortal() -> Iterator[MortalServer]:
+    server = MortalServer()
+    server.start()
+    yield server
+    server.die()
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every socket urllib3 tries to open."""
+    opened: list[object] = []
+    real = urllib3.util.connection.create_connection
+
+    def counting(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        opened.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", counting)
+    return opened
+
+
+def test_upstream_dies_circuit_opens_fast_fails_probes_and_closes_on_return(
+    mortal: MortalServer, connects: list[object]
+) -> None:
+    events: list[StateChange] = []
+    breaker = CircuitBreaker(consecutive_failures=3, open_wait=0.3, wait_multiplier=2.0, listeners=[events.append])
+    session = ResilientSession(breaker=breaker, retry=RetryPolicy(1, backoff_factor=0.01))
+
+    assert all(session.get(mortal.url).ok for _ in range(5))
+
+    mortal.die()
+    for _ in range(3):
+        with pytest.raises(APIConnectionError):
+            session.get(mortal.url)
+    assert [(e.old.value, e.new.value) for e in events] == [("closed", "open")]
+
+    opened_before = len(connects)
+    timings = []
+    for _ in range(200):
+        started = time.perf_counter()
+        with pytest.raises(CircuitOpenError) as caught:
+            session.get(mortal.url)
+        timings.append(time.perf_counter() - started)
+    assert len(connects) == opened_before  # no socket while open
+    assert statistics.median(timings) < 0.002
+    assert caught.value.host == f"http://127.0.0.1:{mortal.port}"
+    assert 0 < caught.value.retry_in <= 0.3
+
+    time.sleep(caught.value.retry_in + 0.02)
+    with pytest.raises(APIConnectionError):
+        session.get(mortal.url)  # the probe finds it still down
+    assert len(connects) == opened_before + 1  # one probe, not retried
+    assert events[-1].reason == "probe failed"
+    assert events[-1].retry_in == pytest.approx(0.6, abs=0.05)  # the wait grew
+
+    mortal.start()
+    with pytest.raises(CircuitOpenError) as caught:
+        session.get(mortal.url)
+    time.sleep(caught.value.retry_in + 0.02)
+    assert session.get(mortal.url).json() == {"ok": True}  # the probe succeeds
+    assert all(session.get(mortal.url).ok for _ in range(5))
+    assert [(e.old.value, e.new.value) for e in events] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
+
+
+def test_an_upstream_answering_503_stops_receiving_calls_while_open(upstream: Upstream) -> None:
+    url = upstream.script("/sick", Reply(503, b"overloaded"))
+    breaker = CircuitBreaker(consecutive_failures=4, open_wait=60)
+    session = ResilientSession(breaker=breaker, retry=False)
+    outcomes = []
+    for _ in range(50):
+        try:
+            outcomes.append(session.get(url).status_code)
+        except CircuitOpenError:
+            outcomes.append("open")
+    assert outcomes == [503] * 4 + ["open"] * 46
+    assert upstream.count("/sick") == 4
+
+
+def test_retry_budget_caps_the_retries_a_dead_upstream_receives(upstream: Upstream) -> None:
+    url = upstream.script("/down", Reply(503))
+    budget = RetryBudget(capacity=50)
+    session = ResilientSession(budget=budget, retry=RetryPolicy(3, backoff_factor=0.001))
+    for _ in range(20):
+        assert session.get(url).status_code == 503
+    assert upstream.count("/down") == 20 + 10  # every first attempt, then 50 tokens / 5 = 10 retries
+    unbudgeted = upstream.script("/down2", Reply(503))
+    plain = ResilientSession(budget=False, retry=RetryPolicy(3, backoff_factor=0.001))
+    for _ in range(20):
+        plain.get(unbudgeted)
+    assert upstream.count("/down2") == 80
+
+
+def test_bulkhead_refuses_a_third_call_while_two_hang(upstream: Upstream) -> None:
+    url = upstream.script("/slow", Reply(hang=True))
+    bulkhead = Bulkhead(2, max_wait=0.1)
+    session = ResilientSession(bulkhead=bulkhead, retry=False, timeout=(1, 2))
+    results: list[BaseException] = []
+
+    def hang() -> None:
+        try:
+            session.get(url)
+        except requests.RequestException as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=hang) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while upstream.count("/slow") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(BulkheadFullError) as caught:
+        session.get(url)
+    assert 0.1 <= time.monotonic() - started < 1.0
+    assert caught.value.max_concurrent == 2
+    assert upstream.count("/slow") == 2
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2 and all(isinstance(r, requests.ReadTimeout) for r in results)
+    assert bulkhead.in_flight(bulkhead.key_for(url)) == 0

@@ -1,0 +1,167 @@
+"""Bulkhead: the cap on calls in flight per host."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+import pytest
+import requests
+import responses
+
+from resilient_session import APIError, Bulkhead, BulkheadFullError, ResilientSession
+
+HOST = "https://api.example.com:443"
+URL = "https://api.example.com/v1/items"
+
+
+def test_calls_beyond_the_cap_are_refused_at_once_with_max_wait_zero() -> None:
+    bulkhead = Bulkhead(2, max_wait=0)
+    bulkhead.acquire(HOST)
+    bulkhead.acquire(HOST)
+    with pytest.raises(BulkheadFullError) as caught:
+        bulkhead.acquire(HOST)
+    error = caught.value
+    assert isinstance(error, APIError) and isinstance(error, requests.ConnectionError)
+    assert (error.host, error.max_concurrent, error.waited) == (HOST, 2, 0.0)
+    assert bulkhead.in_flight(HOST) == 2
+
+
+def test_a_released_slot_can_be_taken_again() -> None:
+    bulkhead = Bulkhead(1, max_wait=0)
+    bulkhead.acquire(HOST)
+    bulkhead.release(HOST)
+    bulkhead.acquire(HOST)
+    assert bulkhead.in_flight(HOST) == 1
+
+
+def test_a_waiting_call_gets_the_slot_a_finishing_call_frees() -> None:
+    bulkhead = Bulkhead(1, max_wait=30)
+    bulkhead.acquire(HOST)
+    got_slot = threading.Event()
+
+    def waiter() -> None:
+        bulkhead.acquire(HOST)
+        got_slot.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert not got_slot.is_set()
+    bulkhead.release(HOST)
+    thread.join(timeout=10)
+    assert got_slot.is_set()
+    assert bulkhead.in_flight(HOST) == 1
+
+
+def test_the_wait_is_bounded() -> None:
+    bulkhead = Bulkhead(1, max_wait=0.02)
+    bulkhead.acquire(HOST)
+    started = time.monotonic()
+    with pytest.raises(BulkheadFullError) as caught:
+        bulkhead.acquire(HOST)
+    assert caught.value.waited >= 0.02
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_call_waits_no_longer_than_the_bulkhead_allows() -> None:
+    bulkhead = Bulkhead(1, max_wait=0.0)
+    bulkhead.acquire(HOST)
+    with pytest.raises(BulkheadFullError) as caught:
+        bulkhead.acquire(HOST, max_wait=30.0)  # the bulkhead's own limit caps what a call asks
+    assert caught.value.waited < 1.0
+
+
+def test_a_call_whose_deadline_has_passed_does_not_wait() -> None:
+    bulkhead = Bulkhead(1, max_wait=30.0)
+    bulkhead.acquire(HOST)
+    with pytest.raises(BulkheadFullError) as caught:
+        bulkhead.acquire(HOST, max_wait=-0.5)
+    assert caught.value.waited < 1.0
+
+
+def test_hosts_have_separate_compartments_unless_named() -> None:
+    bulkhead = Bulkhead(1, max_wait=0)
+    bulkhead.acquire(bulkhead.key_for("https://a.example.com/"))
+    bulkhead.acquire(bulkhead.key_for("https://b.example.com/"))
+    named = Bulkhead(1, max_wait=0, name="erp")
+    named.acquire(named.key_for("https://a.example.com/"))
+    with pytest.raises(BulkheadFullError):
+        named.acquire(named.key_for("https://b.example.com/"))
+
+
+def test_releasing_more_than_acquired_is_a_bug_reported_loudly() -> None:
+    with pytest.raises(RuntimeError):
+        Bulkhead().release(HOST)
+
+
+def test_slot_context_manager_releases_on_error() -> None:
+    bulkhead = Bulkhead(1, max_wait=0)
+    with pytest.raises(KeyError), bulkhead.slot(HOST):
+        assert bulkhead.in_flight(HOST) == 1
+        raise KeyError("boom")
+    assert bulkhead.in_flight(HOST) == 0
+
+
+def test_concurrency_never_exceeds_the_cap() -> None:
+    bulkhead = Bulkhead(3, max_wait=30)
+    lock = threading.Lock()
+    in_flight = 0
+    peak = 0
+    start = threading.Barrier(12)
+
+    def worker() -> None:
+        nonlocal in_flight, peak
+        start.wait()
+        for _ in range(200):
+            with bulkhead.slot(HOST):
+                with lock:
+                    in_flight += 1
+                    peak = max(peak, in_flight)
+                with lock:
+                    in_flight -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 1 <= peak <= 3
+    assert bulkhead.in_flight(HOST) == 0
+
+
+def test_pickling_keeps_the_settings_and_drops_the_calls_in_flight() -> None:
+    bulkhead = Bulkhead(4, max_wait=0.5, name="crm")
+    bulkhead.acquire("crm")
+    copy = pickle.loads(pickle.dumps(bulkhead))
+    assert (copy.max_concurrent, copy.max_wait, copy.name) == (4, 0.5, "crm")
+    assert copy.in_flight("crm") == 0
+    assert repr(copy) == "Bulkhead(max_concurrent=4, max_wait=0.5, name='crm')"
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Bulkhead(0)
+    with pytest.raises(ValueError):
+        Bulkhead(1, max_wait=-1)
+
+
+# -- through the session ------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_a_full_bulkhead_refuses_before_sending_and_slots_come_back() -> None:
+    bulkhead = Bulkhead(1, max_wait=0)
+    session = ResilientSession(bulkhead=bulkhead, retry=False)
+    responses.add(responses.GET, URL, status=200)
+    responses.add(responses.GET, URL, body=requests.ConnectionError("reset"))
+    assert session.get(URL).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        session.get(URL)
+    assert bulkhead.in_flight(HOST) == 0  # released after a success and after a failure
+    bulkhead.acquire(HOST)  # another thread's call in flight
+    with pytest.raises(BulkheadFullError) as caught:
+        session.get(URL)
+    assert caught.value.method == "GET"
+    assert len(responses.calls) == 2
+    assert bulkhead.in_flight(HOST) == 1

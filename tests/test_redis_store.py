@@ -1,0 +1,321 @@
+"""RedisStore against a real ``redis-server`` started on a free loopback port by the fixture.
+
+Skipped only when the binary is missing outside CI; with ``CI`` set, a missing binary is a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resilient_session import CircuitBreaker, CircuitOpenError, CircuitState, MemoryStore, RedisStore, RetryBudget
+from resilient_session.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
+from resilient_session.budget import _DEPOSIT, _LEVEL, _WITHDRAW
+
+redis = pytest.importorskip("redis")
+
+HOST = "http://127.0.0.1:8080"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_redis_server() -> str:
+    """The path of ``redis-server``; skip (fail in CI) when it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed (apt-get install redis-server): RedisStore needs a real server"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on 127.0.0.1 without persistence; can be stopped and restarted."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.binary = require_redis_server()
+        self.port = port or _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.02)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> RedisStore:
+    return RedisStore(redis_server.url, prefix=f"test-{uuid.uuid4().hex}")
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- the Lua scripts do exactly what the Python ops do ---------------------------------------------------
+
+BREAKER_OPS = st.one_of(
+    st.tuples(st.just("acquire")),
+    st.tuples(st.just("record"), st.sampled_from([0.0, 1.0, 2.0]), st.booleans()),
+    st.tuples(st.just("advance"), st.floats(min_value=0.0, max_value=25.0)),
+    st.tuples(st.just("snapshot")),
+    st.tuples(st.just("reset")),
+    st.tuples(st.just("withdraw"), st.sampled_from([5.0, 10.0])),
+    st.tuples(st.just("deposit"), st.sampled_from([1.0, 5.0, 10.0])),
+    st.tuples(st.just("level")),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(BREAKER_OPS, max_size=60), consecutive=st.sampled_from([0.0, 3.0]))
+def test_lua_and_python_ops_agree(redis_server: RedisServer, ops: list[tuple[object, ...]], consecutive: float) -> None:
+    clock = Clock()
+    memory = MemoryStore(clock=clock)
+    shared = RedisStore(redis_server.url, prefix=f"parity-{uuid.uuid4().hex}", clock=clock)
+    # window 6, minimum 4, rate 0.5, wait 2 s doubling to 9 s, 2 probes, 5 s lease
+    record_args = (6.0, 4.0, 0.5, consecutive, 2.0, 2.0, 9.0, 2.0)
+    generation = 0.0
+    for op in ops:
+        kind = op[0]
+        if kind == "advance":
+            clock.now += float(op[1])  # type: ignore[arg-type]
+            continue
+        if kind == "acquire":
+            call = (_ACQUIRE, "breaker:h", (2.0, 5.0))
+        elif kind == "record":
+            stale = bool(op[2])
+            call = (_RECORD, "breaker:h", (generation - 1 if stale else generation, op[1], *record_args))
+        elif kind == "snapshot":
+            call = (_SNAPSHOT, "breaker:h", ())
+        elif kind == "reset":
+            call = (_RESET, "breaker:h", ())
+        elif kind == "withdraw":
+            call = (_WITHDRAW, "budget:h", (30.0, op[1]))
+        elif kind == "deposit":
+            call = (_DEPOSIT, "budget:h", (30.0, op[1]))
+        else:
+            call = (_LEVEL, "budget:h", (30.0,))
+        expected = memory.run(*call)  # type: ignore[arg-type]
+        actual = shared.run(*call)  # type: ignore[arg-type]
+        assert actual == expected, (op, expected, actual)
+        if kind == "acquire":
+            generation = expected[1]
+    assert not shared.degraded
+
+
+# -- atomicity ------------------------------------------------------------------------------------------
+
+
+def test_no_budget_update_is_lost_between_clients(redis_server: RedisServer) -> None:
+    prefix = f"race-{uuid.uuid4().hex}"
+    # Four stores with their own connection pools stand for four processes; two threads each.
+    stores = [RedisStore(redis_server.url, prefix=prefix) for _ in range(4)]
+    budget = RetryBudget(capacity=500, retry_cost=1)
+    granted: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def worker(store: RedisStore) -> None:
+        mine = budget.new(store=store)
+        start.wait()
+        count = sum(mine.try_retry(HOST) for _ in range(100))
+        with lock:
+            granted.append(count)
+
+    threads = [threading.Thread(target=worker, args=(stores[i % 4],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(granted) == 500
+    assert budget.new(store=stores[0]).available(HOST) == 0
+
+
+def test_no_breaker_outcome_is_lost_between_clients(redis_server: RedisServer) -> None:
+    prefix = f"race-{uuid.uuid4().hex}"
+    stores = [RedisStore(redis_server.url, prefix=prefix) for _ in range(4)]
+    policy = CircuitBreaker(consecutive_failures=None, failure_rate_threshold=1.0, window_size=1000, minimum_calls=1000)
+    start = threading.Barrier(8)
+
+    def worker(store: RedisStore) -> None:
+        breaker = policy.new(store=store)
+        start.wait()
+        for i in range(50):
+            permit = breaker.acquire(HOST)
+            breaker.record(permit, error=requests.ConnectionError() if i % 5 == 0 else None)
+
+    threads = [threading.Thread(target=worker, args=(stores[i % 4],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    snapshot = policy.new(store=stores[0]).state(HOST)
+    assert (snapshot.calls, snapshot.failures) == (400, 80)
+
+
+def test_a_circuit_opened_by_one_client_is_open_for_another(redis_server: RedisServer) -> None:
+    prefix = f"share-{uuid.uuid4().hex}"
+    first = CircuitBreaker(consecutive_failures=2, store=RedisStore(redis_server.url, prefix=prefix))
+    second = first.new(store=RedisStore(redis_server.url, prefix=prefix))
+    for _ in range(2):
+        first.record(first.acquire(HOST), error=requests.ConnectionError())
+    with pytest.raises(CircuitOpenError) as caught:
+        second.acquire(HOST)
+    assert 4.0 < caught.value.retry_in <= 5.0
+    assert second.store.hints  # now known locally: the next refusals skip Redis
+    assert second.state(HOST).state is CircuitState.OPEN
+    other_prefix = first.new(store=RedisStore(redis_server.url, prefix=prefix + "-other"))
+    assert other_prefix.acquire(HOST)
+
+
+# -- keys, TTLs, scripts ------------------------------------------------------------------------------------
+
+
+def test_keys_are_prefixed_and_expire(redis_server: RedisServer, store: RedisStore) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    budget = RetryBudget(store=store)
+    breaker = CircuitBreaker(store=store)
+    budget.try_retry(HOST)
+    breaker.record(breaker.acquire(HOST), response=None)
+    budget_ttl = client.pttl(f"{store.prefix}:budget:{HOST}")
+    breaker_ttl = client.pttl(f"{store.prefix}:breaker:{HOST}")
+    assert 0 < budget_ttl <= store.ttl * 1000
+    assert 0 < breaker_ttl <= store.ttl * 1000
+
+
+def test_a_full_budget_leaves_no_key(redis_server: RedisServer, store: RedisStore) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    budget = RetryBudget(capacity=10, store=store)
+    budget.try_retry(HOST)
+    budget.record_success(HOST, last_retry_cost=5)
+    assert budget.available(HOST) == 10
+    assert client.exists(f"{store.prefix}:budget:{HOST}") == 0
+
+
+def test_scripts_are_reloaded_when_the_server_forgets_them(redis_server: RedisServer, store: RedisStore) -> None:
+    budget = RetryBudget(store=store)
+    budget.try_retry(HOST)
+    redis.Redis.from_url(redis_server.url).script_flush()
+    assert budget.try_retry(HOST)
+    assert budget.available(HOST) == 490
+    assert not store.degraded
+
+
+# -- when Redis cannot be used ----------------------------------------------------------------------------
+
+
+def test_unreachable_redis_falls_back_to_local_state_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    port = _free_port()  # nothing listens there
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", retry_interval=0.0)
+    breaker = CircuitBreaker(consecutive_failures=3, store=store)
+    with caplog.at_level(logging.DEBUG, logger="resilient_session"):
+        for _ in range(3):
+            breaker.record(breaker.acquire(HOST), error=requests.ConnectionError())
+        with pytest.raises(CircuitOpenError):
+            breaker.acquire(HOST)  # the breaker still protects this process
+    assert store.degraded
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "cannot be used" in r.getMessage()]
+    assert len(warnings) == 1
+    assert f"127.0.0.1:{port}/0" in warnings[0].getMessage()
+
+
+def test_outage_and_recovery_of_redis(caplog: pytest.LogCaptureFixture) -> None:
+    server = RedisServer().start()
+    try:
+        store = RedisStore(server.url, retry_interval=0.0)
+        budget = RetryBudget(capacity=20, store=store)
+        assert budget.try_retry(HOST)
+        server.stop()
+        with caplog.at_level(logging.INFO, logger="resilient_session"):
+            assert budget.available(HOST) == 20  # local fallback: a fresh bucket
+            assert budget.try_retry(HOST)
+            assert store.degraded
+            server.start()
+            assert budget.available(HOST) == 20  # the restarted server kept nothing either
+            assert not store.degraded
+        messages = [r.getMessage() for r in caplog.records if "Redis at" in r.getMessage()]
+        assert len(messages) == 2
+        assert "cannot be used" in messages[0]
+        assert "answers again" in messages[1]
+    finally:
+        server.stop()
+
+
+def test_a_down_redis_is_not_asked_again_before_the_retry_interval() -> None:
+    port = _free_port()
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", retry_interval=3600.0)
+    budget = RetryBudget(store=store)
+    budget.try_retry(HOST)
+    started = time.perf_counter()
+    for _ in range(200):
+        budget.try_retry(HOST)
+    assert time.perf_counter() - started < 0.5  # no connection attempts: the fallback answers
+
+
+# -- the object itself --------------------------------------------------------------------------------------
+
+
+def test_repr_never_shows_the_password() -> None:
+    store = RedisStore("redis://:hunter2@127.0.0.1:6379/3")
+    assert "hunter2" not in repr(store)
+    assert repr(store) == "RedisStore('127.0.0.1:6379/3', prefix='resilient_session', ttl=86400.0)"
+
+
+def test_pickling_works_for_stores_built_from_a_url(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url, prefix="p", ttl=99.0)
+    copy = pickle.loads(pickle.dumps(store))
+    assert (copy.prefix, copy.ttl, copy.address) == ("p", 99.0, store.address)
+    with pytest.raises(TypeError, match="from a URL"):
+        pickle.dumps(RedisStore(redis.Redis.from_url(redis_server.url)))
+
+
+def test_invalid_settings_are_refused(redis_server: RedisServer) -> None:
+    with pytest.raises(ValueError):
+        RedisStore(redis_server.url, ttl=0)
