@@ -58,7 +58,14 @@ def collect(names: Sequence[str], quick: bool) -> list[Row]:
 
 def _failed(name: str, error: Exception) -> Row:
     metric = f"failed: {type(error).__name__}: {error}"[:80]
-    return {"benchmark": name, "metric": metric, "value": math.nan, "unit": "", "target": "runs", "met": False}
+    return {
+        "benchmark": name,
+        "metric": metric,
+        "value": math.nan,
+        "unit": "",
+        "target": "runs",
+        "met": False,
+    }
 
 
 def _value(value: float) -> str:
@@ -86,7 +93,10 @@ def format_table(rows: Sequence[Row]) -> str:
     right = {2}
     lines = []
     for index, line in enumerate(table):
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -97,7 +107,9 @@ def format_markdown(rows: Sequence[Row], quick: bool, chart: str | None) -> str:
     """``docs/benchmarks.md``: how the figures were made, the table, the chart."""
     mode = "python -m benchmarks --quick --markdown" if quick else "python -m benchmarks --markdown"
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    machine = (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     lines = [
         "# Benchmarks",
         "",
@@ -117,7 +129,7 @@ def format_markdown(rows: Sequence[Row], quick: bool, chart: str | None) -> str:
 
 
 def write_chart(rows: Sequence[Row], path: Path) -> bool:
-    """One panel per benchmark and unit, a bar per metric (green: target met, red: missed, grey: no target)."""
+    """One panel per benchmark and unit, a bar per metric (green: met, red: missed, grey: no target)."""
     try:
         import matplotlib
 
@@ -133,7 +145,9 @@ def write_chart(rows: Sequence[Row], path: Path) -> bool:
     if not groups:
         return False
     heights = [0.6 + 0.45 * len(group) for group in groups.values()]
-    figure, axes = plt.subplots(len(groups), 1, figsize=(10, sum(heights) + 0.5), height_ratios=heights, squeeze=False)
+    figure, axes = plt.subplots(
+        len(groups), 1, figsize=(10, sum(heights) + 0.5), height_ratios=heights, squeeze=False
+    )
     for axis, ((benchmark, unit), group) in zip(axes[:, 0], groups.items(), strict=True):
         colours = ["#9e9e9e" if not r["target"] else "#2e7d32" if r["met"] else "#c62828" for r in group]
         labels = [r["metric"] for r in group]
@@ -152,10 +166,16 @@ def write_chart(rows: Sequence[Row], path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
-    parser.add_argument("--markdown", action="store_true", help="also write docs/benchmarks.md and docs/benchmarks.png")
-    parser.add_argument("--only", action="append", metavar="NAME", help="run only this benchmark (repeatable)")
+    parser.add_argument(
+        "--markdown", action="store_true", help="also write docs/benchmarks.md and docs/benchmarks.png"
+    )
+    parser.add_argument(
+        "--only", action="append", metavar="NAME", help="run only this benchmark (repeatable)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
 

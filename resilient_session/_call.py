@@ -25,6 +25,33 @@ clock: Callable[[], float] = time.monotonic
 RetryGate = Callable[["CallState", str], bool]
 
 
+class CallObserver:
+    """Told what happens inside one call, for logs, events and traces; every method here does nothing.
+
+    The adapter, its connection pools and the retry policy notify ``CallState.observer`` only when one
+    is set, so a call nobody observes pays one attribute check per step.
+    """
+
+    def attempt(self, call: CallState, headers: Any, *, on_wire: bool) -> None:
+        """An attempt is about to go out with *headers*: from the adapter's send (``on_wire=False``,
+        also the only signal under ``responses`` mocks) or from the pool, once per urllib3 retry."""
+
+    def answered(self, call: CallState, status: int) -> None:
+        """The current attempt got a response with *status* (the body may still be unread)."""
+
+    def retry(self, call: CallState, reason: str, delay: float, status: int | None) -> None:
+        """The current attempt failed (*reason*) and the next one goes after *delay* seconds."""
+
+    def retry_refused(self, call: CallState, gate: RetryGate, reason: str) -> None:
+        """*gate* (a retry budget, a circuit breaker) vetoed the retry."""
+
+    def circuit(self, call: CallState, state: str) -> None:
+        """The circuit breaker let the call through in *state* (``"closed"`` or ``"half_open"``)."""
+
+    def circuit_changed(self, call: CallState, change: Any) -> None:
+        """The call moved its circuit to another state (*change* is a ``StateChange``)."""
+
+
 @dataclass
 class CallState:
     """What is known about the logical call in progress."""
@@ -40,6 +67,7 @@ class CallState:
     idempotency_key: bool = False
     retry_gates: list[RetryGate] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    observer: CallObserver | None = None
 
     @classmethod
     def begin(cls, method: str | None, url: str | None, **kwargs: Any) -> CallState:
@@ -77,7 +105,12 @@ class CallState:
 
     def may_retry(self, reason: str) -> bool:
         """Ask every retry gate (e.g. a retry budget) whether one more retry may go."""
-        return all(gate(self, reason) for gate in self.retry_gates)
+        for gate in self.retry_gates:
+            if not gate(self, reason):
+                if self.observer is not None:
+                    self.observer.retry_refused(self, gate, reason)
+                return False
+        return True
 
 
 _current: ContextVar[CallState | None] = ContextVar("resilient_session_call", default=None)

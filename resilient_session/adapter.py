@@ -55,6 +55,10 @@ class _DeadlineAware:
             if remaining <= 0:
                 raise _DeadlineReached()
             kwargs["timeout"] = _clamp(kwargs.get("timeout"), remaining)
+        if call is not None and call.observer is not None:
+            # requests passes headers by keyword; urllib3's retry re-entry passes them by position.
+            headers = kwargs.get("headers") if len(args) < 2 else args[1]
+            call.observer.attempt(call, headers, on_wire=True)
         return super().urlopen(method, url, *args, **kwargs)  # type: ignore[misc]
 
 
@@ -166,6 +170,12 @@ class ResilientAdapter(HTTPAdapter):
                 return self._guarded(call, request, stream, timeout, verify, cert, proxies)
         return self._guarded(call, request, stream, timeout, verify, cert, proxies)
 
+    def refuse_if_open(self, method: str, url: str) -> None:
+        """Fail now with :class:`~resilient_session.CircuitOpenError` if the circuit for *url* is known
+        to be open; the session calls this before preparing the request, so a refusal costs microseconds."""
+        if self.breaker is not None:
+            self.breaker.check(self.breaker.key_for(url), method=method, url=url)
+
     def _guarded(self, call: CallState, request: requests.PreparedRequest, *args: Any) -> requests.Response:
         """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""
         breaker, budget, bulkhead = self.breaker, self.budget, self.bulkhead
@@ -173,6 +183,8 @@ class ResilientAdapter(HTTPAdapter):
             return self._send(call, request, *args)
         url = request.url or ""
         permit = breaker.acquire(breaker.key_for(url), request) if breaker is not None else None
+        if permit is not None and call.observer is not None:
+            call.observer.circuit(call, "half_open" if permit.probe else "closed")
         compartment = bulkhead.key_for(url) if bulkhead is not None else None
         budget_gate = budget.gate(budget.key_for(url)) if budget is not None else None
         gates: list[RetryGate] = []
@@ -224,6 +236,8 @@ class ResilientAdapter(HTTPAdapter):
         while True:
             if call.deadline_passed():
                 raise self._deadline_error(call, request, "the deadline ran out before an attempt")
+            if call.observer is not None:
+                call.observer.attempt(call, request.headers, on_wire=False)
             try:
                 response = super().send(request, stream, _initial(timeout, call), verify, cert, proxies)
             except _DeadlineReached:
@@ -231,6 +245,8 @@ class ResilientAdapter(HTTPAdapter):
             except rexc.RequestException as exc:
                 raise self._typed(exc, call, request) from None
             call.last_status = response.status_code
+            if call.observer is not None:
+                call.observer.answered(call, response.status_code)
             response.attempts = call.attempts  # type: ignore[attr-defined]
             if stream:
                 return response

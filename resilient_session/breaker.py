@@ -106,7 +106,7 @@ class CircuitBreaker:
         ``None``. Default 5.
     :param open_wait: Seconds open before the first probe. Default 5.
     :param wait_multiplier: Each reopening without a successful close multiplies the wait. Default 2.
-    :param max_open_wait: Cap on the wait. Default 60.
+    :param max_open_wait: Cap on the grown wait (never below ``open_wait``). Default 60.
     :param probes: Calls let through while half-open, and successes needed to close. Default 1.
     :param probe_lease: Seconds after which a probe that never reported (its process died, say) no
         longer holds its slot. Default 30 (the default read timeout).
@@ -155,8 +155,8 @@ class CircuitBreaker:
             raise ValueError("consecutive_failures must be >= 1 or None")
         if rate is None and self.consecutive_failures is None:
             raise ValueError("set failure_rate_threshold, consecutive_failures or both")
-        if not 0 < self.open_wait <= self.max_open_wait or self.wait_multiplier < 1:
-            raise ValueError("need 0 < open_wait <= max_open_wait and wait_multiplier >= 1")
+        if self.open_wait <= 0 or self.wait_multiplier < 1:
+            raise ValueError("need open_wait > 0 and wait_multiplier >= 1")
         if self.probes < 1 or self.probe_lease <= 0:
             raise ValueError("need probes >= 1 and probe_lease > 0")
         object.__setattr__(self, "failure_statuses", frozenset(self.failure_statuses))
@@ -171,7 +171,7 @@ class CircuitBreaker:
             float(self.consecutive_failures or 0),
             float(self.open_wait),
             float(self.wait_multiplier),
-            float(self.max_open_wait),
+            float(max(self.max_open_wait, self.open_wait)),
             float(self.probes),
         )
         object.__setattr__(self, "_record_args", record_args)
@@ -212,6 +212,22 @@ class CircuitBreaker:
         if not result[0]:
             raise _open_error(host, max(result[3] - store.clock(), 0.0), request)
         return Permit(host, int(result[1]), result[2] == _HALF_OPEN)
+
+    def check(self, host: str, *, method: str | None = None, url: str | None = None) -> None:
+        """Raise :class:`~resilient_session.CircuitOpenError` if this process knows *host*'s circuit is
+        open; otherwise do nothing. Never asks the store and takes no probe slot, so it can run before
+        the request is even built; :meth:`acquire` still decides."""
+        until = self.store.hints.get("breaker:" + host)
+        if until is not None:
+            remaining = until - self.store.clock()
+            if remaining > 0:
+                raise CircuitOpenError(
+                    f"circuit open for {host}; next probe in {remaining:.3f}s",
+                    host=host,
+                    retry_in=remaining,
+                    method=method,
+                    url=url,
+                )
 
     def record(
         self,

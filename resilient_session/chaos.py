@@ -61,7 +61,7 @@ from flask import Flask, Response, abort, g, jsonify, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response as BaseResponse
 
-__all__ = ["ChaosServer", "create_app", "main"]
+__all__ = ["ChaosServer", "create_app", "is_loopback", "main"]
 
 CONTROL_PREFIX = "/__chaos__"
 
@@ -280,11 +280,14 @@ def create_app() -> Flask:
     def flaky() -> Response:
         rate = _arg_float("rate", 0.0) or 0.0
         reset_rate = _arg_float("reset_rate", 0.0) or 0.0
+        status = _arg_int("status", 503)
+        if not 400 <= status <= 599:
+            abort(400, "status must be 400-599")
         draw = state.random(request.path, request.args.get("seed"))
         if draw < reset_rate:
             return _send_then_reset()
         if draw < reset_rate + rate:
-            return _error(_arg_int("status", 503), _arg_float("retry_after"))
+            return _error(status, _arg_float("retry_after"))
         return _ok()
 
     @app.get("/reset")

@@ -321,7 +321,9 @@ class _Body:
         except (requests.RequestException, RuntimeError, OSError) as exc:
             # RuntimeError: a streamed body already consumed through iter_content.
             return NormalizedError(
-                UNAVAILABLE, f"the body could not be read: {type(exc).__name__}", {"expected": expected}
+                UNAVAILABLE,
+                f"the body could not be read: {type(exc).__name__}",
+                {"expected": _EXPECTED.get(expected, "binary")},
             )
         if content is None:
             return b""
@@ -410,7 +412,7 @@ class _Body:
                 _xml_envelope(root, data, self.normalizer.xml_namespaces) if self.status >= 400 else None
             )
             return self._finish("xml", data, None, envelope)
-        envelope = _json_envelope(value, self.media, self.status) if self.status >= 400 else None
+        envelope = _json_envelope(value, self.media) if self.status >= 400 else None
         return self._finish("json", value, None, envelope)
 
     def _finish_text(self, text: str, *, html_page: bool) -> _Parsed:
@@ -460,10 +462,11 @@ class _Body:
 
     def _redact(self, message: str) -> str:
         """Truncate a server-chosen message and blank out any credential the request carried."""
-        message = _SPACE.sub(" ", message).strip()
+        # Redact before truncating, so a cut cannot leave half a credential behind.
+        message = redact_text(_SPACE.sub(" ", message).strip(), _request_secrets(self.response.request))
         if len(message) > _MESSAGE_LIMIT:
             message = message[: _MESSAGE_LIMIT - 3] + "..."
-        return redact_text(message, _request_secrets(self.response.request))
+        return message
 
 
 # -- envelopes -------------------------------------------------------------------------------------
@@ -477,7 +480,7 @@ class _Envelope:
     retryable: bool | None
 
 
-def _json_envelope(value: Any, media: str | None, status: int) -> _Envelope | None:
+def _json_envelope(value: Any, media: str | None) -> _Envelope | None:
     """Recognise the common JSON error shapes (see docs/normalization.md for the list)."""
     if isinstance(value, str):
         return _Envelope(None, value, {}, None)

@@ -172,6 +172,8 @@ class RetryPolicy(Retry):
             if not call.may_retry(reason):
                 raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
             call.attempts += 1
+            if call.observer is not None:
+                call.observer.retry(call, reason, delay, response.status if response is not None else None)
         new._planned_sleep = delay
         log.info(
             "retrying %s %s (attempt %d, reason: %s, sleeping %.2fs)",

@@ -11,9 +11,10 @@ Each helper registers mocked answers for one URL and returns a :class:`Scenario`
 
 They work with the module-level ``responses`` mock (``@responses.activate``) or, via ``mock=``, with a
 ``responses.RequestsMock`` of your own. What ``responses`` cannot imitate: time (no backoff or
-``Retry-After`` wait happens, and nothing is ever slow), connection errors *followed by* a retry (urllib3
-never sees them, so :func:`timeout` and :func:`connection_error` fail every attempt), partial bodies and
-redirects across origins. Use :class:`resilient_session.chaos.ChaosServer` for those.
+``Retry-After`` wait happens, and nothing is ever slow), retries after a connection error (urllib3 never
+sees the error, so :func:`timeout` and :func:`connection_error` fail every call at once), and anything
+on the socket: resets, stalls or truncation in the middle of a body. Use
+:class:`resilient_session.chaos.ChaosServer` for those (see docs/testing.md).
 """
 
 from __future__ import annotations

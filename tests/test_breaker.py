@@ -423,7 +423,6 @@ def test_the_policy_is_immutable_and_new_keeps_the_store(clock: Clock) -> None:
         {"consecutive_failures": 0},
         {"consecutive_failures": None, "failure_rate_threshold": None},
         {"open_wait": 0},
-        {"open_wait": 90.0},
         {"wait_multiplier": 0.5},
         {"probes": 0},
     ],
@@ -431,6 +430,14 @@ def test_the_policy_is_immutable_and_new_keeps_the_store(clock: Clock) -> None:
 def test_invalid_options_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(**options)  # type: ignore[arg-type]
+
+
+def test_an_open_wait_over_the_cap_is_kept_as_is(clock: Clock, events: list[StateChange]) -> None:
+    breaker = make(clock, events, consecutive_failures=1, open_wait=600.0)
+    fail(breaker)
+    clock.advance(600.0)
+    fail(breaker)
+    assert [e.retry_in for e in events if e.new is CircuitState.OPEN] == [600.0, 600.0]
 
 
 def test_pickling_gives_the_same_policy_with_fresh_state(clock: Clock) -> None:

@@ -74,7 +74,7 @@ def test_demo_workload_shows_the_difference() -> None:
         _demo.Step("dead host", None),
         _demo.Step("dead host", None),
     )
-    before, after = _demo.run_demo(script=script, watchdog=1.8, progress=False)
+    before, after = _demo.run_demo(script=script, watchdog=2.5, progress=False)
 
     assert [o.label for o in before.outcomes] == [
         "HTTPError",

@@ -90,7 +90,10 @@ class TestFormats:
         assert norm(b"42").data == 42
 
     def test_xml(self) -> None:
-        n = norm(b'<?xml version="1.0"?><user id="7"><name>Ann</name><role>a</role><role>b</role></user>', "text/xml")
+        n = norm(
+            b'<?xml version="1.0"?><user id="7"><name>Ann</name><role>a</role><role>b</role></user>',
+            "text/xml",
+        )
         assert n.format == "xml"
         assert n.data == {"user": {"@id": "7", "name": "Ann", "role": ["a", "b"]}}
 
@@ -197,7 +200,9 @@ class TestJSONEnvelopes:
         assert error.retryable is False
 
     def test_problem_json_about_blank_falls_back_to_status_code(self) -> None:
-        error = error_of(b'{"type": "about:blank", "title": "Not Found", "status": 404}', "application/problem+json", 404)
+        error = error_of(
+            b'{"type": "about:blank", "title": "Not Found", "status": 404}', "application/problem+json", 404
+        )
         assert (error.code, error.message) == ("http_404", "Not Found")
 
     def test_error_string_oauth_style(self) -> None:
@@ -206,20 +211,29 @@ class TestJSONEnvelopes:
 
     def test_error_string_sentence(self) -> None:
         error = error_of(b'{"error": "Something went badly wrong"}', status=500)
-        assert (error.code, error.message, error.retryable) == ("http_500", "Something went badly wrong", False)
+        assert (error.code, error.message, error.retryable) == (
+            "http_500",
+            "Something went badly wrong",
+            False,
+        )
 
     def test_error_object(self) -> None:
-        body = b'{"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}}'
+        body = (
+            b'{"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}}'
+        )
         error = error_of(body, status=404)
         assert (error.code, error.message) == ("NOT_FOUND", "Requested entity was not found.")
         assert error.details["code"] == 404
 
     def test_error_object_stripe_style(self) -> None:
-        body = b'{"error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined."}}'
+        body = json.dumps(
+            {"error": {"type": "card_error", "code": "card_declined", "message": "Declined."}}
+        ).encode()
         assert error_of(body, status=402).code == "card_declined"
 
     def test_errors_list(self) -> None:
-        body = b'{"errors": [{"message": "Field x missing", "extensions": {"code": "BAD_INPUT"}}, {"message": "y"}]}'
+        errors = [{"message": "Field x missing", "extensions": {"code": "BAD_INPUT"}}, {"message": "y"}]
+        body = json.dumps({"errors": errors}).encode()
         error = error_of(body, status=422)
         assert (error.code, error.message) == ("BAD_INPUT", "Field x missing (and 1 more)")
         assert len(error.details["errors"]) == 2
@@ -234,12 +248,14 @@ class TestJSONEnvelopes:
         assert error.details["documentation_url"] == "https://docs.example.com"
 
     def test_detail(self) -> None:
-        assert error_of(b'{"detail": "Authentication credentials were not provided."}', status=401).message == (
-            "Authentication credentials were not provided."
-        )
+        assert error_of(
+            b'{"detail": "Authentication credentials were not provided."}', status=401
+        ).message == ("Authentication credentials were not provided.")
 
     def test_envelope_retryable_hint_wins(self) -> None:
-        assert error_of(b'{"error": {"message": "try later", "retryable": true}}', status=409).retryable is True
+        assert (
+            error_of(b'{"error": {"message": "try later", "retryable": true}}', status=409).retryable is True
+        )
 
     def test_unrecognised_body_uses_reason(self) -> None:
         error = error_of(b'{"weird": 1}', status=503)
@@ -299,7 +315,10 @@ class TestXMLEnvelopes:
         assert error.details["Error"]["RequestId"] == "4442587FB7D0A2F9"
 
     def test_aws_query_error_response(self) -> None:
-        body = b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded</Message></Error></ErrorResponse>"
+        )
         error = error_of(body, "text/xml", 400)
         assert (error.code, error.message) == ("Throttling", "Rate exceeded")
 
@@ -307,7 +326,9 @@ class TestXMLEnvelopes:
         assert error_of(b"<error>quota exceeded</error>", "application/xml", 429).message == "quota exceeded"
 
     def test_errors_wrapper(self) -> None:
-        error = error_of(b"<errors><error><code>bad</code><message>Bad id</message></error></errors>", "text/xml")
+        error = error_of(
+            b"<errors><error><code>bad</code><message>Bad id</message></error></errors>", "text/xml"
+        )
         assert (error.code, error.message) == ("bad", "Bad id")
 
     def test_soap11_fault(self) -> None:
@@ -323,7 +344,11 @@ class TestXMLEnvelopes:
     def test_html_error_page_title(self) -> None:
         page = b"<html><head>\n<title>\n  503 Service &amp; Temporarily Unavailable\n</title></head></html>"
         error = error_of(page, "text/html", 503)
-        assert (error.code, error.message, error.retryable) == ("http_503", "503 Service & Temporarily Unavailable", True)
+        assert (error.code, error.message, error.retryable) == (
+            "http_503",
+            "503 Service & Temporarily Unavailable",
+            True,
+        )
 
     def test_xml_without_envelope(self) -> None:
         assert error_of(b"<status>down</status>", "application/xml", 500).message == "Reason"
@@ -343,11 +368,14 @@ class TestMalformed:
             (b"<a><b></a>", "application/xml", "xml"),
             (b"<a>\xff</a>", "text/xml", "xml"),
             (b"not xml at all", "application/xml", "xml"),
+            (b"<a>" * 300 + b"</a>" * 300, "application/xml", "xml"),
             (b"caf\xe9", "text/plain; charset=utf-8", "text"),
             (b"ok", "text/plain; charset=no-such-charset", "text"),
         ],
     )
-    def test_never_raises_and_says_what_was_expected(self, body: bytes, content_type: str, expected: str) -> None:
+    def test_never_raises_and_says_what_was_expected(
+        self, body: bytes, content_type: str, expected: str
+    ) -> None:
         n = norm(body, content_type)
         assert n.format == expected
         assert n.data is None
@@ -362,6 +390,12 @@ class TestMalformed:
         assert info.value.code == "malformed_response"
         assert info.value.response is n._response
         assert isinstance(info.value, ValueError) and isinstance(info.value, requests.RequestException)
+
+    def test_malformed_error_pickles_with_its_code(self) -> None:
+        with pytest.raises(MalformedResponseError) as info:
+            norm(b"[1,", "application/json").raise_for_error()
+        copy = pickle.loads(pickle.dumps(info.value))
+        assert (copy.code, copy.details, str(copy)) == (info.value.code, info.value.details, str(info.value))
 
     def test_malformed_body_on_error_status_keeps_the_status_error(self) -> None:
         n = norm(b'{"error": {"message": "trunc', "application/json", 500)
@@ -417,7 +451,11 @@ class TestHardenedXML:
 
     def test_quadratic_blowup(self) -> None:
         body = (
-            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "' + b"x" * 50_000 + b'">]><r b="' + b"&a;" * 50_000 + b'"/>'
+            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "'
+            + b"x" * 50_000
+            + b'">]><r b="'
+            + b"&a;" * 50_000
+            + b'"/>'
         )
         n = norm(body, "application/xml")
         assert n.error is not None and n.error.code == "malformed_response"
@@ -488,14 +526,25 @@ class TestFields:
         response = requests.Response()
         response.status_code = 200
         n = normalize(response)
-        assert (n.method, n.attempts, n.request_id, n.content_type, n.format) == (None, 1, None, None, "empty")
+        assert (n.method, n.attempts, n.request_id, n.content_type, n.format) == (
+            None,
+            1,
+            None,
+            None,
+            "empty",
+        )
 
     @pytest.mark.parametrize("header", ["X-Request-ID", "x-request-id", "X-Correlation-ID", "Request-Id"])
     def test_request_id_headers(self, header: str) -> None:
         assert norm(b"{}", headers={header: "abc"}).request_id == "abc"
 
     def test_traceparent_is_not_a_request_id(self) -> None:
-        assert norm(b"{}", headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}).request_id is None
+        assert (
+            norm(
+                b"{}", headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+            ).request_id
+            is None
+        )
 
     def test_repr_is_parse_free_and_redacted(self, monkeypatch: pytest.MonkeyPatch) -> None:
         n = normalize(make(b"{}", url="https://api.example.com/x?token=abc123"))
@@ -508,7 +557,13 @@ class TestFields:
 
     @pytest.mark.parametrize(
         ("status", "cls"),
-        [(400, ClientError), (401, AuthenticationError), (404, NotFoundError), (429, RateLimitedError), (502, ServerError)],
+        [
+            (400, ClientError),
+            (401, AuthenticationError),
+            (404, NotFoundError),
+            (429, RateLimitedError),
+            (502, ServerError),
+        ],
     )
     def test_raise_for_error_status_classes(self, status: int, cls: type[Exception]) -> None:
         n = norm(b'{"message": "explained"}', status=status, headers={"Retry-After": "7"})
@@ -629,7 +684,9 @@ class TestSessionWiring:
 
     @responses.activate
     def test_redirect_hops_are_normalized(self) -> None:
-        responses.get("https://api.example.com/old", status=301, headers={"Location": "https://api.example.com/new"})
+        responses.get(
+            "https://api.example.com/old", status=301, headers={"Location": "https://api.example.com/new"}
+        )
         responses.get("https://api.example.com/new", json=[1])
         response = ResilientSession().get("https://api.example.com/old")
         assert response.normalized.data == [1]  # type: ignore[attr-defined]

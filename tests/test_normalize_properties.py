@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from xml.sax.saxutils import escape, quoteattr
 
 import requests
+import xmltodict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
@@ -45,18 +47,25 @@ BODIES = st.one_of(
     st.text(max_size=200).map(str.encode),
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
         max_leaves=10,
     ).map(lambda value: json.dumps(value).encode()),
-    st.tuples(st.sampled_from([b"<a>", b"<?xml version='1.0'?><r x='1'>", b"<html><title>", b"{", b"["]), st.binary(max_size=100)).map(
-        b"".join
-    ),
+    st.tuples(
+        st.sampled_from([b"<a>", b"<?xml version='1.0'?><r x='1'>", b"<html><title>", b"{", b"["]),
+        st.binary(max_size=100),
+    ).map(b"".join),
 )
 
-STATUSES = st.one_of(st.sampled_from([200, 201, 204, 301, 304, 400, 401, 404, 429, 500, 502, 503]), st.integers(100, 599))
+STATUSES = st.one_of(
+    st.sampled_from([200, 201, 204, 301, 304, 400, 401, 404, 429, 500, 502, 503]), st.integers(100, 599)
+)
 
 
-def response_for(body: bytes, content_type: str | None, status: int, method: str = "GET") -> requests.Response:
+def response_for(
+    body: bytes, content_type: str | None, status: int, method: str = "GET"
+) -> requests.Response:
     response = requests.Response()
     response._content = body
     response.status_code = status
@@ -68,8 +77,12 @@ def response_for(body: bytes, content_type: str | None, status: int, method: str
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=BODIES, content_type=CONTENT_TYPES, status=STATUSES, method=st.sampled_from(["GET", "HEAD", "POST"]))
-def test_any_bytes_any_content_type_never_raise(body: bytes, content_type: str | None, status: int, method: str) -> None:
+@given(
+    body=BODIES, content_type=CONTENT_TYPES, status=STATUSES, method=st.sampled_from(["GET", "HEAD", "POST"])
+)
+def test_any_bytes_any_content_type_never_raise(
+    body: bytes, content_type: str | None, status: int, method: str
+) -> None:
     n = normalize(response_for(body, content_type, status, method), Normalizer(max_body_size=250))
     assert n.format in ("json", "xml", "text", "empty", "binary")
     assert n.ok is (n.error is None)
@@ -116,8 +129,6 @@ TEXTS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), m
 
 @st.composite
 def xml_elements(draw: st.DrawFn, depth: int = 0) -> str:
-    from xml.sax.saxutils import escape, quoteattr
-
     name = draw(NAMES)
     attributes = draw(st.dictionaries(NAMES, TEXTS, max_size=2))
     attrs = "".join(f" {k}={quoteattr(v)}" for k, v in attributes.items())
@@ -136,6 +147,4 @@ def test_xml_converter_never_raises_on_well_formed_documents(document: str) -> N
 @settings(max_examples=200, deadline=None)
 @given(document=xml_elements())
 def test_xml_converter_agrees_with_xmltodict(document: str) -> None:
-    import xmltodict
-
     assert element_to_dict(parse_xml(document.encode())) == xmltodict.parse(document)
