@@ -7,6 +7,7 @@ from .auth import APIKeyAuth, BasicAuth, BearerAuth, CredentialAuth
 from .breaker import CircuitBreaker, CircuitState, StateChange
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
+from .config import load_config, load_integrations
 from .errors import (
     APIConnectionError,
     APIConnectTimeout,
@@ -23,6 +24,7 @@ from .errors import (
     ConfigurationError,
     DeadlineExceededError,
     IncompleteBodyError,
+    InvalidConfigError,
     MalformedResponseError,
     NotFoundError,
     OAuth2TokenError,
@@ -35,6 +37,7 @@ from .errors import (
 )
 from .normalization import NormalizedError, NormalizedResponse, Normalizer, normalize
 from .oauth2 import OAuth2ClientCredentials, OAuth2RefreshToken
+from .observability import BudgetExhausted, CallEvent, Events, bind_request_id, current_request_id
 from .redis_store import RedisStore
 from .retry import RetryPolicy
 from .session import ResilientSession
@@ -56,8 +59,10 @@ __all__ = [
     "AuthenticationError",
     "BasicAuth",
     "BearerAuth",
+    "BudgetExhausted",
     "Bulkhead",
     "BulkheadFullError",
+    "CallEvent",
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
@@ -65,7 +70,9 @@ __all__ = [
     "ConfigurationError",
     "CredentialAuth",
     "DeadlineExceededError",
+    "Events",
     "IncompleteBodyError",
+    "InvalidConfigError",
     "MalformedResponseError",
     "MemoryStore",
     "NormalizedError",
@@ -89,5 +96,9 @@ __all__ = [
     "TokenEndpointError",
     "TokenEndpointTimeout",
     "__version__",
+    "bind_request_id",
+    "current_request_id",
+    "load_config",
+    "load_integrations",
     "normalize",
 ]

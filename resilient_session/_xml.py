@@ -41,7 +41,10 @@ _DENY_EXTERNAL = _DenyExternal()
 
 
 def parse_xml(content: bytes, encoding: str | None = None) -> etree._Element:
-    """Parse *content* with a hardened parser; raise ``ValueError`` (or a subclass) when it is not XML.
+    """Parse *content* with a hardened parser.
+
+    Raises lxml's ``XMLSyntaxError`` when it is not well-formed XML or hits a libxml2 limit, and
+    ``LookupError`` for an unknown *encoding*.
 
     *encoding* (an HTTP ``charset``) overrides the document's own declaration, as RFC 7303 requires.
     """

@@ -19,8 +19,9 @@ from ._call import CallState, RetryGate, active, current_call
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
-from .normalization import DEFAULT_NORMALIZER, Normalizer
+from .normalization import DEFAULT_NORMALIZER, Normalizer, attach_normalized
 from .retry import as_retry_policy
+from .store import host_key
 
 __all__ = ["DEFAULT_TIMEOUT", "ResilientAdapter"]
 
@@ -137,8 +138,8 @@ class ResilientAdapter(HTTPAdapter):
         response = super().build_response(req, resp)
         # Attached here, not as a session hook: every response (redirect hops and `responses` mocks
         # included) passes through build_response, and session.hooks stays exactly what the user set.
-        # The view is lazy, so a response whose .normalized is never read pays for one small object.
-        response.normalized = self.normalizer(response)  # type: ignore[attr-defined]
+        # Lazy: nothing is created or parsed until response.normalized is read.
+        attach_normalized(response, self.normalizer)
         return response
 
     def init_poolmanager(
@@ -181,12 +182,12 @@ class ResilientAdapter(HTTPAdapter):
         breaker, budget, bulkhead = self.breaker, self.budget, self.bulkhead
         if breaker is None and budget is None and bulkhead is None:
             return self._send(call, request, *args)
-        url = request.url or ""
-        permit = breaker.acquire(breaker.key_for(url), request) if breaker is not None else None
+        host = host_key(request.url or "")  # each policy's key_for(), parsing the URL once
+        permit = breaker.acquire(_scope(breaker.name, host), request) if breaker is not None else None
         if permit is not None and call.observer is not None:
             call.observer.circuit(call, "half_open" if permit.probe else "closed")
-        compartment = bulkhead.key_for(url) if bulkhead is not None else None
-        budget_gate = budget.gate(budget.key_for(url)) if budget is not None else None
+        compartment = _scope(bulkhead.name, host) if bulkhead is not None else None
+        budget_gate = budget.gate(_scope(budget.name, host)) if budget is not None else None
         gates: list[RetryGate] = []
         if breaker is not None and permit is not None:
             gates.append(breaker.gate(permit))
@@ -353,6 +354,10 @@ class ResilientAdapter(HTTPAdapter):
                 return cls(f"read timed out: {detail}", **ctx)
             return errors.APIConnectionError(f"connection failed: {detail}", **ctx)
         return exc
+
+
+def _scope(name: str | None, host: str) -> str:
+    return host if name is None else name
 
 
 def _initial(timeout: TimeoutArg, call: CallState) -> Any:

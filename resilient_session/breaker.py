@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -137,11 +137,11 @@ class CircuitBreaker:
     max_open_wait: float = 60.0
     probes: int = 1
     probe_lease: float = 30.0
-    failure_statuses: frozenset[int] = DEFAULT_FAILURE_STATUSES
+    failure_statuses: Collection[int] = DEFAULT_FAILURE_STATUSES
     failure_exceptions: ErrorTypes = DEFAULT_FAILURE_EXCEPTIONS
     name: str | None = None
     store: StateStore = field(default_factory=MemoryStore)
-    listeners: tuple[Callable[[StateChange], None], ...] = ()
+    listeners: Sequence[Callable[[StateChange], None]] = ()
     _acquire_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _record_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
@@ -200,34 +200,23 @@ class CircuitBreaker:
 
         An open circuit is answered from a process-local hint, without touching the store.
         """
-        store = self.store
         key = "breaker:" + host
-        until = store.hints.get(key)
-        if until is not None:
-            remaining = until - store.clock()
-            if remaining > 0:
-                raise _open_error(host, remaining, request)
-        result = store.run(_ACQUIRE, key, self._acquire_args)
+        remaining = self._known_open(key)
+        if remaining > 0:
+            raise _open_error(host, remaining, request=request)
+        result = self.store.run(_ACQUIRE, key, self._acquire_args)
         self._observe(host, key, result)
         if not result[0]:
-            raise _open_error(host, max(result[3] - store.clock(), 0.0), request)
+            raise _open_error(host, max(result[3] - self.store.clock(), 0.0), request=request)
         return Permit(host, int(result[1]), result[2] == _HALF_OPEN)
 
     def check(self, host: str, *, method: str | None = None, url: str | None = None) -> None:
         """Raise :class:`~resilient_session.CircuitOpenError` if this process knows *host*'s circuit is
         open; otherwise do nothing. Never asks the store and takes no probe slot, so it can run before
         the request is even built; :meth:`acquire` still decides."""
-        until = self.store.hints.get("breaker:" + host)
-        if until is not None:
-            remaining = until - self.store.clock()
-            if remaining > 0:
-                raise CircuitOpenError(
-                    f"circuit open for {host}; next probe in {remaining:.3f}s",
-                    host=host,
-                    retry_in=remaining,
-                    method=method,
-                    url=url,
-                )
+        remaining = self._known_open("breaker:" + host)
+        if remaining > 0:
+            raise _open_error(host, remaining, method=method, url=url)
 
     def record(
         self,
@@ -247,11 +236,10 @@ class CircuitBreaker:
         knows the circuit is open (more attempts would only load an upstream declared down)."""
         if permit.probe:
             return _no_retry
-        hints, clock, key = self.store.hints, self.store.clock, "breaker:" + permit.host
+        key = "breaker:" + permit.host
 
         def circuit_allows_retry(call: object, reason: str) -> bool:
-            until = hints.get(key)
-            return until is None or until <= clock()
+            return self._known_open(key) <= 0
 
         return circuit_allows_retry
 
@@ -292,9 +280,17 @@ class CircuitBreaker:
 
     # -- events ----------------------------------------------------------------------------------
 
+    def _known_open(self, key: str) -> float:
+        """Seconds the circuit is still open as far as this process knows (<= 0: ask the store)."""
+        until = self.store.hints.get(key)
+        return 0.0 if until is None else until - self.store.clock()
+
     def _observe(self, host: str, key: str, result: Result) -> None:
+        # Every answer from the store refreshes what this process knows about the circuit.
         if result[2] == _OPEN:
             self.store.hints[key] = result[3]
+        else:
+            self.store.hints.pop(key, None)
         if result[4] >= 0:
             self._emit(host, result)
 
@@ -328,12 +324,21 @@ def _no_retry(call: object, reason: str) -> bool:
     return False
 
 
-def _open_error(host: str, retry_in: float, request: requests.PreparedRequest | None) -> CircuitOpenError:
+def _open_error(
+    host: str,
+    retry_in: float,
+    *,
+    request: requests.PreparedRequest | None = None,
+    method: str | None = None,
+    url: str | None = None,
+) -> CircuitOpenError:
     return CircuitOpenError(
         f"circuit open for {host}; next probe in {retry_in:.3f}s",
         host=host,
         retry_in=retry_in,
         request=request,
+        method=method,
+        url=url,
     )
 
 

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeAlias
 
+from ._config_cli import add_call_parser, add_check_parser
+
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -68,7 +70,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # -- entry point --------------------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_demo_parser]
+SUBCOMMANDS: list[Callable[[Subparsers], None]] = [add_demo_parser, add_check_parser, add_call_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

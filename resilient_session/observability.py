@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,7 +28,6 @@ from ._call import CallObserver, CallState, RetryGate, current_call
 from .budget import BudgetGate
 from .errors import CircuitOpenError
 from .tracing import CallTrace, tracer_for
-
 
 __all__ = [
     "DEFAULT_REQUEST_ID_HEADER",
@@ -192,7 +191,9 @@ class Events:
         return bool(self._callbacks)
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{kind}={len(self._callbacks[kind])}" for kind in _KINDS if kind in self._callbacks)
+        counts = ", ".join(
+            f"{kind}={len(self._callbacks[kind])}" for kind in _KINDS if kind in self._callbacks
+        )
         return f"{type(self).__name__}({counts})"
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -290,7 +291,9 @@ def _ensure_request_id(request: requests.PreparedRequest, header: str) -> str:
     return request_id
 
 
-def _trace_for(tracing: Any, call: CallState, integration: str | None, request_id: str | None) -> CallTrace | None:
+def _trace_for(
+    tracing: Any, call: CallState, integration: str | None, request_id: str | None
+) -> CallTrace | None:
     if tracing is False or tracing is None:
         return None
     tracer = tracer_for(tracing)
@@ -331,7 +334,9 @@ class _Observer(CallObserver):
         if self.events:
             self.events.emit("request", self._event("request", call))
 
-    def finish(self, call: CallState, response: requests.Response | None, error: BaseException | None) -> None:
+    def finish(
+        self, call: CallState, response: requests.Response | None, error: BaseException | None
+    ) -> None:
         if isinstance(error, CircuitOpenError):
             self.breaker_state = "open"
         status = response.status_code if response is not None else None
@@ -345,11 +350,25 @@ class _Observer(CallObserver):
         if log.isEnabledFor(logging.INFO):
             fields = self._fields(call, status, self.count, elapsed, outcome, error_type)
             if error is None:
-                log.info("%s %s -> %s in %.1f ms (%s)", call.method, call.url, status, elapsed * 1e3,
-                         _plural(self.count), extra=fields)
+                log.info(
+                    "%s %s -> %s in %.1f ms (%s)",
+                    call.method,
+                    call.url,
+                    status,
+                    elapsed * 1e3,
+                    _plural(self.count),
+                    extra=fields,
+                )
             else:
-                log.info("%s %s failed: %s in %.1f ms (%s)", call.method, call.url, error_type,
-                         elapsed * 1e3, _plural(self.count), extra=fields)
+                log.info(
+                    "%s %s failed: %s in %.1f ms (%s)",
+                    call.method,
+                    call.url,
+                    error_type,
+                    elapsed * 1e3,
+                    _plural(self.count),
+                    extra=fields,
+                )
         if self.trace is not None:
             self.trace.end(status, error, self.count, self.retries, self.breaker_state)
         if self.events:
@@ -396,7 +415,9 @@ class _Observer(CallObserver):
             if self.trace is not None:
                 self.trace.event("retry budget exhausted", {"resilient_session.budget.key": gate.host})
             if self.events:
-                payload = BudgetExhausted(gate.host, reason, self.integration, call.method, call.url, self.request_id)
+                payload = BudgetExhausted(
+                    gate.host, reason, self.integration, call.method, call.url, self.request_id
+                )
                 self.events.emit("budget_exhausted", payload)
 
     def circuit(self, call: CallState, state: str) -> None:
@@ -408,8 +429,10 @@ class _Observer(CallObserver):
         if self.trace is not None:
             self.trace.event(
                 "circuit state change",
-                {"resilient_session.breaker.state": str(self.breaker_state), "resilient_session.breaker.key": str(
-                    getattr(change, "host", ""))},
+                {
+                    "resilient_session.breaker.state": str(self.breaker_state),
+                    "resilient_session.breaker.key": str(getattr(change, "host", "")),
+                },
             )
         if self.events:
             self.events.emit("breaker_state_change", change)
@@ -432,7 +455,12 @@ class _Observer(CallObserver):
             trace.inject(attempt.span, headers)
 
     def _end_attempt(
-        self, call: CallState, status: int | None, error_type: str | None, outcome: str, reason: str | None = None
+        self,
+        call: CallState,
+        status: int | None,
+        error_type: str | None,
+        outcome: str,
+        reason: str | None = None,
     ) -> None:
         attempt, self.current = self.current, None
         if attempt is None:

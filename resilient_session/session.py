@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 from requests.auth import AuthBase
@@ -20,6 +22,9 @@ from .bulkhead import Bulkhead
 from .errors import status_error_for
 from .observability import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call
 from .retry import as_retry_policy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["ResilientSession"]
 
@@ -113,6 +118,19 @@ class ResilientSession(requests.Session):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self.base_url!r}>"
+
+    @classmethod
+    def from_config(cls, source: str | os.PathLike[str] | Mapping[str, Any], name: str | None = None) -> Self:
+        """The session of integration *name* in an integrations file (TOML path or parsed mapping).
+
+        Without *name* the file must define exactly one integration. For every integration at once, use
+        :func:`~resilient_session.load_integrations`. The schema is in ``docs/configuration.md``.
+
+        :raises InvalidConfigError: the file is invalid or names an unset environment variable.
+        """
+        from .config import session_from_config
+
+        return cast("Self", session_from_config(source, name, cls))
 
     # -- redirects -------------------------------------------------------------------------------
 

@@ -115,7 +115,12 @@ class CallTrace:
         self._parent.add_event(name, attributes)
 
     def end(
-        self, status: int | None, error: BaseException | None, attempts: int, retries: int, breaker: str | None
+        self,
+        status: int | None,
+        error: BaseException | None,
+        attempts: int,
+        retries: int,
+        breaker: str | None,
     ) -> None:
         """End the call span; its context stops being current."""
         from opentelemetry import context

@@ -141,7 +141,9 @@ def test_a_rate_under_the_threshold_keeps_it_closed(clock: Clock) -> None:
 
 
 def test_the_window_slides(clock: Clock) -> None:
-    breaker = make(clock, consecutive_failures=None, failure_rate_threshold=0.5, window_size=4, minimum_calls=4)
+    breaker = make(
+        clock, consecutive_failures=None, failure_rate_threshold=0.5, window_size=4, minimum_calls=4
+    )
     fail(breaker)
     succeed(breaker, times=3)
     assert breaker.state(HOST).failures == 1
@@ -192,7 +194,9 @@ def test_circuits_are_per_host_by_default(clock: Clock) -> None:
 
 def test_a_named_circuit_is_shared_by_every_host(clock: Clock) -> None:
     breaker = make(clock, consecutive_failures=1, name="payments")
-    assert breaker.key_for("https://a.example.com/") == breaker.key_for("https://b.example.com/") == "payments"
+    assert (
+        breaker.key_for("https://a.example.com/") == breaker.key_for("https://b.example.com/") == "payments"
+    )
     fail(breaker, host="payments")
     with pytest.raises(CircuitOpenError) as caught:
         breaker.acquire(breaker.key_for("https://b.example.com/"))
@@ -202,7 +206,9 @@ def test_a_named_circuit_is_shared_by_every_host(clock: Clock) -> None:
 # -- open -> half-open -> closed / open ------------------------------------------------------------------
 
 
-def test_after_the_wait_one_probe_goes_and_its_success_closes(clock: Clock, events: list[StateChange]) -> None:
+def test_after_the_wait_one_probe_goes_and_its_success_closes(
+    clock: Clock, events: list[StateChange]
+) -> None:
     breaker = make(clock, events, consecutive_failures=1, open_wait=5.0)
     fail(breaker)
     clock.advance(4.999)
@@ -223,7 +229,9 @@ def test_after_the_wait_one_probe_goes_and_its_success_closes(clock: Clock, even
 
 
 def test_a_failed_probe_reopens_with_a_growing_capped_wait(clock: Clock, events: list[StateChange]) -> None:
-    breaker = make(clock, events, consecutive_failures=1, open_wait=5.0, wait_multiplier=2.0, max_open_wait=30.0)
+    breaker = make(
+        clock, events, consecutive_failures=1, open_wait=5.0, wait_multiplier=2.0, max_open_wait=30.0
+    )
     fail(breaker)
     waits = [events[-1].retry_in]
     for _ in range(4):
@@ -383,7 +391,9 @@ def test_a_failing_listener_is_logged_and_never_breaks_the_call(
         raise RuntimeError("listener bug")
 
     seen: list[StateChange] = []
-    breaker = CircuitBreaker(store=MemoryStore(clock=clock), consecutive_failures=1, listeners=[broken, seen.append])
+    breaker = CircuitBreaker(
+        store=MemoryStore(clock=clock), consecutive_failures=1, listeners=[broken, seen.append]
+    )
     with caplog.at_level(logging.ERROR, logger="resilient_session"):
         fail(breaker)
     assert len(seen) == 1
@@ -486,7 +496,9 @@ def test_concurrent_failures_open_the_circuit_exactly_once(clock: Clock, events:
 
 
 def test_concurrent_outcomes_are_all_counted(clock: Clock) -> None:
-    breaker = make(clock, consecutive_failures=None, failure_rate_threshold=1.0, window_size=1000, minimum_calls=1000)
+    breaker = make(
+        clock, consecutive_failures=None, failure_rate_threshold=1.0, window_size=1000, minimum_calls=1000
+    )
 
     def worker() -> None:
         for i in range(100):
@@ -557,3 +569,13 @@ def test_the_breaker_is_off_unless_asked_for() -> None:
     session = ResilientSession(retry=False)
     responses.add(responses.GET, URL, status=503)
     assert [session.get(URL).status_code for _ in range(20)] == [503] * 20
+
+
+def test_a_pickled_session_keeps_one_shared_breaker_and_budget() -> None:
+    session = ResilientSession(breaker=CircuitBreaker(open_wait=9.0))
+    copy = pickle.loads(pickle.dumps(session))
+    assert copy.breaker.open_wait == 9.0
+    for prefix in ("http://", "https://"):
+        adapter = copy.get_adapter(prefix + "x")
+        assert adapter.breaker is copy.breaker  # type: ignore[attr-defined]
+        assert adapter.budget is copy.budget  # type: ignore[attr-defined]

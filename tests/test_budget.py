@@ -110,7 +110,10 @@ def test_a_denied_retry_is_logged_at_most_every_ten_seconds(caplog: pytest.LogCa
         budget.try_retry(HOST)
     messages = [r.getMessage() for r in caplog.records if "retry budget" in r.getMessage()]
     assert len(messages) == 2
-    assert messages[0] == f"retry budget for {HOST} exhausted (0 of 5 tokens left, a retry costs 5): not retrying"
+    assert (
+        messages[0]
+        == f"retry budget for {HOST} exhausted (0 of 5 tokens left, a retry costs 5): not retrying"
+    )
 
 
 def test_the_policy_is_immutable_and_validated() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import pickle
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -27,9 +29,11 @@ from resilient_session import (
     ResilientAdapter,
     ResilientSession,
     ServerError,
+    _xml,
     normalize,
 )
 from resilient_session._xml import element_to_dict, parse_xml
+from resilient_session.normalization import attach_normalized
 
 URL = "https://api.example.com/v1/items?page=2"
 
@@ -424,12 +428,24 @@ class TestHardenedXML:
         assert "entity" in n.error.message
         assert "TOP-SECRET" not in repr((n.data, n.error))
 
-    def test_external_parameter_entity_is_not_loaded(self, tmp_path: Any) -> None:
+    def test_external_parameter_entity_is_not_loaded(
+        self, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The parser must not even ask for it; the deny-all resolver is only the second line of defence.
+        asked: list[str] = []
+        original = _xml._DenyExternal.resolve
+
+        def spy(self: Any, url: str, public_id: str, context: Any) -> Any:
+            asked.append(url)
+            return original(self, url, public_id, context)
+
+        monkeypatch.setattr(_xml._DenyExternal, "resolve", spy)
         dtd = tmp_path / "evil.dtd"
-        dtd.write_text('<!ENTITY leak "TOP-SECRET-CONTENT">')
+        dtd.write_text("TOP-SECRET-CONTENT, not a DTD")
         body = f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM "file://{dtd}"> %p;]><r>x</r>'.encode()
         n = norm(body, "application/xml")
-        assert "TOP-SECRET" not in repr((n.data, n.error))
+        assert (n.data, n.error) == ({"r": "x"}, None)
+        assert asked == []
 
     def test_external_dtd_is_not_loaded(self) -> None:
         body = b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "file:///dev/zero"><r>x</r>'
@@ -719,6 +735,37 @@ class TestSessionWiring:
             mock.get("https://tiny.example.com/x", json={"a": 1})
             n = session.get("https://tiny.example.com/x").normalized  # type: ignore[attr-defined]
         assert n.error is not None and n.error.code == "body_too_large"
+
+    def test_unread_attachment_creates_no_reference_cycle(self) -> None:
+        response = requests.Response()
+        attach_normalized(response)
+        ref = weakref.ref(response)
+        gc.disable()
+        try:
+            del response
+            assert ref() is None  # freed by reference counting alone
+        finally:
+            gc.enable()
+
+    def test_attached_response_is_still_a_response(self) -> None:
+        response = make(b'{"a": 1}')
+        attach_normalized(response, Normalizer(max_body_size=5))
+        assert isinstance(response, requests.Response)
+        assert response.normalized is response.normalized  # type: ignore[attr-defined]
+        assert response.normalized.error.code == "body_too_large"  # type: ignore[attr-defined]
+        copy = pickle.loads(pickle.dumps(response))
+        assert copy.json() == {"a": 1}
+        assert copy.normalized.data == {"a": 1}  # the default normalizer after unpickling
+
+    def test_foreign_response_subclass_gets_an_eager_view(self) -> None:
+        class Custom(requests.Response):
+            pass
+
+        response = Custom()
+        response.status_code = 204
+        attach_normalized(response)
+        assert type(response) is Custom
+        assert response.normalized.format == "empty"  # type: ignore[attr-defined]
 
     def test_adapter_pickles_with_its_normalizer(self) -> None:
         adapter = ResilientAdapter()

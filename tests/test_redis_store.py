@@ -21,9 +21,17 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resilient_session import CircuitBreaker, CircuitOpenError, CircuitState, MemoryStore, RedisStore, RetryBudget
+from resilient_session import (
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    MemoryStore,
+    RedisStore,
+    RetryBudget,
+)
 from resilient_session.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
 from resilient_session.budget import _DEPOSIT, _LEVEL, _WITHDRAW
+from resilient_session.store import AtomicOp
 
 redis = pytest.importorskip("redis")
 
@@ -40,7 +48,9 @@ def require_redis_server() -> str:
     """The path of ``redis-server``; skip (fail in CI) when it is not installed."""
     binary = shutil.which("redis-server")
     if binary is None:
-        message = "redis-server is not installed (apt-get install redis-server): RedisStore needs a real server"
+        message = (
+            "redis-server is not installed (apt-get install redis-server): RedisStore needs a real server"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -57,7 +67,17 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        command = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
@@ -115,7 +135,9 @@ BREAKER_OPS = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(BREAKER_OPS, max_size=60), consecutive=st.sampled_from([0.0, 3.0]))
-def test_lua_and_python_ops_agree(redis_server: RedisServer, ops: list[tuple[object, ...]], consecutive: float) -> None:
+def test_lua_and_python_ops_agree(
+    redis_server: RedisServer, ops: list[tuple[object, ...]], consecutive: float
+) -> None:
     clock = Clock()
     memory = MemoryStore(clock=clock)
     shared = RedisStore(redis_server.url, prefix=f"parity-{uuid.uuid4().hex}", clock=clock)
@@ -127,23 +149,25 @@ def test_lua_and_python_ops_agree(redis_server: RedisServer, ops: list[tuple[obj
         if kind == "advance":
             clock.now += float(op[1])  # type: ignore[arg-type]
             continue
+        call: tuple[AtomicOp, str, tuple[float, ...]]
         if kind == "acquire":
             call = (_ACQUIRE, "breaker:h", (2.0, 5.0))
         elif kind == "record":
             stale = bool(op[2])
-            call = (_RECORD, "breaker:h", (generation - 1 if stale else generation, op[1], *record_args))
+            outcome = float(op[1])  # type: ignore[arg-type]
+            call = (_RECORD, "breaker:h", (generation - 1 if stale else generation, outcome, *record_args))
         elif kind == "snapshot":
             call = (_SNAPSHOT, "breaker:h", ())
         elif kind == "reset":
             call = (_RESET, "breaker:h", ())
         elif kind == "withdraw":
-            call = (_WITHDRAW, "budget:h", (30.0, op[1]))
+            call = (_WITHDRAW, "budget:h", (30.0, float(op[1])))  # type: ignore[arg-type]
         elif kind == "deposit":
-            call = (_DEPOSIT, "budget:h", (30.0, op[1]))
+            call = (_DEPOSIT, "budget:h", (30.0, float(op[1])))  # type: ignore[arg-type]
         else:
             call = (_LEVEL, "budget:h", (30.0,))
-        expected = memory.run(*call)  # type: ignore[arg-type]
-        actual = shared.run(*call)  # type: ignore[arg-type]
+        expected = memory.run(*call)
+        actual = shared.run(*call)
         assert actual == expected, (op, expected, actual)
         if kind == "acquire":
             generation = expected[1]
@@ -181,7 +205,9 @@ def test_no_budget_update_is_lost_between_clients(redis_server: RedisServer) -> 
 def test_no_breaker_outcome_is_lost_between_clients(redis_server: RedisServer) -> None:
     prefix = f"race-{uuid.uuid4().hex}"
     stores = [RedisStore(redis_server.url, prefix=prefix) for _ in range(4)]
-    policy = CircuitBreaker(consecutive_failures=None, failure_rate_threshold=1.0, window_size=1000, minimum_calls=1000)
+    policy = CircuitBreaker(
+        consecutive_failures=None, failure_rate_threshold=1.0, window_size=1000, minimum_calls=1000
+    )
     start = threading.Barrier(8)
 
     def worker(store: RedisStore) -> None:
@@ -239,7 +265,9 @@ def test_a_full_budget_leaves_no_key(redis_server: RedisServer, store: RedisStor
     assert client.exists(f"{store.prefix}:budget:{HOST}") == 0
 
 
-def test_scripts_are_reloaded_when_the_server_forgets_them(redis_server: RedisServer, store: RedisStore) -> None:
+def test_scripts_are_reloaded_when_the_server_forgets_them(
+    redis_server: RedisServer, store: RedisStore
+) -> None:
     budget = RetryBudget(store=store)
     budget.try_retry(HOST)
     redis.Redis.from_url(redis_server.url).script_flush()
@@ -261,7 +289,9 @@ def test_unreachable_redis_falls_back_to_local_state_and_warns_once(caplog: pyte
         with pytest.raises(CircuitOpenError):
             breaker.acquire(HOST)  # the breaker still protects this process
     assert store.degraded
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "cannot be used" in r.getMessage()]
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "cannot be used" in r.getMessage()
+    ]
     assert len(warnings) == 1
     assert f"127.0.0.1:{port}/0" in warnings[0].getMessage()
 

@@ -99,7 +99,9 @@ def test_upstream_dies_circuit_opens_fast_fails_probes_and_closes_on_return(
     mortal: MortalServer, connects: list[object]
 ) -> None:
     events: list[StateChange] = []
-    breaker = CircuitBreaker(consecutive_failures=3, open_wait=0.3, wait_multiplier=2.0, listeners=[events.append])
+    breaker = CircuitBreaker(
+        consecutive_failures=3, open_wait=0.3, wait_multiplier=2.0, listeners=[events.append]
+    )
     session = ResilientSession(breaker=breaker, retry=RetryPolicy(1, backoff_factor=0.01))
 
     assert all(session.get(mortal.url).ok for _ in range(5))
@@ -148,7 +150,7 @@ def test_an_upstream_answering_503_stops_receiving_calls_while_open(upstream: Up
     url = upstream.script("/sick", Reply(503, b"overloaded"))
     breaker = CircuitBreaker(consecutive_failures=4, open_wait=60)
     session = ResilientSession(breaker=breaker, retry=False)
-    outcomes = []
+    outcomes: list[int | str] = []
     for _ in range(50):
         try:
             outcomes.append(session.get(url).status_code)
@@ -175,7 +177,7 @@ def test_retry_budget_caps_the_retries_a_dead_upstream_receives(upstream: Upstre
 def test_bulkhead_refuses_a_third_call_while_two_hang(upstream: Upstream) -> None:
     url = upstream.script("/slow", Reply(hang=True))
     bulkhead = Bulkhead(2, max_wait=0.1)
-    session = ResilientSession(bulkhead=bulkhead, retry=False, timeout=(1, 2))
+    session = ResilientSession(bulkhead=bulkhead, retry=False, timeout=(1, 1))
     results: list[BaseException] = []
 
     def hang() -> None:

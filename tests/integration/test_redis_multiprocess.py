@@ -75,7 +75,8 @@ def _run(target: Any, redis_url: str, prefix: str, url: str) -> list[dict[str, A
     start = context.Barrier(PROCESSES)
     results = context.Queue()
     processes = [
-        context.Process(target=target, args=(redis_url, prefix, url, start, results)) for _ in range(PROCESSES)
+        context.Process(target=target, args=(redis_url, prefix, url, start, results))
+        for _ in range(PROCESSES)
     ]
     for process in processes:
         process.start()
@@ -86,7 +87,9 @@ def _run(target: Any, redis_url: str, prefix: str, url: str) -> list[dict[str, A
     return collected
 
 
-def test_four_processes_open_one_shared_circuit_together(redis_server: RedisServer, upstream: Upstream) -> None:
+def test_four_processes_open_one_shared_circuit_together(
+    redis_server: RedisServer, upstream: Upstream
+) -> None:
     url = upstream.script("/down", Reply(503, b"down"))
     prefix = f"fleet-{uuid.uuid4().hex}"
     results = _run(_breaker_worker, redis_server.url, prefix, url)
@@ -107,7 +110,9 @@ def test_four_processes_open_one_shared_circuit_together(redis_server: RedisServ
     assert snapshot.trips == 1
 
 
-def test_four_processes_draw_retries_from_one_shared_budget(redis_server: RedisServer, upstream: Upstream) -> None:
+def test_four_processes_draw_retries_from_one_shared_budget(
+    redis_server: RedisServer, upstream: Upstream
+) -> None:
     url = upstream.script("/down", Reply(503))
     prefix = f"fleet-{uuid.uuid4().hex}"
     results = _run(_budget_worker, redis_server.url, prefix, url)

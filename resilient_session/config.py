@@ -1,0 +1,810 @@
+"""Integrations as configuration: one TOML table per upstream API, one session per integration.
+
+::
+
+    [integrations.stripe]
+    base_url = "https://api.stripe.com/v1"
+    timeout = { connect = 3.05, read = 20 }
+    deadline = 30
+    retry = { total = 4, backoff_factor = 0.5 }
+    breaker = { consecutive_failures = 5, open_wait = 10 }
+    auth = { type = "bearer", token_env = "STRIPE_KEY" }
+
+The whole schema is documented in ``docs/configuration.md``. Validation collects every problem, each
+with its location, into one :class:`~resilient_session.InvalidConfigError`; unknown keys are errors.
+Credentials are never written in the file: an auth table names environment variables (``token_env``),
+read when a session is built.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from requests.auth import AuthBase
+
+from ._redact import is_secret_name
+from .adapter import DEFAULT_TIMEOUT
+from .breaker import CircuitBreaker
+from .budget import RetryBudget
+from .bulkhead import Bulkhead
+from .errors import ConfigurationError, InvalidConfigError
+from .observability import DEFAULT_REQUEST_ID_HEADER
+from .retry import RetryPolicy
+from .store import MemoryStore, StateStore
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from .session import ResilientSession
+
+__all__ = ["AuthConfig", "IntegrationConfig", "load_config", "load_integrations", "session_from_config"]
+
+Source = str | os.PathLike[str] | Mapping[str, Any]
+
+AUTH_TYPES = ("api_key", "bearer", "basic", "oauth2_client_credentials", "oauth2_refresh_token")
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Keys under which people write the secret itself; each has an ``<key>_env`` twin or a hint.
+_LITERAL_SECRETS = {
+    "key": "key_env",
+    "api_key": "key_env",
+    "token": "token_env",
+    "access_token": "token_env",
+    "password": "password_env",
+    "secret": "client_secret_env",
+    "client_secret": "client_secret_env",
+    "refresh_token": "refresh_token_env",
+}
+
+
+# -- the result ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """An auth table: its ``type``, the environment variables holding its secrets, and its other options.
+
+    ``env`` maps option names (``"token_env"``) to environment variable names (``"STRIPE_KEY"``).
+    """
+
+    type: str
+    env: Mapping[str, str]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def env_status(self) -> dict[str, bool]:
+        """Each environment variable this auth reads, and whether it is set (non-empty) now."""
+        return {name: bool(os.environ.get(name, "").strip()) for name in self.env.values()}
+
+    def build(self) -> AuthBase:
+        """The auth object, with secrets read from the environment now."""
+        from . import auth
+
+        env, opts = self.env, dict(self.options)
+        if self.type == "api_key":
+            return auth.APIKeyAuth.from_env(env["key_env"], opts.get("header"), query=opts.get("query"))
+        if self.type == "bearer":
+            return auth.BearerAuth.from_env(env["token_env"])
+        if self.type == "basic":
+            username = opts.pop("username", None) or auth.env_secret(env["username_env"])
+            return auth.BasicAuth(username, auth.env_secret(env["password_env"]))
+        from . import oauth2
+
+        token_url = opts.pop("token_url")
+        client_id = opts.pop("client_id", None) or auth.env_secret(env["client_id_env"])
+        if self.type == "oauth2_client_credentials":
+            secret = auth.env_secret(env["client_secret_env"])
+            return oauth2.OAuth2ClientCredentials(token_url, client_id, secret, **opts)
+        secret_var = env.get("client_secret_env")
+        return oauth2.OAuth2RefreshToken(
+            token_url,
+            client_id,
+            auth.env_secret(secret_var) if secret_var else None,
+            refresh_token=auth.env_secret(env["refresh_token_env"]),
+            **opts,
+        )
+
+    def describe(self) -> str:
+        """One line, no secret: the type, where the credential goes, and each variable's name and state."""
+        where = ""
+        if self.type == "api_key":
+            query = self.options.get("query")
+            where = (
+                f" in query {query!r}" if query else f" in header {self.options.get('header', 'X-API-Key')!r}"
+            )
+        elif "token_url" in self.options:
+            where = f" from {self.options['token_url']}"
+        variables = ", ".join(
+            f"${name} ({'set' if ok else 'NOT SET'})" for name, ok in self.env_status().items()
+        )
+        return f"{self.type}{where}; {variables}"
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    """One validated ``[integrations.NAME]`` table."""
+
+    name: str
+    base_url: str
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    deadline: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: CircuitBreaker | None = None
+    budget: RetryBudget | None = field(default_factory=RetryBudget)
+    bulkhead: Bulkhead | None = None
+    store: Mapping[str, Any] | None = None
+    auth: AuthConfig | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER
+    raise_for_status: bool = False
+    description: str | None = None
+
+    def env_vars(self) -> dict[str, str]:
+        """Location (``integrations.x.auth.token_env``) of each environment variable read, to its name."""
+        prefix = f"integrations.{self.name}"
+        found = {f"{prefix}.auth.{key}": name for key, name in (self.auth.env.items() if self.auth else ())}
+        if self.store and "url_env" in self.store:
+            found[f"{prefix}.store.url_env"] = self.store["url_env"]
+        return found
+
+    def session(self, cls: type[ResilientSession] | None = None) -> ResilientSession:
+        """A new session with this integration's policies (secrets are read from the environment now)."""
+        from .session import ResilientSession
+
+        factory = ResilientSession if cls is None else cls
+        store = self._store()
+        breaker, budget = self.breaker, self.budget
+        if store is not None:
+            breaker = breaker.new(store=store) if breaker is not None else None
+            budget = budget.new(store=store) if budget is not None else None
+        session = factory(
+            base_url=self.base_url,
+            timeout=self.timeout,
+            retry=self.retry,
+            deadline=self.deadline,
+            auth=self.auth.build() if self.auth is not None else None,
+            raise_for_status=self.raise_for_status,
+            breaker=breaker or False,
+            budget=budget or False,
+            bulkhead=self.bulkhead or False,
+            integration=self.name,
+            request_id_header=self.request_id_header,
+        )
+        session.headers.update(self.headers)
+        return session
+
+    def _store(self) -> StateStore | None:
+        if not self.store:
+            return None
+        options = dict(self.store)
+        kind = options.pop("type", "memory")
+        if kind == "memory":
+            return MemoryStore(**({"ttl": options["ttl"]} if "ttl" in options else {}))
+        from .auth import env_secret
+        from .redis_store import RedisStore
+
+        url = env_secret(options.pop("url_env"))
+        return RedisStore(url, **options)
+
+    def describe(self) -> dict[str, str]:
+        """The effective policy, one line per aspect, for ``resilient-session check`` (no secret values)."""
+        retry = self.retry
+        connect, read = self.timeout
+        lines = {
+            "base_url": self.base_url,
+            "timeout": f"connect {connect:g} s, read {read:g} s",
+            "deadline": f"{self.deadline:g} s" if self.deadline is not None else "none",
+            "retry": _describe_retry(retry),
+            "breaker": _describe_fields(self.breaker, ("name", "store", "listeners", "failure_exceptions")),
+            "budget": _describe_fields(self.budget, ("name", "store")),
+            "bulkhead": (
+                f"max_concurrent={self.bulkhead.max_concurrent}, max_wait={self.bulkhead.max_wait:g}"
+                if self.bulkhead is not None
+                else "off"
+            ),
+            "store": _describe_store(self.store),
+            "auth": self.auth.describe() if self.auth is not None else "none",
+            "headers": ", ".join(f"{k}: {v}" for k, v in self.headers.items()) or "none",
+            "request_id_header": self.request_id_header or "none",
+            "raise_for_status": str(self.raise_for_status).lower(),
+        }
+        return lines
+
+
+def _describe_retry(retry: RetryPolicy) -> str:
+    statuses = " ".join(str(s) for s in sorted(retry.status_forcelist or ()))
+    jitter = "full jitter" if retry.full_jitter else "no jitter"
+    return (
+        f"total={retry.total}, backoff_factor={retry.backoff_factor:g} "
+        f"({jitter}, cap {retry.backoff_max:g} s), "
+        f"statuses [{statuses}], raise_on_status={str(retry.raise_on_status).lower()}"
+    )
+
+
+def _describe_fields(policy: Any, skip: tuple[str, ...]) -> str:
+    if policy is None:
+        return "off"
+    import dataclasses
+
+    parts = []
+    for f in dataclasses.fields(policy):
+        if not f.init or f.name in skip:
+            continue
+        value = getattr(policy, f.name)
+        if isinstance(value, frozenset) and value:
+            low, high = min(value), max(value)
+            contiguous = len(value) == high - low + 1
+            value = f"{low}-{high}" if contiguous and len(value) > 2 else sorted(value)
+        parts.append(f"{f.name}={value}")
+    name = getattr(policy, "name", None)
+    return ", ".join(parts) + (f", name={name!r}" if name else "")
+
+
+def _describe_store(store: Mapping[str, Any] | None) -> str:
+    if not store or store.get("type", "memory") == "memory":
+        return "memory (this process)"
+    name = store["url_env"]
+    state = "set" if os.environ.get(name, "").strip() else "NOT SET"
+    return f"redis; URL from ${name} ({state})"
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+
+def load_config(source: Source) -> dict[str, IntegrationConfig]:
+    """Read and validate an integrations file (a path, or the already-parsed mapping).
+
+    :raises InvalidConfigError: listing every problem found.
+    """
+    data, where = _read(source)
+    checker = _Checker()
+    integrations = checker.document(data)
+    if checker.problems:
+        raise _invalid(where, checker.problems)
+    return integrations
+
+
+def load_integrations(source: Source) -> dict[str, ResilientSession]:
+    """One :class:`~resilient_session.ResilientSession` per integration of *source*, keyed by name.
+
+    :raises InvalidConfigError: the file is invalid, or environment variables it names are unset (all
+        of them are listed).
+    """
+    configs = load_config(source)
+    _require_env(configs.values(), _where(source))
+    return {name: config.session() for name, config in configs.items()}
+
+
+def session_from_config(
+    source: Source, name: str | None = None, cls: type[ResilientSession] | None = None
+) -> ResilientSession:
+    """The session of integration *name*; without a name the file must hold exactly one integration."""
+    configs = load_config(source)
+    if name is None:
+        if len(configs) != 1:
+            raise ConfigurationError(
+                f"{_where(source)} defines {len(configs)} integrations ({', '.join(sorted(configs))}); "
+                "pass name=, or use load_integrations() for all of them"
+            )
+        (config,) = configs.values()
+    elif name in configs:
+        config = configs[name]
+    else:
+        known = ", ".join(sorted(configs)) or "none"
+        raise ConfigurationError(f"no integration {name!r} in {_where(source)} (defined: {known})")
+    _require_env([config], _where(source))
+    return config.session(cls)
+
+
+def _read(source: Source) -> tuple[Mapping[str, Any], str]:
+    if isinstance(source, Mapping):
+        return source, "<mapping>"
+    path = Path(source)
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file), str(path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _invalid(str(path), [f"invalid TOML: {exc}"]) from None
+
+
+def _where(source: Source) -> str:
+    return "<mapping>" if isinstance(source, Mapping) else str(source)
+
+
+def _invalid(where: str, problems: list[str]) -> InvalidConfigError:
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    listing = "\n".join(f"  - {p}" for p in problems)
+    return InvalidConfigError(f"{count} in {where}:\n{listing}", problems=tuple(problems))
+
+
+def _require_env(configs: Any, where: str) -> None:
+    missing = []
+    for config in configs:
+        for location, name in config.env_vars().items():
+            if not os.environ.get(name, "").strip():
+                missing.append(f"{location}: environment variable {name} is not set")
+    if missing:
+        raise _invalid(where, missing)
+
+
+# -- validation ---------------------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return str(value)
+
+
+def _integer(minimum: int = 0) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {_show(value)}"
+        return f"must be >= {minimum}, got {value}" if value < minimum else None
+
+    return check
+
+
+def _number(minimum: float = 0.0, *, exclusive: bool = False, maximum: float | None = None) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"expected a number, got {_show(value)}"
+        if value < minimum or (exclusive and value == minimum):
+            return f"must be {'>' if exclusive else '>='} {minimum:g}, got {value:g}"
+        if maximum is not None and value > maximum:
+            return f"must be <= {maximum:g}, got {value:g}"
+        return None
+
+    return check
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"expected true or false, got {_show(value)}"
+
+
+def _string(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"expected a string, got {_show(value)}"
+    return "must not be empty" if not value.strip() else None
+
+
+def _header_name(value: Any) -> str | None:
+    problem = _string(value)
+    if problem is None and not _HEADER_NAME.match(value):
+        return f"{_show(value)} is not a valid header name"
+    return problem
+
+
+def _env_name(value: Any) -> str | None:
+    problem = _string(value)
+    if problem is None and not _ENV_NAME.match(value):
+        return f"{_show(value)} is not an environment variable name (letters, digits, _)"
+    return problem
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        if value in choices:
+            return None
+        return f"expected one of {', '.join(_show(c) for c in choices)}; got {_show(value)}"
+
+    return check
+
+
+def _or_false(inner: Check) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value is False else inner(value)
+
+    return check
+
+
+def _list_of(item: Check, *, what: str) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, list):
+            return f"expected an array of {what}, got {_show(value)}"
+        for index, element in enumerate(value):
+            problem = item(element)
+            if problem is not None:
+                return f"[{index}] {problem}"
+        return None
+
+    return check
+
+
+def _status(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        return f"expected an HTTP status (100-599), got {_show(value)}"
+    return None
+
+
+def _method(value: Any) -> str | None:
+    problem = _string(value)
+    if problem is None and not value.isalpha():
+        return f"{_show(value)} is not an HTTP method"
+    return problem
+
+
+def _scope(value: Any) -> str | None:
+    if isinstance(value, str):
+        return None
+    return _list_of(_string, what="strings")(value)
+
+
+def _timeout_check(value: Any) -> str | None:
+    return _number(0.0, exclusive=True)(value)
+
+
+_RETRY: dict[str, Check] = {
+    "total": _integer(),
+    "connect": _integer(),
+    "read": _integer(),
+    "status": _integer(),
+    "other": _integer(),
+    "redirect": _integer(),
+    "backoff_factor": _number(),
+    "backoff_max": _number(),
+    "full_jitter": _boolean,
+    "status_forcelist": _list_of(_status, what="HTTP statuses"),
+    "allowed_methods": _list_of(_method, what="HTTP methods"),
+    "respect_retry_after_header": _boolean,
+    "raise_on_status": _boolean,
+    "idempotency_key_header": _header_name,
+    "idempotency_key_methods": _list_of(_method, what="HTTP methods"),
+}
+_BREAKER: dict[str, Check] = {
+    "failure_rate_threshold": _or_false(_number(0.0, exclusive=True, maximum=1.0)),
+    "window_size": _integer(1),
+    "minimum_calls": _integer(1),
+    "consecutive_failures": _or_false(_integer(1)),
+    "open_wait": _number(0.0, exclusive=True),
+    "wait_multiplier": _number(1.0),
+    "max_open_wait": _number(0.0, exclusive=True),
+    "probes": _integer(1),
+    "probe_lease": _number(0.0, exclusive=True),
+    "failure_statuses": _list_of(_status, what="HTTP statuses"),
+    "name": _string,
+}
+_BUDGET: dict[str, Check] = {
+    "capacity": _number(0.0, exclusive=True),
+    "retry_cost": _number(),
+    "timeout_retry_cost": _number(),
+    "success_refund": _number(),
+    "name": _string,
+}
+_BULKHEAD: dict[str, Check] = {
+    "max_concurrent": _integer(1),
+    "max_wait": _number(),
+    "name": _string,
+}
+_STORE: dict[str, Check] = {
+    "type": _one_of("memory", "redis"),
+    "url_env": _env_name,
+    "prefix": _string,
+    "ttl": _number(0.0, exclusive=True),
+}
+_TIMEOUT: dict[str, Check] = {"connect": _timeout_check, "read": _timeout_check}
+
+# Per auth type: (required, optional) options. ``*_env`` options name environment variables.
+_OAUTH_COMMON: dict[str, Check] = {
+    "scope": _scope,
+    "leeway": _number(),
+    "timeout": _timeout_check,
+}
+_AUTH: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
+    "api_key": ({"key_env": _env_name}, {"header": _header_name, "query": _string}),
+    "bearer": ({"token_env": _env_name}, {}),
+    "basic": ({"password_env": _env_name}, {"username_env": _env_name, "username": _string}),
+    "oauth2_client_credentials": (
+        {"token_url": _string, "client_secret_env": _env_name},
+        {
+            "client_id_env": _env_name,
+            "client_id": _string,
+            "client_auth": _one_of("basic", "body"),
+            "token_params": lambda v: None if isinstance(v, Mapping) else f"expected a table, got {_show(v)}",
+            **_OAUTH_COMMON,
+        },
+    ),
+    "oauth2_refresh_token": (
+        {"token_url": _string, "refresh_token_env": _env_name},
+        {"client_id_env": _env_name, "client_id": _string, "client_secret_env": _env_name, **_OAUTH_COMMON},
+    ),
+}
+# Either the literal (not secret) or the variable, exactly one.
+_EITHER = {"basic": ("username", "username_env"), "oauth2_client_credentials": ("client_id", "client_id_env")}
+_EITHER["oauth2_refresh_token"] = _EITHER["oauth2_client_credentials"]
+
+_INTEGRATION_KEYS = (
+    "base_url",
+    "description",
+    "timeout",
+    "deadline",
+    "retry",
+    "breaker",
+    "budget",
+    "bulkhead",
+    "store",
+    "auth",
+    "headers",
+    "request_id_header",
+    "raise_for_status",
+)
+
+
+class _Checker:
+    """Walks a parsed document, building configs and collecting every problem with its location."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, where: str, text: str) -> None:
+        self.problems.append(f"{where}: {text}")
+
+    def check(self, where: str, value: Any, check: Check) -> bool:
+        problem = check(value)
+        if problem is not None:
+            self.problem(where, problem)
+        return problem is None
+
+    def table(self, where: str, value: Any, schema: Mapping[str, Check]) -> dict[str, Any] | None:
+        """The valid keys of table *value* (None if it is not a table); every bad key is a problem."""
+        if not isinstance(value, Mapping):
+            self.problem(where, f"expected a table, got {_show(value)}")
+            return None
+        valid = {}
+        for key, item in value.items():
+            if key not in schema:
+                self.unknown(where, key, schema)
+            elif self.check(f"{where}.{key}", item, schema[key]):
+                valid[key] = item
+        return valid
+
+    def unknown(self, where: str, key: str, known: Any) -> None:
+        self.problem(f"{where}.{key}", f"unknown key (expected one of: {', '.join(sorted(known))})")
+
+    # -- document ---------------------------------------------------------------------------------
+
+    def document(self, data: Mapping[str, Any]) -> dict[str, IntegrationConfig]:
+        for key in data:
+            if key != "integrations":
+                self.problem(key, "unknown key (expected: integrations)")
+        integrations = data.get("integrations")
+        if integrations is None:
+            self.problem("integrations", "missing: define at least one [integrations.NAME] table")
+            return {}
+        if not isinstance(integrations, Mapping) or not integrations:
+            self.problem("integrations", "expected at least one [integrations.NAME] table")
+            return {}
+        found = {}
+        for name, table in integrations.items():
+            config = self.integration(name, table)
+            if config is not None:
+                found[name] = config
+        return found
+
+    def integration(self, name: str, table: Any) -> IntegrationConfig | None:
+        where = f"integrations.{name}"
+        if not re.match(r"^[A-Za-z0-9_\-]+$", name):
+            self.problem(where, "integration names may contain letters, digits, '_' and '-' only")
+        if not isinstance(table, Mapping):
+            self.problem(where, f"expected a table, got {_show(table)}")
+            return None
+        before = len(self.problems)
+        for key in table:
+            if key not in _INTEGRATION_KEYS:
+                self.unknown(where, key, _INTEGRATION_KEYS)
+        kwargs: dict[str, Any] = {"name": name}
+        base_url = table.get("base_url")
+        if base_url is None:
+            self.problem(f"{where}.base_url", 'missing (e.g. base_url = "https://api.example.com/v1")')
+        elif self.check(f"{where}.base_url", base_url, _string):
+            self.base_url(f"{where}.base_url", base_url)
+            kwargs["base_url"] = base_url
+        if "description" in table and self.check(f"{where}.description", table["description"], _string):
+            kwargs["description"] = table["description"]
+        if "timeout" in table:
+            kwargs["timeout"] = self.timeout(f"{where}.timeout", table["timeout"])
+        if "deadline" in table:
+            deadline = table["deadline"]
+            if self.check(f"{where}.deadline", deadline, _or_false(_number(0.0, exclusive=True))):
+                kwargs["deadline"] = deadline or None
+        if "retry" in table:
+            kwargs["retry"] = self.retry(f"{where}.retry", table["retry"])
+        for key, schema, build in (
+            ("breaker", _BREAKER, _breaker),
+            ("budget", _BUDGET, _budget),
+            ("bulkhead", _BULKHEAD, _bulkhead),
+        ):
+            if key in table:
+                kwargs[key] = self.policy(f"{where}.{key}", table[key], schema, build)
+        if "store" in table:
+            kwargs["store"] = self.store(f"{where}.store", table["store"])
+        if "auth" in table:
+            kwargs["auth"] = self.auth(f"{where}.auth", table["auth"])
+        if "headers" in table:
+            kwargs["headers"] = self.headers(f"{where}.headers", table["headers"])
+        if "request_id_header" in table:
+            value = table["request_id_header"]
+            if self.check(f"{where}.request_id_header", value, _or_false(_header_name)):
+                kwargs["request_id_header"] = value or None
+        if "raise_for_status" in table and self.check(
+            f"{where}.raise_for_status", table["raise_for_status"], _boolean
+        ):
+            kwargs["raise_for_status"] = table["raise_for_status"]
+        if len(self.problems) > before:
+            return None
+        return IntegrationConfig(**kwargs)
+
+    def base_url(self, where: str, url: str) -> None:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            self.problem(where, f"not a valid URL ({exc})")
+            return
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.problem(where, f"expected an http:// or https:// URL with a host, got {_show(url)}")
+        if parts.password is not None:
+            self.problem(where, "must not contain a password; use an [auth] table with environment variables")
+        if any(is_secret_name(k) for k, _ in parse_qsl(parts.query)):
+            self.problem(
+                where, 'must not contain a credential in its query; use auth type "api_key" with query'
+            )
+
+    def timeout(self, where: str, value: Any) -> tuple[float, float] | None:
+        if isinstance(value, Mapping):
+            table = self.table(where, value, _TIMEOUT)
+            if table is None:
+                return None
+            return (
+                float(table.get("connect", DEFAULT_TIMEOUT[0])),
+                float(table.get("read", DEFAULT_TIMEOUT[1])),
+            )
+        if self.check(where, value, _timeout_check):
+            return (float(value), float(value))
+        return None
+
+    def retry(self, where: str, value: Any) -> RetryPolicy | None:
+        if value is False:
+            return RetryPolicy(0, read=False)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return RetryPolicy(value) if self.check(where, value, _integer()) else None
+        table = self.table(where, value, _RETRY)
+        if table is None:
+            return None
+        for key in ("status_forcelist", "allowed_methods", "idempotency_key_methods"):
+            if key in table:
+                table[key] = frozenset(m.upper() if isinstance(m, str) else m for m in table[key])
+        try:
+            return RetryPolicy(**table)
+        except (TypeError, ValueError) as exc:
+            self.problem(where, str(exc))
+            return None
+
+    def policy(self, where: str, value: Any, schema: Mapping[str, Check], build: Callable[..., Any]) -> Any:
+        if value is False:
+            return None
+        if value is True:
+            return build()
+        table = self.table(where, value, schema)
+        if table is None:
+            return None
+        try:
+            return build(**table)
+        except (TypeError, ValueError) as exc:
+            self.problem(where, str(exc))
+            return None
+
+    def store(self, where: str, value: Any) -> dict[str, Any] | None:
+        table = self.table(where, value, _STORE)
+        if table is None:
+            return None
+        if table.get("type") == "redis" and "url_env" not in table:
+            self.problem(
+                f"{where}.url_env", 'required when type = "redis" (the variable holding redis://...)'
+            )
+        if table.get("type", "memory") == "memory" and ("url_env" in table or "prefix" in table):
+            self.problem(where, 'url_env and prefix apply to type = "redis" only')
+        return table
+
+    def headers(self, where: str, value: Any) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            self.problem(where, f"expected a table of header names to values, got {_show(value)}")
+            return {}
+        headers = {}
+        for name, item in value.items():
+            at = f"{where}.{name}"
+            if not _HEADER_NAME.match(name):
+                self.problem(at, "not a valid header name")
+            elif is_secret_name(name):
+                self.problem(
+                    at,
+                    "credentials must not be written in the file; use an [auth] table naming "
+                    'an environment variable (type = "api_key", header = ..., key_env = ...)',
+                )
+            elif self.check(
+                at, item, lambda v: None if isinstance(v, str) else f"expected a string, got {_show(v)}"
+            ):
+                headers[name] = item
+        return headers
+
+    def auth(self, where: str, value: Any) -> AuthConfig | None:
+        if not isinstance(value, Mapping):
+            self.problem(where, f"expected a table, got {_show(value)}")
+            return None
+        kind = value.get("type")
+        if kind is None:
+            self.problem(f"{where}.type", f"missing (one of: {', '.join(AUTH_TYPES)})")
+            return None
+        if not self.check(f"{where}.type", kind, _one_of(*AUTH_TYPES)):
+            return None
+        required, optional = _AUTH[kind]
+        before = len(self.problems)
+        env: dict[str, str] = {}
+        options: dict[str, Any] = {}
+        for key, item in value.items():
+            at = f"{where}.{key}"
+            if key == "type":
+                continue
+            if key in _LITERAL_SECRETS:
+                self.problem(
+                    at,
+                    "secret values must not be written in the file; name the environment "
+                    f'variable holding it instead ({_LITERAL_SECRETS[key]} = "MY_SECRET")',
+                )
+            elif key not in required and key not in optional:
+                self.problem(
+                    at,
+                    f'unknown key for type = "{kind}" (expected one of: '
+                    f"{', '.join(sorted([*required, *optional]))})",
+                )
+            elif self.check(at, item, {**required, **optional}[key]):
+                (env if key.endswith("_env") else options)[key] = item
+        for key in required:
+            if key not in value:
+                self.problem(f"{where}.{key}", f'required for type = "{kind}"')
+        either = _EITHER.get(kind)
+        if either is not None and (either[0] in value) == (either[1] in value):
+            self.problem(where, f"set exactly one of {either[0]} or {either[1]}")
+        if kind == "api_key" and "header" in value and "query" in value:
+            self.problem(where, "set header or query, not both")
+        if len(self.problems) > before:
+            return None
+        return AuthConfig(kind, env, options)
+
+
+def _breaker(**options: Any) -> CircuitBreaker:
+    if "failure_statuses" in options:
+        options["failure_statuses"] = frozenset(options["failure_statuses"])
+    for key in ("failure_rate_threshold", "consecutive_failures"):
+        if options.get(key) is False:
+            options[key] = None  # TOML has no null: false turns the criterion off
+    return CircuitBreaker(**options)
+
+
+def _budget(**options: Any) -> RetryBudget:
+    return RetryBudget(**options)
+
+
+def _bulkhead(**options: Any) -> Bulkhead:
+    return Bulkhead(**options)

@@ -1,0 +1,193 @@
+"""``resilient-session check`` and ``resilient-session call``, against a loopback server."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from resilient_session.cli import main
+from tests.integration.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+
+SECRET = "k-live-5f1d2c3b4a"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    with Upstream() as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LOCAL_API_KEY", SECRET)
+    path = tmp_path / "integrations.toml"
+    path.write_text(
+        f"""
+[integrations.local]
+base_url = "{upstream.url}/v1"
+timeout = {{ connect = 1, read = 0.3 }}
+retry = {{ total = 1, backoff_factor = 0 }}
+headers = {{ Accept = "application/json" }}
+auth = {{ type = "api_key", key_env = "LOCAL_API_KEY", header = "X-API-Key" }}
+
+[integrations.down]
+base_url = "http://127.0.0.1:{_closed_port()}"
+retry = false
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- check --------------------------------------------------------------------------------------------
+
+
+def test_check_prints_each_policy_and_env_var_names_never_values(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BILLING_API_TOKEN", SECRET)
+    monkeypatch.delenv("CRM_API_KEY", raising=False)
+    code, out, err = run(capsys, "check", str(EXAMPLE))
+    assert code == 0
+    assert "3 integrations, valid" in out
+    assert "[billing]" in out and "[crm]" in out and "[identity]" in out
+    assert "connect 3.05 s, read 20 s" in out and "total=4, backoff_factor=0.5" in out
+    assert "$BILLING_API_TOKEN (set)" in out and "$CRM_API_KEY (NOT SET)" in out
+    assert "CRM_API_KEY is not set" in err
+    assert SECRET not in out + err
+
+
+def test_check_json_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--json", str(EXAMPLE))
+    policies = json.loads(out)
+    assert code == 0 and set(policies) == {"billing", "crm", "identity"}
+    assert policies["crm"]["bulkhead"] == "max_concurrent=5, max_wait=0.5"
+    assert policies["identity"]["budget"] == "off"
+
+
+def test_check_require_env_fails_when_a_variable_is_unset(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRM_API_KEY", raising=False)
+    code, _, err = run(capsys, "check", "--require-env", str(EXAMPLE))
+    assert code == 3 and "integrations.crm.auth.key_env: environment variable CRM_API_KEY is not set" in err
+
+
+def test_check_lists_every_problem_of_an_invalid_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[integrations.a]\nbase_url = "https://a.example.com"\nretry = { total = "three" }\n'
+        'auth = { type = "bearer", token = "literal-secret-value" }\n',
+        encoding="utf-8",
+    )
+    code, out, err = run(capsys, "check", str(path))
+    assert code == 3 and out == ""
+    assert 'integrations.a.retry.total: expected an integer, got "three"' in err
+    assert "integrations.a.auth.token: secret values must not be written" in err
+    assert "literal-secret-value" not in err
+
+
+# -- call ---------------------------------------------------------------------------------------------
+
+
+def test_call_prints_the_normalized_response(
+    config: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream.script("/v1/users/42", Reply(200, body=b'{"id": 42, "name": "Ada"}'))
+    code, out, _ = run(capsys, "call", str(config), "local", "GET", "/users/42")
+    document = json.loads(out)
+    assert code == 0
+    assert document["ok"] is True and document["status"] == 200 and document["format"] == "json"
+    assert document["data"] == {"id": 42, "name": "Ada"}
+    assert document["error"] is None and document["attempts"] == 1
+    assert document["url"] == f"{upstream.url}/v1/users/42" and document["method"] == "GET"
+    (sent,) = upstream.calls["/v1/users/42"]
+    assert sent.headers["X-API-Key"] == SECRET and sent.headers["Accept"] == "application/json"
+    assert sent.headers["X-Request-ID"]
+    assert SECRET not in out
+
+
+def test_call_sends_a_json_body_and_headers(
+    config: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream.script("/v1/orders", Reply(201, body=b'{"id": "o-1"}'))
+    code, out, _ = run(
+        capsys, "call", str(config), "local", "post", "/orders", "--json", '{"qty": 2}', "-H", "X-Trace: t1"
+    )
+    assert code == 0 and json.loads(out)["data"] == {"id": "o-1"}
+    (sent,) = upstream.calls["/v1/orders"]
+    assert sent.method == "POST" and json.loads(sent.body) == {"qty": 2}
+    assert sent.headers["Content-Type"] == "application/json" and sent.headers["X-Trace"] == "t1"
+
+
+def test_call_retries_as_configured(
+    config: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream.script("/v1/flaky", Reply(503), Reply(200))
+    code, out, _ = run(capsys, "call", str(config), "local", "GET", "/flaky")
+    assert code == 0 and json.loads(out)["attempts"] == 2 and upstream.count("/v1/flaky") == 2
+
+
+@pytest.mark.parametrize(("status", "code"), [(404, 4), (401, 4), (500, 5)])
+def test_call_exit_code_reflects_an_error_status(
+    config: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str], status: int, code: int
+) -> None:
+    upstream.script("/v1/x", Reply(status, body=b'{"error": {"code": "nope", "message": "no such thing"}}'))
+    exit_code, out, _ = run(capsys, "call", str(config), "local", "GET", "/x")
+    document = json.loads(out)
+    assert exit_code == code and document["status"] == status and document["ok"] is False
+    assert document["error"]["code"] == "nope" and document["error"]["message"] == "no such thing"
+
+
+def test_call_timeout_is_exit_6(config: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str]) -> None:
+    upstream.script("/v1/slow", Reply(hang=True))
+    code, out, _ = run(capsys, "call", str(config), "local", "GET", "/slow")
+    error = json.loads(out)["error"]
+    assert code == 6 and error["type"] == "APIReadTimeout" and error["attempts"] == 2
+
+
+def test_call_connection_refused_is_exit_7(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "call", str(config), "down", "GET", "/")
+    assert code == 7 and json.loads(out)["error"]["type"] == "APIConnectionError"
+
+
+def test_call_malformed_body_is_exit_8(
+    config: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream.script("/v1/broken", Reply(200, body=b'{"id": 4'))
+    code, out, _ = run(capsys, "call", str(config), "local", "GET", "/broken")
+    document = json.loads(out)
+    assert code == 8 and document["error"]["code"] == "malformed_response" and document["data"] is None
+
+
+def test_call_usage_and_configuration_errors(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(capsys, "call", str(config), "local", "POST", "/x", "--json", "{not json")
+    assert code == 2 and "--json is not valid JSON" in err
+    code, _, err = run(capsys, "call", str(config), "nope", "GET", "/")
+    assert code == 3 and "no integration 'nope'" in err and "defined: down, local" in err
+    monkeypatch.delenv("LOCAL_API_KEY")
+    code, _, err = run(capsys, "call", str(config), "local", "GET", "/")
+    assert code == 3 and "LOCAL_API_KEY is not set" in err

@@ -1,0 +1,339 @@
+"""The integrations file: valid documents, every kind of invalid one, and the sessions built from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resilient_session import (
+    APIKeyAuth,
+    BasicAuth,
+    BearerAuth,
+    CircuitBreaker,
+    ConfigurationError,
+    InvalidConfigError,
+    OAuth2ClientCredentials,
+    OAuth2RefreshToken,
+    ResilientSession,
+    RetryBudget,
+    RetryPolicy,
+    load_config,
+    load_integrations,
+)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
+ENV = {
+    "BILLING_API_TOKEN": "tok-billing-123",
+    "CRM_API_KEY": "key-crm-456",
+    "IDENTITY_CLIENT_ID": "orders",
+    "IDENTITY_CLIENT_SECRET": "shh-789",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    return ENV
+
+
+def one(**table: Any) -> dict[str, Any]:
+    """A document with one integration ``api`` made of *table* (``base_url`` filled in)."""
+    return {"integrations": {"api": {"base_url": "https://api.example.com/v1", **table}}}
+
+
+def problems_of(document: Any) -> tuple[str, ...]:
+    with pytest.raises(InvalidConfigError) as info:
+        load_config(document)
+    return info.value.problems
+
+
+# -- valid --------------------------------------------------------------------------------------------
+
+
+def test_the_example_file_is_valid_and_means_what_it_says() -> None:
+    configs = load_config(EXAMPLE)
+    assert set(configs) == {"billing", "crm", "identity"}
+    billing, crm, identity = configs["billing"], configs["crm"], configs["identity"]
+    assert billing.timeout == (3.05, 20.0) and billing.deadline == 30 and billing.raise_for_status
+    assert isinstance(billing.retry, RetryPolicy)
+    assert (billing.retry.total, billing.retry.backoff_factor, billing.retry.backoff_max) == (4, 0.5, 10)
+    assert billing.retry.status_forcelist == {429, 502, 503, 504}
+    assert billing.breaker == CircuitBreaker(
+        failure_rate_threshold=0.5, window_size=20, minimum_calls=10, consecutive_failures=5,
+        open_wait=5, max_open_wait=60, store=billing.breaker.store,
+    )  # fmt: skip
+    assert billing.budget is not None and billing.budget.capacity == 500
+    assert crm.timeout == (10.0, 10.0) and crm.retry.total == 2
+    assert crm.bulkhead is not None and (crm.bulkhead.max_concurrent, crm.bulkhead.max_wait) == (5, 0.5)
+    assert crm.request_id_header == "X-Correlation-ID"
+    assert identity.budget is None and identity.breaker == CircuitBreaker(store=identity.breaker.store)
+    assert identity.retry.raise_on_status is True
+    assert identity.auth is not None and identity.auth.env == {
+        "client_id_env": "IDENTITY_CLIENT_ID",
+        "client_secret_env": "IDENTITY_CLIENT_SECRET",
+    }
+
+
+def test_load_integrations_builds_one_session_per_integration(env: dict[str, str]) -> None:
+    sessions = load_integrations(EXAMPLE)
+    billing, crm = sessions["billing"], sessions["crm"]
+    assert isinstance(billing, ResilientSession)
+    assert billing.base_url == "https://api.billing.example.com/v1" and billing.integration == "billing"
+    assert billing.timeout == (3.05, 20.0) and billing.deadline == 30 and billing.raise_for_status
+    assert billing.headers["User-Agent"] == "orders-service/2.3"
+    assert isinstance(billing.auth, BearerAuth) and billing.auth.secret_values == ("tok-billing-123",)
+    assert billing.retry.total == 4 and billing.get_adapter("https://x").max_retries.total == 4
+    assert isinstance(crm.auth, APIKeyAuth) and crm.auth.header == "X-API-Key"
+    assert crm.bulkhead is not None and crm.bulkhead.max_concurrent == 5
+    assert crm.request_id_header == "X-Correlation-ID"
+    identity = sessions["identity"]
+    assert isinstance(identity.auth, OAuth2ClientCredentials) and identity.auth.client_id == "orders"
+    assert type(identity.breaker.store).__name__ == "RedisStore"  # no connection until first use
+    assert identity.budget is None
+
+
+def test_from_config_picks_one_integration(env: dict[str, str]) -> None:
+    session = ResilientSession.from_config(EXAMPLE, "crm")
+    assert session.integration == "crm" and session.base_url == "https://crm.example.com/api"
+
+
+def test_from_config_without_a_name_needs_a_single_integration() -> None:
+    session = ResilientSession.from_config(one(retry=False))
+    assert session.integration == "api" and session.retry.total == 0
+    with pytest.raises(ConfigurationError, match=r"3 integrations \(billing, crm, identity\); pass name="):
+        ResilientSession.from_config(EXAMPLE)
+    with pytest.raises(ConfigurationError, match=r"no integration 'nope'.*defined: billing, crm, identity"):
+        ResilientSession.from_config(EXAMPLE, "nope")
+
+
+def test_from_config_keeps_the_subclass() -> None:
+    class Mine(ResilientSession):
+        pass
+
+    assert type(Mine.from_config(one())) is Mine
+
+
+@pytest.mark.parametrize(
+    ("auth", "env", "cls"),
+    [
+        ({"type": "api_key", "key_env": "K", "query": "api_key"}, {"K": "k-1234"}, APIKeyAuth),
+        ({"type": "bearer", "token_env": "T"}, {"T": "t-1234"}, BearerAuth),
+        ({"type": "basic", "username": "svc", "password_env": "P"}, {"P": "p-1234"}, BasicAuth),
+        ({"type": "basic", "username_env": "U", "password_env": "P"}, {"U": "svc", "P": "p-1234"}, BasicAuth),
+        (
+            {
+                "type": "oauth2_refresh_token",
+                "token_url": "https://id.example.com/token",
+                "client_id": "app",
+                "refresh_token_env": "R",
+                "timeout": 5,
+            },
+            {"R": "r-1234"},
+            OAuth2RefreshToken,
+        ),
+    ],
+)
+def test_each_auth_type_builds_from_the_environment(
+    auth: dict[str, Any], env: dict[str, str], cls: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    session = ResilientSession.from_config(one(auth=auth))
+    assert isinstance(session.auth, cls)
+    assert set(session.auth.secret_values) >= {v for k, v in env.items() if k != "U"}  # type: ignore[union-attr]
+
+
+def test_shorthands() -> None:
+    config = load_config(one(retry=5, breaker=True, budget=False, bulkhead=True, deadline=False))["api"]
+    assert config.retry.total == 5 and config.breaker == CircuitBreaker(store=config.breaker.store)
+    assert config.budget is None and config.bulkhead is not None and config.deadline is None
+    off = load_config(one(retry=False, request_id_header=False, breaker={"failure_rate_threshold": False}))
+    assert off["api"].retry.total == 0 and off["api"].request_id_header is None
+    assert off["api"].breaker is not None and off["api"].breaker.failure_rate_threshold is None
+
+
+def test_a_budget_table_keeps_its_values() -> None:
+    config = load_config(one(budget={"capacity": 50, "retry_cost": 2, "name": "shared"}))["api"]
+    assert config.budget == RetryBudget(capacity=50, retry_cost=2, name="shared", store=config.budget.store)
+
+
+# -- invalid ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({}, "integrations: missing"),
+        ({"integrations": {}}, "integrations: expected at least one"),
+        ({"integrations": {"api": {"base_url": "https://x"}}, "version": 2}, "version: unknown key"),
+        ({"integrations": {"api": "https://x"}}, 'integrations.api: expected a table, got "https://x"'),
+        ({"integrations": {"a b": {"base_url": "https://x"}}}, "integrations.a b: integration names"),
+        ({"integrations": {"api": {}}}, "integrations.api.base_url: missing"),
+        (
+            one(base_url="ftp://files.example.com"),
+            "integrations.api.base_url: expected an http:// or https://",
+        ),
+        (
+            one(base_url="https://u:pw@x.example.com"),
+            "integrations.api.base_url: must not contain a password",
+        ),
+        (
+            one(base_url="https://x.example.com/?api_key=abc"),
+            "integrations.api.base_url: must not contain a cred",
+        ),
+        (one(colour="blue"), "integrations.api.colour: unknown key (expected one of: auth, base_url"),
+        (one(timeout=0), "integrations.api.timeout: must be > 0, got 0"),
+        (one(timeout="10s"), 'integrations.api.timeout: expected a number, got "10s"'),
+        (one(timeout={"connect": 1, "total": 5}), "integrations.api.timeout.total: unknown key"),
+        (one(deadline=-1), "integrations.api.deadline: must be > 0, got -1"),
+        (one(retry={"total": "three"}), 'integrations.api.retry.total: expected an integer, got "three"'),
+        (one(retry={"total": True}), "integrations.api.retry.total: expected an integer, got true"),
+        (one(retry={"total": -1}), "integrations.api.retry.total: must be >= 0, got -1"),
+        (one(retry={"backoff_factor": "fast"}), "integrations.api.retry.backoff_factor: expected a number"),
+        (
+            one(retry={"status_forcelist": [503, 700]}),
+            "integrations.api.retry.status_forcelist: [1] expected an HTTP",
+        ),
+        (one(retry={"allowed_methods": "GET"}), "integrations.api.retry.allowed_methods: expected an array"),
+        (
+            one(retry={"full_jitter": "yes"}),
+            'integrations.api.retry.full_jitter: expected true or false, got "yes"',
+        ),
+        (one(retry={"backof_factor": 1}), "integrations.api.retry.backof_factor: unknown key"),
+        (one(retry="always"), 'integrations.api.retry: expected a table, got "always"'),
+        (
+            one(breaker={"failure_rate_threshold": 1.5}),
+            "integrations.api.breaker.failure_rate_threshold: must be <= 1",
+        ),
+        (
+            one(breaker={"window_size": 5, "minimum_calls": 10}),
+            "integrations.api.breaker: need window_size >= 1",
+        ),
+        (one(breaker={"treshold": 3}), "integrations.api.breaker.treshold: unknown key"),
+        (one(budget={"capacity": 0}), "integrations.api.budget.capacity: must be > 0, got 0"),
+        (
+            one(bulkhead={"max_concurrent": 0}),
+            "integrations.api.bulkhead.max_concurrent: must be >= 1, got 0",
+        ),
+        (one(bulkhead="lots"), 'integrations.api.bulkhead: expected a table, got "lots"'),
+        (one(store={"type": "redis"}), 'integrations.api.store.url_env: required when type = "redis"'),
+        (one(store={"type": "memcached"}), 'integrations.api.store.type: expected one of "memory", "redis"'),
+        (one(headers={"Accept": 1}), "integrations.api.headers.Accept: expected a string, got 1"),
+        (one(headers={"Bad Header": "x"}), "integrations.api.headers.Bad Header: not a valid header name"),
+        (
+            one(request_id_header="X Request"),
+            'integrations.api.request_id_header: "X Request" is not a valid',
+        ),
+        (one(raise_for_status="yes"), "integrations.api.raise_for_status: expected true or false"),
+        (one(auth={"key_env": "K"}), "integrations.api.auth.type: missing (one of: api_key, bearer, basic"),
+        (one(auth={"type": "digest"}), 'integrations.api.auth.type: expected one of "api_key"'),
+        (one(auth={"type": "bearer"}), 'integrations.api.auth.token_env: required for type = "bearer"'),
+        (
+            one(auth={"type": "bearer", "token_env": "my token"}),
+            'integrations.api.auth.token_env: "my token" is not',
+        ),
+        (
+            one(auth={"type": "bearer", "token_env": "T", "header": "X"}),
+            "integrations.api.auth.header: unknown key",
+        ),
+        (
+            one(auth={"type": "api_key", "key_env": "K", "header": "A", "query": "k"}),
+            "integrations.api.auth: set header or query, not",
+        ),
+        (
+            one(auth={"type": "basic", "password_env": "P"}),
+            "integrations.api.auth: set exactly one of username or username_env",
+        ),
+        (
+            one(auth={"type": "oauth2_client_credentials", "client_id": "a", "client_secret_env": "S"}),
+            'integrations.api.auth.token_url: required for type = "oauth2_client_credentials"',
+        ),
+    ],
+)
+def test_each_invalid_case_is_reported_at_its_location(document: dict[str, Any], problem: str) -> None:
+    problems = problems_of(document)
+    assert any(p.startswith(problem) for p in problems), problems
+
+
+@pytest.mark.parametrize("key", ["key", "token", "password", "client_secret", "refresh_token", "api_key"])
+def test_a_secret_written_in_the_file_is_an_error_that_never_repeats_it(key: str) -> None:
+    secret = "sk_live_0123456789abcdef"
+    with pytest.raises(InvalidConfigError) as info:
+        load_config(one(auth={"type": "bearer", "token_env": "T", key: secret}))
+    assert any(
+        p.startswith(f"integrations.api.auth.{key}: secret values must not be written")
+        for p in info.value.problems
+    )
+    assert secret not in str(info.value) and secret not in repr(info.value)
+
+
+def test_a_credential_header_is_an_error_that_never_repeats_it() -> None:
+    problems = problems_of(one(headers={"Authorization": "Bearer abcdef123456"}))
+    assert problems[0].startswith("integrations.api.headers.Authorization: credentials must not be written")
+    assert "abcdef123456" not in "".join(problems)
+
+
+def test_every_problem_is_listed_in_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+[integrations.stripe]
+base_url = "https://api.stripe.com/v1"
+retry = { total = "three" }
+colour = "blue"
+
+[integrations.crm]
+timeout = -2
+auth = { type = "bearer", token = "literal" }
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(InvalidConfigError) as info:
+        load_config(path)
+    assert info.value.problems == (
+        "integrations.stripe.colour: unknown key (expected one of: auth, base_url, breaker, budget, "
+        "bulkhead, deadline, description, headers, raise_for_status, request_id_header, retry, store, "
+        "timeout)",
+        'integrations.stripe.retry.total: expected an integer, got "three"',
+        'integrations.crm.base_url: missing (e.g. base_url = "https://api.example.com/v1")',
+        "integrations.crm.timeout: must be > 0, got -2",
+        "integrations.crm.auth.token: secret values must not be written in the file; name the environment "
+        'variable holding it instead (token_env = "MY_SECRET")',
+        'integrations.crm.auth.token_env: required for type = "bearer"',
+    )
+    message = str(info.value)
+    assert message.startswith(f"6 problems in {path}:")
+    assert all(f"  - {problem}" in message for problem in info.value.problems)
+    assert isinstance(info.value, ConfigurationError) and isinstance(info.value, ValueError)
+
+
+def test_invalid_toml_is_one_problem_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[integrations.api\nbase_url = 1\n", encoding="utf-8")
+    (problem,) = problems_of(path)
+    assert problem.startswith("invalid TOML:") and "line 1" in problem
+
+
+def test_a_missing_file_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_unset_environment_variables_are_all_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CRM_API_KEY", "  ")  # blank counts as unset
+    with pytest.raises(InvalidConfigError) as info:
+        load_integrations(EXAMPLE)
+    assert info.value.problems == (
+        "integrations.billing.auth.token_env: environment variable BILLING_API_TOKEN is not set",
+        "integrations.crm.auth.key_env: environment variable CRM_API_KEY is not set",
+        "integrations.identity.auth.client_id_env: environment variable IDENTITY_CLIENT_ID is not set",
+        "integrations.identity.auth.client_secret_env: "
+        "environment variable IDENTITY_CLIENT_SECRET is not set",
+        "integrations.identity.store.url_env: environment variable REDIS_URL is not set",
+    )
