@@ -19,7 +19,7 @@ from ._call import CallState, RetryGate, active, current_call
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
-from .normalization import DEFAULT_NORMALIZER, Normalizer, attach_normalized
+from .normalization import DEFAULT_NORMALIZER, Normalizer, with_normalized
 from .retry import as_retry_policy
 from .store import host_key
 
@@ -139,8 +139,7 @@ class ResilientAdapter(HTTPAdapter):
         # Attached here, not as a session hook: every response (redirect hops and `responses` mocks
         # included) passes through build_response, and session.hooks stays exactly what the user set.
         # Lazy: nothing is created or parsed until response.normalized is read.
-        attach_normalized(response, self.normalizer)
-        return response
+        return with_normalized(response, self.normalizer)
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any

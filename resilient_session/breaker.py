@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import requests
 from requests import exceptions as rexc
 
+from ._call import current_call
 from .errors import BulkheadFullError, CircuitOpenError
 from .store import AtomicOp, MemoryStore, Result, StateStore, host_key
 
@@ -313,6 +314,10 @@ class CircuitBreaker:
             extra={"host": host, "old_state": old.value, "new_state": new.value, "reason": reason},
         )
         change = StateChange(host, old, new, reason, retry_in)
+        call = current_call()
+        if call is not None and call.observer is not None:
+            # The session whose call made the transition tells its own ``events`` and span.
+            call.observer.circuit_changed(call, change)
         for listener in self.listeners:
             try:
                 listener(change)

@@ -281,6 +281,19 @@ def end_call(
         observer.finish(call, response, error)
 
 
+def report_refused(session: Any, method: str, url: str, error: BaseException) -> None:
+    """Report a call refused before a request was even prepared (an open circuit), as a call that
+    ended with *error* at once."""
+    call = CallState.begin(method, url, owner=session)
+    request_id = _bound_request_id.get()
+    trace = _trace_for(session.tracing, call, session.integration, request_id)
+    events: Events = session.events
+    if events or trace is not None or log.isEnabledFor(logging.INFO):
+        observer = _Observer(events, session.integration, request_id, trace)
+        observer.begin(call)
+        observer.finish(call, None, error)
+
+
 def _ensure_request_id(request: requests.PreparedRequest, header: str) -> str:
     existing = request.headers.get(header)
     if existing:

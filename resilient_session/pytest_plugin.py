@@ -9,6 +9,9 @@
 ``resilient_session``
     A :class:`~resilient_session.ResilientSession` whose ``base_url`` is the chaos server.
 
+Between tests the plugin also clears in-memory circuit-breaker and retry-budget state, so a circuit one
+test opened (say, on a module-level session) never refuses the next test's calls.
+
 This module is loaded by every pytest run in an environment where resilient-session is installed, so it
 imports nothing beyond pytest until a fixture is used.
 """
@@ -16,6 +19,7 @@ imports nothing beyond pytest until a fixture is used.
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 import types
 from collections.abc import Iterator
@@ -54,6 +58,14 @@ class _InstantTime(types.ModuleType):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
+
+
+@pytest.fixture(autouse=True)
+def _resilient_session_clean_state() -> Iterator[None]:
+    yield
+    store = sys.modules.get("resilient_session.store")
+    if store is not None:  # nothing to clear when the test never imported us
+        store.clear_memory_stores()
 
 
 @pytest.fixture(scope="session")

@@ -160,7 +160,7 @@ class RetryPolicy(Retry):
             # Waiting past the deadline only to fail there helps nobody: stop now and surface the
             # last outcome (the response, or the error), exactly as if the retries had run out.
             if remaining is not None and delay >= remaining:
-                log.info(
+                log.debug(
                     "not retrying %s %s: the wait (%.2fs) would pass the deadline (%.2fs left)",
                     call.method,
                     call.url,
@@ -175,20 +175,19 @@ class RetryPolicy(Retry):
             if call.observer is not None:
                 call.observer.retry(call, reason, delay, response.status if response is not None else None)
         new._planned_sleep = delay
-        log.info(
+        # WARNING, as urllib3 logs its own retries: a retry is worth seeing with default logging, and the
+        # one INFO line per call (observability) stays one.
+        method = call.method if call else method
+        shown_url = call.url if call else redact_url(url)
+        attempt = call.attempts if call else len(new.history) + 1
+        log.warning(
             "retrying %s %s (attempt %d, reason: %s, sleeping %.2fs)",
-            call.method if call else method,
-            call.url if call else _safe(url),
-            call.attempts if call else len(new.history) + 1,
+            method,
+            shown_url,
+            attempt,
             reason,
             delay,
-            extra={
-                "method": call.method if call else method,
-                "url": call.url if call else _safe(url),
-                "attempt": call.attempts if call else len(new.history) + 1,
-                "reason": reason,
-                "sleep": delay,
-            },
+            extra={"method": method, "url": shown_url, "attempt": attempt, "reason": reason, "sleep": delay},
         )
         return new
 
@@ -211,10 +210,6 @@ def _reason(response: BaseHTTPResponse | None, error: Exception | None) -> str:
     if isinstance(error, ReadTimeoutError):
         return "read timeout"
     return type(error).__name__
-
-
-def _safe(url: str | None) -> str:
-    return redact_url(url)
 
 
 def as_retry_policy(retry: Retry | int | bool | None) -> Retry:

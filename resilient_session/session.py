@@ -19,8 +19,8 @@ from .auth import carry_credentials
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
-from .errors import status_error_for
-from .observability import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call
+from .errors import CircuitOpenError, status_error_for
+from .observability import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
 from .retry import as_retry_policy
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class ResilientSession(requests.Session):
     :param raise_for_status: When True, a final 4xx/5xx answer (after retries) raises the matching
         :class:`~resilient_session.APIStatusError` subclass. ``response.raise_for_status()`` is unchanged.
     :param breaker: A :class:`~resilient_session.CircuitBreaker` shared by the mounted adapters, ``True``
-        for ``CircuitBreaker()``, or ``False`` (default): no circuit breaking.
+        for ``CircuitBreaker()`` (default), or ``False``: no circuit breaking.
     :param budget: A :class:`~resilient_session.RetryBudget`, ``True`` (default) for this session's own
         ``RetryBudget()``, or ``False``. It only ever removes retries, never adds a failure.
     :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` for ``Bulkhead()``, or ``False``
@@ -87,7 +87,7 @@ class ResilientSession(requests.Session):
         deadline: float | None = None,
         auth: AuthArg = None,
         raise_for_status: bool = False,
-        breaker: CircuitBreaker | bool = False,
+        breaker: CircuitBreaker | bool = True,
         budget: RetryBudget | bool = True,
         bulkhead: Bulkhead | bool = False,
         integration: str | None = None,
@@ -188,7 +188,11 @@ class ResilientSession(requests.Session):
             return  # requests reports it, as it always did
         if isinstance(adapter, ResilientAdapter):
             name = method.decode() if isinstance(method, bytes) else method
-            adapter.refuse_if_open(name.upper(), absolute)
+            try:
+                adapter.refuse_if_open(name.upper(), absolute)
+            except CircuitOpenError as error:
+                report_refused(self, name.upper(), absolute, error)
+                raise
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """As :meth:`requests.Session.send`; the outermost send of a call owns its state and deadline."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,16 @@ class StateStore(ABC):
         self.hints.clear()
 
 
+# Every MemoryStore alive in this process, so a test runner can start each test from a clean slate.
+_live_memory_stores: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
+
+
+def clear_memory_stores() -> None:
+    """Clear every in-memory store in this process (the pytest plugin does this between tests)."""
+    for store in list(_live_memory_stores):
+        store.clear()
+
+
 class MemoryStore(StateStore):
     """State kept in this process, guarded by one lock; the default store.
 
@@ -104,6 +115,13 @@ class MemoryStore(StateStore):
         self._data: dict[str, tuple[Any, float]] = {}
         self._lock = threading.Lock()
         self._ops = 0
+        _live_memory_stores.add(self)
+
+    def clear(self) -> None:
+        """Forget every key and hint: circuits close, budgets refill."""
+        with self._lock:
+            self._data.clear()
+            self.hints.clear()
 
     def run(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
         with self._lock:

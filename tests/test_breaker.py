@@ -565,10 +565,16 @@ def test_a_probe_is_not_retried(clock: Clock) -> None:
 
 
 @responses.activate
-def test_the_breaker_is_off_unless_asked_for() -> None:
-    session = ResilientSession(retry=False)
+def test_the_breaker_is_on_by_default_and_off_when_asked() -> None:
     responses.add(responses.GET, URL, status=503)
-    assert [session.get(URL).status_code for _ in range(20)] == [503] * 20
+    default = ResilientSession(retry=False)
+    assert isinstance(default.breaker, CircuitBreaker)
+    assert [default.get(URL).status_code for _ in range(5)] == [503] * 5
+    with pytest.raises(CircuitOpenError):
+        default.get(URL)
+    off = ResilientSession(retry=False, breaker=False)
+    assert off.breaker is None
+    assert [off.get(URL).status_code for _ in range(20)] == [503] * 20
 
 
 def test_a_pickled_session_keeps_one_shared_breaker_and_budget() -> None:

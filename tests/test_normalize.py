@@ -33,7 +33,7 @@ from resilient_session import (
     normalize,
 )
 from resilient_session._xml import element_to_dict, parse_xml
-from resilient_session.normalization import attach_normalized
+from resilient_session.normalization import with_normalized
 
 URL = "https://api.example.com/v1/items?page=2"
 
@@ -737,8 +737,7 @@ class TestSessionWiring:
         assert n.error is not None and n.error.code == "body_too_large"
 
     def test_unread_attachment_creates_no_reference_cycle(self) -> None:
-        response = requests.Response()
-        attach_normalized(response)
+        response = with_normalized(requests.Response())
         ref = weakref.ref(response)
         gc.disable()
         try:
@@ -748,9 +747,15 @@ class TestSessionWiring:
             gc.enable()
 
     def test_attached_response_is_still_a_response(self) -> None:
-        response = make(b'{"a": 1}')
-        attach_normalized(response, Normalizer(max_body_size=5))
+        original = make(b'{"a": 1}')
+        response = with_normalized(original, Normalizer(max_body_size=5))
         assert isinstance(response, requests.Response)
+        assert vars(original).items() <= vars(response).items()
+        assert (response.status_code, response.headers, response.request) == (
+            200,
+            original.headers,
+            original.request,
+        )
         assert response.normalized is response.normalized  # type: ignore[attr-defined]
         assert response.normalized.error.code == "body_too_large"  # type: ignore[attr-defined]
         copy = pickle.loads(pickle.dumps(response))
@@ -761,10 +766,10 @@ class TestSessionWiring:
         class Custom(requests.Response):
             pass
 
-        response = Custom()
-        response.status_code = 204
-        attach_normalized(response)
-        assert type(response) is Custom
+        custom = Custom()
+        custom.status_code = 204
+        response = with_normalized(custom)
+        assert response is custom
         assert response.normalized.format == "empty"  # type: ignore[attr-defined]
 
     def test_adapter_pickles_with_its_normalizer(self) -> None:

@@ -90,7 +90,7 @@ def test_one_info_line_per_call_with_every_field(
     assert line.url == "https://api.test/users?api_key=***"
     assert isinstance(line.elapsed_ms, float) and line.elapsed_ms >= 0
     assert line.request_id == mock.calls[0].request.headers["X-Request-ID"]
-    assert line.breaker_state is None  # no breaker configured
+    assert line.breaker_state == "closed"  # the default breaker
     assert "SECRET-KEY-1" not in caplog.text
 
 
@@ -142,7 +142,7 @@ def test_every_record_of_the_package_carries_the_fields(
     mock.get("https://api.test/x", status=200)
     with caplog.at_level(logging.INFO, logger="resilient_session"):
         ResilientSession(retry=FAST, integration="x-api").get("https://api.test/x")
-    (retrying,) = [r for r in ours(caplog, logging.INFO) if r.getMessage().startswith("retrying")]
+    (retrying,) = [r for r in ours(caplog, logging.WARNING) if r.getMessage().startswith("retrying")]
     assert retrying.request_id == mock.calls[0].request.headers["X-Request-ID"]
     assert retrying.integration == "x-api"
     assert all(hasattr(retrying, name) for name in FIELDS)

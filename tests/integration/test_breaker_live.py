@@ -163,12 +163,12 @@ def test_an_upstream_answering_503_stops_receiving_calls_while_open(upstream: Up
 def test_retry_budget_caps_the_retries_a_dead_upstream_receives(upstream: Upstream) -> None:
     url = upstream.script("/down", Reply(503))
     budget = RetryBudget(capacity=50)
-    session = ResilientSession(budget=budget, retry=RetryPolicy(3, backoff_factor=0.001))
+    session = ResilientSession(budget=budget, breaker=False, retry=RetryPolicy(3, backoff_factor=0.001))
     for _ in range(20):
         assert session.get(url).status_code == 503
     assert upstream.count("/down") == 20 + 10  # every first attempt, then 50 tokens / 5 = 10 retries
     unbudgeted = upstream.script("/down2", Reply(503))
-    plain = ResilientSession(budget=False, retry=RetryPolicy(3, backoff_factor=0.001))
+    plain = ResilientSession(budget=False, breaker=False, retry=RetryPolicy(3, backoff_factor=0.001))
     for _ in range(20):
         plain.get(unbudgeted)
     assert upstream.count("/down2") == 80
