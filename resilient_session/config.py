@@ -140,7 +140,7 @@ class IntegrationConfig:
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     deadline: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    breaker: CircuitBreaker | None = None
+    breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)
     budget: RetryBudget | None = field(default_factory=RetryBudget)
     bulkhead: Bulkhead | None = None
     store: Mapping[str, Any] | None = None
