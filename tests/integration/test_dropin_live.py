@@ -35,7 +35,7 @@ def test_redirects_follow_requests_rules(
     upstream.script("/from", _redirect(status, "/to"))
     upstream.script("/to", Reply(200, b'{"here": true}'))
     response = session.post(upstream.url + "/from", data=b"payload")
-    assert type(response) is requests.Response
+    assert isinstance(response, requests.Response)
     assert response.status_code == 200
     assert [r.status_code for r in response.history] == [status]
     assert response.url == upstream.url + "/to"
