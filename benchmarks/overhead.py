@@ -87,14 +87,22 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 
 def _row(metric: str, value: float, unit: str, target: str, met: bool) -> dict[str, Any]:
-    return {"benchmark": "overhead", "metric": metric, "value": value, "unit": unit, "target": target, "met": met}
+    return {
+        "benchmark": "overhead",
+        "metric": metric,
+        "value": value,
+        "unit": unit,
+        "target": target,
+        "met": met,
+    }
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     """Print rows as an aligned table."""
     for row in rows:
         flag = "" if not row["target"] else ("  ok" if row["met"] else "  MISSED")
-        print(f"{row['benchmark']:<10} {row['metric']:<40} {row['value']:>12.3f} {row['unit']:<6} {row['target']}{flag}")
+        name, metric, value, unit = row["benchmark"], row["metric"], row["value"], row["unit"]
+        print(f"{name:<10} {metric:<40} {value:>12.3f} {unit:<6} {row['target']}{flag}")
 
 
 if __name__ == "__main__":

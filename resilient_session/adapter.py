@@ -256,7 +256,9 @@ class ResilientAdapter(HTTPAdapter):
             except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
                 policy = self._retry_after_body_error(policy, response, request, exc, call)
 
-    def _read_body(self, response: requests.Response, call: CallState, request: requests.PreparedRequest) -> None:
+    def _read_body(
+        self, response: requests.Response, call: CallState, request: requests.PreparedRequest
+    ) -> None:
         """Read the body here, inside the retry scope, so a break mid-body is retried and typed."""
         if call.deadline_at is None:
             response.content  # noqa: B018 - reading caches the body, as Session.send would

@@ -11,7 +11,7 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
-from resilient_session import RetryPolicy, ResilientSession
+from resilient_session import ResilientSession, RetryPolicy
 from resilient_session._call import CallState, active
 from resilient_session.retry import DEFAULT_STATUS_FORCELIST, as_retry_policy
 
@@ -32,7 +32,9 @@ def test_defaults() -> None:
 
 
 def test_new_keeps_subclass_and_every_option() -> None:
-    policy = RetryPolicy(5, backoff_factor=0.2, backoff_max=7, full_jitter=False, idempotency_key_header="X-Key")
+    policy = RetryPolicy(
+        5, backoff_factor=0.2, backoff_max=7, full_jitter=False, idempotency_key_header="X-Key"
+    )
     copy = policy.new(total=1)
     assert type(copy) is RetryPolicy
     assert copy.total == 1

@@ -153,7 +153,7 @@ def test_mount_longest_prefix_wins(session: requests.Session) -> None:
     session.mount("http://127.0.0.1", special)
     assert session.get_adapter("http://127.0.0.1:9/x") is special
     assert session.get_adapter("https://127.0.0.1/x") is session.adapters["https://"]
-    assert list(session.adapters)[0] == "http://127.0.0.1"  # kept sorted longest-first, as requests does
+    assert next(iter(session.adapters)) == "http://127.0.0.1"  # kept sorted longest-first, as requests does
 
 
 def test_json_and_text(session: requests.Session, upstream: Upstream) -> None:

@@ -102,9 +102,9 @@ def test_server_that_never_answers_raises_read_timeout(upstream: Upstream) -> No
 
 def test_read_timeouts_retried_then_typed_as_read_timeout(upstream: Upstream) -> None:
     url = upstream.script("/hang", Reply(hang=True))
-    with ResilientSession(retry=RetryPolicy(2, backoff_factor=0.01)) as session:
-        with pytest.raises(APIReadTimeout) as info:
-            session.get(url, timeout=0.2)
+    session = ResilientSession(retry=RetryPolicy(2, backoff_factor=0.01))
+    with session, pytest.raises(APIReadTimeout) as info:
+        session.get(url, timeout=0.2)
     assert isinstance(info.value, requests.ReadTimeout)
     assert upstream.count("/hang") == 3
     assert info.value.attempts == 3
@@ -178,9 +178,9 @@ def test_reset_mid_body_is_retried_for_get(upstream: Upstream) -> None:
 
 def test_reset_mid_body_typed_when_retries_run_out(upstream: Upstream) -> None:
     url = upstream.script("/body", Reply(body=b"z" * 5000, reset="mid"))
-    with ResilientSession(retry=RetryPolicy(1, backoff_factor=0.01)) as session:
-        with pytest.raises(IncompleteBodyError) as info:
-            session.get(url)
+    session = ResilientSession(retry=RetryPolicy(1, backoff_factor=0.01))
+    with session, pytest.raises(IncompleteBodyError) as info:
+        session.get(url)
     assert isinstance(info.value, requests.exceptions.ChunkedEncodingError)
     assert upstream.count("/body") == 2
 
@@ -218,7 +218,10 @@ def test_jitter_spreads_sleeps(monkeypatch: pytest.MonkeyPatch, upstream: Upstre
 
 def test_one_log_line_per_retry(upstream: Upstream, caplog: pytest.LogCaptureFixture) -> None:
     url = upstream.script("/flaky", Reply(503), Reply(502), Reply(200))
-    with caplog.at_level(logging.WARNING, logger="resilient_session"), ResilientSession(retry=FAST) as session:
+    with (
+        caplog.at_level(logging.WARNING, logger="resilient_session"),
+        ResilientSession(retry=FAST) as session,
+    ):
         session.get(url + "?token=SECRET")
     retries = [
         r for r in caplog.records if r.name == "resilient_session" and r.getMessage().startswith("retry")
