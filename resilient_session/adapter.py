@@ -334,27 +334,28 @@ class ResilientAdapter(HTTPAdapter):
         timed_out = isinstance(exc, rexc.Timeout) or isinstance(cause, ReadTimeoutError)
         if timed_out and call.deadline_passed(_DEADLINE_SLACK):
             return errors.DeadlineExceededError(f"the deadline ran out: {detail}", **ctx)
-        if isinstance(exc, rexc.ConnectTimeout):
-            return errors.APIConnectTimeout(f"connect timed out: {detail}", **ctx)
-        if isinstance(exc, rexc.ReadTimeout):
-            return errors.APIReadTimeout(f"read timed out: {detail}", **ctx)
-        if isinstance(exc, rexc.RetryError):
-            return errors.RetryExhaustedError(f"retries exhausted: {detail}", **ctx)
-        if isinstance(exc, rexc.ChunkedEncodingError):
-            return errors.IncompleteBodyError(f"the body broke off: {detail}", **ctx)
-        if isinstance(exc, rexc.SSLError):
-            return errors.APISSLError(f"TLS failed: {detail}", **ctx)
-        if isinstance(exc, rexc.ProxyError):
-            return errors.APIProxyError(f"proxy failed: {detail}", **ctx)
-        if isinstance(exc, rexc.ConnectionError):
-            if isinstance(cause, ReadTimeoutError):
-                # Retries exhausted on read timeouts arrive wrapped in MaxRetryError; a stall mid-body
-                # arrives bare, from requests' iter_content.
-                mid_body = not isinstance(exc.args[0], MaxRetryError)
-                cls = errors.StalledBodyError if mid_body else errors.APIReadTimeout
-                return cls(f"read timed out: {detail}", **ctx)
-            return errors.APIConnectionError(f"connection failed: {detail}", **ctx)
+        if isinstance(exc, rexc.ConnectionError) and isinstance(cause, ReadTimeoutError):
+            # Retries exhausted on read timeouts arrive wrapped in MaxRetryError; a stall mid-body
+            # arrives bare, from requests' iter_content.
+            mid_body = not isinstance(exc.args[0], MaxRetryError)
+            cls = errors.StalledBodyError if mid_body else errors.APIReadTimeout
+            return cls(f"read timed out: {detail}", **ctx)
+        for theirs, ours, what in _TWINS:
+            if isinstance(exc, theirs):
+                return ours(f"{what}: {detail}", **ctx)
         return exc
+
+
+# requests' exception -> our twin, most specific first (ConnectTimeout is also a ConnectionError ...).
+_TWINS: tuple[tuple[type[rexc.RequestException], type[errors.APIError], str], ...] = (
+    (rexc.ConnectTimeout, errors.APIConnectTimeout, "connect timed out"),
+    (rexc.ReadTimeout, errors.APIReadTimeout, "read timed out"),
+    (rexc.RetryError, errors.RetryExhaustedError, "retries exhausted"),
+    (rexc.ChunkedEncodingError, errors.IncompleteBodyError, "the body broke off"),
+    (rexc.SSLError, errors.APISSLError, "TLS failed"),
+    (rexc.ProxyError, errors.APIProxyError, "proxy failed"),
+    (rexc.ConnectionError, errors.APIConnectionError, "connection failed"),
+)
 
 
 def _scope(name: str | None, host: str) -> str:

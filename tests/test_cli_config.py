@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from resilient_session.cli import main
+from tests.conftest import free_port
 from tests.integration.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
 
 SECRET = "k-live-5f1d2c3b4a"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    with Upstream() as server:
-        yield server
 
 
 @pytest.fixture
@@ -38,18 +31,12 @@ headers = {{ Accept = "application/json" }}
 auth = {{ type = "api_key", key_env = "LOCAL_API_KEY", header = "X-API-Key" }}
 
 [integrations.down]
-base_url = "http://127.0.0.1:{_closed_port()}"
+base_url = "http://127.0.0.1:{free_port()}"
 retry = false
 """,
         encoding="utf-8",
     )
     return path
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 import pickle
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -48,19 +47,6 @@ FIELDS = (
 def mock() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock() as rsps:
         yield rsps
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    with Upstream() as server:
-        yield server
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ours(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import sys
-from collections.abc import Iterator
 
 import pytest
 import responses
@@ -15,6 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from resilient_session import APIConnectionError, CircuitBreaker, ResilientSession, RetryPolicy
 from resilient_session.tracing import tracer_for
+from tests.conftest import free_port
 from tests.integration.upstream import Reply, Upstream
 
 FAST = RetryPolicy(3, backoff_factor=0.0)
@@ -30,12 +29,6 @@ def provider(exporter: InMemorySpanExporter) -> TracerProvider:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    with Upstream() as server:
-        yield server
 
 
 def split(exporter: InMemorySpanExporter) -> tuple[ReadableSpan, list[ReadableSpan]]:
@@ -86,9 +79,7 @@ def test_one_parent_and_a_child_per_attempt_each_with_its_traceparent(
 def test_a_failed_call_marks_its_spans_as_errors(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     session = ResilientSession(retry=RetryPolicy(1, backoff_factor=0), tracing=provider)
     with pytest.raises(APIConnectionError):
         session.get(f"http://127.0.0.1:{port}/x")
