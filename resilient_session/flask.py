@@ -33,6 +33,7 @@ Requires the ``flask`` extra. The whole guide is ``docs/flask.md``.
 from __future__ import annotations
 
 import atexit
+import json
 import math
 import os
 import re
@@ -46,9 +47,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import flask
+import requests
 from flask import Blueprint, Flask, current_app, g, has_app_context, has_request_context, request
 
-from ._redact import redact_log_text
+from ._redact import redact_log_text, redact_text
 from .breaker import CircuitState
 from .config import Source, load_integrations
 from .errors import (
@@ -67,6 +69,7 @@ from .errors import (
     RetryExhaustedError,
     ServerError,
 )
+from .normalization import _request_secrets
 from .observability import CallEvent, bind_request_id
 from .session import ResilientSession
 from .store import host_key
@@ -88,6 +91,7 @@ DEFAULT_PROBLEM_TYPE_BASE = "urn:resilient-session:problem:"
 # An incoming id is used only if it looks like an id: it lands in log lines and upstream headers.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _BODY_PREVIEW = 1024
+_CALLS = "_resilient_session_calls"
 _MAX_SEEN_HOSTS = 32
 
 
@@ -116,8 +120,9 @@ class AppIntegrations(Mapping[str, ResilientSession]):
         self._closed = False
         for name, session in self._sessions.items():
             self._hosts[name] = {host_key(session.base_url)} if session.base_url else set()
-            session.events.on_response(self._observer(name))
-            session.events.on_error(self._observer(name))
+            observe = self._observer(name)
+            session.events.on_response(observe)
+            session.events.on_error(observe)
 
     # -- Mapping ---------------------------------------------------------------------------------
 
@@ -136,6 +141,12 @@ class AppIntegrations(Mapping[str, ResilientSession]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {sorted(self._sessions)}{' closed' if self._closed else ''}>"
+
+    # One object per app: identity, not contents, makes two equal (and keeps it hashable).
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -163,6 +174,10 @@ class AppIntegrations(Mapping[str, ResilientSession]):
                 kind = f"status {event.status}"
             else:
                 kind = ""
+            if has_request_context():
+                # Which session made which call in this request: names the integration of an error
+                # exactly, even when two integrations share a host.
+                g.setdefault(_CALLS, {})[event.url] = name
             host = host_key(event.url) if event.url else None
             with self._lock:
                 hosts = self._hosts[name]
@@ -194,7 +209,7 @@ class AppIntegrations(Mapping[str, ResilientSession]):
     # -- health ----------------------------------------------------------------------------------
 
     def health(self) -> tuple[dict[str, Any], bool]:
-        """The health report and whether every circuit is free of ``open`` (see ``docs/flask.md``).
+        """The health report, and False when a circuit is open (or a shared store cannot be read).
 
         Passive: reads breaker and budget state, never calls an upstream.
         """
@@ -228,9 +243,11 @@ class AppIntegrations(Mapping[str, ResilientSession]):
                     "consecutive_failures": snapshot.consecutive_failures,
                     "trips": snapshot.trips,
                 }
-                if snapshot.state is CircuitState.OPEN:
+                if snapshot.state is CircuitState.OPEN and snapshot.retry_in > 0:
                     status = "unavailable"
-                elif snapshot.state is CircuitState.HALF_OPEN and status == "ok":
+                elif snapshot.state is not CircuitState.CLOSED and status == "ok":
+                    # Half-open, or open with its wait over: the next call is a probe. Reporting it as
+                    # down would let a load balancer withhold the very traffic that closes it.
                     status = "degraded"
             for key in dict.fromkeys(budget.key_for(h) for h in hosts) if budget is not None else ():
                 budgets[key] = {
@@ -352,9 +369,16 @@ class Integrations(Mapping[str, ResilientSession]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} app={self.app.name if self.app else None!r}>"
 
+    # Mapping would compare the sessions of current_app; an extension object is equal only to itself.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
 
 # -- request ids --------------------------------------------------------------------------------------
 
+_REQUEST_ID = "_resilient_session_request_id"
 _BINDING = "_resilient_session_request_id_binding"
 
 
@@ -364,7 +388,7 @@ def _bind_request_id() -> None:
         return
     incoming = request.headers.get(header, "")
     request_id = incoming if _VALID_REQUEST_ID.match(incoming) else os.urandom(16).hex()
-    g.resilient_request_id = request_id
+    setattr(g, _REQUEST_ID, request_id)
     # The binding spans two hooks rather than one block: the stack holds it open until teardown.
     binding = ExitStack()
     binding.enter_context(bind_request_id(request_id))
@@ -373,7 +397,7 @@ def _bind_request_id() -> None:
 
 def _echo_request_id(response: flask.Response) -> flask.Response:
     header = current_app.config.get("RESILIENT_REQUEST_ID_HEADER")
-    request_id = g.get("resilient_request_id")
+    request_id = g.get(_REQUEST_ID)
     if header and request_id and header not in response.headers:
         response.headers[header] = request_id
     return response
@@ -425,7 +449,8 @@ class Problem:
     ) -> flask.Response:
         """An ``application/problem+json`` response (with ``Retry-After`` when set)."""
         response = flask.Response(
-            flask.json.dumps(self.to_dict(type_base=type_base, instance=instance)),
+            # The standard members first, in the RFC's order (Flask's provider would sort them).
+            json.dumps(self.to_dict(type_base=type_base, instance=instance)),
             status=self.status,
             mimetype="application/problem+json",
         )
@@ -450,87 +475,91 @@ def problem_for(
     :class:`~resilient_session.ConfigurationError` gives 500. Nothing from the upstream (URL, body,
     message) appears unless *expose_upstream_details*.
     """
-    who = f"The {integration!r} upstream" if integration else "An upstream service"
-    status, slug, title, detail, retry_after = _classify(error, who)
+    status, slug, title, detail, retry_after = _classify(error, integration)
     extensions: dict[str, Any] = {"integration": integration, "request_id": request_id}
     if expose_upstream_details and not isinstance(error, ConfigurationError):
         extensions["upstream"] = _upstream_details(error)
     return Problem(status, slug, title, detail, retry_after, extensions)
 
 
-def _classify(error: APIError, who: str) -> tuple[int, str, str, str, int | None]:
-    if isinstance(error, ConfigurationError):
-        return (
-            500,
-            "integration-misconfigured",
-            "Integration misconfigured",
-            ("An integration of this service is misconfigured."),
-            None,
-        )
+# First match wins, so the more specific classes come first. ``{who}`` starts a sentence, ``{whom}`` not.
+_KINDS: tuple[tuple[type[APIError] | tuple[type[APIError], ...], int, str, str, str], ...] = (
+    (
+        ConfigurationError,
+        500,
+        "integration-misconfigured",
+        "Integration misconfigured",
+        "An integration of this service is misconfigured.",
+    ),
+    (
+        CircuitOpenError,
+        503,
+        "upstream-circuit-open",
+        "Upstream unavailable",
+        "{who} is failing; calls to it are paused.",
+    ),
+    (BulkheadFullError, 503, "upstream-busy", "Upstream busy", "Too many calls to {whom} are in progress."),
+    (
+        DeadlineExceededError,
+        504,
+        "upstream-timeout",
+        "Upstream timeout",
+        "{who} did not answer within the deadline.",
+    ),
+    (APITimeoutError, 504, "upstream-timeout", "Upstream timeout", "{who} did not answer in time."),
+    (
+        AuthenticationError,
+        502,
+        "upstream-auth-failed",
+        "Upstream authentication failed",
+        "{who} rejected this service's credentials.",
+    ),
+    (RateLimitedError, 503, "upstream-rate-limited", "Upstream rate limit", "{who} is rate limiting us."),
+    (
+        MalformedResponseError,
+        502,
+        "upstream-malformed-response",
+        "Upstream response unusable",
+        "{who} sent a response that could not be used.",
+    ),
+    (
+        (ServerError, RetryExhaustedError),
+        502,
+        "upstream-error",
+        "Upstream error",
+        "{who} answered with an error.",
+    ),
+    (
+        APIStatusError,
+        502,
+        "upstream-rejected",
+        "Upstream rejected the request",
+        "{who} rejected a request made on behalf of this one.",
+    ),
+    (
+        (APIConnectionError, IncompleteBodyError),
+        502,
+        "upstream-unreachable",
+        "Upstream unreachable",
+        "The connection to {whom} failed.",
+    ),
+    (APIError, 502, "upstream-error", "Upstream error", "A call to {whom} failed."),
+)
+
+
+def _classify(error: APIError, integration: str | None) -> tuple[int, str, str, str, int | None]:
+    whom = f"the {integration!r} upstream" if integration else "an upstream service"
+    # The last row matches every APIError.
+    _, status, slug, title, template = next(kind for kind in _KINDS if isinstance(error, kind[0]))
+    detail = template.format(who=whom[0].upper() + whom[1:], whom=whom)
+    retry_after = None
     if isinstance(error, CircuitOpenError):
-        wait = max(1, math.ceil(error.retry_in))
-        return (
-            503,
-            "upstream-circuit-open",
-            "Upstream unavailable",
-            (f"{who} is failing; calls to it are paused. Retry in {wait} s."),
-            wait,
-        )
-    if isinstance(error, BulkheadFullError):
-        return (
-            503,
-            "upstream-busy",
-            "Upstream busy",
-            (f"Too many calls to {who[0].lower() + who[1:]} are already in progress."),
-            None,
-        )
-    if isinstance(error, APITimeoutError):
-        what = "within the deadline" if isinstance(error, DeadlineExceededError) else "in time"
-        return 504, "upstream-timeout", "Upstream timeout", f"{who} did not answer {what}.", None
-    if isinstance(error, AuthenticationError):
-        return (
-            502,
-            "upstream-auth-failed",
-            "Upstream authentication failed",
-            (f"{who} rejected this service's credentials."),
-            None,
-        )
-    if isinstance(error, RateLimitedError):
-        wait = math.ceil(error.retry_after) if error.retry_after is not None else None
-        return (
-            503,
-            "upstream-rate-limited",
-            "Upstream rate limit",
-            f"{who} is rate limiting this service.",
-            wait,
-        )
-    if isinstance(error, MalformedResponseError):
-        return (
-            502,
-            "upstream-malformed-response",
-            "Upstream response unusable",
-            (f"{who} sent a response that could not be used."),
-            None,
-        )
-    if isinstance(error, (ServerError, RetryExhaustedError)):
-        return 502, "upstream-error", "Upstream error", f"{who} answered with an error.", None
-    if isinstance(error, APIStatusError):
-        return (
-            502,
-            "upstream-rejected",
-            "Upstream rejected the request",
-            (f"{who} rejected a request made on behalf of this one."),
-            None,
-        )
-    if isinstance(error, (APIConnectionError, IncompleteBodyError)):
-        return (
-            502,
-            "upstream-unreachable",
-            "Upstream unreachable",
-            (f"The connection to {who[0].lower() + who[1:]} failed."),
-            None,
-        )
-    return 502, "upstream-error", "Upstream error", f"A call to {who[0].lower() + who[1:]} failed.", None
+        # Never 0: a client told "retry now" would hit the open circuit again.
+        retry_after = max(1, math.ceil(error.retry_in))
+        detail += f" Retry in {retry_after} s."
+    elif isinstance(error, RateLimitedError) and error.retry_after is not None:
+        retry_after = max(1, math.ceil(error.retry_after))
+    return status, slug, title, detail, retry_after
 
 
 def _upstream_details(error: APIError) -> dict[str, Any]:
@@ -551,7 +580,10 @@ def _upstream_details(error: APIError) -> dict[str, Any]:
         except Exception:  # an undecodable body is not worth a second error
             text = ""
         if text:
-            details["body"] = redact_log_text(text[:_BODY_PREVIEW])
+            # Redact before cutting, so a cut never leaves half a credential behind.
+            sent = error.request if isinstance(error.request, requests.PreparedRequest) else None
+            text = redact_log_text(redact_text(text, _request_secrets(sent)))
+            details["body"] = text[:_BODY_PREVIEW]
     return details
 
 
@@ -568,8 +600,10 @@ def register_error_handlers(app: Flask, *, expose_upstream_details: bool | None 
         if expose is None:
             expose = bool(config.get("RESILIENT_EXPOSE_UPSTREAM_DETAILS", False))
         state = current_app.extensions.get(EXTENSION_KEY)
-        integration = state.integration_for(error.url) if isinstance(state, AppIntegrations) else None
-        request_id = g.get("resilient_request_id") if has_request_context() else None
+        integration = g.get(_CALLS, {}).get(error.url)
+        if integration is None and isinstance(state, AppIntegrations):
+            integration = state.integration_for(error.url)
+        request_id = g.get(_REQUEST_ID) if has_request_context() else None
         problem = problem_for(
             error, integration=integration, request_id=request_id, expose_upstream_details=expose
         )
