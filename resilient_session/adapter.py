@@ -15,7 +15,7 @@ from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from . import errors
-from ._call import CallState, RetryGate, active, current_call
+from ._call import CallState, RetryGate, current_call, enter, leave
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
@@ -166,15 +166,19 @@ class ResilientAdapter(HTTPAdapter):
         call = current_call()
         if call is None:
             call = CallState.begin(request.method, request.url)
-            with active(call):
+            token = enter(call)
+            try:
                 return self._guarded(call, request, stream, timeout, verify, cert, proxies)
+            finally:
+                leave(token)
         return self._guarded(call, request, stream, timeout, verify, cert, proxies)
 
     def refuse_if_open(self, method: str, url: str) -> None:
         """Fail now with :class:`~resilient_session.CircuitOpenError` if the circuit for *url* is known
         to be open; the session calls this before preparing the request, so a refusal costs microseconds."""
-        if self.breaker is not None:
-            self.breaker.check(self.breaker.key_for(url), method=method, url=url)
+        breaker = self.breaker
+        if breaker is not None and breaker.store.hints:
+            breaker.check(breaker.key_for(url), method=method, url=url)
 
     def _guarded(self, call: CallState, request: requests.PreparedRequest, *args: Any) -> requests.Response:
         """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""

@@ -215,6 +215,8 @@ class CircuitBreaker:
         """Raise :class:`~resilient_session.CircuitOpenError` if this process knows *host*'s circuit is
         open; otherwise do nothing. Never asks the store and takes no probe slot, so it can run before
         the request is even built; :meth:`acquire` still decides."""
+        if not self.store.hints:  # the common case: this process knows of no open circuit
+            return
         remaining = self._known_open("breaker:" + host)
         if remaining > 0:
             raise _open_error(host, remaining, method=method, url=url)

@@ -12,7 +12,7 @@ import requests
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
-from ._call import CallState, active, current_call
+from ._call import CallState, current_call, enter, leave
 from ._redact import install_log_redaction
 from .adapter import DEFAULT_TIMEOUT, ResilientAdapter, TimeoutArg
 from .auth import carry_credentials
@@ -170,13 +170,21 @@ class ResilientSession(requests.Session):
         self, method: str | bytes, url: str | bytes, *args: Any, deadline: float | None = None, **kwargs: Any
     ) -> requests.Response:
         """As :meth:`requests.Session.request`, plus ``deadline=`` (seconds) for this call alone."""
-        if isinstance(url, str):
+        if isinstance(url, str) and self._knows_open_circuits():
             self._fail_fast(method, url)
         token = _requested_deadline.set(deadline)
         try:
             return super().request(method, url, *args, **kwargs)
         finally:
             _requested_deadline.reset(token)
+
+    def _knows_open_circuits(self) -> bool:
+        # Cheap guard for the common case: no breaker of ours has noted an open circuit.
+        for adapter in self.adapters.values():
+            breaker = getattr(adapter, "breaker", None)
+            if breaker is not None and breaker.store.hints:
+                return True
+        return False
 
     def _fail_fast(self, method: str | bytes, url: str) -> None:
         # Before requests prepares anything (merging settings and reading proxy variables from the
@@ -196,8 +204,9 @@ class ResilientSession(requests.Session):
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """As :meth:`requests.Session.send`; the outermost send of a call owns its state and deadline."""
-        adapter = self.get_adapter(request.url or "")
-        if kwargs.get("timeout") is None and not isinstance(adapter, ResilientAdapter):
+        if kwargs.get("timeout") is None and not isinstance(
+            self.get_adapter(request.url or ""), ResilientAdapter
+        ):
             # A plain adapter mounted by the user still gets the session's default timeout.
             kwargs["timeout"] = self.timeout
         call = current_call()
@@ -208,16 +217,17 @@ class ResilientSession(requests.Session):
         requested = _requested_deadline.get()
         call.tighten_deadline(self.deadline if requested is None else requested)
         observer = call.observer = begin_call(self, call, request)
-        with active(call):
-            if observer is None:
-                response = super().send(request, **kwargs)
-            else:
-                try:
-                    response = super().send(request, **kwargs)
-                except BaseException as exc:
-                    end_call(observer, call, error=exc)
-                    raise
-                end_call(observer, call, response=response)
+        token = enter(call)
+        try:
+            response = super().send(request, **kwargs)
+        except BaseException as exc:
+            if observer is not None:
+                end_call(observer, call, error=exc)
+            raise
+        finally:
+            leave(token)
+        if observer is not None:
+            end_call(observer, call, response=response)
         if self.raise_for_status:
             error = status_error_for(response, attempts=call.attempts, elapsed=call.elapsed())
             if error is not None:

@@ -9,6 +9,7 @@ whether its state is local or shared by a fleet.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
@@ -30,7 +31,22 @@ def host_key(url: str) -> str:
 
     Path, query and credentials never enter the key, so it is safe to log.
     """
-    parts = urlsplit(url)
+    # Every call computes this: cut the origin off with string operations and parse each distinct
+    # origin once (a process talks to few hosts, through many paths).
+    start = url.find("://")
+    if start < 0:
+        return _origin_key(url)
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start + 3)
+        if 0 <= found < end:
+            end = found
+    return _origin_key(url[:end])
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_key(origin: str) -> str:
+    parts = urlsplit(origin)
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
     try:
