@@ -96,7 +96,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     ours = statistics.median(rates["ResilientSession"])
     # Each round's two runs sit side by side in time, so their ratio cancels most of the machine's
     # drift; the median of those paired ratios is the figure.
-    ratio = statistics.median(o / p for o, p in zip(rates["ResilientSession"], rates["requests.Session"]))
+    ratio = statistics.median(
+        o / p for o, p in zip(rates["ResilientSession"], rates["requests.Session"], strict=True)
+    )
     return [
         _row("requests.Session throughput", plain, "req/s", "baseline", True),
         _row("ResilientSession throughput", ours, "req/s", "", True),

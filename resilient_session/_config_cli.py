@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._redact import REDACTED, is_secret_name
+from ._redact import REDACTED, is_secret_name, redact_log_text
 
 if TYPE_CHECKING:
     from .normalization import NormalizedResponse
@@ -28,14 +29,18 @@ __all__ = [
 EXIT_CODES = {
     0: "success: a response with a status below 400 and a readable body",
     1: "an unexpected error",
-    2: "usage error (bad arguments, --json that is not JSON)",
+    2: "usage error (bad arguments: a METHOD or PATH that cannot be sent, --json that is not JSON)",
     3: "invalid configuration, unknown integration, or an environment variable it names is not set",
-    4: "the upstream answered 4xx (AuthenticationError, NotFoundError, RateLimitedError, ClientError)",
-    5: "the upstream answered 5xx (ServerError)",
+    4: "the upstream answered 4xx (AuthenticationError, NotFoundError, RateLimitedError, ClientError, or "
+    "RetryExhaustedError after retried 429s)",
+    5: "the upstream answered 5xx (ServerError, or RetryExhaustedError after retried 5xx)",
     6: "timeout: connect, read or the call's deadline (APITimeoutError)",
     7: "connection failed or refused locally (APIConnectionError, CircuitOpenError, BulkheadFullError)",
     8: "the response body could not be read (MalformedResponseError)",
 }
+
+# RFC 9110 token characters: what http.client accepts as a method.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 _EPILOG = "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 
@@ -133,6 +138,8 @@ def add_call_parser(subparsers: Subparsers) -> None:
 
 
 def run_call(args: argparse.Namespace) -> int:
+    from requests import exceptions as rexc
+
     from . import errors
     from .config import session_from_config
 
@@ -143,6 +150,10 @@ def run_call(args: argparse.Namespace) -> int:
         except ValueError as error:
             print(f"resilient-session call: --json is not valid JSON: {error}", file=sys.stderr)
             return 2
+    method = args.method.upper()
+    if not _TOKEN.match(method):
+        print(f"resilient-session call: {args.method!r} is not an HTTP method", file=sys.stderr)
+        return 2
     headers = {}
     for item in args.header:
         name, sep, value = item.partition(":")
@@ -160,10 +171,21 @@ def run_call(args: argparse.Namespace) -> int:
         kwargs["json"] = body
     with session:
         try:
-            response = session.request(args.method.upper(), args.path, **kwargs)
+            response = session.request(method, args.path, **kwargs)
         except errors.APIError as error:
             _print({"error": _error_dict(error)})
             return _exit_code(error)
+        except (rexc.InvalidURL, rexc.MissingSchema, rexc.InvalidSchema, rexc.InvalidHeader) as error:
+            # Raised before anything is sent: PATH or a header is unusable (a usage error).
+            print(f"resilient-session call: {redact_log_text(str(error))}", file=sys.stderr)
+            return 2
+        except rexc.RequestException as error:
+            # Not one of our typed errors (e.g. TooManyRedirects): report it, without a traceback.
+            print(
+                f"resilient-session call: {type(error).__name__}: {redact_log_text(str(error))}",
+                file=sys.stderr,
+            )
+            return 1
         normalized: NormalizedResponse = response.normalized  # type: ignore[attr-defined]
         _print(normalized_dict(normalized))
         if normalized.status >= 400:
@@ -176,7 +198,10 @@ def _exit_code(error: BaseException) -> int:
 
     if isinstance(error, errors.ConfigurationError):
         return 3
-    if isinstance(error, errors.APIStatusError):
+    if isinstance(error, errors.APIStatusError) or (
+        # raise_on_status = true: retries ran out on a retryable status (503, 429 ...).
+        isinstance(error, errors.RetryExhaustedError) and error.status is not None
+    ):
         return 4 if (error.status or 0) < 500 else 5
     if isinstance(error, errors.APITimeoutError):
         return 6

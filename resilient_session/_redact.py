@@ -96,6 +96,9 @@ class SecretSource(Protocol):
 
 # Keyed by id() because some sources (``HTTPBasicAuth`` subclasses) are unhashable; entries vanish with them.
 _sources: weakref.WeakValueDictionary[int, SecretSource] = weakref.WeakValueDictionary()
+# Iterating a WeakValueDictionary while another thread adds to it raises RuntimeError, and the iteration
+# runs inside logging calls: auth objects created per request in one thread would break logging in others.
+_sources_lock = threading.Lock()
 
 # Shorter values are not credentials; replacing them everywhere would only garble log lines.
 _MIN_SECRET_LENGTH = 4
@@ -108,13 +111,16 @@ _KEY_VALUE = re.compile(r"(?<![\w.\-])([A-Za-z0-9_.\-]{1,64})=([^&\s'\"<>,;)]*)"
 
 def register_secret_source(source: SecretSource) -> None:
     """Redact *source*'s ``secret_values`` from log lines while it is alive."""
-    _sources[id(source)] = source
+    with _sources_lock:
+        _sources[id(source)] = source
 
 
 def known_secret_values() -> set[str]:
     """Every secret value currently held by a live registered source."""
     values: set[str] = set()
-    for source in list(_sources.values()):
+    with _sources_lock:
+        sources = list(_sources.values())
+    for source in sources:
         values.update(v for v in source.secret_values if v and len(v) >= _MIN_SECRET_LENGTH)
     return values
 

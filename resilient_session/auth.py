@@ -11,6 +11,7 @@ cross-origin redirect (plain requests only removes ``Authorization``), and the l
 from __future__ import annotations
 
 import os
+import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "CredentialAuth",
     "carry_credentials",
     "env_secret",
+    "is_header_safe",
 ]
 
 # requests' own implementation, typed: it sets ``Authorization: Basic ...``.
@@ -59,6 +61,24 @@ def env_secret(name: str) -> str:
 def _require_text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{what} must be a non-empty string")
+    return value
+
+
+# Line breaks and control characters: http.client refuses them in a header value with an error message
+# that quotes the value, secret and all.
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def is_header_safe(value: str) -> bool:
+    """True when *value* holds no line break or control character, so it can be sent in a header."""
+    return _UNSENDABLE.search(value) is None
+
+
+def _require_header_value(value: str, what: str) -> str:
+    if not is_header_safe(value):
+        raise ConfigurationError(
+            f"{what} contains a line break or control character (a trailing newline read from a file?)"
+        )
     return value
 
 
@@ -191,6 +211,7 @@ class APIKeyAuth(CredentialAuth):
             register_secret_names([self.query])
         else:
             self.header = _require_name(header or "X-API-Key", "header")
+            _require_header_value(self._key, "API key")
             self.query = None
             self.header_names = frozenset({self.header})
             register_secret_names([self.header])
@@ -238,7 +259,9 @@ class BearerAuth(CredentialAuth):
             raise ConfigurationError("BearerAuth takes exactly one of token= or token_provider=")
         if token_provider is not None and not callable(token_provider):
             raise ConfigurationError("token_provider must be callable")
-        self._token = None if token is None else _require_text(token, "bearer token")
+        if token is not None:
+            _require_header_value(_require_text(token, "bearer token"), "bearer token")
+        self._token = token
         self._provider = token_provider
         self._last: str | None = self._token
         super().__init__()
@@ -259,6 +282,7 @@ class BearerAuth(CredentialAuth):
             token = self._provider()
             if not isinstance(token, str) or not token:
                 raise ConfigurationError("token_provider returned an empty or non-string token")
+            _require_header_value(token, "the token from token_provider")
             self._last = token
         r.headers["Authorization"] = f"Bearer {token}"
         self._remember(r)
@@ -284,9 +308,15 @@ class BasicAuth(HTTPBasicAuth, CredentialAuth):
         CredentialAuth.__init__(self)
 
     @classmethod
-    def from_env(cls, username_var: str, password_var: str) -> BasicAuth:
-        """Read username and password from two environment variables."""
-        return cls(env_secret(username_var), env_secret(password_var))
+    def from_env(cls, username_var: str, password_var: str | None = None) -> BasicAuth:
+        """Read username and password from two environment variables, or from one holding
+        ``user:password`` when *password_var* is omitted."""
+        if password_var is not None:
+            return cls(env_secret(username_var), env_secret(password_var))
+        username, colon, password = env_secret(username_var).partition(":")
+        if not colon or not username:
+            raise ConfigurationError(f"environment variable {username_var!r} must hold 'user:password'")
+        return cls(username, password)
 
     @property
     def secret_values(self) -> tuple[str, ...]:

@@ -68,6 +68,7 @@ from .errors import (
     RateLimitedError,
     RetryExhaustedError,
     ServerError,
+    status_error_for,
 )
 from .normalization import _request_secrets
 from .observability import CallEvent, bind_request_id
@@ -347,14 +348,17 @@ class Integrations(Mapping[str, ResilientSession]):
         """Close the sessions of *app* (default as :meth:`sessions`) now rather than at exit."""
         self.sessions(app).close()
 
-    def health_blueprint(self, name: str = "resilient_integrations") -> Blueprint:
-        """A blueprint serving ``GET /health``: register it with ``url_prefix="/integrations"``.
+    def health_blueprint(
+        self, name: str = "resilient_integrations", url_prefix: str | None = "/integrations"
+    ) -> Blueprint:
+        """A blueprint serving ``GET {url_prefix}/health`` (``/integrations/health`` by default); a
+        ``url_prefix`` given to ``app.register_blueprint`` replaces this one.
 
         The JSON report gives each integration's circuits (state per host), retry budget and last
         failure; the status is 200 unless a circuit is open (then 503). It names upstream hosts: keep
         it off the public internet.
         """
-        blueprint = Blueprint(name, __name__)
+        blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
 
         @blueprint.get("/health")
         def health() -> flask.Response:
@@ -549,8 +553,13 @@ _KINDS: tuple[tuple[type[APIError] | tuple[type[APIError], ...], int, str, str, 
 
 def _classify(error: APIError, integration: str | None) -> tuple[int, str, str, str, int | None]:
     whom = f"the {integration!r} upstream" if integration else "an upstream service"
-    # The last row matches every APIError.
-    _, status, slug, title, template = next(kind for kind in _KINDS if isinstance(error, kind[0]))
+    # The last row matches every APIError. Retries that ran out on 429s are a rate limit, not a 5xx.
+    rate_limited = isinstance(error, RetryExhaustedError) and error.status == 429
+    _, status, slug, title, template = next(
+        kind
+        for kind in _KINDS
+        if (kind[0] is RateLimitedError if rate_limited else isinstance(error, kind[0]))
+    )
     detail = template.format(who=whom[0].upper() + whom[1:], whom=whom)
     retry_after = None
     if isinstance(error, CircuitOpenError):
@@ -590,35 +599,73 @@ def _upstream_details(error: APIError) -> dict[str, Any]:
 def register_error_handlers(app: Flask, *, expose_upstream_details: bool | None = None) -> None:
     """Answer every :class:`~resilient_session.APIError` escaping a view of *app* with problem+json.
 
+    A ``requests.HTTPError`` from ``response.raise_for_status()`` is answered as the typed status error
+    of its response, and the ``requests.JSONDecodeError`` of ``response.json()`` as a
+    :class:`~resilient_session.MalformedResponseError` (unless the app has its own handler for them).
     A handler the app registers for a more specific class (``NotFoundError``, say) still wins.
     *expose_upstream_details* ``None`` reads ``RESILIENT_EXPOSE_UPSTREAM_DETAILS`` at each error.
     """
 
     def handle(error: APIError) -> flask.Response:
-        config = current_app.config
-        expose = expose_upstream_details
-        if expose is None:
-            expose = bool(config.get("RESILIENT_EXPOSE_UPSTREAM_DETAILS", False))
-        state = current_app.extensions.get(EXTENSION_KEY)
-        integration = g.get(_CALLS, {}).get(error.url)
-        if integration is None and isinstance(state, AppIntegrations):
-            integration = state.integration_for(error.url)
-        request_id = g.get(_REQUEST_ID) if has_request_context() else None
-        problem = problem_for(
-            error, integration=integration, request_id=request_id, expose_upstream_details=expose
-        )
-        current_app.logger.warning(
-            "%s %s -> %d %s: %s",
-            request.method,
-            request.path,
-            problem.status,
-            problem.slug,
-            redact_log_text(str(error)),
-            extra={"integration": integration, "request_id": request_id},
-        )
-        return problem.to_response(
-            type_base=config.get("RESILIENT_PROBLEM_TYPE_BASE", DEFAULT_PROBLEM_TYPE_BASE),
-            instance=request.path,
-        )
+        return _answer(error, expose_upstream_details)
 
     app.register_error_handler(APIError, handle)
+    # ``response.raise_for_status()`` and ``response.json()`` keep raising what requests raises; escaping
+    # a view, they are upstream failures all the same. An app's own handler for them is left in place.
+    own = app.error_handler_spec.get(None, {}).get(None, {})
+    if requests.HTTPError not in own:
+
+        def handle_http_error(error: requests.HTTPError) -> flask.Response:
+            return _answer(_typed_status_error(error), expose_upstream_details)
+
+        app.register_error_handler(requests.HTTPError, handle_http_error)
+    if requests.exceptions.JSONDecodeError not in own:
+
+        def handle_json_error(error: requests.exceptions.JSONDecodeError) -> flask.Response:
+            # The message says where parsing stopped; it never quotes the body.
+            typed = MalformedResponseError(
+                f"the JSON body is malformed: {error}", details={"expected": "json"}
+            )
+            return _answer(typed, expose_upstream_details)
+
+        app.register_error_handler(requests.exceptions.JSONDecodeError, handle_json_error)
+
+
+def _typed_status_error(error: requests.HTTPError) -> APIError:
+    """The typed error for a plain ``HTTPError`` (from ``response.raise_for_status()``)."""
+    response = error.response
+    if isinstance(response, requests.Response):
+        attempts = getattr(response, "attempts", None)
+        typed = status_error_for(response, attempts=attempts if isinstance(attempts, int) else 1)
+        if typed is not None:
+            return typed
+    return APIError(str(error), request=error.request, response=response)
+
+
+def _answer(error: APIError, expose_upstream_details: bool | None) -> flask.Response:
+    """Answer *error* with its problem+json response, and log it (redacted) on ``app.logger``."""
+    config = current_app.config
+    expose = expose_upstream_details
+    if expose is None:
+        expose = bool(config.get("RESILIENT_EXPOSE_UPSTREAM_DETAILS", False))
+    state = current_app.extensions.get(EXTENSION_KEY)
+    integration = g.get(_CALLS, {}).get(error.url)
+    if integration is None and isinstance(state, AppIntegrations):
+        integration = state.integration_for(error.url)
+    request_id = g.get(_REQUEST_ID) if has_request_context() else None
+    problem = problem_for(
+        error, integration=integration, request_id=request_id, expose_upstream_details=expose
+    )
+    current_app.logger.warning(
+        "%s %s -> %d %s: %s",
+        request.method,
+        request.path,
+        problem.status,
+        problem.slug,
+        redact_log_text(str(error)),
+        extra={"integration": integration, "request_id": request_id},
+    )
+    return problem.to_response(
+        type_base=config.get("RESILIENT_PROBLEM_TYPE_BASE", DEFAULT_PROBLEM_TYPE_BASE),
+        instance=request.path,
+    )

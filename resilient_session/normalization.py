@@ -35,6 +35,7 @@ __all__ = [
     "NormalizedError",
     "NormalizedResponse",
     "Normalizer",
+    "ensure_normalized",
     "normalize",
     "with_normalized",
 ]
@@ -87,8 +88,8 @@ class NormalizedError:
     :param message: A human-readable explanation (the envelope's message, an HTML page's title, the
         status reason), with the request's credentials redacted.
     :param details: The error envelope as parsed (or what was wrong with the body); ``{}`` when none.
-    :param retryable: True when repeating the request may succeed: the envelope says so, or the status is
-        one the default retry policy retries (429, 502, 503, 504).
+    :param retryable: True when repeating the request may succeed: the envelope says so, the status is
+        one the default retry policy retries (429, 502, 503, 504), or the body broke off mid-read.
     """
 
     code: str
@@ -158,6 +159,19 @@ def with_normalized(
         # Somebody else's Response subclass: attach eagerly (the view itself still parses lazily).
         response.normalized = NormalizedResponse(response, normalizer)  # type: ignore[attr-defined]
     return response
+
+
+def ensure_normalized(response: requests.Response) -> None:
+    """Give *response* and its redirect hops a ``normalized`` attribute where they have none, in place.
+
+    For responses built by an adapter that is not a ``ResilientAdapter`` (one the user mounted): the
+    session attaches the view after the fact, keeping the objects the user's hooks already saw.
+    """
+    if not response.history and isinstance(response, _NormalizableResponse):
+        return  # the common case, kept cheap: it runs for every call
+    for hop in (*response.history, response):
+        if getattr(type(hop), "normalized", None) is None and "normalized" not in vars(hop):
+            hop.normalized = NormalizedResponse(hop)  # type: ignore[attr-defined]
 
 
 class _NormalizableResponse(requests.Response):
@@ -360,12 +374,21 @@ class _Body:
             return self._too_large(declared)
         try:
             content = response.content
-        except (requests.RequestException, RuntimeError, OSError) as exc:
-            # RuntimeError: a streamed body already consumed through iter_content.
+        except RuntimeError as exc:  # a streamed body already consumed through iter_content
             return NormalizedError(
                 UNAVAILABLE,
                 f"the body could not be read: {type(exc).__name__}",
                 {"expected": _EXPECTED.get(expected, "binary")},
+            )
+        except (requests.RequestException, OSError) as exc:
+            # The body broke off (reset, stall, fewer bytes than Content-Length): a truncated body is a
+            # malformed one, and asking again may well get it whole.
+            fmt = _EXPECTED.get(expected, "binary")
+            return NormalizedError(
+                MALFORMED,
+                f"the {fmt} body is malformed: it broke off ({type(exc).__name__})",
+                {"expected": fmt, "reason": "incomplete"},
+                retryable=True,
             )
         if content is None:
             return b""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
+from urllib.parse import urljoin
 
 import requests
 from requests.auth import HTTPBasicAuth
@@ -24,7 +25,7 @@ from requests.models import PreparedRequest
 from requests.utils import rewind_body
 
 from ._redact import REDACTED, redact_text, redact_url
-from .auth import CredentialAuth, env_secret
+from .auth import CredentialAuth, env_secret, is_header_safe
 from .errors import (
     APIError,
     AuthenticationError,
@@ -267,9 +268,25 @@ class _OAuth2Auth(CredentialAuth):
                 )
             return response
 
+        def stay_on_origin(response: requests.Response, **kwargs: Any) -> requests.Response:
+            # A 307/308 re-sends the form body (client secret, refresh token) wherever Location points,
+            # and requests strips only Authorization: a token request never leaves its origin.
+            target = session.get_redirect_target(response)
+            new_url = urljoin(response.url, target) if target is not None else None
+            if new_url is not None and session.should_strip_auth(response.url, new_url):
+                response.close()
+                raise TokenEndpointError(
+                    f"token endpoint redirected to another origin ({redact_url(new_url)}); not followed",
+                    method="POST",
+                    url=self.token_url,
+                    status=response.status_code,
+                )
+            return response
+
         session = self._new_session()
         session.register_compliance_hook("access_token_response", check_status)
         session.register_compliance_hook("refresh_token_response", check_status)
+        session.hooks["response"].append(stay_on_origin)
         log.debug(
             "requesting an OAuth2 token from %s for client %s", redact_url(self.token_url), self.client_id
         )
@@ -306,6 +323,9 @@ class _OAuth2Auth(CredentialAuth):
         access = raw.get("access_token")
         if not isinstance(access, str) or not access:
             raise TokenEndpointError("token endpoint answered without an access token", **context)
+        if not is_header_safe(access):
+            # http.client would refuse the header with a message that quotes the token.
+            raise TokenEndpointError("token endpoint sent an access token with control characters", **context)
         refresh_at = expires_at = None
         expires_in = raw.get("expires_in")
         if expires_in is not None:

@@ -60,6 +60,11 @@ class _InstantTime(types.ModuleType):
         return getattr(time, name)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the marker docs/testing.md suggests for chaos-server tests (so ``--strict-markers`` passes)."""
+    config.addinivalue_line("markers", "integration: talks to a real server on 127.0.0.1 (e.g. chaos_server)")
+
+
 @pytest.fixture(autouse=True)
 def _resilient_session_clean_state() -> Iterator[None]:
     yield

@@ -13,6 +13,7 @@ from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
+    NewConnectionError,
     ReadTimeoutError,
     ResponseError,
 )
@@ -205,7 +206,9 @@ class RetryPolicy(Retry):
 def _reason(response: BaseHTTPResponse | None, error: Exception | None) -> str:
     if error is None:
         return f"status {response.status}" if response is not None else "unknown"
-    if isinstance(error, ConnectTimeoutError):
+    # urllib3 makes NewConnectionError (refused, DNS failure) a ConnectTimeoutError subclass: it is not
+    # a timeout, and must not be reported or charged to a retry budget as one.
+    if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):
         return "connect timeout"
     if isinstance(error, ReadTimeoutError):
         return "read timeout"

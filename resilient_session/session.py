@@ -13,13 +13,14 @@ from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from ._call import CallState, current_call, enter, leave
-from ._redact import install_log_redaction
+from ._redact import install_log_redaction, redact_url
 from .adapter import DEFAULT_TIMEOUT, ResilientAdapter, TimeoutArg
 from .auth import carry_credentials
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
 from .errors import CircuitOpenError, status_error_for
+from .normalization import ensure_normalized
 from .observability import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
 from .retry import as_retry_policy
 
@@ -117,7 +118,9 @@ class ResilientSession(requests.Session):
         install_log_redaction()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} base_url={self.base_url!r}>"
+        # A base URL may carry a password or an API key in its query string.
+        base_url = redact_url(self.base_url) if self.base_url else self.base_url
+        return f"<{type(self).__name__} base_url={base_url!r}>"
 
     @classmethod
     def from_config(cls, source: str | os.PathLike[str] | Mapping[str, Any], name: str | None = None) -> Self:
@@ -226,6 +229,7 @@ class ResilientSession(requests.Session):
             raise
         finally:
             leave(token)
+        ensure_normalized(response)  # a plain adapter the user mounted does not attach it
         if observer is not None:
             end_call(observer, call, response=response)
         if self.raise_for_status:

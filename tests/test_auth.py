@@ -153,6 +153,36 @@ def test_bearer_provider_returning_nothing_fails_loudly(api: responses.RequestsM
     assert len(api.calls) == 0
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: APIKeyAuth(KEY + "\n"),
+        lambda: APIKeyAuth(KEY + "\r\n", header="X-Vendor-Credential"),
+        lambda: BearerAuth(TOKEN + "\n"),
+        lambda: BearerAuth("tok\x00" + TOKEN),
+    ],
+)
+def test_a_secret_with_a_line_break_is_refused_without_echoing_it(make: object) -> None:
+    # http.client would refuse the header later with "Invalid header value b'<the secret>\n'".
+    with pytest.raises(ConfigurationError, match="line break or control character") as info:
+        make()  # type: ignore[operator]
+    assert KEY not in f"{info.value!s} {info.value!r}" and TOKEN not in str(info.value)
+
+
+def test_an_api_key_with_a_line_break_may_go_in_the_query(api: responses.RequestsMock) -> None:
+    api.get(f"{API}/q", json={})
+    ResilientSession().get(f"{API}/q", auth=APIKeyAuth("a\nb", query="api_key"))
+    assert sent(api).url == f"{API}/q?api_key=a%0Ab"
+
+
+def test_a_provider_token_with_a_line_break_fails_before_sending(api: responses.RequestsMock) -> None:
+    auth = BearerAuth(token_provider=lambda: TOKEN + "\n")
+    with pytest.raises(ConfigurationError, match="token_provider") as info:
+        ResilientSession().get(f"{API}/items", auth=auth)
+    assert TOKEN not in str(info.value)
+    assert len(api.calls) == 0
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"token": TOKEN, "token_provider": lambda: TOKEN}, {"token": ""}])
 def test_bearer_needs_exactly_one_source(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
@@ -186,6 +216,18 @@ def test_basic_auth_is_an_httpbasicauth_with_a_safe_repr(monkeypatch: pytest.Mon
     assert auth == HTTPBasicAuth("alice", PASSWORD)
     assert PASSWORD not in repr(auth) and "alice" in repr(auth)
     assert auth.secret_values == (PASSWORD,)
+
+
+def test_basic_auth_from_one_env_variable_holding_user_and_password(
+    monkeypatch: pytest.MonkeyPatch, api: responses.RequestsMock
+) -> None:
+    monkeypatch.setenv("LEGACY_CREDENTIALS", f"alice:{PASSWORD}:x")
+    auth = BasicAuth.from_env("LEGACY_CREDENTIALS")
+    assert (auth.username, auth.password) == ("alice", f"{PASSWORD}:x")
+    monkeypatch.setenv("LEGACY_CREDENTIALS", PASSWORD)
+    with pytest.raises(ConfigurationError, match="LEGACY_CREDENTIALS") as info:
+        BasicAuth.from_env("LEGACY_CREDENTIALS")
+    assert PASSWORD not in str(info.value)
 
 
 def test_basic_auth_from_env_names_the_missing_variable(monkeypatch: pytest.MonkeyPatch) -> None:

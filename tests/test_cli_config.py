@@ -178,3 +178,39 @@ def test_call_usage_and_configuration_errors(
     monkeypatch.delenv("LOCAL_API_KEY")
     code, _, err = run(capsys, "call", str(config), "local", "GET", "/")
     assert code == 3 and "LOCAL_API_KEY is not set" in err
+
+
+def test_call_with_an_unusable_method_or_path_is_a_usage_error(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "call", str(config), "local", "G ET", "/x")
+    assert code == 2 and out == "" and "not an HTTP method" in err
+    code, out, err = run(capsys, "call", str(config), "local", "GET", "http://[bad/x?api_key=leaked")
+    assert code == 2 and out == "" and "Traceback" not in err and "leaked" not in err
+    code, out, err = run(capsys, "call", str(config), "local", "GET", "ftp://127.0.0.1/x")
+    assert code == 2 and "No connection adapters" in err
+
+
+@pytest.mark.parametrize(("status", "code"), [(503, 5), (429, 4)])
+def test_call_retries_exhausted_on_a_status_exits_by_that_status(
+    tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str], status: int, code: int
+) -> None:
+    # raise_on_status = true turns the last retryable answer into RetryExhaustedError, not a status error.
+    path = tmp_path / "integrations.toml"
+    path.write_text(
+        f"""
+[integrations.strict]
+base_url = "{upstream.url}"
+retry = {{ total = 1, backoff_factor = 0, raise_on_status = true }}
+""",
+        encoding="utf-8",
+    )
+    upstream.script("/busy", Reply(status, headers={"Retry-After": "0"}), Reply(status))
+    exit_code, out, _ = run(capsys, "call", str(path), "strict", "GET", "/busy")
+    error = json.loads(out)["error"]
+    assert (exit_code, error["type"], error["status"], error["attempts"]) == (
+        code,
+        "RetryExhaustedError",
+        status,
+        2,
+    )

@@ -215,6 +215,7 @@ MAPPING = [
     (_status_error(ServerError, 500), 502, "upstream-error"),
     (_status_error(ServerError, 503), 502, "upstream-error"),
     (RetryExhaustedError("exhausted", url=BILLING, status=503), 502, "upstream-error"),
+    (RetryExhaustedError("exhausted", url=BILLING, status=429), 503, "upstream-rate-limited"),
     (MalformedResponseError("cut", url=BILLING), 502, "upstream-malformed-response"),
     (APIConnectionError("refused", url=BILLING), 502, "upstream-unreachable"),
     (TokenEndpointError("token refused", url=BILLING), 502, "upstream-unreachable"),
@@ -360,6 +361,57 @@ def test_error_handlers_are_opt_in() -> None:
     assert response.mimetype != "application/problem+json"
 
 
+def test_plain_requests_errors_from_a_view_are_upstream_problems() -> None:
+    # crm has raise_for_status = false: the view uses requests' own idioms.
+    app, integrations = make_app(error_handlers=True)
+
+    @app.get("/crm/<path:path>")
+    def crm(path: str) -> Any:
+        response = integrations["crm"].get("/" + path)
+        response.raise_for_status()
+        return response.json()
+
+    client = app.test_client()
+    with responses.RequestsMock() as mock:
+        mock.get(CRM + "/down", status=503, body=f"key {SECRET}")
+        mock.get(CRM + "/denied", status=401)
+        mock.get(CRM + "/limited", status=429, headers={"Retry-After": "7"})
+        mock.get(CRM + "/cut", body='{"id": 4', content_type="application/json")
+        answers = {path: client.get(f"/crm/{path}") for path in ("down", "denied", "limited", "cut")}
+    expected = {
+        "down": (502, "upstream-error"),
+        "denied": (502, "upstream-auth-failed"),
+        "limited": (503, "upstream-rate-limited"),
+        "cut": (502, "upstream-malformed-response"),
+    }
+    for path, (status, slug) in expected.items():
+        response = answers[path]
+        body = response.get_json(force=True)
+        assert (response.status_code, response.mimetype) == (status, "application/problem+json"), path
+        assert body["type"].endswith(slug) and body["request_id"] == response.headers["X-Request-ID"]
+        assert SECRET not in response.get_data(as_text=True)
+    assert answers["limited"].headers["Retry-After"] == "7"
+    assert answers["down"].get_json(force=True)["integration"] == "crm"
+    integrations.close()
+
+
+def test_an_app_handler_for_http_error_is_kept() -> None:
+    app = Flask(__name__)
+    app.config["RESILIENT_INTEGRATIONS"] = CONFIG
+
+    @app.errorhandler(requests.HTTPError)
+    def own(error: requests.HTTPError) -> Any:
+        return jsonify(own=True), 418
+
+    @app.get("/boom")
+    def boom() -> Any:
+        raise requests.HTTPError("500 Server Error")
+
+    integrations = Integrations(app, error_handlers=True)
+    assert app.test_client().get("/boom").status_code == 418
+    integrations.close()
+
+
 def test_integration_for_prefers_the_longest_base_url() -> None:
     state = AppIntegrations(
         {
@@ -486,6 +538,16 @@ def test_health_reports_open_then_probe_ready_then_closed(app: Flask) -> None:
     closed = client.get("/integrations/health").get_json()
     assert closed["status"] == "ok"
     assert closed["integrations"]["crm"]["circuits"]["https://crm.test:443"]["state"] == "closed"
+
+
+def test_health_blueprint_is_under_integrations_by_default() -> None:
+    app, integrations = make_app()
+    app.register_blueprint(integrations.health_blueprint())
+    app.register_blueprint(integrations.health_blueprint("moved", url_prefix="/ops"))
+    client = app.test_client()
+    assert client.get("/integrations/health").get_json()["status"] == "ok"
+    assert client.get("/ops/health").status_code == 200
+    integrations.close()
 
 
 def test_health_lists_hosts_called_outside_base_url(app: Flask) -> None:

@@ -408,6 +408,22 @@ class TestMalformed:
         with pytest.raises(ServerError):
             n.raise_for_error()
 
+    def test_body_that_breaks_off_mid_read_is_malformed_and_retryable(self) -> None:
+        class BrokenRaw:
+            def stream(self, *args: Any, **kwargs: Any) -> Any:
+                yield b'{"items": [1,'
+                raise requests.exceptions.ChunkedEncodingError("connection broken")
+
+        response = make(None)
+        response._content = False
+        response.raw = BrokenRaw()
+        n = normalize(response)
+        assert (n.format, n.data) == ("json", None)
+        assert n.error is not None and n.error.code == "malformed_response"
+        assert n.error.details == {"expected": "json", "reason": "incomplete"} and n.error.retryable
+        with pytest.raises(MalformedResponseError):
+            n.raise_for_error()
+
     def test_unreadable_stream(self) -> None:
         response = make(None)
         response._content = False
@@ -725,6 +741,21 @@ class TestSessionWiring:
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
         assert ResilientSession().get("https://api.example.com/x").normalized.data == {"a": 1}  # type: ignore[attr-defined]
+
+    @responses.activate
+    def test_plain_adapter_mounted_by_the_user_still_gets_normalized(self) -> None:
+        responses.get(
+            "https://api.example.com/old", status=302, headers={"Location": "https://api.example.com/new"}
+        )
+        responses.get("https://api.example.com/new", json={"a": 1})
+        session = ResilientSession()
+        session.mount("https://api.example.com/", requests.adapters.HTTPAdapter())
+        seen: list[requests.Response] = []
+        session.hooks["response"].append(lambda r, *a, **k: seen.append(r))
+        response = session.get("https://api.example.com/old")
+        assert response.normalized.data == {"a": 1}  # type: ignore[attr-defined]
+        assert response.history[0].normalized.status == 302  # type: ignore[attr-defined]
+        assert seen == [*response.history, response]  # the very objects the user's hooks saw
 
     def test_per_adapter_normalizer(self) -> None:
         adapter = ResilientAdapter()

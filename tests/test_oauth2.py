@@ -359,6 +359,51 @@ def test_an_answer_without_a_token_is_a_token_endpoint_error(
         client(clock).get_token()
 
 
+def test_an_access_token_that_cannot_go_in_a_header_is_refused(
+    mock: responses.RequestsMock, clock: Clock
+) -> None:
+    mock.post(TOKEN_URL, json={"access_token": "at-1234\r\nX-Injected: 1", "token_type": "Bearer"})
+    with pytest.raises(TokenEndpointError, match="control characters") as info:
+        client(clock).get_token()
+    assert_clean(info.value, "at-1234")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("client_auth", ["basic", "body"])
+def test_the_token_request_never_follows_a_redirect_to_another_origin(
+    mock: responses.RequestsMock, clock: Clock, status: int, client_auth: Any
+) -> None:
+    # A 307/308 would re-send the form body, client secret included, to the other origin.
+    elsewhere = "https://elsewhere.example.test/oauth/token"
+    mock.post(TOKEN_URL, status=status, headers={"Location": elsewhere})
+    taken = mock.post(elsewhere, json={"access_token": "at-stolen-1", "token_type": "Bearer"})
+    with pytest.raises(TokenEndpointError, match="another origin") as info:
+        client(clock, client_auth=client_auth).get_token()
+    assert taken.call_count == 0
+    assert info.value.status == status and info.value.url == TOKEN_URL
+    assert_clean(info.value)
+
+
+def test_a_refresh_grant_never_follows_a_redirect_to_another_origin(
+    mock: responses.RequestsMock, clock: Clock
+) -> None:
+    elsewhere = "https://elsewhere.example.test/oauth/token"
+    mock.post(TOKEN_URL, status=308, headers={"Location": elsewhere})
+    taken = mock.post(elsewhere, json={"access_token": "at-stolen-1", "token_type": "Bearer"})
+    auth = OAuth2RefreshToken(TOKEN_URL, CLIENT_ID, None, refresh_token="rt-0a1b2c3d4e", clock=clock)
+    with pytest.raises(TokenEndpointError, match="another origin") as info:
+        auth.get_token()
+    assert taken.call_count == 0
+    assert_clean(info.value, "rt-0a1b2c3d4e")
+
+
+def test_the_token_request_follows_a_same_origin_redirect(mock: responses.RequestsMock, clock: Clock) -> None:
+    moved = "https://auth.example.test/v2/oauth/token"
+    mock.post(TOKEN_URL, status=308, headers={"Location": "/v2/oauth/token"})
+    mock.post(moved, json={"access_token": "at-moved-1", "token_type": "Bearer"})
+    assert client(clock).get_token() == "at-moved-1"
+
+
 def test_failed_renewal_keeps_using_a_still_valid_token(
     mock: responses.RequestsMock, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:

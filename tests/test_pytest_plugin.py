@@ -11,7 +11,23 @@ pytestmark = pytest.mark.integration
 
 def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--fixtures")
-    result.stdout.fnmatch_lines(["*chaos_server*", "*no_backoff*", "*resilient_session*"])
+    # One at a time: pytest lists fixtures sorted by "file:line" as text, not in definition order.
+    for name in ("chaos_server", "no_backoff", "resilient_session"):
+        result.stdout.fnmatch_lines([f"{name} -- *pytest_plugin.py:*"])
+
+
+def test_integration_marker_is_declared(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.integration
+        def test_marked():
+            pass
+        """
+    )
+    result = pytester.runpytest("-q", "--strict-markers", "-W", "error::pytest.PytestUnknownMarkWarning")
+    result.assert_outcomes(passed=1)
 
 
 def test_chaos_server_fixture_counts_and_resets_between_tests(pytester: pytest.Pytester) -> None:

@@ -7,7 +7,7 @@ import random
 import pytest
 import requests
 import responses
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
@@ -128,6 +128,18 @@ def test_a_retry_gate_can_veto() -> None:
     with active(call), pytest.raises(MaxRetryError):
         RetryPolicy().increment("GET", "/x", response=_response(503))
     assert reasons == ["status 503"]
+
+
+def test_a_refused_connection_is_not_reported_as_a_connect_timeout() -> None:
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError.
+    call = CallState.begin("GET", "http://h/x")
+    reasons: list[str] = []
+    call.retry_gates.append(lambda _call, reason: reasons.append(reason) or True)
+    refused = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    with active(call):
+        RetryPolicy().increment("GET", "/x", error=refused)
+        RetryPolicy().increment("GET", "/x", error=ConnectTimeoutError("timed out"))
+    assert reasons == ["NewConnectionError", "connect timeout"]
 
 
 def test_post_is_retryable_only_with_an_idempotency_key() -> None:

@@ -148,3 +148,10 @@ def test_retry_option_reaches_the_mounted_adapters() -> None:
 def test_repr_shows_no_secret() -> None:
     session = ResilientSession(base_url="https://api.test", auth=("u", "hunter2"))
     assert "hunter2" not in repr(session)
+
+
+def test_repr_redacts_credentials_in_the_base_url() -> None:
+    session = ResilientSession(base_url="https://bob:hunter22@api.test/v1?api_key=k-31415926&page=2")
+    text = repr(session)
+    assert "hunter22" not in text and "k-31415926" not in text
+    assert "api.test/v1" in text and "page=2" in text

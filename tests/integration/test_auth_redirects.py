@@ -27,6 +27,7 @@ from resilient_session import (
     ResilientSession,
     RetryPolicy,
     ServerError,
+    TokenEndpointError,
 )
 
 pytestmark = pytest.mark.integration
@@ -281,6 +282,25 @@ def test_same_origin_redirect_keeps_the_credential(kind: str, status: int, origi
     arrived = api_requests(origin_a)[-1]
     assert arrived.path.startswith("/landing?page=2")
     assert setup.present(arrived)
+
+
+@pytest.mark.usefixtures("insecure_oauth")
+@pytest.mark.parametrize("target", ["other-port", "localhost"])
+@pytest.mark.parametrize("status", REDIRECTS)
+def test_the_token_request_is_never_redirected_to_another_origin(
+    status: int, target: str, origin_a: Origin, origin_b: Origin
+) -> None:
+    # With client_auth="body" a followed 307/308 would post the client secret to the second origin.
+    second = origin_b if target == "other-port" else origin_a
+    host = "127.0.0.1" if target == "other-port" else "localhost"
+    token_url = origin_a.url(f"/bare-redirect/{status}?to={second.url('/token', host=host)}")
+    auth = OAuth2ClientCredentials(token_url, "client-1", CLIENT_SECRET, client_auth="body")
+    with pytest.raises(TokenEndpointError, match="another origin") as info:
+        ResilientSession(auth=auth).get(origin_a.url("/api"))
+    assert second.issued == []
+    assert not [seen for seen in second.seen if seen.path.startswith("/token")]
+    assert not api_requests(origin_a)[1:]  # only the redirecting token request; the API was not called
+    assert CLIENT_SECRET not in f"{info.value!s} {info.value!r}"
 
 
 @pytest.mark.parametrize("status", [307, 308])
