@@ -28,6 +28,7 @@ import requests
 import xmltodict
 from requests.structures import CaseInsensitiveDict
 
+import resilient_session.session as session_module
 from resilient_session import ResilientAdapter, ResilientSession, normalize
 from resilient_session.normalization import with_normalized
 
@@ -235,6 +236,11 @@ def bench_hook(quick: bool) -> list[dict[str, Any]]:
         without_again.mount(prefix, _NoNormalizeAdapter())
     per_round = 300 if quick else 1000
     rounds = 8 if quick else 20
+    # The session attaches a view after the fact to responses no ResilientAdapter built, which would
+    # bill the baselines for an (eager) attachment; switched off for every arm, costing the measured one
+    # one isinstance check (~0.1 us) it no longer pays.
+    ensure_normalized = session_module.ensure_normalized
+    session_module.ensure_normalized = lambda response: None  # type: ignore[assignment]
 
     def batch(session: requests.Session) -> Callable[[], None]:
         def go() -> None:
@@ -255,6 +261,7 @@ def bench_hook(quick: bool) -> list[dict[str, Any]]:
                 arms[j]()
                 times[j].append(time.process_time() - started)
     finally:
+        session_module.ensure_normalized = ensure_normalized  # type: ignore[assignment]
         server.terminate()
         server.join()
     hook, baseline, baseline_again = (statistics.median(t) for t in times)

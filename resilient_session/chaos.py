@@ -435,9 +435,10 @@ class ChaosServer:
     :param port: Port of the first origin; 0 (the default) picks a free one. The second origin always
         takes a free port.
 
-    Use it as a context manager or call :meth:`start` and :meth:`stop`. Server threads are daemons, and
-    :meth:`stop` releases every hanging or stalled request (with a reset), so nothing keeps the process
-    alive. Thread-safe.
+    Use it as a context manager or call :meth:`start` and :meth:`stop`. While running it also stands for
+    its URL: ``str(chaos)`` is :attr:`url` and ``chaos + "/ok"`` is ``chaos.url + "/ok"``. Server threads
+    are daemons, and :meth:`stop` releases every hanging or stalled request (with a reset), so nothing
+    keeps the process alive. Thread-safe.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -521,6 +522,16 @@ class ChaosServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def __str__(self) -> str:
+        """The URL while running, so ``f"{chaos}/ok"`` and ``requests.get(chaos)`` work as with a str."""
+        return self.url if self._servers else repr(self)
+
+    def __add__(self, path: str) -> str:
+        """``chaos + "/fail/503"``: the URL of *path* on the first origin."""
+        if not isinstance(path, str):
+            return NotImplemented
+        return self.url + path
 
     def __repr__(self) -> str:
         where = ", ".join(self._state.origins) if self._servers else "stopped"

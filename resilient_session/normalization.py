@@ -288,8 +288,9 @@ class NormalizedResponse:
         """Raise the typed error when ``error`` is set; otherwise return ``self`` for chaining.
 
         4xx/5xx raise the matching :class:`~resilient_session.APIStatusError` subclass (the envelope's
-        message appended to the standard one); an unusable body raises
-        :class:`~resilient_session.MalformedResponseError`.
+        message appended to the standard one); an unusable body, or a SOAP Fault / problem+json body
+        sent with a success status, raises :class:`~resilient_session.MalformedResponseError` carrying
+        the envelope's code.
         """
         error = self.error
         if error is None:
@@ -471,13 +472,16 @@ class _Body:
     # -- results -----------------------------------------------------------------------------------
 
     def _finish_structured(self, fmt: Format, value: Any) -> _Parsed:
+        # On 4xx/5xx every known envelope is read. On other statuses only the shapes that cannot be
+        # data are: a SOAP Fault, and an application/problem+json body (some services send them with
+        # 200); a 200 holding {"error": ...} may well be the resource itself.
         if fmt == "xml":
             root, data = value
-            envelope = (
-                _xml_envelope(root, data, self.normalizer.xml_namespaces) if self.status >= 400 else None
-            )
+            is_fault = self.status >= 400 or local_name(root.tag) == "Envelope"
+            envelope = _xml_envelope(root, data, self.normalizer.xml_namespaces) if is_fault else None
             return self._finish("xml", data, None, envelope)
-        envelope = _json_envelope(value, self.media) if self.status >= 400 else None
+        is_problem = self.status >= 400 or self.media == "application/problem+json"
+        envelope = _json_envelope(value, self.media) if is_problem else None
         return self._finish("json", value, None, envelope)
 
     def _finish_text(self, text: str, *, html_page: bool) -> _Parsed:
@@ -503,6 +507,13 @@ class _Body:
         error = body_error
         if self.status >= 400:
             error = self._status_error(envelope, body_error)
+        elif envelope is not None and body_error is None:
+            error = NormalizedError(
+                envelope.code or "error_envelope",
+                self._redact(envelope.message or "the body is an error envelope"),
+                dict(envelope.details),
+                bool(envelope.retryable),
+            )
         elif error is not None:
             error = dataclasses.replace(error, message=self._redact(error.message))
         return _Parsed(fmt, data, error)

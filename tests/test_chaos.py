@@ -99,6 +99,14 @@ def test_url_before_start_is_an_error() -> None:
         _ = ChaosServer().url
 
 
+def test_the_server_stands_for_its_url(chaos_server: ChaosServer, client: requests.Session) -> None:
+    assert str(chaos_server) == f"{chaos_server}" == chaos_server.url
+    assert chaos_server + "/ok" == chaos_server.url + "/ok"
+    assert client.get(chaos_server + "/ok", timeout=2).json()["ok"] is True
+    assert client.get(chaos_server, timeout=2).status_code == 200  # requests calls str() on the URL
+    assert str(ChaosServer()) == "<ChaosServer stopped>"
+
+
 def test_stop_releases_a_hanging_request() -> None:
     outcome: list[BaseException | requests.Response] = []
 

@@ -811,3 +811,41 @@ class TestSessionWiring:
     def test_normalized_error_pickles(self) -> None:
         error = NormalizedError("c", "m", {"k": 1}, True)
         assert pickle.loads(pickle.dumps(error)) == error
+
+
+SOAP_FAULT_11 = b"""<?xml version="1.0"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
+  <soap:Body><soap:Fault><faultcode>soap:Server</faultcode>
+  <faultstring>Order service unavailable</faultstring></soap:Fault></soap:Body>
+</soap:Envelope>"""
+
+
+@responses.activate
+def test_soap_fault_sent_with_200_is_an_error() -> None:
+    responses.post("https://soap.test/orders", body=SOAP_FAULT_11, status=200, content_type="text/xml")
+    normalized = ResilientSession().post("https://soap.test/orders", data=b"<x/>").normalized
+    assert normalized.ok is False
+    assert normalized.format == "xml"
+    assert normalized.error is not None
+    assert normalized.error.code == "soap:Server"
+    assert normalized.error.message == "Order service unavailable"
+    with pytest.raises(MalformedResponseError) as info:
+        normalized.raise_for_error()
+    assert info.value.code == "soap:Server"
+
+
+@responses.activate
+def test_problem_json_sent_with_200_is_an_error_but_plain_error_key_is_data() -> None:
+    problem = {"type": "https://api.test/out-of-credit", "title": "Out of credit", "detail": "Balance 30"}
+    responses.get("https://api.test/p", json=problem, status=200, content_type="application/problem+json")
+    responses.get("https://api.test/d", json={"error": "none", "items": []}, status=200)
+    session = ResilientSession()
+    problem_view = session.get("https://api.test/p").normalized
+    assert problem_view.ok is False
+    assert problem_view.error is not None
+    assert problem_view.error.code == "https://api.test/out-of-credit"
+    assert problem_view.error.message == "Balance 30"
+    data_view = session.get("https://api.test/d").normalized
+    assert data_view.ok is True
+    assert data_view.error is None
+    assert data_view.data == {"error": "none", "items": []}
