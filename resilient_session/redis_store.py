@@ -144,6 +144,10 @@ class RedisStore(StateStore):
             if not self._degraded:
                 return
             self._degraded = False
+        # Redis's state rules again: drop the local one, and the hints drawn from it (an open circuit
+        # noted only locally must not outlive the outage, nor resurface at the next one).
+        self.fallback.clear()
+        self.hints.clear()
         log.info(
             "Redis at %s answers again; breaker and budget state is shared again",
             self.address,

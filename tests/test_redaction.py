@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import string
+import sys
+import threading
 
 import pytest
 from hypothesis import given
@@ -136,3 +138,40 @@ def test_a_urllib3_debug_line_is_redacted_on_its_way_to_any_handler(caplog: pyte
     )
     assert "api_key=***" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_auth_objects_created_while_other_threads_log_never_break_logging() -> None:
+    # Building the set of live secrets iterates a weak registry that other threads add to.
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    switch = sys.getswitchinterval()
+
+    def create() -> None:
+        keep: list[BearerAuth] = []
+        for i in range(20_000):
+            if stop.is_set():
+                return
+            keep.append(BearerAuth(f"tok-{i:08d}"))
+            del keep[:-300]
+
+    def log() -> None:
+        try:
+            for _ in range(300):
+                redact_log_text("GET /x?page=2 HTTP/1.1")
+        except BaseException as exc:
+            errors.append(exc)
+
+    creators = [threading.Thread(target=create) for _ in range(2)]
+    loggers = [threading.Thread(target=log) for _ in range(2)]
+    sys.setswitchinterval(1e-5)
+    try:
+        for thread in creators + loggers:
+            thread.start()
+        for thread in loggers:
+            thread.join(timeout=30)
+    finally:
+        stop.set()
+        for thread in creators:
+            thread.join(timeout=30)
+        sys.setswitchinterval(switch)
+    assert errors == []

@@ -318,6 +318,24 @@ def test_outage_and_recovery_of_redis(caplog: pytest.LogCaptureFixture) -> None:
         server.stop()
 
 
+def test_recovery_drops_what_was_recorded_locally_meanwhile() -> None:
+    server = RedisServer().start()
+    try:
+        store = RedisStore(server.url, retry_interval=0.0)
+        breaker = CircuitBreaker(consecutive_failures=1, store=store)
+        budget = RetryBudget(capacity=20, store=store)
+        server.stop()
+        breaker.record(breaker.acquire(HOST), error=requests.ConnectionError())
+        with pytest.raises(CircuitOpenError):
+            breaker.acquire(HOST)  # opened in the local fallback
+        server.start()
+        assert budget.available(HOST) == 20  # the first answer from Redis ends the fallback
+        assert not store.degraded and len(store.fallback) == 0
+        assert not breaker.acquire(HOST).probe  # Redis's state (closed) rules, not the local note
+    finally:
+        server.stop()
+
+
 def test_a_down_redis_is_not_asked_again_before_the_retry_interval() -> None:
     port = _free_port()
     store = RedisStore(f"redis://127.0.0.1:{port}/0", retry_interval=3600.0)
