@@ -102,9 +102,13 @@ class ResilientAdapter(HTTPAdapter):
     :param deadline: Seconds for each call through this adapter, attempts and backoff included; a
         session-wide deadline still applies, whichever ends first.
     :param breaker: A :class:`~resilient_session.CircuitBreaker`: while a host's circuit is open its calls
-        fail at once with :class:`~resilient_session.CircuitOpenError`, no socket opened. Default none.
-    :param budget: A :class:`~resilient_session.RetryBudget` that each retry must pay into. Default none.
-    :param bulkhead: A :class:`~resilient_session.Bulkhead` capping calls in flight per host. Default none.
+        fail at once with :class:`~resilient_session.CircuitOpenError`, no socket opened.
+    :param budget: A :class:`~resilient_session.RetryBudget` that each retry must pay into.
+    :param bulkhead: A :class:`~resilient_session.Bulkhead` capping calls in flight per host.
+
+    ``breaker``, ``budget`` and ``bulkhead`` default to ``None``: inherit the session's (a
+    :class:`~resilient_session.ResilientSession` has a breaker and a budget by default), so mounting an
+    adapter for one domain changes only what it is given. ``False`` turns one off for this adapter.
     :param pool_connections, pool_maxsize, pool_block: As for ``HTTPAdapter``.
     """
 
@@ -120,9 +124,9 @@ class ResilientAdapter(HTTPAdapter):
         timeout: TimeoutArg = None,
         deadline: float | None = None,
         max_retries: Retry | int | None = None,
-        breaker: CircuitBreaker | None = None,
-        budget: RetryBudget | None = None,
-        bulkhead: Bulkhead | None = None,
+        breaker: CircuitBreaker | bool | None = None,
+        budget: RetryBudget | bool | None = None,
+        bulkhead: Bulkhead | bool | None = None,
         **kwargs: Any,
     ) -> None:
         self.timeout = timeout
@@ -173,16 +177,26 @@ class ResilientAdapter(HTTPAdapter):
                 leave(token)
         return self._guarded(call, request, stream, timeout, verify, cert, proxies)
 
-    def refuse_if_open(self, method: str, url: str) -> None:
+    def policies(
+        self, session: object | None
+    ) -> tuple[CircuitBreaker | None, RetryBudget | None, Bulkhead | None]:
+        """The breaker, budget and bulkhead in force for a call through this adapter from *session*."""
+        return (
+            _inherit(self.breaker, session, "breaker"),
+            _inherit(self.budget, session, "budget"),
+            _inherit(self.bulkhead, session, "bulkhead"),
+        )
+
+    def refuse_if_open(self, method: str, url: str, session: object | None = None) -> None:
         """Fail now with :class:`~resilient_session.CircuitOpenError` if the circuit for *url* is known
         to be open; the session calls this before preparing the request, so a refusal costs microseconds."""
-        breaker = self.breaker
+        breaker = _inherit(self.breaker, session, "breaker")
         if breaker is not None and breaker.store.hints:
             breaker.check(breaker.key_for(url), method=method, url=url)
 
     def _guarded(self, call: CallState, request: requests.PreparedRequest, *args: Any) -> requests.Response:
         """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""
-        breaker, budget, bulkhead = self.breaker, self.budget, self.bulkhead
+        breaker, budget, bulkhead = self.policies(call.owner)
         if breaker is None and budget is None and bulkhead is None:
             return self._send(call, request, *args)
         host = host_key(request.url or "")  # each policy's key_for(), parsing the URL once
@@ -360,6 +374,12 @@ _TWINS: tuple[tuple[type[rexc.RequestException], type[errors.APIError], str], ..
     (rexc.ProxyError, errors.APIProxyError, "proxy failed"),
     (rexc.ConnectionError, errors.APIConnectionError, "connection failed"),
 )
+
+
+def _inherit(own: Any, session: object | None, name: str) -> Any:
+    if own is False:
+        return None
+    return own if own is not None else getattr(session, name, None)
 
 
 def _scope(name: str | None, host: str) -> str:

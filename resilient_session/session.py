@@ -183,9 +183,11 @@ class ResilientSession(requests.Session):
 
     def _knows_open_circuits(self) -> bool:
         # Cheap guard for the common case: no breaker of ours has noted an open circuit.
+        if self.breaker is not None and self.breaker.store.hints:
+            return True
         for adapter in self.adapters.values():
             breaker = getattr(adapter, "breaker", None)
-            if breaker is not None and breaker.store.hints:
+            if breaker and breaker.store.hints:
                 return True
         return False
 
@@ -200,7 +202,7 @@ class ResilientSession(requests.Session):
         if isinstance(adapter, ResilientAdapter):
             name = method.decode() if isinstance(method, bytes) else method
             try:
-                adapter.refuse_if_open(name.upper(), absolute)
+                adapter.refuse_if_open(name.upper(), absolute, self)
             except CircuitOpenError as error:
                 report_refused(self, name.upper(), absolute, error)
                 raise

@@ -155,3 +155,22 @@ def test_repr_redacts_credentials_in_the_base_url() -> None:
     text = repr(session)
     assert "hunter22" not in text and "k-31415926" not in text
     assert "api.test/v1" in text and "page=2" in text
+
+
+@responses.activate
+def test_mounted_adapter_inherits_the_session_breaker_and_budget_unless_given() -> None:
+    from resilient_session import CircuitBreaker, CircuitOpenError
+
+    responses.get("https://own.test/x", status=503)
+    responses.get("https://off.test/x", status=503)
+    session = ResilientSession(retry=False, breaker=CircuitBreaker(consecutive_failures=2))
+    session.mount("https://own.test/", ResilientAdapter(retry=False, timeout=5))
+    session.mount("https://off.test/", ResilientAdapter(retry=False, breaker=False))
+    assert session.get_adapter("https://own.test/x").policies(session)[0] is session.breaker
+    for _ in range(2):
+        session.get("https://own.test/x")
+    with pytest.raises(CircuitOpenError):
+        session.get("https://own.test/x")
+    assert len(responses.calls) == 2  # the refusal opened no connection
+    for _ in range(4):
+        assert session.get("https://off.test/x").status_code == 503
