@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -294,12 +294,16 @@ def report_refused(session: Any, method: str, url: str, error: BaseException) ->
         observer.finish(call, None, error)
 
 
+_random_bits = random.getrandbits
+
+
 def _ensure_request_id(request: requests.PreparedRequest, header: str) -> str:
     existing = request.headers.get(header)
     if existing:
         return str(existing)
-    # 128 random bits as 32 hex digits: as unique as a UUID4, at a tenth of the cost.
-    request_id = _bound_request_id.get() or os.urandom(16).hex()
+    # 128 random bits as 32 hex digits: as unique as a UUID4. An id needs uniqueness, not secrecy, so
+    # the process's PRNG (reseeded after fork) serves, without a system call per request.
+    request_id = _bound_request_id.get() or f"{_random_bits(128):032x}"
     request.headers[header] = request_id
     return request_id
 

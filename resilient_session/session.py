@@ -181,6 +181,10 @@ class ResilientSession(requests.Session):
         finally:
             _requested_deadline.reset(token)
 
+    def _only_resilient_adapters(self) -> bool:
+        # Cheaper than get_adapter() per call: true unless the user mounted some other adapter.
+        return all(isinstance(adapter, ResilientAdapter) for adapter in self.adapters.values())
+
     def _knows_open_circuits(self) -> bool:
         # Cheap guard for the common case: no breaker of ours has noted an open circuit.
         if self.breaker is not None and self.breaker.store.hints:
@@ -209,8 +213,10 @@ class ResilientSession(requests.Session):
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """As :meth:`requests.Session.send`; the outermost send of a call owns its state and deadline."""
-        if kwargs.get("timeout") is None and not isinstance(
-            self.get_adapter(request.url or ""), ResilientAdapter
+        if (
+            kwargs.get("timeout") is None
+            and not self._only_resilient_adapters()
+            and not isinstance(self.get_adapter(request.url or ""), ResilientAdapter)
         ):
             # A plain adapter mounted by the user still gets the session's default timeout.
             kwargs["timeout"] = self.timeout
