@@ -76,6 +76,11 @@ class APIError(rexc.RequestException):
         self.elapsed = elapsed
         self.status = status
 
+    @property
+    def last_status(self) -> int | None:
+        """The last HTTP status seen (same as ``status``)."""
+        return self.status
+
     def __str__(self) -> str:
         message = super().__str__()
         context = [f"{k}={v}" for k, v in self._context() if v not in (None, "", 0, 0.0)]
@@ -260,13 +265,19 @@ class OAuth2TokenError(AuthenticationError):
 class CircuitOpenError(APIError, rexc.ConnectionError):
     """The circuit for ``host`` is open: the call was refused without opening a socket.
 
-    ``retry_in`` is the number of seconds until the circuit lets a probe through.
+    ``retry_in`` is the number of seconds until the circuit lets a probe through (``retry_after`` is
+    the same number, under the name :class:`RateLimitedError` uses).
     """
 
     def __init__(self, message: str = "", *, host: str = "", retry_in: float = 0.0, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.host = host
         self.retry_in = retry_in
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the next probe (same as ``retry_in``)."""
+        return self.retry_in
 
 
 class BulkheadFullError(APIError, rexc.ConnectionError):

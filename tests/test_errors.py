@@ -114,3 +114,11 @@ def test_errors_pickle_with_their_context() -> None:
     assert type(copy) is errors.APIReadTimeout
     assert (copy.method, copy.url, copy.attempts, copy.elapsed) == ("GET", "https://h/x", 2, 0.5)
     assert str(copy) == str(error)
+
+
+def test_aliases_for_last_status_and_retry_after() -> None:
+    error = errors.ServerError("503 Server Error", status=503, attempts=4)
+    assert error.last_status == 503
+    refused = errors.CircuitOpenError("circuit open", host="https://api.test:443", retry_in=4.5)
+    assert refused.retry_after == refused.retry_in == 4.5
+    assert isinstance(refused, requests.ConnectionError)
