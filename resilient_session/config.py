@@ -471,6 +471,7 @@ _RETRY: dict[str, Check] = {
     "raise_on_status": _boolean,
     "idempotency_key_header": _header_name,
     "idempotency_key_methods": _list_of(_method, what="HTTP methods"),
+    "retry_read_timeouts": _boolean,
 }
 _BREAKER: dict[str, Check] = {
     "failure_rate_threshold": _or_false(_number(0.0, exclusive=True, maximum=1.0)),

@@ -55,8 +55,13 @@ class RetryPolicy(Retry):
         call's remaining deadline). Default True.
     :param raise_on_status: Default False: when retries run out on a retryable status, the last
         response is returned, as ``requests`` does; True raises ``RetryExhaustedError``.
+    :param retry_read_timeouts: Default False: a read timeout (the upstream accepted the request and
+        went silent) is raised at once, so ``timeout=5`` still means an answer or an error in about
+        5 s, as in plain requests, and a struggling upstream is not sent the same slow request again.
+        True retries them like other read errors (bound the total with the session's ``deadline``).
 
-    Connection errors (nothing was sent) are retried for every method, as in urllib3.
+    Connection errors (nothing was sent, connect timeouts included) are retried for every method, and
+    connections dropped before an answer for the ``allowed_methods``, as in urllib3.
 
     The policy is immutable: :meth:`increment` and :meth:`new` return changed copies that keep the
     subclass and every option. During a call it reads the call's deadline from the session's
@@ -76,6 +81,7 @@ class RetryPolicy(Retry):
         raise_on_status: bool = False,
         idempotency_key_header: str = "Idempotency-Key",
         idempotency_key_methods: Iterable[str] = ("POST", "PATCH"),
+        retry_read_timeouts: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -89,6 +95,7 @@ class RetryPolicy(Retry):
         self.full_jitter = full_jitter
         self.idempotency_key_header = idempotency_key_header
         self.idempotency_key_methods = frozenset(m.upper() for m in idempotency_key_methods)
+        self.retry_read_timeouts = retry_read_timeouts
         # The wait chosen by increment() for the retry this copy stands for; sleep() uses it so the
         # logged and the slept value are the same number.
         self._planned_sleep: float | None = None
@@ -98,6 +105,7 @@ class RetryPolicy(Retry):
             "full_jitter": self.full_jitter,
             "idempotency_key_header": self.idempotency_key_header,
             "idempotency_key_methods": self.idempotency_key_methods,
+            "retry_read_timeouts": self.retry_read_timeouts,
         }
         params.update(kw)
         return super().new(**params)
@@ -150,6 +158,9 @@ class RetryPolicy(Retry):
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
     ) -> RetryPolicy:
+        if isinstance(error, ReadTimeoutError) and not self.retry_read_timeouts:
+            # The same signal urllib3 gives for a read error it will not retry: re-raise it as is.
+            raise error.with_traceback(_stacktrace)
         call = current_call()
         if call is not None and response is not None:
             call.last_status = response.status

@@ -151,7 +151,9 @@ def test_call_timeout_is_exit_6(config: Path, upstream: Upstream, capsys: pytest
     upstream.script("/v1/slow", Reply(hang=True))
     code, out, _ = run(capsys, "call", str(config), "local", "GET", "/slow")
     error = json.loads(out)["error"]
-    assert code == 6 and error["type"] == "APIReadTimeout" and error["attempts"] == 2
+    assert (
+        code == 6 and error["type"] == "APIReadTimeout" and error["attempts"] == 1
+    )  # read timeouts are not retried by default
 
 
 def test_call_connection_refused_is_exit_7(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

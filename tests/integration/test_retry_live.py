@@ -100,9 +100,19 @@ def test_server_that_never_answers_raises_read_timeout(upstream: Upstream) -> No
     assert info.value.attempts == 1
 
 
-def test_read_timeouts_retried_then_typed_as_read_timeout(upstream: Upstream) -> None:
+def test_read_timeout_is_not_retried_by_default(upstream: Upstream) -> None:
     url = upstream.script("/hang", Reply(hang=True))
-    session = ResilientSession(retry=RetryPolicy(2, backoff_factor=0.01))
+    started = time.monotonic()
+    with ResilientSession() as session, pytest.raises(APIReadTimeout) as info:
+        session.get(url, timeout=(1, 0.3))
+    assert time.monotonic() - started < 0.8  # the given timeout, not four of them
+    assert upstream.count("/hang") == 1
+    assert info.value.attempts == 1
+
+
+def test_read_timeouts_retried_when_asked_then_typed_as_read_timeout(upstream: Upstream) -> None:
+    url = upstream.script("/hang", Reply(hang=True))
+    session = ResilientSession(retry=RetryPolicy(2, backoff_factor=0.01, retry_read_timeouts=True))
     with session, pytest.raises(APIReadTimeout) as info:
         session.get(url, timeout=0.2)
     assert isinstance(info.value, requests.ReadTimeout)
