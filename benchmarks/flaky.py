@@ -22,6 +22,11 @@ import requests
 from resilient_session import ResilientSession, RetryPolicy
 from resilient_session.chaos import ChaosServer
 
+try:
+    from ._common import print_table, row
+except ImportError:  # run as a script (python benchmarks/NAME.py): the folder is on sys.path
+    from _common import print_table, row  # type: ignore[no-redef]
+
 TARGET = 0.999
 CALLS, QUICK_CALLS = 2000, 200
 ROUTE = "/flaky?rate=0.2&reset_rate=0.05&status=503&seed=20"
@@ -62,20 +67,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 rate = _success_rate(session, chaos.url + ROUTE, calls)
             load = chaos.calls("/flaky") / calls
             target = f">= {TARGET:.1%}" if name.endswith("(5 retries)") else ""
-            rows.append(_row(f"success rate, {name}", 100 * rate, "%", target, rate >= TARGET or not target))
-            rows.append(_row(f"upstream requests per call, {name}", load, "x", "", True))
+            rows.append(
+                row("flaky", f"success rate, {name}", 100 * rate, "%", target, rate >= TARGET or not target)
+            )
+            rows.append(row("flaky", f"upstream requests per call, {name}", load, "x", "", True))
     return rows
-
-
-def _row(metric: str, value: float, unit: str, target: str, met: bool) -> dict[str, Any]:
-    return {
-        "benchmark": "flaky",
-        "metric": metric,
-        "value": value,
-        "unit": unit,
-        "target": target,
-        "met": met,
-    }
 
 
 def main() -> None:
@@ -83,9 +79,7 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help=f"{QUICK_CALLS} calls per client instead of {CALLS}"
     )
-    for row in run(quick=parser.parse_args().quick):
-        flag = "" if not row["target"] else ("  ok" if row["met"] else "  MISSED")
-        print(f"{row['metric']:<58} {row['value']:>9.3f} {row['unit']:<2} {row['target']}{flag}")
+    print_table(run(quick=parser.parse_args().quick))
 
 
 if __name__ == "__main__":

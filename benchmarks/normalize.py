@@ -32,6 +32,11 @@ import resilient_session.session as session_module
 from resilient_session import ResilientAdapter, ResilientSession, normalize
 from resilient_session.normalization import with_normalized
 
+try:
+    from ._common import print_table, row
+except ImportError:  # run as a script (python benchmarks/NAME.py): the folder is on sys.path
+    from _common import print_table, row  # type: ignore[no-redef]
+
 JSON_TARGET = 1.10
 XML_TARGET = 2.0
 
@@ -123,17 +128,6 @@ def _medians(pair: tuple[list[float], list[float]]) -> tuple[float, float]:
     return statistics.median(pair[0]), statistics.median(pair[1])
 
 
-def _row(benchmark: str, metric: str, value: float, unit: str, target: str, met: bool) -> dict[str, Any]:
-    return {
-        "benchmark": benchmark,
-        "metric": metric,
-        "value": value,
-        "unit": unit,
-        "target": target,
-        "met": met,
-    }
-
-
 def bench_json(quick: bool) -> list[dict[str, Any]]:
     body = _json_body(1_000_000)
     response = _response(body, "application/json")
@@ -141,9 +135,9 @@ def bench_json(quick: bool) -> list[dict[str, Any]]:
     ours, plain = _medians(_interleaved(lambda: normalize(response).data, response.json, 9 if quick else 41))
     ratio = ours / plain
     return [
-        _row("normalize-json-1MB", "response.json()", plain * 1000, "ms", "", True),
-        _row("normalize-json-1MB", ".normalized.data", ours * 1000, "ms", "", True),
-        _row(
+        row("normalize-json-1MB", "response.json()", plain * 1000, "ms", "", True),
+        row("normalize-json-1MB", ".normalized.data", ours * 1000, "ms", "", True),
+        row(
             "normalize-json-1MB",
             "time ratio vs response.json()",
             ratio,
@@ -172,9 +166,9 @@ def bench_xml(quick: bool) -> list[dict[str, Any]]:
         speedup = theirs / ours
         bench = f"normalize-xml-10MB-{name}"
         rows += [
-            _row(bench, "xmltodict.parse", theirs * 1000, "ms", "", True),
-            _row(bench, ".normalized.data", ours * 1000, "ms", "", True),
-            _row(bench, "speedup vs xmltodict", speedup, "x", f">= {XML_TARGET}", speedup >= XML_TARGET),
+            row(bench, "xmltodict.parse", theirs * 1000, "ms", "", True),
+            row(bench, ".normalized.data", ours * 1000, "ms", "", True),
+            row(bench, "speedup vs xmltodict", speedup, "x", f">= {XML_TARGET}", speedup >= XML_TARGET),
         ]
     return rows
 
@@ -272,10 +266,10 @@ def bench_hook(quick: bool) -> list[dict[str, Any]]:
     noise = max(abs(baseline_again / baseline - 1), (quartiles[2] - quartiles[0]) / baseline)
     overhead = attach_us / request_us
     return [
-        _row("normalize-hook-unread", "attach cost per response", attach_us, "us", "", True),
-        _row("normalize-hook-unread", "client CPU per loopback GET", request_us, "us", "", True),
-        _row("normalize-hook-unread", "attach cost / GET", overhead * 100, "%", "< 1 %", overhead < 0.01),
-        _row(
+        row("normalize-hook-unread", "attach cost per response", attach_us, "us", "", True),
+        row("normalize-hook-unread", "client CPU per loopback GET", request_us, "us", "", True),
+        row("normalize-hook-unread", "attach cost / GET", overhead * 100, "%", "< 1 %", overhead < 0.01),
+        row(
             "normalize-hook-unread",
             "client CPU ratio with/without attach",
             ratio,
@@ -294,13 +288,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    rows = run(quick=parser.parse_args().quick)
-    print(f"{'benchmark':<38} {'metric':<38} {'value':>10} {'unit':<4} {'target':<26} met")
-    for row in rows:
-        print(
-            f"{row['benchmark']:<38} {row['metric']:<38} {row['value']:>10.3f} {row['unit']:<4} "
-            f"{row['target']:<26} {'yes' if row['met'] else 'NO'}"
-        )
+    print_table(run(quick=parser.parse_args().quick))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,11 @@ import requests
 
 from resilient_session import ResilientSession
 
+try:
+    from ._common import print_table, row
+except ImportError:  # run as a script (python benchmarks/NAME.py): the folder is on sys.path
+    from _common import print_table, row  # type: ignore[no-redef]
+
 TARGET = 0.97
 BODY = b'{"status": "ok", "items": [1, 2, 3]}'
 
@@ -100,32 +105,20 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         o / p for o, p in zip(rates["ResilientSession"], rates["requests.Session"], strict=True)
     )
     return [
-        _row("requests.Session throughput", plain, "req/s", "baseline", True),
-        _row("ResilientSession throughput", ours, "req/s", "", True),
-        _row("throughput ratio (ours / requests, paired)", ratio, "x", f">= {TARGET}", ratio >= TARGET),
+        row("overhead", "requests.Session throughput", plain, "req/s", "baseline", True),
+        row("overhead", "ResilientSession throughput", ours, "req/s", "", True),
+        row(
+            "overhead",
+            "throughput ratio (ours / requests, paired)",
+            ratio,
+            "x",
+            f">= {TARGET}",
+            ratio >= TARGET,
+        ),
     ]
-
-
-def _row(metric: str, value: float, unit: str, target: str, met: bool) -> dict[str, Any]:
-    return {
-        "benchmark": "overhead",
-        "metric": metric,
-        "value": value,
-        "unit": unit,
-        "target": target,
-        "met": met,
-    }
-
-
-def print_rows(rows: list[dict[str, Any]]) -> None:
-    """Print rows as an aligned table."""
-    for row in rows:
-        flag = "" if not row["target"] else ("  ok" if row["met"] else "  MISSED")
-        name, metric, value, unit = row["benchmark"], row["metric"], row["value"], row["unit"]
-        print(f"{name:<10} {metric:<40} {value:>12.3f} {unit:<6} {row['target']}{flag}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
-    print_rows(run(quick=parser.parse_args().quick))
+    print_table(run(quick=parser.parse_args().quick))

@@ -19,16 +19,14 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the ``benchmarks`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import COLUMNS, Row, cells, format_table, format_value
+
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs"
-COLUMNS = ("benchmark", "metric", "value", "unit", "target", "met")
-
-Row = dict[str, Any]
 
 
 def discover() -> list[str]:
@@ -68,41 +66,6 @@ def _failed(name: str, error: Exception) -> Row:
     }
 
 
-def _value(value: float) -> str:
-    if math.isnan(value):
-        return "-"
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.3g}"
-    return f"{value:,.3f}".rstrip("0").rstrip(".")
-
-
-def _verdict(row: Row) -> str:
-    if not row["target"]:
-        return ""
-    return "yes" if row["met"] else "NO"
-
-
-def _cells(row: Row) -> list[str]:
-    return [row["benchmark"], row["metric"], _value(row["value"]), row["unit"], row["target"], _verdict(row)]
-
-
-def format_table(rows: Sequence[Row]) -> str:
-    """The rows as an aligned text table."""
-    table = [list(COLUMNS), *(_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    right = {2}
-    lines = []
-    for index, line in enumerate(table):
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def format_markdown(rows: Sequence[Row], quick: bool, chart: str | None) -> str:
     """``docs/benchmarks.md``: how the figures were made, the table, the chart."""
     mode = "python -m benchmarks --quick --markdown" if quick else "python -m benchmarks --markdown"
@@ -120,7 +83,7 @@ def format_markdown(rows: Sequence[Row], quick: bool, chart: str | None) -> str:
         "|" + "|".join(["---", "---", "---:", "---", "---", "---"]) + "|",
     ]
     for row in rows:
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(row)) + " |")
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells(row)) + " |")
     missed = [row for row in rows if row["target"] and not row["met"]]
     lines += ["", f"{len(missed)} target(s) missed." if missed else "Every target was met."]
     if chart:
@@ -156,7 +119,7 @@ def write_chart(rows: Sequence[Row], path: Path) -> bool:
         axis.set_yticks(range(len(group)), labels, fontsize=8)
         axis.invert_yaxis()
         axis.set_title(f"{benchmark} ({unit})" if unit else benchmark, fontsize=9, loc="left")
-        axis.bar_label(bars, [f" {_value(v)} {unit}" for v in values], fontsize=7)
+        axis.bar_label(bars, [f" {format_value(v)} {unit}" for v in values], fontsize=7)
         axis.margins(x=0.25)
         axis.tick_params(axis="x", labelsize=7)
     figure.tight_layout()

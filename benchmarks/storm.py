@@ -32,6 +32,11 @@ from urllib3.util.retry import Retry
 
 from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession, StateChange
 
+try:
+    from ._common import print_table, row
+except ImportError:  # run as a script (python benchmarks/NAME.py): the folder is on sys.path
+    from _common import print_table, row  # type: ignore[no-redef]
+
 THREADS = 8
 LOAD_TARGET = 0.10
 LATENCY_TARGET_US = 50.0
@@ -189,25 +194,35 @@ def _run(quick: bool, mode: str) -> tuple[list[dict[str, Any]], list[str]]:
     p99_us = statistics.quantiles(fast, n=100)[98] * 1e6 if len(fast) >= 100 else float("inf")
     recovered = resilient.first_success_after_outage
     rows = [
-        _row(
+        row(
+            "storm",
             f"upstream requests during outage, requests+Retry(3) ({mode})",
             plain_down,
             "req",
             "baseline",
             True,
         ),
-        _row("upstream requests during outage, ResilientSession", ours_down, "req", "", True),
-        _row("outage load ratio (ours / requests)", ratio, "x", f"<= {LOAD_TARGET}", ratio <= LOAD_TARGET),
-        _row(
+        row("storm", "upstream requests during outage, ResilientSession", ours_down, "req", "", True),
+        row(
+            "storm",
+            "outage load ratio (ours / requests)",
+            ratio,
+            "x",
+            f"<= {LOAD_TARGET}",
+            ratio <= LOAD_TARGET,
+        ),
+        row(
+            "storm",
             f"open-circuit fast-fail median ({THREADS} threads)",
             median_us,
             "us",
             f"< {LATENCY_TARGET_US:.0f}",
             median_us < LATENCY_TARGET_US,
         ),
-        _row("open-circuit fast-fail p99", p99_us, "us", "", True),
-        _row("calls refused by the open circuit", len(fast), "calls", "", True),
-        _row(
+        row("storm", "open-circuit fast-fail p99", p99_us, "us", "", True),
+        row("storm", "calls refused by the open circuit", len(fast), "calls", "", True),
+        row(
+            "storm",
             "first success after the upstream returned (ours)",
             (recovered - outage[1]) if recovered is not None else float("inf"),
             "s",
@@ -222,26 +237,6 @@ def _run(quick: bool, mode: str) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, timeline
 
 
-def _row(metric: str, value: float, unit: str, target: str, met: bool) -> dict[str, Any]:
-    return {
-        "benchmark": "storm",
-        "metric": metric,
-        "value": float(value),
-        "unit": unit,
-        "target": target,
-        "met": met,
-    }
-
-
-def print_rows(rows: list[dict[str, Any]]) -> None:
-    """Print rows as an aligned table."""
-    for row in rows:
-        flag = (
-            "" if not row["target"] or row["target"] == "baseline" else ("  ok" if row["met"] else "  MISSED")
-        )
-        print(f"{row['metric']:<58} {row['value']:>12.3f} {row['unit']:<5} {row['target']}{flag}")
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -253,4 +248,4 @@ if __name__ == "__main__":
     print(f"upstream down from {'3 to 6' if arguments.quick else '10 to 20'} s; ResilientSession's circuit:")
     for line in events:
         print(f"  {line}")
-    print_rows(table)
+    print_table(table)
