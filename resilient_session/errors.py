@@ -98,14 +98,8 @@ class APIError(rexc.RequestException):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # BaseException pickles only ``args``; keep the context (request/response are not picklable reliably).
-        state = {
-            "method": self.method,
-            "url": self.url,
-            "attempts": self.attempts,
-            "elapsed": self.elapsed,
-            "status": self.status,
-            **{k: v for k, v in self.__dict__.items() if k not in ("request", "response")},
-        }
+        # The instance dict already holds method, url, attempts, elapsed, status and any subclass fields.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("request", "response")}
         return (_rebuild, (type(self), self.args, state))
 
 
