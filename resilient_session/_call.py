@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._redact import redact_url
+from ._watchdog import WATCHDOG
 
 #: Clock used for deadlines; monotonic so wall-clock jumps never shorten or stretch a call.
 clock: Callable[[], float] = time.monotonic
@@ -68,6 +69,18 @@ class CallState:
     retry_gates: list[RetryGate] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     observer: CallObserver | None = None
+    #: The first send of the call has begun (later sends are redirect hops or re-sends from hooks).
+    sent: bool = False
+    #: The request body can be sent again (no body, bytes, or a seekable file rewound before a retry).
+    replayable: bool = True
+    #: The urllib3 ``Retry`` of the attempt in progress: a broken body is counted on the same chain.
+    retries: Any = None
+    #: A ``Retry`` the next attempt continues from (set before re-sending after a broken body).
+    resume: Any = None
+    # Watchdog bookkeeping (see _watchdog): registered, deadline passed, connection being read.
+    watched: bool = False
+    expired: bool = False
+    connection: Any = None
 
     @classmethod
     def begin(cls, method: str | None, url: str | None, **kwargs: Any) -> CallState:
@@ -93,9 +106,27 @@ class CallState:
         candidate = clock() + seconds
         if self.deadline_at is None or candidate < self.deadline_at:
             self.deadline_at = candidate
+            if self.watched:
+                WATCHDOG.watch(self)
+
+    def watch(self) -> None:
+        """From now until :meth:`unwatch`, the deadline also ends a read the call is blocked in."""
+        if self.deadline_at is not None and not self.watched:
+            WATCHDOG.watch(self)
+
+    def unwatch(self) -> None:
+        """Stop the watchdog from touching this call's sockets (its response belongs to the caller now)."""
+        if self.watched:
+            WATCHDOG.unwatch(self)
+
+    def cut_off(self) -> bool:
+        """True once the watchdog ended the call at its deadline: what a read returned since is suspect."""
+        return self.expired
 
     def deadline_passed(self, slack: float = 0.0) -> bool:
         """True when the deadline is set and no more than *slack* seconds remain."""
+        if self.expired:
+            return True
         remaining = self.remaining()
         return remaining is not None and remaining <= slack
 

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 from requests import exceptions as rexc
-from requests.adapters import HTTPAdapter
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError, SSLError
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.utils import rewind_body, select_proxy
+from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError, SSLError
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from . import errors
 from ._call import CallState, RetryGate, current_call, enter, leave
+from ._watchdog import WATCHDOG
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
 from .normalization import DEFAULT_NORMALIZER, Normalizer, with_normalized
-from .retry import as_retry_policy
+from .retry import as_retry_policy, call_aware, no_retries
 from .store import host_key
 
-__all__ = ["DEFAULT_TIMEOUT", "ResilientAdapter"]
+__all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "guarded_send"]
 
 log = logging.getLogger("resilient_session")
 
@@ -31,8 +32,6 @@ log = logging.getLogger("resilient_session")
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
 
 TimeoutArg = float | tuple[float | None, float | None] | Timeout | None
-
-_CHUNK = 64 * 1024
 
 # Slack under which a timeout counts as "the deadline ran out" rather than "the upstream was slow".
 _DEADLINE_SLACK = 0.005
@@ -42,36 +41,80 @@ class _DeadlineReached(Exception):
     """Raised inside urllib3's retry loop when no time is left for another attempt."""
 
 
-class _DeadlineAware:
-    """Connection-pool mixin: each attempt's timeouts are clamped to the call's remaining deadline.
+class DeadlineAwarePool:
+    """Connection-pool mixin through which a call's deadline and retry chain reach every attempt.
 
-    urllib3 re-enters ``urlopen`` for every retry with the caller's original timeout; clamping here is
-    the one place that sees every attempt.
+    urllib3 re-enters ``urlopen`` for every retry with the caller's original timeout; this is the one
+    place that sees every attempt. It clamps each attempt's timeouts to the time left, continues the
+    call's retry chain (so a body broken off after urllib3's own retries is counted on the same
+    ``Retry``), turns retries off for a body that cannot be sent twice, and tells the watchdog which
+    connection the call is reading from.
     """
 
-    def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    def urlopen(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: Any = None,
+        retries: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         call = current_call()
-        remaining = call.remaining() if call is not None else None
-        if remaining is not None:
-            if remaining <= 0:
-                raise _DeadlineReached()
-            kwargs["timeout"] = _clamp(kwargs.get("timeout"), remaining)
-        if call is not None and call.observer is not None:
-            # requests passes headers by keyword; urllib3's retry re-entry passes them by position.
-            headers = kwargs.get("headers") if len(args) < 2 else args[1]
-            call.observer.attempt(call, headers, on_wire=True)
-        return super().urlopen(method, url, *args, **kwargs)  # type: ignore[misc]
+        if call is not None:
+            remaining = call.remaining()
+            if remaining is not None:
+                if remaining <= 0 or call.expired:
+                    raise _DeadlineReached()
+                kwargs["timeout"] = _clamp(kwargs.get("timeout"), remaining)
+            if call.resume is not None:
+                retries, call.resume = call.resume, None
+            elif call.retries is None and isinstance(retries, Retry):
+                # First attempt of this send: the adapter's own policy, whoever wrote it.
+                retries = call_aware(retries)
+                if not call.replayable:
+                    retries = no_retries(retries)
+                call.retries = retries
+            if call.observer is not None:
+                call.observer.attempt(call, headers, on_wire=True)
+        return super().urlopen(method, url, body, headers, retries, *args, **kwargs)  # type: ignore[misc]
+
+    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        call = current_call()
+        if call is not None and call.watched:
+            WATCHDOG.attach(call, conn)
+        return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
+
+    def _put_conn(self, conn: Any) -> None:
+        call = current_call()
+        if call is not None and call.connection is not None:
+            WATCHDOG.detach(call, conn)
+        super()._put_conn(conn)  # type: ignore[misc]
 
 
-class _HTTPPool(_DeadlineAware, HTTPConnectionPool):
-    pass
+_AWARE_POOLS: dict[type[Any], type[Any]] = {}
 
 
-class _HTTPSPool(_DeadlineAware, HTTPSConnectionPool):
-    pass
+def deadline_aware_pool(cls: type[Any]) -> type[Any]:
+    """*cls* (a urllib3 connection-pool class) with :class:`DeadlineAwarePool` mixed in; SOCKS and
+    other pool subclasses keep their own behaviour."""
+    if issubclass(cls, DeadlineAwarePool):
+        return cls
+    aware = _AWARE_POOLS.get(cls)
+    if aware is None:
+        aware = _AWARE_POOLS.setdefault(cls, type(cls.__name__, (DeadlineAwarePool, cls), {}))
+    return aware
 
 
-_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+def instrument_pools(manager: Any) -> None:
+    """Make the pools *manager* (a urllib3 ``PoolManager``) creates from now on deadline-aware."""
+    classes = getattr(manager, "pool_classes_by_scheme", None)
+    if classes is None or getattr(manager, "_resilient_pools", None) is classes:
+        return
+    aware = {scheme: deadline_aware_pool(cls) for scheme, cls in classes.items()}
+    manager.pool_classes_by_scheme = aware
+    manager._resilient_pools = aware
 
 
 def _clamp(timeout: Any, remaining: float) -> Timeout:
@@ -97,6 +140,7 @@ class ResilientAdapter(HTTPAdapter):
 
     :param retry: A :class:`~resilient_session.RetryPolicy`, a urllib3 ``Retry``, an int, or ``False``
         (no retries). Stored as ``max_retries``, exactly where requests and ``responses`` look.
+        ``None`` (default): the session's ``retry``, also when it is changed later.
     :param timeout: Applied when the caller passes none. ``None`` inherits the session's default,
         or :data:`DEFAULT_TIMEOUT` outside a :class:`~resilient_session.ResilientSession`.
     :param deadline: Seconds for each call through this adapter, attempts and backoff included; a
@@ -112,7 +156,10 @@ class ResilientAdapter(HTTPAdapter):
     :param pool_connections, pool_maxsize, pool_block: As for ``HTTPAdapter``.
     """
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "timeout", "deadline", "normalizer", "breaker", "budget", "bulkhead"]
+    __attrs__ = [
+        *HTTPAdapter.__attrs__,
+        *("timeout", "deadline", "normalizer", "breaker", "budget", "bulkhead", "inherits_retry"),
+    ]
 
     #: Builds each response's lazy ``response.normalized``; set a changed copy per adapter to change it.
     normalizer: Normalizer = DEFAULT_NORMALIZER
@@ -136,6 +183,9 @@ class ResilientAdapter(HTTPAdapter):
         self.bulkhead = bulkhead
         if max_retries is not None and retry is None:
             retry = max_retries
+        #: True when no policy was given: a session mounting this adapter sets ``max_retries`` to its own
+        #: ``retry``, now and whenever that changes.
+        self.inherits_retry = retry is None
         super().__init__(max_retries=as_retry_policy(retry), **kwargs)
 
     def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
@@ -149,12 +199,11 @@ class ResilientAdapter(HTTPAdapter):
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+        instrument_pools(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if proxy.lower().startswith("http"):
-            manager.pool_classes_by_scheme = _POOL_CLASSES
+        instrument_pools(manager)
         return manager
 
     def send(
@@ -167,212 +216,331 @@ class ResilientAdapter(HTTPAdapter):
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send *request*; failures come back as :mod:`resilient_session.errors` types."""
-        call = current_call()
-        if call is None:
-            call = CallState.begin(request.method, request.url)
-            token = enter(call)
-            try:
-                return self._guarded(call, request, stream, timeout, verify, cert, proxies)
-            finally:
-                leave(token)
-        return self._guarded(call, request, stream, timeout, verify, cert, proxies)
+        return guarded_send(self, super().send, request, stream, timeout, verify, cert, proxies)
 
     def policies(
         self, session: object | None
     ) -> tuple[CircuitBreaker | None, RetryBudget | None, Bulkhead | None]:
         """The breaker, budget and bulkhead in force for a call through this adapter from *session*."""
-        return (
-            _inherit(self.breaker, session, "breaker"),
-            _inherit(self.budget, session, "budget"),
-            _inherit(self.bulkhead, session, "bulkhead"),
-        )
+        return _policies(self, session)
 
     def refuse_if_open(self, method: str, url: str, session: object | None = None) -> None:
         """Fail now with :class:`~resilient_session.CircuitOpenError` if the circuit for *url* is known
         to be open; the session calls this before preparing the request, so a refusal costs microseconds."""
-        breaker = _inherit(self.breaker, session, "breaker")
-        if breaker is not None and breaker.store.hints:
-            breaker.check(breaker.key_for(url), method=method, url=url)
+        refuse_if_open(self, method, url, session)
 
-    def _guarded(self, call: CallState, request: requests.PreparedRequest, *args: Any) -> requests.Response:
-        """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""
-        breaker, budget, bulkhead = self.policies(call.owner)
-        if breaker is None and budget is None and bulkhead is None:
-            return self._send(call, request, *args)
-        host = host_key(request.url or "")  # each policy's key_for(), parsing the URL once
-        permit = breaker.acquire(_scope(breaker.name, host), request) if breaker is not None else None
-        if permit is not None and call.observer is not None:
-            call.observer.circuit(call, "half_open" if permit.probe else "closed")
-        compartment = _scope(bulkhead.name, host) if bulkhead is not None else None
-        budget_gate = budget.gate(_scope(budget.name, host)) if budget is not None else None
-        gates: list[RetryGate] = []
-        if breaker is not None and permit is not None:
-            gates.append(breaker.gate(permit))
-        if budget_gate is not None:
-            gates.append(budget_gate)
-        holding = False
-        call.retry_gates.extend(gates)
-        try:
-            if bulkhead is not None and compartment is not None:
-                bulkhead.acquire(compartment, request, max_wait=call.remaining())
-                holding = True
-            response = self._send(call, request, *args)
-        except BaseException as exc:
-            if breaker is not None and permit is not None:
-                breaker.record(permit, error=exc)
-            raise
-        finally:
-            for gate in gates:
-                call.retry_gates.remove(gate)
-            if holding and bulkhead is not None and compartment is not None:
-                bulkhead.release(compartment)
-        if breaker is not None and permit is not None:
-            breaker.record(permit, response=response)
-        if budget_gate is not None and response.status_code < 500 and response.status_code != 429:
-            budget_gate.record_success()
-        return response
 
-    def _send(
+def refuse_if_open(adapter: BaseAdapter, method: str, url: str, session: object | None = None) -> None:
+    """:meth:`ResilientAdapter.refuse_if_open` for any adapter (one without a breaker uses the session's)."""
+    breaker = _inherit(getattr(adapter, "breaker", None), session, "breaker")
+    if breaker is not None and breaker.store.hints:
+        breaker.check(breaker.key_for(url), method=method, url=url)
+
+
+Send = Callable[..., requests.Response]
+
+
+class MountedAdapter(BaseAdapter):
+    """How a :class:`~resilient_session.ResilientSession` sends through an adapter that is not a
+    :class:`ResilientAdapter` (one legacy code mounted): a wrapper for the length of one send.
+
+    Through an ``HTTPAdapter`` (or a subclass, whatever it overrides) a call gets what it gets through
+    a ``ResilientAdapter``, except that the adapter's own ``max_retries`` decides what is retried: the
+    deadline reaches every attempt, the breaker, budget and bulkhead are the session's, failures are
+    typed. Through any other adapter it gets what needs no socket of ours: the default timeout as
+    ``timeout=``, the breaker, budget and bulkhead, the deadline checked before sending, typed errors.
+    """
+
+    def __init__(self, adapter: BaseAdapter) -> None:
+        super().__init__()
+        self.adapter = adapter
+
+    def send(
         self,
-        call: CallState,
         request: requests.PreparedRequest,
-        stream: bool,
-        timeout: TimeoutArg,
-        verify: bool | str,
-        cert: Any,
-        proxies: Mapping[str, str] | None,
+        stream: bool = False,
+        timeout: TimeoutArg = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        if timeout is None:
-            timeout = self.timeout if self.timeout is not None else call.default_timeout or DEFAULT_TIMEOUT
-        policy = self.max_retries
-        call.attempts = 1
-        call.idempotency_key = bool(
-            getattr(policy, "idempotency_key_header", None)
-            and policy.idempotency_key_header in request.headers  # type: ignore[attr-defined]
-        )
-        call.tighten_deadline(self.deadline)
-        while True:
-            if call.deadline_passed():
-                raise self._deadline_error(call, request, "the deadline ran out before an attempt")
-            if call.observer is not None:
-                call.observer.attempt(call, request.headers, on_wire=False)
-            try:
-                response = super().send(request, stream, _initial(timeout, call), verify, cert, proxies)
-            except _DeadlineReached:
-                raise self._deadline_error(call, request, "the deadline ran out between attempts") from None
-            except rexc.RequestException as exc:
-                raise self._typed(exc, call, request) from None
-            call.last_status = response.status_code
-            if call.observer is not None:
-                call.observer.answered(call, response.status_code)
-            response.attempts = call.attempts  # type: ignore[attr-defined]
-            if stream:
-                return response
-            try:
-                self._read_body(response, call, request)
-                return response
-            except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
-                policy = self._retry_after_body_error(policy, response, request, exc, call)
+        adapter = self.adapter
+        if isinstance(adapter, HTTPAdapter):
+            _instrument(adapter, request, proxies)
+        return guarded_send(adapter, adapter.send, request, stream, timeout, verify, cert, proxies)
 
-    def _read_body(
-        self, response: requests.Response, call: CallState, request: requests.PreparedRequest
-    ) -> None:
-        """Read the body here, inside the retry scope, so a break mid-body is retried and typed."""
-        if call.deadline_at is None:
-            response.content  # noqa: B018 - reading caches the body, as Session.send would
-            return
-        # With a deadline, read what has arrived (read1) and look at the clock between reads: the
-        # read timeout bounds one recv, so a slow drip would otherwise outlive the deadline.
-        chunks = []
+    def close(self) -> None:
+        self.adapter.close()
+
+
+def _instrument(
+    adapter: HTTPAdapter, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
+) -> None:
+    """Make the pools *adapter* will use for *request* deadline-aware, before it sends."""
+    manager = getattr(adapter, "poolmanager", None)
+    if manager is not None:
+        instrument_pools(manager)
+    proxy = select_proxy(request.url or "", dict(proxies or {}))
+    if proxy:
+        # proxy_manager_for() creates and caches the manager send() is about to use.
+        instrument_pools(adapter.proxy_manager_for(proxy))
+
+
+def guarded_send(
+    adapter: BaseAdapter,
+    send: Send,
+    request: requests.PreparedRequest,
+    stream: bool = False,
+    timeout: TimeoutArg = None,
+    verify: bool | str = True,
+    cert: Any = None,
+    proxies: Mapping[str, str] | None = None,
+) -> requests.Response:
+    """One hop of a call through *adapter*, whose transport is *send*: breaker, bulkhead and retry
+    budget around it, the default timeout, the deadline, one retry chain and typed errors.
+
+    A :class:`ResilientAdapter` sends through here; so does any other adapter a
+    :class:`~resilient_session.ResilientSession` has mounted (see ``docs/adapters.md``).
+    """
+    call = current_call()
+    if call is None:
+        call = CallState.begin(request.method, request.url)
+        token = enter(call)
         try:
-            while True:
-                if call.deadline_passed():
-                    response.close()
-                    raise self._deadline_error(call, request, "the deadline ran out while reading the body")
-                _tighten_socket_timeout(response, call)
-                chunk = response.raw.read1(_CHUNK, decode_content=True)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        # The same translation requests' iter_content applies, so callers see the same exceptions.
-        except ProtocolError as exc:
-            raise rexc.ChunkedEncodingError(exc) from exc
-        except DecodeError as exc:
-            raise rexc.ContentDecodingError(exc) from exc
-        except ReadTimeoutError as exc:
-            raise rexc.ConnectionError(exc) from exc
-        except SSLError as exc:
-            raise rexc.SSLError(exc) from exc
-        response._content = b"".join(chunks)
-        response._content_consumed = True  # type: ignore[attr-defined]
+            return _guarded(adapter, send, call, request, stream, timeout, verify, cert, proxies)
+        finally:
+            leave(token)
+    return _guarded(adapter, send, call, request, stream, timeout, verify, cert, proxies)
 
-    def _retry_after_body_error(
-        self,
-        policy: Retry,
-        response: requests.Response,
-        request: requests.PreparedRequest,
-        exc: rexc.RequestException,
-        call: CallState,
-    ) -> Retry:
+
+def _policies(
+    adapter: BaseAdapter, session: object | None
+) -> tuple[CircuitBreaker | None, RetryBudget | None, Bulkhead | None]:
+    return (
+        _inherit(getattr(adapter, "breaker", None), session, "breaker"),
+        _inherit(getattr(adapter, "budget", None), session, "budget"),
+        _inherit(getattr(adapter, "bulkhead", None), session, "bulkhead"),
+    )
+
+
+def _guarded(
+    adapter: BaseAdapter, send: Send, call: CallState, request: requests.PreparedRequest, *args: Any
+) -> requests.Response:
+    """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""
+    breaker, budget, bulkhead = _policies(adapter, call.owner)
+    if breaker is None and budget is None and bulkhead is None:
+        return _attempts(adapter, send, call, request, *args)
+    host = host_key(request.url or "")  # each policy's key_for(), parsing the URL once
+    permit = breaker.acquire(_scope(breaker.name, host), request) if breaker is not None else None
+    if permit is not None and call.observer is not None:
+        call.observer.circuit(call, "half_open" if permit.probe else "closed")
+    compartment = _scope(bulkhead.name, host) if bulkhead is not None else None
+    budget_gate = budget.gate(_scope(budget.name, host)) if budget is not None else None
+    gates: list[RetryGate] = []
+    if breaker is not None and permit is not None:
+        gates.append(breaker.gate(permit))
+    if budget_gate is not None:
+        gates.append(budget_gate)
+    holding = False
+    call.retry_gates.extend(gates)
+    try:
+        if bulkhead is not None and compartment is not None:
+            bulkhead.acquire(compartment, request, max_wait=call.remaining())
+            holding = True
+        response = _attempts(adapter, send, call, request, *args)
+    except BaseException as exc:
+        if breaker is not None and permit is not None:
+            breaker.record(permit, error=exc)
+        raise
+    finally:
+        for gate in gates:
+            call.retry_gates.remove(gate)
+        if holding and bulkhead is not None and compartment is not None:
+            bulkhead.release(compartment)
+    if breaker is not None and permit is not None:
+        breaker.record(permit, response=response)
+    if budget_gate is not None and response.status_code < 500 and response.status_code != 429:
+        budget_gate.record_success()
+    return response
+
+
+def _attempts(
+    adapter: BaseAdapter,
+    send: Send,
+    call: CallState,
+    request: requests.PreparedRequest,
+    stream: bool,
+    timeout: TimeoutArg,
+    verify: bool | str,
+    cert: Any,
+    proxies: Mapping[str, str] | None,
+) -> requests.Response:
+    """Send until the retry chain ends; every failure leaves as a typed error with no secret in its chain.
+
+    urllib3 retries statuses and connection errors inside ``send``; a body that breaks off while it is
+    read here is counted on the same ``Retry`` (``call.retries``) and sent again from the top, so one
+    hop never sends more than ``total + 1`` requests.
+    """
+    if timeout is None:
+        own = getattr(adapter, "timeout", None)
+        timeout = own if _is_timeout(own) else call.default_timeout or DEFAULT_TIMEOUT
+    policy = getattr(adapter, "max_retries", None)
+    call.attempts = 1
+    call.retries = call.resume = None
+    call.replayable = _replayable(request)
+    call.idempotency_key = bool(
+        getattr(policy, "idempotency_key_header", None) and policy.idempotency_key_header in request.headers  # type: ignore[union-attr]
+    )
+    call.tighten_deadline(getattr(adapter, "deadline", None))
+    while True:
+        if call.deadline_passed():
+            raise _deadline_error(call, request, "the deadline ran out before an attempt")
+        if call.observer is not None:
+            call.observer.attempt(call, request.headers, on_wire=False)
+        failure: BaseException | None = None
+        try:
+            response = send(
+                request,
+                stream=stream,
+                timeout=_initial(timeout, call),
+                verify=verify,
+                cert=cert,
+                proxies=proxies,
+            )
+        except _DeadlineReached:
+            failure = _deadline_error(call, request, "the deadline ran out between attempts")
+        except rexc.RequestException as exc:
+            failure = _typed(exc, call, request)
+        finally:
+            call.resume = None
+        if failure is not None:
+            raise failure  # outside the except block: no __context__ holding urllib3's raw message
+        if call.cut_off():
+            response.close()
+            raise _deadline_error(call, request, "the deadline ran out while waiting for the response")
+        call.last_status = response.status_code
+        if call.observer is not None:
+            call.observer.answered(call, response.status_code)
+        response.attempts = call.attempts  # type: ignore[attr-defined]
+        if stream or response.is_redirect:
+            # A redirect hop's body is read by requests itself, which ignores its errors.
+            return response
+        broken: rexc.RequestException | None = None
+        unusable: BaseException | None = None
+        try:
+            response.content  # noqa: B018 - read inside the retry scope, so a break mid-body is retried
+        except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
+            broken = exc
+        except rexc.RequestException as exc:
+            unusable = _typed(exc, call, request)
+        if call.cut_off():
+            # The watchdog shut the socket: whatever the read returned (even a body that merely looks
+            # complete, with no Content-Length) is not the answer.
+            response.close()
+            raise _deadline_error(call, request, "the deadline ran out while reading the body")
+        if unusable is not None:
+            raise unusable
+        if broken is None:
+            return response
         response.close()
-        cause = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else ProtocolError(str(exc))
+        _next_after_broken_body(policy, call, request, broken)
+
+
+def _next_after_broken_body(
+    policy: Any, call: CallState, request: requests.PreparedRequest, broken: rexc.RequestException
+) -> None:
+    """Count a body that broke off on the call's retry chain and sleep before the next attempt, or raise
+    the typed error when the chain (or the body) allows no other attempt."""
+    chain = call.retries if call.retries is not None else policy
+    cause = (
+        broken.args[0]
+        if broken.args and isinstance(broken.args[0], Exception)
+        else ProtocolError(str(broken))
+    )
+    retry: Retry | None = None
+    if isinstance(chain, Retry) and call.replayable:
         try:
-            # *policy* is this adapter's chain of body retries; the status and connection retries
-            # inside each attempt are counted by urllib3 on its own copy.
-            new = policy.increment(request.method, request.url, error=cause)
-        except (MaxRetryError, ProtocolError, ReadTimeoutError, OSError):
-            raise self._typed(exc, call, request) from None
-        new.sleep()
-        return new
+            retry = call_aware(chain).increment(request.method, request.url, error=cause)
+        except (MaxRetryError, ProtocolError, ReadTimeoutError, SSLError, OSError):
+            retry = None
+    if retry is None:
+        raise _typed(broken, call, request)
+    retry.sleep()
+    body: Any = request.body
+    if body is not None and not isinstance(body, (bytes, str)):
+        rewind_body(request)  # to where requests found it, as before a redirect
+    call.resume = retry
 
-    # -- errors ----------------------------------------------------------------------------------
 
-    def _context(self, call: CallState, request: requests.PreparedRequest) -> dict[str, Any]:
-        return {
-            "request": request,
-            "attempts": call.attempts,
-            "elapsed": call.elapsed(),
-            "status": call.last_status,
-        }
+def _replayable(request: requests.PreparedRequest) -> bool:
+    """True when the body can be sent again: none, bytes or text, or a stream requests found seekable."""
+    body: Any = request.body
+    if body is None or isinstance(body, (bytes, str)):
+        return True
+    # requests records tell() of a file-like body at prepare time (utils.rewind_body's rule); a generator
+    # has no position, and a pipe's tell() fails (recorded as a non-int marker).
+    return isinstance(getattr(request, "_body_position", None), int)
 
-    def _deadline_error(
-        self, call: CallState, request: requests.PreparedRequest, what: str
-    ) -> errors.DeadlineExceededError:
-        return errors.DeadlineExceededError(what, **self._context(call, request))
 
-    def _typed(
-        self, exc: rexc.RequestException, call: CallState, request: requests.PreparedRequest
-    ) -> rexc.RequestException:
-        """The typed twin of *exc*; exceptions that signal programming errors pass through unchanged."""
-        if isinstance(exc, errors.APIError):
-            return exc
-        cause = _innermost(exc)
-        ctx = self._context(call, request)
-        detail = _describe(cause)
-        timed_out = isinstance(exc, rexc.Timeout) or isinstance(cause, ReadTimeoutError)
-        if timed_out and call.deadline_passed(_DEADLINE_SLACK):
-            return errors.DeadlineExceededError(f"the deadline ran out: {detail}", **ctx)
-        if isinstance(exc, rexc.ConnectionError) and isinstance(cause, ReadTimeoutError):
-            # Retries exhausted on read timeouts arrive wrapped in MaxRetryError; a stall mid-body
-            # arrives bare, from requests' iter_content.
-            mid_body = not isinstance(exc.args[0], MaxRetryError)
-            cls = errors.StalledBodyError if mid_body else errors.APIReadTimeout
-            return cls(f"read timed out: {detail}", **ctx)
-        for theirs, ours, what in _TWINS:
-            if isinstance(exc, theirs):
-                return ours(f"{what}: {detail}", **ctx)
+def _is_timeout(value: Any) -> bool:
+    return isinstance(value, (int, float, tuple, Timeout)) and not isinstance(value, bool)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+def _context(call: CallState, request: requests.PreparedRequest) -> dict[str, Any]:
+    return {
+        "request": request,
+        "attempts": call.attempts,
+        "elapsed": call.elapsed(),
+        "status": call.last_status,
+    }
+
+
+def _deadline_error(
+    call: CallState, request: requests.PreparedRequest, what: str
+) -> errors.DeadlineExceededError:
+    return errors.DeadlineExceededError(what, **_context(call, request))
+
+
+def _typed(
+    exc: rexc.RequestException, call: CallState, request: requests.PreparedRequest
+) -> rexc.RequestException:
+    """The typed twin of *exc*, shaped as requests' own (the urllib3 exception first, its URLs redacted);
+    exceptions that signal programming errors pass through unchanged."""
+    if isinstance(exc, errors.APIError):
         return exc
+    cause = _innermost(exc)
+    ctx = _context(call, request)
+    first = errors.redacted(exc.args[0]) if exc.args else None
+    args = (first,) if first is not None else ()
+    if call.deadline_passed(_DEADLINE_SLACK):
+        detail = _describe(cause)
+        error: rexc.RequestException = errors.DeadlineExceededError(f"the deadline ran out: {detail}", **ctx)
+        error.__cause__ = errors.redacted(cause)
+        return error
+    if isinstance(exc, rexc.ConnectionError) and isinstance(cause, ReadTimeoutError):
+        # Retries exhausted on read timeouts arrive wrapped in MaxRetryError; a stall mid-body
+        # arrives bare, from requests' iter_content.
+        mid_body = not isinstance(exc.args[0], MaxRetryError)
+        cls = errors.StalledBodyError if mid_body else errors.APIReadTimeout
+        return cls(*args, **ctx)
+    for theirs, ours in _TWINS:
+        if isinstance(exc, theirs):
+            return ours(*args, **ctx)
+    return exc
 
 
 # requests' exception -> our twin, most specific first (ConnectTimeout is also a ConnectionError ...).
-_TWINS: tuple[tuple[type[rexc.RequestException], type[errors.APIError], str], ...] = (
-    (rexc.ConnectTimeout, errors.APIConnectTimeout, "connect timed out"),
-    (rexc.ReadTimeout, errors.APIReadTimeout, "read timed out"),
-    (rexc.RetryError, errors.RetryExhaustedError, "retries exhausted"),
-    (rexc.ChunkedEncodingError, errors.IncompleteBodyError, "the body broke off"),
-    (rexc.SSLError, errors.APISSLError, "TLS failed"),
-    (rexc.ProxyError, errors.APIProxyError, "proxy failed"),
-    (rexc.ConnectionError, errors.APIConnectionError, "connection failed"),
+_TWINS: tuple[tuple[type[rexc.RequestException], type[errors.APIError]], ...] = (
+    (rexc.ConnectTimeout, errors.APIConnectTimeout),
+    (rexc.ReadTimeout, errors.APIReadTimeout),
+    (rexc.RetryError, errors.RetryExhaustedError),
+    (rexc.ChunkedEncodingError, errors.IncompleteBodyError),
+    (rexc.SSLError, errors.APISSLError),
+    (rexc.ProxyError, errors.APIProxyError),
+    (rexc.ConnectionError, errors.APIConnectionError),
 )
 
 
@@ -389,17 +557,6 @@ def _scope(name: str | None, host: str) -> str:
 def _initial(timeout: TimeoutArg, call: CallState) -> Any:
     remaining = call.remaining()
     return timeout if remaining is None else _clamp(timeout, remaining)
-
-
-def _tighten_socket_timeout(response: requests.Response, call: CallState) -> None:
-    # The read timeout bounds each recv, not the whole body; a slow drip would outlive the deadline.
-    remaining = call.remaining()
-    connection = getattr(response.raw, "connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is None or remaining is None:
-        return
-    current = sock.gettimeout()
-    sock.settimeout(max(0.001, remaining if current is None else min(current, remaining)))
 
 
 def _innermost(exc: BaseException) -> BaseException:

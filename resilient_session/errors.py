@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from requests import exceptions as rexc
 
-from ._redact import redact_url
+from ._redact import redact_log_text, redact_url
 
 __all__ = [
     "APIConnectTimeout",
@@ -50,12 +50,16 @@ __all__ = [
 
 
 class APIError(rexc.RequestException):
-    """Base of every error raised by resilient-session."""
+    """Base of every error raised by resilient-session.
+
+    Shaped as requests' own: a twin of a transport failure carries the urllib3 exception as
+    ``args[0]`` (``error.args[0].reason`` reads as it does in requests), as a copy whose URLs and
+    messages have their secrets redacted; other errors carry a message.
+    """
 
     def __init__(
         self,
-        message: str = "",
-        *,
+        *args: Any,
         request: Any = None,
         response: Any = None,
         method: str | None = None,
@@ -69,7 +73,7 @@ class APIError(rexc.RequestException):
             url = url or getattr(request, "url", None)
         if response is not None and status is None:
             status = getattr(response, "status_code", None)
-        super().__init__(message, request=request, response=response)
+        super().__init__(*args, request=request, response=response)
         self.method = method
         self.url = redact_url(url) if url else url
         self.attempts = attempts
@@ -101,6 +105,26 @@ class APIError(rexc.RequestException):
         # The instance dict already holds method, url, attempts, elapsed, status and any subclass fields.
         state = {k: v for k, v in self.__dict__.items() if k not in ("request", "response")}
         return (_rebuild, (type(self), self.args, state))
+
+
+def redacted(value: Any) -> Any:
+    """A copy of *value* (an exception, or text) with URLs, secret-named values and known secrets
+    redacted, recursively through the exceptions it holds; urllib3 puts the request path with its query
+    (``?api_key=...``) in its messages and its ``url`` attributes."""
+    if isinstance(value, str):
+        return redact_log_text(value)
+    if not isinstance(value, BaseException):
+        return value
+    cls = type(value)
+    copy = cls.__new__(cls)
+    copy.args = tuple(redacted(arg) for arg in value.args)
+    for name, attr in vars(value).items():
+        if name == "url" and isinstance(attr, str):
+            attr = redact_url(attr)
+        elif isinstance(attr, (BaseException, str)) and name != "pool":
+            attr = redacted(attr)
+        copy.__dict__[name] = attr
+    return copy
 
 
 def _rebuild(cls: type[APIError], args: tuple[Any, ...], state: dict[str, Any]) -> APIError:

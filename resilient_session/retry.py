@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
 from collections.abc import Collection, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    InvalidHeader,
     MaxRetryError,
     NewConnectionError,
     ReadTimeoutError,
     ResponseError,
+    SSLError,
 )
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
@@ -24,7 +27,10 @@ from ._call import current_call
 from ._redact import redact_url
 from .errors import parse_retry_after
 
-__all__ = ["DEFAULT_STATUS_FORCELIST", "RetryPolicy", "as_retry_policy"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["DEFAULT_STATUS_FORCELIST", "CallAwareRetry", "RetryPolicy", "as_retry_policy", "call_aware"]
 
 log = logging.getLogger("resilient_session")
 
@@ -32,36 +38,170 @@ log = logging.getLogger("resilient_session")
 DEFAULT_STATUS_FORCELIST = frozenset({429, 502, 503, 504})
 
 
-class RetryPolicy(Retry):
+class CallAwareRetry(Retry):
+    """What every ``Retry`` does inside a call of ours, whoever wrote the policy.
+
+    A mixin: :class:`RetryPolicy` has it, and the connection pools of a session give a copy of any other
+    urllib3 ``Retry`` (one a legacy adapter was mounted with) a class that has it. It stops retrying
+    once the next wait would pass the call's deadline, asks the call's retry gates (the retry budget,
+    the circuit breaker) before every retry, counts attempts on the call, logs each retry, and never
+    sleeps past the deadline. Outside a call it is the ``Retry`` it extends.
+    """
+
+    #: The wait chosen by increment() for the retry this copy stands for; sleep() uses it, so the
+    #: logged and the slept value are the same number.
+    _planned_sleep: float | None = None
+
+    def next_delay(self, response: BaseHTTPResponse | None = None) -> float:
+        """The wait before the next attempt: ``Retry-After`` when honoured and present, else backoff."""
+        if self.respect_retry_after_header and response is not None:
+            try:
+                retry_after = self.get_retry_after(response)
+            except InvalidHeader:
+                retry_after = None  # urllib3 would raise from sleep(); an unreadable header means "no hint"
+            if retry_after:
+                return float(retry_after)
+        return float(self.get_backoff_time())
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        call = current_call()
+        if call is not None and response is not None:
+            call.last_status = response.status
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        delay = new.next_delay(response)
+        reason = _reason(response, error)
+        if call is not None:
+            remaining = call.remaining()
+            # Waiting past the deadline only to fail there helps nobody: stop now and surface the
+            # last outcome (the response, or the error), exactly as if the retries had run out.
+            if call.expired or (remaining is not None and delay >= remaining):
+                log.debug(
+                    "not retrying %s %s: the wait (%.2fs) would pass the deadline (%.2fs left)",
+                    call.method,
+                    call.url,
+                    delay,
+                    max(remaining or 0.0, 0.0),
+                    extra={"method": call.method, "url": call.url, "reason": reason, "outcome": "deadline"},
+                )
+                raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
+            if not call.may_retry(reason):
+                raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
+            call.attempts += 1
+            call.retries = new
+            if call.observer is not None:
+                call.observer.retry(call, reason, delay, response.status if response is not None else None)
+        new._planned_sleep = delay
+        # WARNING, as urllib3 logs its own retries: a retry is worth seeing once logging is configured,
+        # and the one INFO line per call (observability) stays one.
+        method = call.method if call else method
+        shown_url = call.url if call else redact_url(url)
+        attempt = call.attempts if call else len(new.history) + 1
+        log.warning(
+            "retrying %s %s (attempt %d, reason: %s, sleeping %.2fs)",
+            method,
+            shown_url,
+            attempt,
+            reason,
+            delay,
+            extra={"method": method, "url": shown_url, "attempt": attempt, "reason": reason, "sleep": delay},
+        )
+        return new
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """Sleep the planned wait, never past the call's deadline."""
+        delay = self._planned_sleep if self._planned_sleep is not None else self.next_delay(response)
+        call = current_call()
+        remaining = call.remaining() if call is not None else None
+        if remaining is not None:
+            delay = min(delay, max(remaining, 0.0))
+        if delay > 0:
+            time.sleep(delay)
+
+
+_AWARE_CLASSES: dict[type[Retry], type[Retry]] = {}
+
+
+def call_aware(retry: Retry) -> Retry:
+    """*retry* itself when it is a :class:`CallAwareRetry`, else a copy of it that is one.
+
+    The copy keeps the class (as a subclass), every option and the history, so the user's policy decides
+    what is retried and how often; only the deadline, the gates and the bookkeeping are added.
+    """
+    if isinstance(retry, CallAwareRetry):
+        return retry
+    cls = type(retry)
+    aware = _AWARE_CLASSES.get(cls)
+    if aware is None:
+        aware = _AWARE_CLASSES.setdefault(
+            cls, type(cls.__name__, (CallAwareRetry, cls), {"__module__": cls.__module__})
+        )
+    copy = aware.__new__(aware)
+    copy.__dict__.update(retry.__dict__)
+    return copy
+
+
+def no_retries(retry: Retry) -> Retry:
+    """*retry* with every retry off, as plain requests sends (``Retry(0, read=False)``): for a request
+    whose body cannot be sent twice, the first outcome is the call's outcome."""
+    return retry.new(total=0, read=False, status_forcelist=frozenset())
+
+
+#: Options of urllib3's ``Retry`` that requests never lets apply: it passes ``redirect=False`` to urllib3
+#: and follows redirects itself (``Session.max_redirects``, ``allow_redirects=``).
+_REDIRECT_OPTIONS = ("redirect", "raise_on_redirect", "remove_headers_on_redirect")
+
+
+class RetryPolicy(CallAwareRetry):
     """When and how long to wait before trying a request again.
 
     A :class:`urllib3.util.Retry` (so it works wherever urllib3 or ``requests`` accept ``max_retries``,
-    including ``responses`` mocks) with these defaults and additions:
+    including ``responses`` mocks) with these defaults and additions. Every option of urllib3's
+    ``Retry`` is honoured, except the redirect options, which are refused (see below).
 
-    :param total: Attempts after the first. Default 3.
+    :param total: Retries after the first attempt; one call sends at most ``total + 1`` requests to a
+        URL, whatever mix of statuses, connection errors and broken bodies it meets. Default 3.
     :param connect, read, status, other: Per-kind limits, as in urllib3 (default: bounded by ``total``).
+        ``read`` also bounds bodies that break off mid-way.
     :param backoff_factor: Base ``b`` of the backoff, in seconds. Before retry ``n`` (1, 2, ...) the
         policy sleeps a uniformly random time in ``[0, min(backoff_max, b * 2 ** (n - 1))]``
         ("full jitter", so a fleet of clients does not retry in lockstep). Default 0.5.
     :param backoff_max: The cap on any single wait, backoff or ``Retry-After``. Default 30.
+    :param backoff_jitter: As in urllib3: a random ``[0, backoff_jitter]`` seconds added to each
+        backoff (still capped by ``backoff_max``). Default 0.
     :param full_jitter: ``False`` sleeps the ceiling itself (deterministic exponential backoff).
     :param status_forcelist: Statuses retried. Default ``{429, 502, 503, 504}``.
     :param allowed_methods: Methods retried on read errors and statuses. Default: urllib3's idempotent
-        set (DELETE, GET, HEAD, OPTIONS, PUT, TRACE).
+        set (DELETE, GET, HEAD, OPTIONS, PUT, TRACE); ``None`` retries every method.
     :param idempotency_key_header: A request carrying this header is retried even when its method is
         in ``idempotency_key_methods``. Default ``"Idempotency-Key"``.
     :param idempotency_key_methods: Default ``{"POST", "PATCH"}``.
-    :param respect_retry_after_header: Honour ``Retry-After`` (capped by ``backoff_max`` and by the
-        call's remaining deadline). Default True.
+    :param respect_retry_after_header: Honour ``Retry-After`` on 429 and 503 (capped by ``backoff_max``,
+        ``retry_after_max`` and the call's remaining deadline). Default True.
+    :param retry_after_max: As in urllib3: the longest ``Retry-After`` honoured, in seconds (the
+        smaller of it and ``backoff_max`` applies).
     :param raise_on_status: Default False: when retries run out on a retryable status, the last
         response is returned, as ``requests`` does; True raises ``RetryExhaustedError``.
     :param retry_read_timeouts: Default False: a read timeout (the upstream accepted the request and
         went silent) is raised at once, so ``timeout=5`` still means an answer or an error in about
         5 s, as in plain requests, and a struggling upstream is not sent the same slow request again.
         True retries them like other read errors (bound the total with the session's ``deadline``).
+    :param redirect, raise_on_redirect, remove_headers_on_redirect: Refused with ``ValueError``:
+        requests follows redirects itself and never lets a ``Retry`` see one; use
+        ``session.max_redirects`` and ``allow_redirects=``.
 
     Connection errors (nothing was sent, connect timeouts included) are retried for every method, and
-    connections dropped before an answer for the ``allowed_methods``, as in urllib3.
+    connections dropped before an answer for the ``allowed_methods``, as in urllib3. TLS failures that
+    another attempt cannot fix (certificate verification, hostname mismatch, protocol mismatch) are
+    raised at once; a handshake the server broke off (EOF, reset) is a connection error and retried.
+    A request whose body cannot be rewound (a generator, a pipe) is never retried.
 
     The policy is immutable: :meth:`increment` and :meth:`new` return changed copies that keep the
     subclass and every option. During a call it reads the call's deadline from the session's
@@ -84,6 +224,7 @@ class RetryPolicy(Retry):
         retry_read_timeouts: bool = False,
         **kwargs: Any,
     ) -> None:
+        _refuse_redirect_options(total, kwargs)
         super().__init__(
             total,
             backoff_factor=backoff_factor,
@@ -96,11 +237,8 @@ class RetryPolicy(Retry):
         self.idempotency_key_header = idempotency_key_header
         self.idempotency_key_methods = frozenset(m.upper() for m in idempotency_key_methods)
         self.retry_read_timeouts = retry_read_timeouts
-        # The wait chosen by increment() for the retry this copy stands for; sleep() uses it so the
-        # logged and the slept value are the same number.
-        self._planned_sleep: float | None = None
 
-    def new(self, **kw: Any) -> RetryPolicy:
+    def new(self, **kw: Any) -> Self:
         params: dict[str, Any] = {
             "full_jitter": self.full_jitter,
             "idempotency_key_header": self.idempotency_key_header,
@@ -134,20 +272,18 @@ class RetryPolicy(Retry):
         if consecutive == 0 or not self.backoff_factor:
             return 0.0
         ceiling = min(self.backoff_max, self.backoff_factor * 2 ** (consecutive - 1))
-        return random.uniform(0.0, ceiling) if self.full_jitter else ceiling
+        wait = random.uniform(0.0, ceiling) if self.full_jitter else ceiling
+        if self.backoff_jitter:
+            wait += random.random() * self.backoff_jitter
+        return min(self.backoff_max, wait)
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
-        """``Retry-After`` in seconds (delta or HTTP date), capped by ``backoff_max``."""
+        """``Retry-After`` in seconds (delta or HTTP date), capped by ``backoff_max`` and ``retry_after_max``;
+        ``None`` when absent or unreadable."""
         seconds = parse_retry_after(response.headers.get("Retry-After"))
-        return None if seconds is None else min(seconds, self.backoff_max)
-
-    def next_delay(self, response: BaseHTTPResponse | None = None) -> float:
-        """The wait before the next attempt: ``Retry-After`` when honoured and present, else backoff."""
-        if self.respect_retry_after_header and response is not None:
-            retry_after = self.get_retry_after(response)
-            if retry_after is not None:
-                return retry_after
-        return self.get_backoff_time()
+        if seconds is None:
+            return None
+        return min(seconds, self.backoff_max, getattr(self, "retry_after_max", self.backoff_max))
 
     def increment(
         self,
@@ -157,61 +293,66 @@ class RetryPolicy(Retry):
         error: Exception | None = None,
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
-    ) -> RetryPolicy:
+    ) -> Self:
         if isinstance(error, ReadTimeoutError) and not self.retry_read_timeouts:
             # The same signal urllib3 gives for a read error it will not retry: re-raise it as is.
             raise error.with_traceback(_stacktrace)
-        call = current_call()
-        if call is not None and response is not None:
-            call.last_status = response.status
-        new = super().increment(method, url, response, error, _pool, _stacktrace)
-        delay = new.next_delay(response)
-        reason = _reason(response, error)
-        if call is not None:
-            remaining = call.remaining()
-            # Waiting past the deadline only to fail there helps nobody: stop now and surface the
-            # last outcome (the response, or the error), exactly as if the retries had run out.
-            if remaining is not None and delay >= remaining:
-                log.debug(
-                    "not retrying %s %s: the wait (%.2fs) would pass the deadline (%.2fs left)",
-                    call.method,
-                    call.url,
-                    delay,
-                    max(remaining, 0.0),
-                    extra={"method": call.method, "url": call.url, "reason": reason, "outcome": "deadline"},
-                )
-                raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
-            if not call.may_retry(reason):
-                raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
-            call.attempts += 1
-            if call.observer is not None:
-                call.observer.retry(call, reason, delay, response.status if response is not None else None)
-        new._planned_sleep = delay
-        # WARNING, as urllib3 logs its own retries: a retry is worth seeing with default logging, and the
-        # one INFO line per call (observability) stays one.
-        method = call.method if call else method
-        shown_url = call.url if call else redact_url(url)
-        attempt = call.attempts if call else len(new.history) + 1
-        log.warning(
-            "retrying %s %s (attempt %d, reason: %s, sleeping %.2fs)",
-            method,
-            shown_url,
-            attempt,
-            reason,
-            delay,
-            extra={"method": method, "url": shown_url, "attempt": attempt, "reason": reason, "sleep": delay},
-        )
-        return new
+        if error is not None and is_permanent_tls_error(error):
+            # Another handshake meets the same certificate: fail after one, as plain requests does.
+            raise MaxRetryError(_pool, url, error)  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
-    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-        """Sleep the planned wait, never past the call's deadline."""
-        delay = self._planned_sleep if self._planned_sleep is not None else self.next_delay(response)
-        call = current_call()
-        remaining = call.remaining() if call is not None else None
-        if remaining is not None:
-            delay = min(delay, max(remaining, 0.0))
-        if delay > 0:
-            time.sleep(delay)
+
+def _refuse_redirect_options(total: bool | int | None, kwargs: dict[str, Any]) -> None:
+    # Retry.new() passes these back with their current values: refuse only what a caller changed.
+    redirect = kwargs.get("redirect")
+    changed = [
+        name
+        for name, value in (
+            ("redirect", redirect not in (None, 0, False)),
+            (
+                "raise_on_redirect",
+                kwargs.get("raise_on_redirect", True) is False
+                and total is not False
+                and redirect not in (0, False),
+            ),
+            (
+                "remove_headers_on_redirect",
+                "remove_headers_on_redirect" in kwargs
+                and frozenset(h.lower() for h in kwargs["remove_headers_on_redirect"])
+                != frozenset(h.lower() for h in Retry.DEFAULT_REMOVE_HEADERS_ON_REDIRECT),
+            ),
+        )
+        if value
+    ]
+    if changed:
+        raise ValueError(
+            f"RetryPolicy does not take {', '.join(changed)}: requests follows redirects itself and never "
+            "lets a Retry see one; use session.max_redirects and allow_redirects= instead"
+        )
+
+
+def is_permanent_tls_error(error: BaseException) -> bool:
+    """True for a TLS failure that another attempt cannot fix: certificate verification (unknown CA,
+    expired, hostname mismatch) or a protocol mismatch. A handshake broken off (EOF, reset) is not."""
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(seen, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError)):
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        if isinstance(seen, SSLError):
+            inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+            if inner is None:
+                return "CERTIFICATE_VERIFY_FAILED" in str(seen)
+            seen = inner
+            continue
+        return False
+    return False
 
 
 def _reason(response: BaseHTTPResponse | None, error: Exception | None) -> str:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 import requests
+from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from ._call import CallState, current_call, enter, leave
 from ._redact import install_log_redaction, redact_url
-from .adapter import DEFAULT_TIMEOUT, ResilientAdapter, TimeoutArg
+from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
 from .auth import carry_credentials
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["ResilientSession"]
 
 AuthArg = AuthBase | tuple[str, str] | None
-
-# requests.Session.request() forwards no unknown keyword to send(), so a per-call deadline travels here.
-_requested_deadline: ContextVar[float | None] = ContextVar("resilient_session_deadline", default=None)
 
 
 class ResilientSession(requests.Session):
@@ -88,9 +85,9 @@ class ResilientSession(requests.Session):
         deadline: float | None = None,
         auth: AuthArg = None,
         raise_for_status: bool = False,
-        breaker: CircuitBreaker | bool = True,
-        budget: RetryBudget | bool = True,
-        bulkhead: Bulkhead | bool = False,
+        breaker: CircuitBreaker | bool | None = True,
+        budget: RetryBudget | bool | None = True,
+        bulkhead: Bulkhead | bool | None = False,
         integration: str | None = None,
         request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
         tracing: Any = True,
@@ -103,19 +100,76 @@ class ResilientSession(requests.Session):
         self.base_url = base_url
         self.timeout = timeout
         self.deadline = deadline
-        self.retry = as_retry_policy(retry)
+        self.retry = retry
         self.raise_for_status = raise_for_status
-        self.breaker = CircuitBreaker() if breaker is True else breaker or None
-        self.budget = RetryBudget() if budget is True else budget or None
-        self.bulkhead = Bulkhead() if bulkhead is True else bulkhead or None
+        self.breaker = breaker
+        self.budget = budget
+        self.bulkhead = bulkhead
         if auth is not None:
             self.auth = auth
         for prefix in ("https://", "http://"):
-            adapter = ResilientAdapter(
-                self.retry, breaker=self.breaker, budget=self.budget, bulkhead=self.bulkhead
-            )
-            self.mount(prefix, adapter)
+            # No policies of its own: it reads the session's at call time (retry: see mount()).
+            self.mount(prefix, ResilientAdapter())
         install_log_redaction()
+
+    # -- policies: the same values are accepted here, at construction and as attributes later -------
+
+    @property
+    def retry(self) -> Retry:
+        """The retry policy of every mounted :class:`ResilientAdapter` not given its own; set a
+        :class:`RetryPolicy`, a urllib3 ``Retry``, an int, ``False`` (none) or ``None`` (the default)."""
+        return self._retry
+
+    @retry.setter
+    def retry(self, value: Retry | int | bool | None) -> None:
+        self._retry = as_retry_policy(value)
+        for adapter in getattr(self, "adapters", {}).values():
+            if isinstance(adapter, ResilientAdapter) and adapter.inherits_retry:
+                adapter.max_retries = self._retry
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The circuit breaker; set a :class:`CircuitBreaker`, ``True`` (a new default one) or
+        ``False``/``None`` (none)."""
+        return self._breaker
+
+    @breaker.setter
+    def breaker(self, value: CircuitBreaker | bool | None) -> None:
+        self._breaker: CircuitBreaker | None = _policy(value, CircuitBreaker, "breaker")
+
+    @property
+    def budget(self) -> RetryBudget | None:
+        """The retry budget; set a :class:`RetryBudget`, ``True`` or ``False``/``None``."""
+        return self._budget
+
+    @budget.setter
+    def budget(self, value: RetryBudget | bool | None) -> None:
+        self._budget: RetryBudget | None = _policy(value, RetryBudget, "budget")
+
+    @property
+    def bulkhead(self) -> Bulkhead | None:
+        """The bulkhead; set a :class:`Bulkhead`, ``True`` or ``False``/``None``."""
+        return self._bulkhead
+
+    @bulkhead.setter
+    def bulkhead(self, value: Bulkhead | bool | None) -> None:
+        self._bulkhead: Bulkhead | None = _policy(value, Bulkhead, "bulkhead")
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds for each whole call, or ``None``."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._deadline = _seconds(value, "deadline")
+
+    def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
+        """As :meth:`requests.Session.mount`; a :class:`ResilientAdapter` given no retry policy of its own
+        takes this session's ``retry``."""
+        if isinstance(adapter, ResilientAdapter) and adapter.inherits_retry:
+            adapter.max_retries = self.retry
+        super().mount(prefix, adapter)
 
     def __repr__(self) -> str:
         # A base URL may carry a password or an API key in its query string.
@@ -172,22 +226,51 @@ class ResilientSession(requests.Session):
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, deadline: float | None = None, **kwargs: Any
     ) -> requests.Response:
-        """As :meth:`requests.Session.request`, plus ``deadline=`` (seconds) for this call alone."""
+        """As :meth:`requests.Session.request`, plus ``deadline=`` (seconds) for this call alone.
+
+        The deadline starts here, so preparing the request (an OAuth2 token fetch included) counts.
+        """
         if isinstance(url, str) and self._knows_open_circuits():
             self._fail_fast(method, url)
-        token = _requested_deadline.set(deadline)
+        call = self._begin(method, url, self.deadline if deadline is None else _seconds(deadline, "deadline"))
+        token = enter(call)
         try:
             return super().request(method, url, *args, **kwargs)
         finally:
-            _requested_deadline.reset(token)
+            leave(token)
+            call.unwatch()
 
-    def _only_resilient_adapters(self) -> bool:
-        # Cheaper than get_adapter() per call: true unless the user mounted some other adapter.
-        return all(isinstance(adapter, ResilientAdapter) for adapter in self.adapters.values())
+    def _begin(
+        self, method: str | bytes | None, url: str | bytes | None, deadline: float | None
+    ) -> CallState:
+        # A call made while another is in progress (from a hook, say) ends by the outer call's deadline.
+        outer = current_call()
+        call = CallState.begin(
+            method.decode() if isinstance(method, bytes) else method,
+            url.decode() if isinstance(url, bytes) else url,
+            default_timeout=self.timeout,
+            owner=self,
+        )
+        call.tighten_deadline(deadline)
+        if outer is not None and outer.deadline_at is not None:
+            call.tighten_deadline(outer.deadline_at - call.started)
+        call.watch()
+        return call
+
+    def get_adapter(self, url: str) -> BaseAdapter:
+        """As :meth:`requests.Session.get_adapter`; while this session sends, an adapter that is not a
+        :class:`ResilientAdapter` comes back wrapped, so its calls get the framework too."""
+        adapter: BaseAdapter = super().get_adapter(url)
+        if isinstance(adapter, ResilientAdapter):
+            return adapter
+        call = current_call()
+        if call is None or call.owner is not self or not call.extras.pop("wrap_adapter", False):
+            return adapter
+        return MountedAdapter(adapter)
 
     def _knows_open_circuits(self) -> bool:
         # Cheap guard for the common case: no breaker of ours has noted an open circuit.
-        if self.breaker is not None and self.breaker.store.hints:
+        if self._breaker is not None and self._breaker.store.hints:
             return True
         for adapter in self.adapters.values():
             breaker = getattr(adapter, "breaker", None)
@@ -200,35 +283,33 @@ class ResilientSession(requests.Session):
         # environment alone takes ~0.2 ms), so an open circuit refuses in microseconds.
         absolute = str(self.join_url(url))
         try:
-            adapter = self.get_adapter(absolute)
+            adapter = super().get_adapter(absolute)
         except requests.exceptions.InvalidSchema:
             return  # requests reports it, as it always did
-        if isinstance(adapter, ResilientAdapter):
-            name = method.decode() if isinstance(method, bytes) else method
-            try:
-                adapter.refuse_if_open(name.upper(), absolute, self)
-            except CircuitOpenError as error:
-                report_refused(self, name.upper(), absolute, error)
-                raise
+        name = (method.decode() if isinstance(method, bytes) else method).upper()
+        try:
+            refuse_if_open(adapter, name, absolute, self)
+        except CircuitOpenError as error:
+            report_refused(self, name, absolute, error)
+            raise
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """As :meth:`requests.Session.send`; the outermost send of a call owns its state and deadline."""
-        if (
-            kwargs.get("timeout") is None
-            and not self._only_resilient_adapters()
-            and not isinstance(self.get_adapter(request.url or ""), ResilientAdapter)
-        ):
-            # A plain adapter mounted by the user still gets the session's default timeout.
-            kwargs["timeout"] = self.timeout
+        """As :meth:`requests.Session.send`; the first send of a call owns its state and deadline."""
         call = current_call()
-        if call is not None and call.owner is self:
+        if call is not None and call.owner is self and call.sent:
             # A redirect hop or a re-send from a hook: part of the call already in progress.
+            call.extras["wrap_adapter"] = True
             return super().send(request, **kwargs)
-        call = CallState.begin(request.method, request.url, default_timeout=self.timeout, owner=self)
-        requested = _requested_deadline.get()
-        call.tighten_deadline(self.deadline if requested is None else requested)
+        token = None
+        if call is None or call.owner is not self:
+            # send() called directly, not through request().
+            call = self._begin(request.method, request.url, self.deadline)
+            token = enter(call)
+        call.sent = True
+        call.raw_url = request.url or call.raw_url
+        call.extras.pop("redacted_url", None)
         observer = call.observer = begin_call(self, call, request)
-        token = enter(call)
+        call.extras["wrap_adapter"] = True
         try:
             response = super().send(request, **kwargs)
         except BaseException as exc:
@@ -236,7 +317,9 @@ class ResilientSession(requests.Session):
                 end_call(observer, call, error=exc)
             raise
         finally:
-            leave(token)
+            if token is not None:
+                leave(token)
+                call.unwatch()
         ensure_normalized(response)  # a plain adapter the user mounted does not attach it
         if observer is not None:
             end_call(observer, call, response=response)
@@ -245,3 +328,23 @@ class ResilientSession(requests.Session):
             if error is not None:
                 raise error
         return response
+
+
+def _policy(value: Any, cls: type[Any], name: str) -> Any:
+    if value is True:
+        return cls()
+    if value is False or value is None:
+        return None
+    if isinstance(value, cls):
+        return value
+    raise TypeError(f"{name} must be a {cls.__name__}, True, False or None, not {type(value).__name__}")
+
+
+def _seconds(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive, finite number of seconds, not {value!r}")
+    return float(value)

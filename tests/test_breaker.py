@@ -583,5 +583,6 @@ def test_a_pickled_session_keeps_one_shared_breaker_and_budget() -> None:
     assert copy.breaker.open_wait == 9.0
     for prefix in ("http://", "https://"):
         adapter = copy.get_adapter(prefix + "x")
-        assert adapter.breaker is copy.breaker  # type: ignore[attr-defined]
-        assert adapter.budget is copy.budget  # type: ignore[attr-defined]
+        breaker, budget, _ = adapter.policies(copy)  # type: ignore[attr-defined]
+        assert breaker is copy.breaker
+        assert budget is copy.budget
