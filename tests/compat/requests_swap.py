@@ -139,7 +139,11 @@ def swap_session(options: dict[str, Any]) -> type:
 
 def pytest_configure(config: pytest.Config) -> None:
     swapped = None
-    options = json.loads(config.getoption("resilient_swap_options"))
+    # JSON has no tuples: a list stands for one (``"timeout": [3.05, 60]``).
+    options = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in json.loads(config.getoption("resilient_swap_options")).items()
+    }
     if config.getoption("resilient_swap"):
         swapped = swap_session(options)
     import requests
