@@ -1,0 +1,233 @@
+"""pytest plugin for running requests' own test suite, with or without ``ResilientSession`` swapped in.
+
+Loaded with ``-p requests_swap`` by ``run_requests_suite.py`` (this folder on ``PYTHONPATH``). It
+
+* with ``--resilient-swap``, replaces ``requests.Session`` everywhere requests' code and tests look it
+  up (``requests.Session``, ``requests.sessions.Session``, ``requests.session()`` and
+  ``requests.sessions.session()``; ``requests.api`` goes through ``requests.sessions.Session``) with
+  :class:`~resilient_session.ResilientSession`, with its defaults;
+* with ``--resilient-outcomes=FILE``, writes every test's outcome (and the first lines of each failure)
+  to FILE as JSON, so two runs can be compared test by test;
+* always refuses connections and name look-ups that would leave the machine (anything but loopback),
+  recording which test tried, so a test that needs the outside world fails here instead of sending
+  traffic, and the runner can tell that its deselection list needs a new entry.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import sys
+import time
+from typing import Any
+
+import pytest
+
+# Names /etc/hosts answers on any machine; every other name would be sent to a DNS server.
+_LOCAL_NAMES = frozenset({"localhost"})
+
+_state: dict[str, Any] = {"current": None, "blocked": []}
+
+
+def _is_loopback_host(host: Any) -> bool:
+    if host is None:
+        return True  # getaddrinfo(None, port): a local wildcard address
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).strip("[]").split("%", 1)[0]
+    if host == "" or host.lower().rstrip(".") in _LOCAL_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name only DNS can answer
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _is_literal(host: Any) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    try:
+        ipaddress.ip_address(str(host).strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _refuse(event: str, target: Any) -> None:
+    _state["blocked"].append({"nodeid": _state["current"], "event": event, "target": repr(target)})
+    if event == "socket.connect":
+        raise OSError(101, f"refused by the loopback guard: {target!r} is not a loopback address")
+    raise socket.gaierror(socket.EAI_NONAME, f"refused by the loopback guard: {target!r} is not local")
+
+
+def _loopback_guard(event: str, args: tuple[Any, ...]) -> None:
+    if not event.startswith("socket."):
+        return
+    if event == "socket.connect":
+        sock, address = args
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_host(address[0]):
+            _refuse(event, address)
+    elif event == "socket.getaddrinfo":
+        host = args[0]
+        # A numeric address needs no look-up; connect() decides about it.
+        if not _is_loopback_host(host) and not _is_literal(host):
+            _refuse(event, host)
+    elif event in ("socket.gethostbyname", "socket.gethostbyaddr"):
+        if not _is_loopback_host(args[0]):
+            _refuse(event, args[0])
+    elif event == "socket.sendto":
+        sock, address = args
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_host(address[0]):
+            _refuse("socket.connect", address)
+
+
+sys.addaudithook(_loopback_guard)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("requests_swap")
+    group.addoption(
+        "--resilient-swap",
+        action="store_true",
+        help="replace requests.Session with resilient_session.ResilientSession",
+    )
+    group.addoption(
+        "--resilient-swap-options",
+        metavar="JSON",
+        default="{}",
+        help="keyword arguments for the swapped-in ResilientSession, e.g. '{\"retry\": false}'",
+    )
+    group.addoption("--resilient-outcomes", metavar="FILE", help="write per-test outcomes to FILE (JSON)")
+    group.addoption(
+        "--resilient-deselect",
+        action="append",
+        default=[],
+        metavar="NODEID",
+        help="deselect this test (exact node id, or a node id without its [parameters])",
+    )
+
+
+def swap_session(options: dict[str, Any]) -> type:
+    """Make every way requests and its tests create a session create a ResilientSession."""
+    import requests
+    import requests.sessions
+
+    from resilient_session import ResilientSession
+
+    swapped = ResilientSession
+    if options:
+        # Only for looking into a difference (say, ``{"retry": false}``); the comparison uses the defaults.
+        class ConfiguredSession(ResilientSession):
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(**{**options, **kwargs})
+
+        swapped = ConfiguredSession
+
+    def session() -> ResilientSession:
+        return swapped()
+
+    requests.Session = swapped  # type: ignore[misc]
+    requests.sessions.Session = swapped  # type: ignore[misc]
+    requests.session = session
+    requests.sessions.session = session
+    return swapped
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    swapped = None
+    # JSON has no tuples: a list stands for one (``"timeout": [3.05, 60]``).
+    options = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in json.loads(config.getoption("resilient_swap_options")).items()
+    }
+    if config.getoption("resilient_swap"):
+        swapped = swap_session(options)
+    import requests
+
+    _state.update(
+        swapped=f"{swapped.__module__}.{swapped.__qualname__}" if swapped else None,
+        swap_options=options if swapped else None,
+        requests_version=requests.__version__,
+        requests_file=requests.__file__,
+        resilient_session_plugin=config.pluginmanager.has_plugin("resilient_session"),
+        outcomes={},
+        deselected=[],
+        deselect_unmatched=[],
+        started=time.monotonic(),
+    )
+    if swapped:
+        import resilient_session
+
+        _state["resilient_session_file"] = resilient_session.__file__
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Exact ids: pytest's own --deselect takes prefixes, so "test_proxy_error" would drop
+    # "test_proxy_error_on_bad_url" too.
+    wanted = set(config.getoption("resilient_deselect"))
+    if not wanted:
+        return
+    keep, dropped = [], []
+    for item in items:
+        (dropped if item.nodeid in wanted or item.nodeid.split("[", 1)[0] in wanted else keep).append(item)
+    matched = {item.nodeid for item in dropped} | {item.nodeid.split("[", 1)[0] for item in dropped}
+    _state["deselected"] = sorted(item.nodeid for item in dropped)
+    _state["deselect_unmatched"] = sorted(wanted - matched)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
+    _state["current"] = nodeid
+
+
+def _failure_text(report: pytest.TestReport) -> str:
+    text = report.longreprtext or ""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    # The assertion or exception lines ("E   ...") and where they were raised, then the whole report.
+    lines = [line for line in text.splitlines() if line.startswith("E ")]
+    head = "\n".join(lines[:12])
+    where = f"{crash.path}:{crash.lineno}" if crash is not None else ""
+    return f"{where}\n{head}".strip() if head else text[-2000:]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    outcomes: dict[str, dict[str, Any]] = _state["outcomes"]
+    entry = outcomes.setdefault(report.nodeid, {"outcome": None, "duration": 0.0})
+    entry["duration"] += report.duration
+    if report.when == "call":
+        if hasattr(report, "wasxfail"):
+            entry["outcome"] = "xfailed" if report.skipped else "xpassed"
+        else:
+            entry["outcome"] = report.outcome
+        if report.failed:
+            entry["failure"] = _failure_text(report)
+    elif report.failed:  # setup or teardown
+        if entry["outcome"] != "failed":
+            entry["outcome"] = "error"
+        entry.setdefault("failure", f"[{report.when}] " + _failure_text(report))
+    elif report.skipped and report.when == "setup":
+        entry["outcome"] = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.failed:
+        _state.setdefault("collection_errors", []).append(
+            {"nodeid": report.nodeid, "failure": (report.longreprtext or "")[-2000:]}
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("resilient_outcomes")
+    if not path:
+        return
+    result = {key: value for key, value in _state.items() if key not in ("current", "started")}
+    result["exitstatus"] = int(exitstatus)
+    result["seconds"] = round(time.monotonic() - _state["started"], 2)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1, sort_keys=True)
