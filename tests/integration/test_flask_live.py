@@ -101,15 +101,15 @@ def test_tripped_breaker_answers_503_with_retry_after_without_calling(
     app: Flask, chaos_server: ChaosServer
 ) -> None:
     client = app.test_client()
-    assert client.get("/via/fragile/500").status_code == 502
-    assert client.get("/via/fragile/500").status_code == 502
-    refused = client.get("/via/fragile/500")
+    assert client.get("/via/fragile/502").status_code == 502
+    assert client.get("/via/fragile/502").status_code == 502
+    refused = client.get("/via/fragile/502")
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "7"
     body = refused.get_json(force=True)
     assert body["type"].endswith(":upstream-circuit-open")
     assert body["integration"] == "fragile"
-    assert chaos_server.calls("/fail/500") == 2  # the third call never left the process
+    assert chaos_server.calls("/fail/502") == 2  # the third call never left the process
 
 
 def test_health_through_open_and_close(app: Flask, chaos_server: ChaosServer) -> None:
