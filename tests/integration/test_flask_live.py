@@ -52,6 +52,14 @@ def build_app(chaos_url: str, closed_port: int) -> tuple[Flask, Integrations]:
         # The body must be usable: a malformed one raises MalformedResponseError here.
         return jsonify(upstream=upstream.normalized.raise_for_error().data)
 
+    @app.get("/json/<path:names>")
+    def plain_json(names: str) -> Any:
+        # requests' own idiom: ``response.json()`` raises a JSONDecodeError carrying only the body.
+        # Every call first, then every parse: the failing body need not be the last call's.
+        calls = [spec.split(":") for spec in names.split(",")]
+        responses = [integrations[name].get("/" + path) for name, path in calls]
+        return jsonify(bodies=[response.json() for response in responses])
+
     return app, integrations
 
 
@@ -160,6 +168,30 @@ def test_health_through_open_and_close(app: Flask, chaos_server: ChaosServer) ->
     assert status == 200
     assert report["status"] == "ok"
     assert report["circuits"][host]["state"] == "closed"
+
+
+@pytest.mark.parametrize(
+    ("names", "integration"),
+    [
+        ("chaos:malformed-json", "chaos"),
+        ("deadline:ok,chaos:malformed-json", "chaos"),
+        ("chaos:malformed-json,deadline:ok", "chaos"),  # the body names it, not the last call
+        ("chaos:ok,deadline:malformed-json", "deadline"),
+    ],
+)
+def test_a_malformed_body_parsed_with_response_json_names_its_integration(
+    app: Flask, chaos_server: ChaosServer, names: str, integration: str
+) -> None:
+    app.config["RESILIENT_EXPOSE_UPSTREAM_DETAILS"] = True
+    response = app.test_client().get("/json/" + names, headers={"X-Request-ID": "json-1"})
+    assert (response.status_code, response.mimetype) == (502, "application/problem+json")
+    body = response.get_json(force=True)
+    assert body["type"].endswith(":upstream-malformed-response")
+    assert body["integration"] == integration
+    assert body["detail"] == f"The {integration!r} upstream sent a response that could not be used."
+    assert body["upstream"]["url"] == chaos_server.url + "/malformed-json"
+    assert body["upstream"]["attempts"] == 1
+    assert chaos_server.calls("/malformed-json") == 1
 
 
 def test_request_id_reaches_the_upstream(app: Flask) -> None:
