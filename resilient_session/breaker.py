@@ -120,8 +120,9 @@ class CircuitBreaker:
         another 5xx is one path's application error and counts as a success. A 429 is not a failure
         of the upstream; it spends the retry budget instead.
     :param failure_exceptions: Errors that count as failures. Default: connection errors, connect and
-        read timeouts and broken bodies (the connection failed mid-answer). An error with a status (``raise_for_status``) is judged by its status; any other
-        error (a bug, an invalid URL) is not counted either way.
+        read timeouts and broken bodies (the connection failed mid-answer). An error with a status
+        (``raise_for_status``) is judged by its status; any other error (a bug, an invalid URL) is not
+        counted either way.
     :param name: ``None`` (default) keeps one circuit per ``scheme://host:port``; a name makes every
         call through this policy share one circuit (per adapter or per named integration; with a shared
         store, per name across the fleet).
