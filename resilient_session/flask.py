@@ -698,6 +698,9 @@ def _answer(
     if expose is None:
         expose = bool(config.get("RESILIENT_EXPOSE_UPSTREAM_DETAILS", False))
     state = current_app.extensions.get(EXTENSION_KEY)
+    if integration is None and error.response is not None and has_request_context():
+        # The response itself names its session, also after a redirect to another origin.
+        integration = next((name for name, seen in g.get(_RESPONSES, ()) if seen is error.response), None)
     if integration is None:
         integration = g.get(_CALLS, {}).get(error.url)
     if integration is None and isinstance(state, AppIntegrations):

@@ -194,6 +194,18 @@ def test_a_malformed_body_parsed_with_response_json_names_its_integration(
     assert chaos_server.calls("/malformed-json") == 1
 
 
+def test_a_malformed_body_after_a_cross_origin_redirect_names_its_integration(
+    app: Flask, chaos_server: ChaosServer
+) -> None:
+    # The body arrives from the second origin, which no integration's base_url covers.
+    response = app.test_client().get("/via/chaos/redirect?to=/malformed-json&cross=1")
+    assert response.status_code == 502
+    body = response.get_json(force=True)
+    assert body["type"].endswith(":upstream-malformed-response")
+    assert body["integration"] == "chaos"
+    assert chaos_server.calls("/redirect") == 1 and chaos_server.calls("/malformed-json") == 1
+
+
 def test_request_id_reaches_the_upstream(app: Flask) -> None:
     client = app.test_client()
     response = client.get("/via/chaos/echo", headers={"X-Request-ID": "trace-me-7"})
