@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from .adapter import DEFAULT_TIMEOUT, ResilientAdapter
 from .auth import APIKeyAuth, BasicAuth, BearerAuth, CredentialAuth
 from .breaker import CircuitBreaker, CircuitState, StateChange
@@ -44,6 +46,11 @@ from .session import ResilientSession
 from .store import MemoryStore, StateStore
 
 __version__ = "0.1.0"
+
+# What the logging HOWTO asks of a library: a NullHandler on our own top-level logger and nothing else, so
+# an application that never configured logging does not get our WARNINGs on stderr through
+# ``logging.lastResort``; one that did configure logging sees every record as before.
+logging.getLogger("resilient_session").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_TIMEOUT",

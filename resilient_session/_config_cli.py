@@ -37,6 +37,7 @@ EXIT_CODES = {
     6: "timeout: connect, read or the call's deadline (APITimeoutError)",
     7: "connection failed or refused locally (APIConnectionError, CircuitOpenError, BulkheadFullError)",
     8: "the response body could not be read (MalformedResponseError)",
+    141: "stdout was closed before everything was written (e.g. piped into head); nothing more is printed",
 }
 
 # RFC 9110 token characters: what http.client accepts as a method.
@@ -77,27 +78,35 @@ def run_check(args: argparse.Namespace) -> int:
     except ConfigurationError as error:
         print(f"resilient-session check: {error}", file=sys.stderr)
         return 3
-    described = {name: config.describe() for name, config in configs.items()}
     unset = sorted(
         f"{location}: environment variable {var} is not set"
         for config in configs.values()
         for location, var in config.env_vars().items()
         if not _is_set(var)
     )
+    # With --require-env an unset variable makes the file unusable here: the verdict and the exit code
+    # say the same thing.
+    failed = bool(unset) and args.require_env
     if args.json:
-        print(json.dumps(described, indent=2))
+        print(json.dumps({name: config.policy() for name, config in configs.items()}, indent=2))
     else:
-        print(f"{args.config}: {len(configs)} integration{'s' if len(configs) != 1 else ''}, valid")
-        for name, lines in described.items():
+        count = f"{len(configs)} integration{'s' if len(configs) != 1 else ''}"
+        if failed:
+            verdict = f"INVALID: {len(unset)} environment variable{'s' if len(unset) != 1 else ''} not set"
+        elif unset:
+            verdict = f"valid ({len(unset)} environment variable{'s' if len(unset) != 1 else ''} not set)"
+        else:
+            verdict = "valid"
+        print(f"{args.config}: {count}, {verdict}")
+        for name, config in configs.items():
+            lines = config.describe()
             print(f"\n[{name}]")
             width = max(len(key) for key in lines)
             for key, text in lines.items():
                 print(f"  {key:<{width}}  {text}")
     if unset:
         print("\n" + "\n".join(unset), file=sys.stderr)
-        if args.require_env:
-            return 3
-    return 0
+    return 3 if failed else 0
 
 
 def _is_set(name: str) -> bool:

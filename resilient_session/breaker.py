@@ -84,7 +84,11 @@ class Permit(NamedTuple):
 
 ErrorTypes = tuple[type[BaseException], ...]
 
-DEFAULT_FAILURE_STATUSES: frozenset[int] = frozenset(range(500, 600))
+# Evidence that the *host* is unavailable, not that one path is broken: the gateway statuses a proxy or
+# load balancer answers when it cannot reach a healthy backend (Envoy's outlier detection ejects a host on
+# consecutive 502/503/504 by default). A 500 or another 5xx is one route's application error; counting it
+# would let one buggy endpoint refuse every healthy path of the host. Opt in with ``failure_statuses``.
+DEFAULT_FAILURE_STATUSES: frozenset[int] = frozenset({502, 503, 504})
 DEFAULT_FAILURE_EXCEPTIONS: ErrorTypes = (rexc.ConnectionError, rexc.Timeout, rexc.ChunkedEncodingError)
 
 
@@ -111,11 +115,14 @@ class CircuitBreaker:
     :param probes: Calls let through while half-open, and successes needed to close. Default 1.
     :param probe_lease: Seconds after which a probe that never reported (its process died, say) no
         longer holds its slot. Default 30 (the default read timeout).
-    :param failure_statuses: Answers that count as failures. Default: every 5xx. A 429 is not a
-        failure of the upstream; it spends the retry budget instead.
-    :param failure_exceptions: Errors that count as failures. Default: connection errors, timeouts and
-        broken bodies. An error with a status (``raise_for_status``) is judged by its status; any other
-        error (a bug, an invalid URL) is not counted either way.
+    :param failure_statuses: Final answers (after retries) that count as failures. Default: 502, 503
+        and 504, the statuses that say the host (or the gateway in front of it) cannot serve; a 500 or
+        another 5xx is one path's application error and counts as a success. A 429 is not a failure
+        of the upstream; it spends the retry budget instead.
+    :param failure_exceptions: Errors that count as failures. Default: connection errors, connect and
+        read timeouts and broken bodies (the connection failed mid-answer). An error with a status
+        (``raise_for_status``) is judged by its status; any other error (a bug, an invalid URL) is not
+        counted either way.
     :param name: ``None`` (default) keeps one circuit per ``scheme://host:port``; a name makes every
         call through this policy share one circuit (per adapter or per named integration; with a shared
         store, per name across the fleet).

@@ -8,13 +8,18 @@ Handlers import what they need lazily, so ``--help`` stays fast and works withou
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import TypeAlias
 
 from ._config_cli import add_call_parser, add_check_parser
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "SUBCOMMANDS", "build_parser", "main"]
+
+#: Exit code when the reader of stdout went away (``... | head``): 128 + SIGPIPE, what a shell reports
+#: for a command that SIGPIPE ended.
+EXIT_BROKEN_PIPE = 141
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -92,7 +97,27 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    return handler(args)
+    try:
+        code = handler(args)
+        sys.stdout.flush()  # a write still buffered fails here, not at exit where it would print
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does not raise a second
+    BrokenPipeError (the recipe of the Python docs' "Note on SIGPIPE")."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's capture): nothing is flushed to a pipe at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

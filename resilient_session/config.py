@@ -221,6 +221,77 @@ class IntegrationConfig:
         }
         return lines
 
+    def policy(self) -> dict[str, Any]:
+        """The effective policy as JSON-ready values, for ``resilient-session check --json``: the keys of
+        :meth:`describe`, with numbers as numbers, ``None`` for what is off, and for each environment
+        variable named its name and whether it is set (never its value)."""
+        connect, read = self.timeout
+        retry = self.retry
+        auth = self.auth
+        return {
+            "base_url": self.base_url,
+            "timeout": {"connect": connect, "read": read},
+            "deadline": self.deadline,
+            "retry": {
+                "total": retry.total,
+                "backoff_factor": retry.backoff_factor,
+                "backoff_max": retry.backoff_max,
+                "full_jitter": retry.full_jitter,
+                "status_forcelist": _sorted_or_none(retry.status_forcelist),
+                "allowed_methods": _sorted_or_none(retry.allowed_methods),  # None: every method
+                "respect_retry_after_header": retry.respect_retry_after_header,
+                "raise_on_status": retry.raise_on_status,
+                "idempotency_key_header": retry.idempotency_key_header,
+                "idempotency_key_methods": sorted(retry.idempotency_key_methods),
+                "retry_read_timeouts": retry.retry_read_timeouts,
+            },
+            "breaker": _policy_fields(self.breaker, ("store", "listeners", "failure_exceptions")),
+            "budget": _policy_fields(self.budget, ("store",)),
+            "bulkhead": None
+            if self.bulkhead is None
+            else {
+                "max_concurrent": self.bulkhead.max_concurrent,
+                "max_wait": self.bulkhead.max_wait,
+                "name": self.bulkhead.name,
+            },
+            "store": _policy_store(self.store),
+            "auth": None
+            if auth is None
+            else {
+                "type": auth.type,
+                **{k: v for k, v in auth.options.items() if k in ("header", "query", "token_url")},
+                "env": auth.env_status(),
+            },
+            "headers": dict(self.headers),
+            "request_id_header": self.request_id_header,
+            "raise_for_status": self.raise_for_status,
+        }
+
+
+def _sorted_or_none(values: Any) -> list[Any] | None:
+    return None if values is None else sorted(values)
+
+
+def _policy_fields(policy: Any, skip: tuple[str, ...]) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    import dataclasses
+
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(policy):
+        if f.init and f.name not in skip:
+            value = getattr(policy, f.name)
+            fields[f.name] = sorted(value) if isinstance(value, (frozenset, set, tuple)) else value
+    return fields
+
+
+def _policy_store(store: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not store or store.get("type", "memory") == "memory":
+        return {"type": "memory", **({"ttl": store["ttl"]} if store and "ttl" in store else {})}
+    name = store["url_env"]
+    options = {k: v for k, v in store.items() if k not in ("type", "url_env")}
+    return {"type": "redis", **options, "env": {name: bool(os.environ.get(name, "").strip())}}
+
 
 def _describe_retry(retry: RetryPolicy) -> str:
     statuses = " ".join(str(s) for s in sorted(retry.status_forcelist or ()))

@@ -39,6 +39,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ DEFAULT_PROBLEM_TYPE_BASE = "urn:resilient-session:problem:"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _BODY_PREVIEW = 1024
 _CALLS = "_resilient_session_calls"
+_RESPONSES = "_resilient_session_responses"
+_RESPONSES_KEPT = 16
 _MAX_SEEN_HOSTS = 32
 
 
@@ -179,6 +182,13 @@ class AppIntegrations(Mapping[str, ResilientSession]):
                 # Which session made which call in this request: names the integration of an error
                 # exactly, even when two integrations share a host.
                 g.setdefault(_CALLS, {})[event.url] = name
+                if event.response is not None:
+                    # The last few responses of this request, so that a ``response.json()`` that fails
+                    # in the view (its error carries only the body) can be traced to its integration.
+                    responses = g.get(_RESPONSES)
+                    if responses is None:
+                        responses = g.setdefault(_RESPONSES, deque(maxlen=_RESPONSES_KEPT))
+                    responses.append((name, event.response))
             host = host_key(event.url) if event.url else None
             with self._lock:
                 hosts = self._hosts[name]
@@ -622,13 +632,50 @@ def register_error_handlers(app: Flask, *, expose_upstream_details: bool | None 
     if requests.exceptions.JSONDecodeError not in own:
 
         def handle_json_error(error: requests.exceptions.JSONDecodeError) -> flask.Response:
+            # requests' error carries only the body: find the response (and its integration) it came from.
+            integration, response = _source_of(error)
             # The message says where parsing stopped; it never quotes the body.
             typed = MalformedResponseError(
-                f"the JSON body is malformed: {error}", details={"expected": "json"}
+                f"the JSON body is malformed: {error}",
+                details={"expected": "json"},
+                request=response.request if response is not None else None,
+                response=response,
+                attempts=_attempts(response),
             )
-            return _answer(typed, expose_upstream_details)
+            return _answer(typed, expose_upstream_details, integration=integration)
 
         app.register_error_handler(requests.exceptions.JSONDecodeError, handle_json_error)
+
+
+def _source_of(
+    error: requests.exceptions.JSONDecodeError,
+) -> tuple[str | None, requests.Response | None]:
+    """The integration and response whose body *error* failed to parse, from the calls of this request.
+
+    The body is matched first; failing that, a request that called a single integration names it.
+    """
+    if not has_request_context():
+        return None, None
+    seen: deque[tuple[str, requests.Response]] = g.get(_RESPONSES) or deque()
+    doc = getattr(error, "doc", None)
+    if isinstance(doc, str):
+        for name, response in reversed(seen):
+            if getattr(response, "_content_consumed", False) and _body_is(response, doc):
+                return name, response
+    names = set(g.get(_CALLS, {}).values())
+    return (names.pop() if len(names) == 1 else None), None
+
+
+def _body_is(response: requests.Response, doc: str) -> bool:
+    try:
+        return response.text == doc or (response.content or b"").decode("utf-8", "replace") == doc
+    except Exception:  # an undecodable body is not the one requests parsed
+        return False
+
+
+def _attempts(response: requests.Response | None) -> int:
+    attempts = getattr(response, "attempts", None)
+    return attempts if isinstance(attempts, int) else 0
 
 
 def _typed_status_error(error: requests.HTTPError) -> APIError:
@@ -642,14 +689,20 @@ def _typed_status_error(error: requests.HTTPError) -> APIError:
     return APIError(str(error), request=error.request, response=response)
 
 
-def _answer(error: APIError, expose_upstream_details: bool | None) -> flask.Response:
+def _answer(
+    error: APIError, expose_upstream_details: bool | None, *, integration: str | None = None
+) -> flask.Response:
     """Answer *error* with its problem+json response, and log it (redacted) on ``app.logger``."""
     config = current_app.config
     expose = expose_upstream_details
     if expose is None:
         expose = bool(config.get("RESILIENT_EXPOSE_UPSTREAM_DETAILS", False))
     state = current_app.extensions.get(EXTENSION_KEY)
-    integration = g.get(_CALLS, {}).get(error.url)
+    if integration is None and error.response is not None and has_request_context():
+        # The response itself names its session, also after a redirect to another origin.
+        integration = next((name for name, seen in g.get(_RESPONSES, ()) if seen is error.response), None)
+    if integration is None:
+        integration = g.get(_CALLS, {}).get(error.url)
     if integration is None and isinstance(state, AppIntegrations):
         integration = state.integration_for(error.url)
     request_id = g.get(_REQUEST_ID) if has_request_context() else None

@@ -318,8 +318,13 @@ def test_outcomes_from_an_older_generation_are_ignored(clock: Clock, events: lis
 @pytest.mark.parametrize(
     ("outcome", "expected"),
     [
-        ({"response": _response(500)}, 1.0),
+        ({"response": _response(502)}, 1.0),
         ({"response": _response(503)}, 1.0),
+        ({"response": _response(504)}, 1.0),
+        ({"response": _response(500)}, 0.0),  # one path's application error, not the host's
+        ({"response": _response(501)}, 0.0),
+        ({"response": _response(505)}, 0.0),
+        ({"response": _response(599)}, 0.0),
         ({"response": _response(429)}, 0.0),
         ({"response": _response(404)}, 0.0),
         ({"response": _response(200)}, 0.0),
@@ -328,6 +333,7 @@ def test_outcomes_from_an_older_generation_are_ignored(clock: Clock, events: lis
         ({"error": requests.ConnectTimeout()}, 1.0),
         ({"error": requests.exceptions.ChunkedEncodingError()}, 1.0),
         ({"error": ServerError("boom", status=502)}, 1.0),
+        ({"error": ServerError("boom", status=500)}, 0.0),
         ({"error": ClientError("nope", status=422)}, 0.0),
         ({"error": CircuitOpenError("open", host=HOST)}, 2.0),
         ({"error": BulkheadFullError("full", host=HOST)}, 2.0),
@@ -506,7 +512,7 @@ def test_concurrent_outcomes_are_all_counted(clock: Clock) -> None:
             if i % 4:
                 breaker.record(permit, response=_response(200))
             else:
-                breaker.record(permit, response=_response(500))
+                breaker.record(permit, response=_response(503))
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for thread in threads:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from resilient_session.cli import main
+from resilient_session.cli import EXIT_BROKEN_PIPE, main
 from tests.conftest import free_port
 from tests.integration.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
 
 SECRET = "k-live-5f1d2c3b4a"
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "integrations.toml"
 
 
 @pytest.fixture
@@ -63,20 +68,50 @@ def test_check_prints_each_policy_and_env_var_names_never_values(
     assert SECRET not in out + err
 
 
-def test_check_json_output(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_json_output(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLING_API_TOKEN", SECRET)
+    monkeypatch.delenv("CRM_API_KEY", raising=False)
     code, out, _ = run(capsys, "check", "--json", str(EXAMPLE))
     policies = json.loads(out)
     assert code == 0 and set(policies) == {"billing", "crm", "identity"}
-    assert policies["crm"]["bulkhead"] == "max_concurrent=5, max_wait=0.5"
-    assert policies["identity"]["budget"] == "off"
+    billing, crm, identity = policies["billing"], policies["crm"], policies["identity"]
+    # Numbers are numbers: a script can compare them without parsing text.
+    assert billing["timeout"] == {"connect": 3.05, "read": 20.0}
+    assert crm["timeout"] == {"connect": 10.0, "read": 10.0}
+    assert billing["deadline"] == 30 and crm["deadline"] is None
+    assert billing["retry"]["total"] == 4 and billing["retry"]["backoff_max"] == 10
+    assert billing["retry"]["status_forcelist"] == [429, 502, 503, 504]
+    assert billing["breaker"]["open_wait"] == 5 and billing["breaker"]["failure_statuses"] == [502, 503, 504]
+    assert crm["bulkhead"] == {"max_concurrent": 5, "max_wait": 0.5, "name": None}
+    assert identity["budget"] is None and billing["bulkhead"] is None
+    assert billing["raise_for_status"] is True and crm["raise_for_status"] is False
+    assert billing["auth"] == {"type": "bearer", "env": {"BILLING_API_TOKEN": True}}
+    assert crm["auth"]["env"] == {"CRM_API_KEY": False} and crm["auth"]["header"] == "X-API-Key"
+    assert identity["store"]["type"] == "redis" and identity["store"]["env"] == {"REDIS_URL": False}
+    assert SECRET not in out
+    for value in (billing["timeout"]["connect"], billing["deadline"], crm["bulkhead"]["max_wait"]):
+        assert isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def test_check_require_env_fails_when_a_variable_is_unset(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name in ("BILLING_API_TOKEN", "IDENTITY_CLIENT_ID", "IDENTITY_CLIENT_SECRET", "REDIS_URL"):
+        monkeypatch.setenv(name, "x")
     monkeypatch.delenv("CRM_API_KEY", raising=False)
-    code, _, err = run(capsys, "check", "--require-env", str(EXAMPLE))
+    code, out, err = run(capsys, "check", "--require-env", str(EXAMPLE))
     assert code == 3 and "integrations.crm.auth.key_env: environment variable CRM_API_KEY is not set" in err
+    # The verdict printed agrees with the exit code.
+    assert out.splitlines()[0] == f"{EXAMPLE}: 3 integrations, INVALID: 1 environment variable not set"
+    assert "valid" not in out.splitlines()[0].replace("INVALID", "")
+
+    code, out, _ = run(capsys, "check", str(EXAMPLE))  # without --require-env: usable, with a warning
+    assert code == 0
+    assert out.splitlines()[0] == f"{EXAMPLE}: 3 integrations, valid (1 environment variable not set)"
+
+    monkeypatch.setenv("CRM_API_KEY", "x")
+    code, out, err = run(capsys, "check", "--require-env", str(EXAMPLE))
+    assert (code, out.splitlines()[0], err) == (0, f"{EXAMPLE}: 3 integrations, valid", "")
 
 
 def test_check_lists_every_problem_of_an_invalid_file(
@@ -216,3 +251,55 @@ retry = {{ total = 1, backoff_factor = 0, raise_on_status = true }}
         status,
         2,
     )
+
+
+# -- a reader that goes away (``| head``) -------------------------------------------------------------
+
+
+def _cli(*argv: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "resilient_session", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def test_call_into_a_closed_pipe_exits_quietly(config: Path, upstream: Upstream) -> None:
+    # About 1 MB of JSON: far more than a pipe buffer, so the writes are still going when the reader leaves.
+    rows = b",".join(b'{"id": %d, "name": "row number %d"}' % (i, i) for i in range(30_000))
+    upstream.script("/v1/rows", Reply(200, body=b"[" + rows + b"]"))
+    process = _cli("call", str(config), "local", "GET", "/rows")
+    assert process.stdout is not None and process.stderr is not None
+    head = process.stdout.read(100)  # what `| head -c 100` reads before it exits
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == EXIT_BROKEN_PIPE
+    assert head.startswith(b"{")
+    assert err == b""  # no BrokenPipeError traceback, no "Exception ignored" at exit
+    assert upstream.count("/v1/rows") == 1
+
+
+def test_check_into_a_closed_pipe_exits_quietly() -> None:
+    process = _cli("check", str(EXAMPLE))
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == EXIT_BROKEN_PIPE
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_a_shell_pipeline_into_head_shows_no_traceback(config: Path, upstream: Upstream) -> None:
+    rows = b",".join(b'{"id": %d}' % i for i in range(60_000))
+    upstream.script("/v1/rows", Reply(200, body=b"[" + rows + b"]"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    python, path = shlex.quote(sys.executable), shlex.quote(str(config))
+    command = f"{python} -m resilient_session call {path} local GET /rows"
+    result = subprocess.run(
+        ["sh", "-c", command + " | head -n 3"], capture_output=True, cwd=ROOT, env=env, timeout=60
+    )
+    assert result.stdout.splitlines()[0] == b"{"
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr == b""

@@ -392,6 +392,7 @@ def test_plain_requests_errors_from_a_view_are_upstream_problems() -> None:
         assert SECRET not in response.get_data(as_text=True)
     assert answers["limited"].headers["Retry-After"] == "7"
     assert answers["down"].get_json(force=True)["integration"] == "crm"
+    assert answers["cut"].get_json(force=True)["integration"] == "crm"
     integrations.close()
 
 

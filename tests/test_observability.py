@@ -247,7 +247,7 @@ def test_budget_exhaustion_is_an_event(mock: responses.RequestsMock) -> None:
 
 
 def test_breaker_transitions_are_events(mock: responses.RequestsMock) -> None:
-    mock.get("https://api.test/x", status=500)
+    mock.get("https://api.test/x", status=503)
     breaker = CircuitBreaker(consecutive_failures=2, failure_rate_threshold=None)
     session = ResilientSession(retry=False, breaker=breaker)
     changes: list[StateChange] = []

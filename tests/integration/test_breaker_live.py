@@ -21,6 +21,7 @@ from resilient_session import (
     BulkheadFullError,
     CircuitBreaker,
     CircuitOpenError,
+    ResilientAdapter,
     ResilientSession,
     RetryBudget,
     RetryPolicy,
@@ -202,3 +203,105 @@ def test_bulkhead_refuses_a_third_call_while_two_hang(upstream: Upstream) -> Non
         thread.join()
     assert len(results) == 2 and all(isinstance(r, requests.ReadTimeout) for r in results)
     assert bulkhead.in_flight(bulkhead.key_for(url)) == 0
+
+
+# -- what opens the circuit by default: evidence that the host is unavailable -------------------------
+
+NO_WAIT = RetryPolicy(3, backoff_factor=0)  # the default policy, without the backoff sleeps
+
+
+def test_twelve_500s_from_one_path_leave_the_circuit_closed_and_the_healthy_path_working(
+    upstream: Upstream,
+) -> None:
+    bug = upstream.script("/orders/42", Reply(500, b'{"error": "NullPointerException"}'))
+    healthy = upstream.script("/orders", Reply(200, b'{"orders": []}'))
+    session = ResilientSession(retry=NO_WAIT)  # the default breaker and budget
+    assert [session.get(bug).status_code for _ in range(12)] == [500] * 12
+    assert upstream.count("/orders/42") == 12  # a 500 is not retried either
+    assert session.get(healthy).json() == {"orders": []}
+    assert upstream.count("/orders") == 1
+    assert session.breaker is not None
+    snapshot = session.breaker.state(session.breaker.key_for(bug))
+    assert (snapshot.state.value, snapshot.failures, snapshot.trips) == ("closed", 0, 0)
+
+
+@pytest.mark.parametrize("status", [501, 505, 599])
+def test_other_5xx_do_not_open_the_circuit_by_default(upstream: Upstream, status: int) -> None:
+    url = upstream.script("/odd", Reply(status))
+    session = ResilientSession(retry=NO_WAIT)
+    assert [session.get(url).status_code for _ in range(8)] == [status] * 8
+    assert upstream.count("/odd") == 8
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_failures_after_retries_open_the_circuit_by_default(upstream: Upstream, status: int) -> None:
+    url = upstream.script("/gw", Reply(status))
+    session = ResilientSession(retry=NO_WAIT)
+    for _ in range(5):
+        assert session.get(url).status_code == status
+    assert upstream.count("/gw") == 5 * 4  # each call made its 3 retries first
+    with pytest.raises(CircuitOpenError):
+        session.get(url)
+    assert upstream.count("/gw") == 20
+
+
+def test_a_503_that_a_retry_cured_is_a_success(upstream: Upstream) -> None:
+    url = upstream.script("/blip", Reply(503), Reply(200))
+    session = ResilientSession(retry=NO_WAIT, breaker=CircuitBreaker(consecutive_failures=1))
+    assert session.get(url).status_code == 200
+    upstream.script("/blip", Reply(503), Reply(200))
+    assert session.get(url).status_code == 200
+    assert upstream.count("/blip") == 2
+    assert session.breaker is not None
+    assert session.breaker.state(session.breaker.key_for(url)).failures == 0
+
+
+def test_read_timeouts_open_the_circuit_by_default(upstream: Upstream) -> None:
+    url = upstream.script("/slow", Reply(hang=True))
+    session = ResilientSession(retry=NO_WAIT, timeout=(1, 0.05))
+    for _ in range(5):
+        with pytest.raises(requests.ReadTimeout):
+            session.get(url)
+    assert upstream.count("/slow") == 5  # read timeouts are not retried by default
+    with pytest.raises(CircuitOpenError):
+        session.get(url)
+    assert upstream.count("/slow") == 5
+
+
+def test_a_health_endpoint_answering_503_by_design(upstream: Upstream) -> None:
+    """A sealed vault answers its health check with 503: by default that is host evidence (a gateway
+    answers the same way), so the circuit opens; the two documented ways out keep the checks working."""
+    health = upstream.script("/v1/sys/health", Reply(503, b'{"sealed": true}'))
+    data = upstream.script("/v1/secret/app", Reply(200, b'{"data": {}}'))
+
+    default = ResilientSession(retry=False)
+    for _ in range(5):
+        assert default.get(health).status_code == 503
+    with pytest.raises(CircuitOpenError):
+        default.get(health)
+    with pytest.raises(CircuitOpenError):
+        default.get(data)  # the same host: its circuit is open
+    assert upstream.count("/v1/sys/health") == 5 and upstream.count("/v1/secret/app") == 0
+
+    # 1. failure_statuses without 503: the checks keep answering 503, the circuit never opens.
+    upstream.script("/v1/sys/health", Reply(503, b'{"sealed": true}'))
+    tolerant = ResilientSession(retry=False, breaker=CircuitBreaker(failure_statuses={502, 504}))
+    assert [tolerant.get(health).status_code for _ in range(10)] == [503] * 10
+    assert tolerant.get(data).status_code == 200
+    assert upstream.count("/v1/sys/health") == 10
+
+    # 2. a separate circuit (a name) for the health endpoint: it opens alone, the data path still works.
+    upstream.script("/v1/sys/health", Reply(503, b'{"sealed": true}'))
+    upstream.script("/v1/secret/app", Reply(200, b'{"data": {}}'))
+    session = ResilientSession(retry=False)
+    session.mount(
+        upstream.url + "/v1/sys/health",
+        ResilientAdapter(retry=False, breaker=CircuitBreaker(name="vault-health")),
+    )
+    for _ in range(5):
+        assert session.get(health).status_code == 503
+    with pytest.raises(CircuitOpenError) as caught:
+        session.get(health)
+    assert caught.value.host == "vault-health"
+    assert [session.get(data).status_code for _ in range(3)] == [200] * 3
+    assert (upstream.count("/v1/sys/health"), upstream.count("/v1/secret/app")) == (5, 3)

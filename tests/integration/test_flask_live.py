@@ -52,6 +52,14 @@ def build_app(chaos_url: str, closed_port: int) -> tuple[Flask, Integrations]:
         # The body must be usable: a malformed one raises MalformedResponseError here.
         return jsonify(upstream=upstream.normalized.raise_for_error().data)
 
+    @app.get("/json/<path:names>")
+    def plain_json(names: str) -> Any:
+        # requests' own idiom: ``response.json()`` raises a JSONDecodeError carrying only the body.
+        # Every call first, then every parse: the failing body need not be the last call's.
+        calls = [spec.split(":") for spec in names.split(",")]
+        responses = [integrations[name].get("/" + path) for name, path in calls]
+        return jsonify(bodies=[response.json() for response in responses])
+
     return app, integrations
 
 
@@ -101,15 +109,15 @@ def test_tripped_breaker_answers_503_with_retry_after_without_calling(
     app: Flask, chaos_server: ChaosServer
 ) -> None:
     client = app.test_client()
-    assert client.get("/via/fragile/500").status_code == 502
-    assert client.get("/via/fragile/500").status_code == 502
-    refused = client.get("/via/fragile/500")
+    assert client.get("/via/fragile/502").status_code == 502
+    assert client.get("/via/fragile/502").status_code == 502
+    refused = client.get("/via/fragile/502")
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "7"
     body = refused.get_json(force=True)
     assert body["type"].endswith(":upstream-circuit-open")
     assert body["integration"] == "fragile"
-    assert chaos_server.calls("/fail/500") == 2  # the third call never left the process
+    assert chaos_server.calls("/fail/502") == 2  # the third call never left the process
 
 
 def test_health_through_open_and_close(app: Flask, chaos_server: ChaosServer) -> None:
@@ -160,6 +168,42 @@ def test_health_through_open_and_close(app: Flask, chaos_server: ChaosServer) ->
     assert status == 200
     assert report["status"] == "ok"
     assert report["circuits"][host]["state"] == "closed"
+
+
+@pytest.mark.parametrize(
+    ("names", "integration"),
+    [
+        ("chaos:malformed-json", "chaos"),
+        ("deadline:ok,chaos:malformed-json", "chaos"),
+        ("chaos:malformed-json,deadline:ok", "chaos"),  # the body names it, not the last call
+        ("chaos:ok,deadline:malformed-json", "deadline"),
+    ],
+)
+def test_a_malformed_body_parsed_with_response_json_names_its_integration(
+    app: Flask, chaos_server: ChaosServer, names: str, integration: str
+) -> None:
+    app.config["RESILIENT_EXPOSE_UPSTREAM_DETAILS"] = True
+    response = app.test_client().get("/json/" + names, headers={"X-Request-ID": "json-1"})
+    assert (response.status_code, response.mimetype) == (502, "application/problem+json")
+    body = response.get_json(force=True)
+    assert body["type"].endswith(":upstream-malformed-response")
+    assert body["integration"] == integration
+    assert body["detail"] == f"The {integration!r} upstream sent a response that could not be used."
+    assert body["upstream"]["url"] == chaos_server.url + "/malformed-json"
+    assert body["upstream"]["attempts"] == 1
+    assert chaos_server.calls("/malformed-json") == 1
+
+
+def test_a_malformed_body_after_a_cross_origin_redirect_names_its_integration(
+    app: Flask, chaos_server: ChaosServer
+) -> None:
+    # The body arrives from the second origin, which no integration's base_url covers.
+    response = app.test_client().get("/via/chaos/redirect?to=/malformed-json&cross=1")
+    assert response.status_code == 502
+    body = response.get_json(force=True)
+    assert body["type"].endswith(":upstream-malformed-response")
+    assert body["integration"] == "chaos"
+    assert chaos_server.calls("/redirect") == 1 and chaos_server.calls("/malformed-json") == 1
 
 
 def test_request_id_reaches_the_upstream(app: Flask) -> None:
