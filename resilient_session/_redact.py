@@ -224,6 +224,30 @@ def _describe(exc: BaseException) -> str:
         return type(exc).__name__
 
 
+# -- environment variable names ---------------------------------------------------------------------
+
+_CONVENTIONAL_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+HIDDEN_ENV_NAME = "<hidden: it does not look like a variable name and may be the secret itself>"
+
+
+def looks_like_env_name(name: object) -> bool:
+    """True when *name* looks like a conventional environment variable name rather than a secret pasted
+    where a name belongs: upper-case letters, digits and ``_``, at most 64 characters, each
+    ``_``-separated part at most 20 characters and, when it holds a digit, at most 8
+    (``STRIPE_KEY``, ``OAUTH2_CLIENT_SECRET``; not ``sk_live_...`` nor ``AKIAIOSFODNN7EXAMPLE``)."""
+    if not isinstance(name, str) or not _CONVENTIONAL_ENV_NAME.match(name):
+        return False
+    for part in name.split("_"):
+        if len(part) > 20 or (len(part) > 8 and any(c.isdigit() for c in part)):
+            return False
+    return True
+
+
+def shown_env_name(name: str) -> str:
+    """*name* for a message: itself when it looks like a variable name, else :data:`HIDDEN_ENV_NAME`."""
+    return name if looks_like_env_name(name) else HIDDEN_ENV_NAME
+
+
 # -- log lines ------------------------------------------------------------------------------------------
 
 

@@ -234,7 +234,7 @@ def test_a_budget_table_keeps_its_values() -> None:
         (one(auth={"type": "bearer"}), 'integrations.api.auth.token_env: required for type = "bearer"'),
         (
             one(auth={"type": "bearer", "token_env": "my token"}),
-            'integrations.api.auth.token_env: "my token" is not',
+            "integrations.api.auth.token_env: is not an environment variable name",
         ),
         (
             one(auth={"type": "bearer", "token_env": "T", "header": "X"}),
