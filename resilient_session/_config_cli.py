@@ -9,7 +9,14 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._redact import REDACTED, is_secret_name, known_secret_values, redact_log_text, redact_text
+from ._redact import (
+    REDACTED,
+    is_secret_name,
+    known_secret_values,
+    redact_log_text,
+    redact_text,
+    shown_env_name,
+)
 
 if TYPE_CHECKING:
     from .normalization import NormalizedResponse
@@ -79,7 +86,7 @@ def run_check(args: argparse.Namespace) -> int:
         return 3
     described = {name: config.describe() for name, config in configs.items()}
     unset = sorted(
-        f"{location}: environment variable {var} is not set"
+        f"{location}: environment variable {shown_env_name(var)} is not set"
         for config in configs.values()
         for location, var in config.env_vars().items()
         if not _is_set(var)

@@ -528,11 +528,32 @@ def _reset_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_C
 
 
 _LUA_LOAD = """
-local s = {st = 0, gen = 0, win = '', nf = 0, cf = 0, till = 0, trips = 0, pin = 0, pok = 0, pat = 0}
+local fresh = {st = 0, gen = 0, win = '', nf = 0, cf = 0, till = 0, trips = 0, pin = 0, pok = 0, pat = 0}
+local s = {}
+for k, v in pairs(fresh) do s[k] = v end
 local raw = redis.call('HGETALL', key)
 local exists = #raw > 0
+-- Every field is checked (checked() in the prelude); unknown fields are ignored. A circuit open until
+-- later than ttl from now cannot have been written by these scripts (ttl exceeds the longest wait).
+local big = 9007199254740992
+local bounds = {st = {0, 2, true}, gen = {-big, big, true}, nf = {0, big, true}, cf = {0, big, true},
+  trips = {0, big, true}, pin = {0, big, true}, pok = {0, big, true}, till = {-big, now + ttl, false},
+  pat = {-big, now + ttl, false}}
 for i = 1, #raw, 2 do
-  if raw[i] == 'win' then s.win = raw[i + 1] else s[raw[i]] = tonumber(raw[i + 1]) end
+  local name, value = raw[i], raw[i + 1]
+  if name == 'win' then
+    if string.find(value, '[^01]') then corrupt = true else s.win = value end
+  elseif bounds[name] then
+    local b = bounds[name]
+    local v = checked(value, b[1], b[2], b[3])
+    if v ~= nil then s[name] = v end
+  end
+end
+if corrupt then
+  redis.call('DEL', key)
+  s = {}
+  for k, v in pairs(fresh) do s[k] = v end
+  exists = false
 end
 local function save()
   redis.call('HSET', key, 'st', num(s.st), 'gen', num(s.gen), 'win', s.win, 'nf', num(s.nf),

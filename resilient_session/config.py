@@ -126,8 +126,7 @@ class AuthConfig:
         elif "token_url" in self.options:
             where = f" from {redact_url(self.options['token_url'])}"
         variables = ", ".join(
-            f"${shown_env_name(name)} ({'set' if ok else 'NOT SET'})"
-            for name, ok in self.env_status().items()
+            f"{_dollar(name)} ({'set' if ok else 'NOT SET'})" for name, ok in self.env_status().items()
         )
         return f"{self.type}{where}; {variables}"
 
@@ -257,7 +256,12 @@ def _describe_store(store: Mapping[str, Any] | None) -> str:
         return "memory (this process)"
     name = store["url_env"]
     state = "set" if os.environ.get(name, "").strip() else "NOT SET"
-    return f"redis; URL from ${shown_env_name(name)} ({state})"
+    return f"redis; URL from {_dollar(name)} ({state})"
+
+
+def _dollar(name: str) -> str:
+    """``$NAME`` for a variable name, or the hidden marker for what looks like a pasted secret."""
+    return f"${name}" if looks_like_env_name(name) else shown_env_name(name)
 
 
 # -- loading ------------------------------------------------------------------------------------------

@@ -552,8 +552,10 @@ class _Body:
 
     def _redact(self, message: str) -> str:
         """Truncate a server-chosen message and blank out any credential the request carried."""
-        # Redact before truncating, so a cut cannot leave half a credential behind.
-        message = redact_text(_SPACE.sub(" ", message).strip(), _request_secrets(self.response.request))
+        # Redact before collapsing whitespace (a secret holding "  " must still match) and before
+        # truncating, so a cut cannot leave half a credential behind.
+        secrets = _request_secrets(self.response.request)
+        message = redact_text(_SPACE.sub(" ", redact_text(message, secrets)).strip(), secrets)
         if len(message) > _MESSAGE_LIMIT:
             message = message[: _MESSAGE_LIMIT - 3] + "..."
         return message
