@@ -97,7 +97,8 @@ def secret_forms(secret: str) -> frozenset[str]:
     ``/`` kept, as ``requote_uri`` leaves a hand-written URL, and twice over; JSON-escaped (ASCII-only or
     not, with ``/`` escaped as ``\\/`` or not); HTML/XML-escaped; base64 (standard and URL-safe, padded
     or not, of the UTF-8 and the Latin-1 bytes), which is what ``Basic`` credentials are when *secret* is
-    ``user:password``. Percent escapes are matched in either hex case by :func:`redact_text`.
+    ``user:password`` (then also base64 of the form-encoded halves, as RFC 6749 client auth sends).
+    Percent escapes are matched in either hex case by :func:`redact_text`.
     Empty for a secret shorter than 4 characters.
     """
     if not isinstance(secret, str) or len(secret) < _MIN_SECRET_LENGTH:
@@ -117,14 +118,20 @@ def secret_forms(secret: str) -> frozenset[str]:
     for ensure_ascii in (True, False):
         escaped = json.dumps(secret, ensure_ascii=ensure_ascii)[1:-1]
         forms.update((escaped, escaped.replace("/", "\\/")))
-    for encoding in ("utf-8", "latin-1"):
-        try:
-            raw = secret.encode(encoding)
-        except UnicodeEncodeError:
-            continue
-        for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-            text = encoded.decode("ascii")
-            forms.update((text, text.rstrip("=")))
+    plain = [secret]
+    user, colon, password = secret.partition(":")
+    if colon:
+        # ``user:password``: RFC 6749 §2.3.1 form-encodes both halves before base64 (client auth).
+        plain.append(f"{quote_plus(user)}:{quote_plus(password)}")
+    for text_form in plain:
+        for encoding in ("utf-8", "latin-1"):
+            try:
+                raw = text_form.encode(encoding)
+            except UnicodeEncodeError:
+                continue
+            for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+                text = encoded.decode("ascii")
+                forms.update((text, text.rstrip("=")))
     forms.discard("")
     return frozenset(forms)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
-from urllib.parse import quote_plus, urljoin
+from urllib.parse import urljoin
 
 import requests
 from requests.auth import HTTPBasicAuth
@@ -184,10 +184,9 @@ class _OAuth2Auth(CredentialAuth):
     def secret_values(self) -> tuple[str, ...]:
         values = [self._client_secret] if self._client_secret else []
         if self._client_secret:
-            # What HTTP Basic client authentication encodes (RFC 6749 §2.3.1 form-encodes both parts
-            # first; requests-oauthlib does not): redaction then also catches base64 of either.
+            # What HTTP Basic client authentication encodes: redaction then also catches its base64
+            # (with or without the halves form-encoded first, see _redact.secret_forms).
             values.append(f"{self.client_id}:{self._client_secret}")
-            values.append(f"{quote_plus(self.client_id)}:{quote_plus(self._client_secret)}")
         token = self._token
         if token is not None:
             values.append(token.access_token)
