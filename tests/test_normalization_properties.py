@@ -110,7 +110,11 @@ def test_any_bytes_any_content_type_never_raise(
 @settings(max_examples=200, deadline=None)
 @given(
     value=st.recursive(
-        st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False) | st.integers() | st.text(),
+        st.none()
+        | st.booleans()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.integers()
+        | st.text(),
         lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
         max_leaves=20,
     ),

@@ -50,7 +50,7 @@ secrets = st.text(alphabet=string.ascii_letters + string.digits + SPECIALS, min_
     )
 )
 PROPERTY = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
