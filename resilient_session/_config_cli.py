@@ -9,7 +9,14 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._redact import REDACTED, is_secret_name, redact_log_text
+from ._redact import (
+    REDACTED,
+    is_secret_name,
+    known_secret_values,
+    redact_log_text,
+    redact_text,
+    shown_env_name,
+)
 
 if TYPE_CHECKING:
     from .normalization import NormalizedResponse
@@ -79,7 +86,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"resilient-session check: {error}", file=sys.stderr)
         return 3
     unset = sorted(
-        f"{location}: environment variable {var} is not set"
+        f"{location}: environment variable {shown_env_name(var)} is not set"
         for config in configs.values()
         for location, var in config.env_vars().items()
         if not _is_set(var)
@@ -182,21 +189,20 @@ def run_call(args: argparse.Namespace) -> int:
         try:
             response = session.request(method, args.path, **kwargs)
         except errors.APIError as error:
-            _print({"error": _error_dict(error)})
+            _print({"error": _error_dict(error)}, _secrets(session, error.request, headers))
             return _exit_code(error)
         except (rexc.InvalidURL, rexc.MissingSchema, rexc.InvalidSchema, rexc.InvalidHeader) as error:
             # Raised before anything is sent: PATH or a header is unusable (a usage error).
-            print(f"resilient-session call: {redact_log_text(str(error))}", file=sys.stderr)
+            text = redact_text(redact_log_text(str(error)), _secrets(session, None, headers))
+            print(f"resilient-session call: {text}", file=sys.stderr)
             return 2
         except rexc.RequestException as error:
             # Not one of our typed errors (e.g. TooManyRedirects): report it, without a traceback.
-            print(
-                f"resilient-session call: {type(error).__name__}: {redact_log_text(str(error))}",
-                file=sys.stderr,
-            )
+            text = redact_text(redact_log_text(str(error)), _secrets(session, error.request, headers))
+            print(f"resilient-session call: {type(error).__name__}: {text}", file=sys.stderr)
             return 1
         normalized: NormalizedResponse = response.normalized  # type: ignore[attr-defined]
-        _print(normalized_dict(normalized))
+        _print(normalized_dict(normalized), _secrets(session, response.request, headers))
         if normalized.status >= 400:
             return 4 if normalized.status < 500 else 5
         return 0 if normalized.ok else 8
@@ -263,5 +269,23 @@ def normalized_dict(normalized: NormalizedResponse) -> dict[str, Any]:
     }
 
 
-def _print(document: dict[str, Any]) -> None:
-    print(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+def _secrets(session: Any, request: Any, headers: dict[str, str]) -> set[str]:
+    """Every credential this call carried: the auth object's (OAuth2 tokens included), those on the
+    request sent (query, headers, Basic, form body) and secret-named ``--header`` values."""
+    from requests.models import PreparedRequest
+
+    from .normalization import _request_secrets
+
+    found = set(known_secret_values())
+    found.update(getattr(session.auth, "secret_values", ()) or ())
+    if isinstance(request, PreparedRequest):
+        found.update(_request_secrets(request))
+    found.update(value for name, value in headers.items() if is_secret_name(name) and value)
+    return found
+
+
+def _print(document: dict[str, Any], secrets: set[str]) -> None:
+    # Scrubbed as a whole, body and envelope included: an API that echoes the request must not make
+    # this command print the credential it was sent, in any encoding.
+    text = json.dumps(document, indent=2, default=str, ensure_ascii=False)
+    print(redact_text(text, secrets))

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import functools
+import html
+import json
 import logging
 import re
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import Protocol
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 REDACTED = "***"
 
@@ -76,12 +81,178 @@ def redact_url(url: str | bytes | None) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def redact_text(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each non-empty secret in *text* by ``***``."""
+# -- secrets in every encoding --------------------------------------------------------------------------
+
+# Shorter values are not credentials; replacing them everywhere would only garble the text.
+_MIN_SECRET_LENGTH = 4
+
+# What requests' ``requote_uri`` leaves alone in a URL: a secret written into a URL by hand keeps these.
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+def secret_forms(secret: str) -> frozenset[str]:
+    """Every form of *secret* that servers and libraries commonly produce from it.
+
+    Raw; percent-encoded as ``quote`` and ``quote_plus`` do (form bodies, query strings) with and without
+    ``/`` kept, as ``requote_uri`` leaves a hand-written URL, and twice over; JSON-escaped (ASCII-only or
+    not, with ``/`` escaped as ``\\/`` or not); HTML/XML-escaped; base64 (standard and URL-safe, padded
+    or not, of the UTF-8 and the Latin-1 bytes), which is what ``Basic`` credentials are when *secret* is
+    ``user:password`` (then also base64 of the form-encoded halves, as RFC 6749 client auth sends).
+    Percent escapes are matched in either hex case by :func:`redact_text`.
+    Empty for a secret shorter than 4 characters.
+    """
+    if not isinstance(secret, str) or len(secret) < _MIN_SECRET_LENGTH:
+        return frozenset()
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote(secret, safe=_URI_SAFE),
+        quote_plus(secret),
+        quote_plus(secret, safe="/"),
+        quote(quote_plus(secret), safe=""),
+        quote(quote(secret, safe=""), safe=""),
+        html.escape(secret, quote=True),
+        html.escape(secret, quote=False),
+    }
+    for ensure_ascii in (True, False):
+        escaped = json.dumps(secret, ensure_ascii=ensure_ascii)[1:-1]
+        forms.update((escaped, escaped.replace("/", "\\/")))
+    plain = [secret]
+    user, colon, password = secret.partition(":")
+    if colon:
+        # ``user:password``: RFC 6749 §2.3.1 form-encodes both halves before base64 (client auth).
+        plain.append(f"{quote_plus(user)}:{quote_plus(password)}")
+    for text_form in plain:
+        for encoding in ("utf-8", "latin-1"):
+            try:
+                raw = text_form.encode(encoding)
+            except UnicodeEncodeError:
+                continue
+            for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+                text = encoded.decode("ascii")
+                forms.update((text, text.rstrip("=")))
+    forms.discard("")
+    return frozenset(forms)
+
+
+def _form_pattern(form: str) -> str:
+    # Percent escapes in either hex case (``%2F`` and ``%2f``): servers re-encode as they please.
+    return "".join(
+        f"%[{piece[1].upper()}{piece[1].lower()}][{piece[2].upper()}{piece[2].lower()}]"
+        if len(piece) == 3 and piece[0] == "%"
+        else re.escape(piece)
+        for piece in re.split(r"(%[0-9A-Fa-f]{2})", form)
+        if piece
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _scrubber(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    forms: set[str] = set()
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
+        forms.update(secret_forms(secret))
+    if not forms:
+        return None
+    # Longest first, so a form is never cut short by one of its own prefixes (unpadded base64).
+    return re.compile("|".join(_form_pattern(form) for form in sorted(forms, key=len, reverse=True)))
+
+
+def redact_text(text: str, secrets: Iterable[str | None]) -> str:
+    """*text* with every form of each secret (see :func:`secret_forms`) replaced by ``***``.
+
+    The one scrubbing mechanism of the package: messages, log lines, spans, CLI output and exception
+    chains all go through it. Secrets shorter than 4 characters are left alone.
+    """
+    pattern = _scrubber(frozenset(s for s in secrets if isinstance(s, str) and len(s) >= _MIN_SECRET_LENGTH))
+    return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+def contains_secret(text: str, secrets: Iterable[str | None]) -> bool:
+    """True when *text* holds any form of any of *secrets* (see :func:`secret_forms`)."""
+    pattern = _scrubber(frozenset(s for s in secrets if isinstance(s, str) and len(s) >= _MIN_SECRET_LENGTH))
+    return pattern is not None and pattern.search(text) is not None
+
+
+def credential_pair(user: str | None, password: str | None) -> str | None:
+    """``user:password``, the string whose base64 is a ``Basic`` credential (``None`` without a password).
+
+    Pass it to :func:`redact_text` with the password itself, so both ``user:password`` and
+    ``Basic base64(user:password)`` are caught.
+    """
+    if not password:
+        return None
+    return f"{user or ''}:{password}"
+
+
+def scrubbed_exception(
+    exc: BaseException, secrets: Iterable[str | None], *, _depth: int = 0
+) -> BaseException:
+    """A copy of *exc* safe to chain or report: same type, message scrubbed by :func:`redact_text`.
+
+    The copy has no traceback (its frames' locals hold the secrets), no request or response objects
+    (their bodies and headers hold them), string attributes scrubbed, other attributes dropped, and its
+    own ``__cause__``/``__context__`` replaced by scrubbed copies (up to 8 levels). Use it as
+    ``raise NewError(...) from scrubbed_exception(exc, secrets)``, outside the ``except`` block (or with
+    ``__context__`` cleared) so the original does not stay attached as ``__context__``.
+    """
+    secrets = tuple(s for s in secrets if s)
+    cls = type(exc)
+    message = redact_text(_describe(exc), secrets)
+    try:
+        copy = cls.__new__(cls)
+        BaseException.__init__(copy, message)
+    except Exception:
+        copy = RuntimeError(f"{cls.__module__}.{cls.__qualname__}: {message}")
+    for name, value in list(vars(exc).items()):
+        if name.startswith("__"):
+            continue
+        safe: Any = None
+        if isinstance(value, str):
+            safe = redact_text(value, secrets)
+        elif isinstance(value, (int, float, bool)) or value is None:
+            safe = value
+        with contextlib.suppress(Exception):
+            setattr(copy, name, safe)
+    copy.__traceback__ = None
+    copy.__suppress_context__ = exc.__suppress_context__
+    if _depth < 8:
+        if exc.__cause__ is not None:
+            copy.__cause__ = scrubbed_exception(exc.__cause__, secrets, _depth=_depth + 1)
+        if exc.__context__ is not None and not exc.__suppress_context__:
+            copy.__context__ = scrubbed_exception(exc.__context__, secrets, _depth=_depth + 1)
+    return copy
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return type(exc).__name__
+
+
+# -- environment variable names ---------------------------------------------------------------------
+
+_CONVENTIONAL_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+HIDDEN_ENV_NAME = "<hidden: it does not look like a variable name and may be the secret itself>"
+
+
+def looks_like_env_name(name: object) -> bool:
+    """True when *name* looks like a conventional environment variable name rather than a secret pasted
+    where a name belongs: upper-case letters, digits and ``_``, at most 64 characters, each
+    ``_``-separated part at most 20 characters and, when it holds a digit, at most 8
+    (``STRIPE_KEY``, ``OAUTH2_CLIENT_SECRET``; not ``sk_live_...`` nor ``AKIAIOSFODNN7EXAMPLE``)."""
+    if not isinstance(name, str) or not _CONVENTIONAL_ENV_NAME.match(name):
+        return False
+    for part in name.split("_"):
+        if len(part) > 20 or (len(part) > 8 and any(c.isdigit() for c in part)):
+            return False
+    return True
+
+
+def shown_env_name(name: str) -> str:
+    """*name* for a message: itself when it looks like a variable name, else :data:`HIDDEN_ENV_NAME`."""
+    return name if looks_like_env_name(name) else HIDDEN_ENV_NAME
 
 
 # -- log lines ------------------------------------------------------------------------------------------
@@ -99,9 +270,6 @@ _sources: weakref.WeakValueDictionary[int, SecretSource] = weakref.WeakValueDict
 # Iterating a WeakValueDictionary while another thread adds to it raises RuntimeError, and the iteration
 # runs inside logging calls: auth objects created per request in one thread would break logging in others.
 _sources_lock = threading.Lock()
-
-# Shorter values are not credentials; replacing them everywhere would only garble log lines.
-_MIN_SECRET_LENGTH = 4
 
 # Credentials after an auth scheme are token68 (RFC 7235): letters, digits, -._~+/ and trailing '='.
 _AUTH_SCHEME = re.compile(r"\b(Basic|Bearer|Negotiate)(\s+)[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
@@ -143,11 +311,7 @@ def redact_log_text(text: str) -> str:
     Catches the shapes secrets take in library log lines: ``name=value`` (query strings, form bodies),
     ``'name': 'value'`` / ``"name": "value"`` (header dicts, JSON), and ``<scheme> <credentials>``.
     """
-    for secret in known_secret_values():
-        text = text.replace(secret, REDACTED)
-        encoded = quote(secret, safe="")
-        if encoded != secret:
-            text = text.replace(encoded, REDACTED)
+    text = redact_text(text, known_secret_values())
     text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     text = _QUOTED_PAIR.sub(_redact_pair, text)
     return _KEY_VALUE.sub(_redact_key_value, text)

@@ -22,9 +22,11 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from requests.models import PreparedRequest
 
 from ._redact import (
+    HIDDEN_ENV_NAME,
     REDACTED,
     install_log_redaction,
     is_secret_name,
+    looks_like_env_name,
     register_secret_names,
     register_secret_source,
 )
@@ -51,10 +53,12 @@ _REBUILT_BY_REQUESTS = frozenset({"proxy-authorization", "cookie"})
 def env_secret(name: str) -> str:
     """The value of environment variable *name*; :class:`ConfigurationError` naming it when unset or empty."""
     value = os.environ.get(name)
+    # A secret pasted where the variable's name belongs must not be printed back.
+    shown = repr(name) if looks_like_env_name(name) else HIDDEN_ENV_NAME
     if value is None:
-        raise ConfigurationError(f"environment variable {name!r} is not set")
+        raise ConfigurationError(f"environment variable {shown} is not set")
     if not value.strip():
-        raise ConfigurationError(f"environment variable {name!r} is empty")
+        raise ConfigurationError(f"environment variable {shown} is empty")
     return value
 
 

@@ -14,6 +14,7 @@ import requests
 from requests import exceptions as rexc
 
 from ._call import current_call
+from ._numbers import clamp
 from .errors import BulkheadFullError, CircuitOpenError
 from .store import AtomicOp, MemoryStore, Result, StateStore, host_key
 
@@ -215,7 +216,7 @@ class CircuitBreaker:
         result = self.store.run(_ACQUIRE, key, self._acquire_args)
         self._observe(host, key, result)
         if not result[0]:
-            raise _open_error(host, max(result[3] - self.store.clock(), 0.0), request=request)
+            raise _open_error(host, self._retry_in(result[3]), request=request)
         return Permit(host, int(result[1]), result[2] == _HALF_OPEN)
 
     def check(self, host: str, *, method: str | None = None, url: str | None = None) -> None:
@@ -277,7 +278,7 @@ class CircuitBreaker:
     def state(self, host: str) -> BreakerSnapshot:
         """The circuit of *host* now (``host`` as returned by :meth:`key_for`)."""
         st, _, until, calls, failures, consecutive, trips = self.store.run(_SNAPSHOT, "breaker:" + host, ())
-        retry_in = max(until - self.store.clock(), 0.0) if st == _OPEN else 0.0
+        retry_in = self._retry_in(until) if st == _OPEN else 0.0
         return BreakerSnapshot(
             host, _STATES[int(st)], int(calls), int(failures), int(consecutive), int(trips), retry_in
         )
@@ -293,12 +294,18 @@ class CircuitBreaker:
     def _known_open(self, key: str) -> float:
         """Seconds the circuit is still open as far as this process knows (<= 0: ask the store)."""
         until = self.store.hints.get(key)
-        return 0.0 if until is None else until - self.store.clock()
+        return 0.0 if until is None else self._retry_in(until)
+
+    def _retry_in(self, until: float) -> float:
+        """Seconds from now to *until* (a time the store answered), in ``[0, max_open_wait]``: no store
+        content, however corrupt, keeps a circuit open longer than the policy's own longest wait."""
+        longest = max(self.max_open_wait, self.open_wait)
+        return clamp(until - self.store.clock(), 0.0, longest, 0.0)
 
     def _observe(self, host: str, key: str, result: Result) -> None:
         # Every answer from the store refreshes what this process knows about the circuit.
         if result[2] == _OPEN:
-            self.store.hints[key] = result[3]
+            self.store.hints[key] = self.store.clock() + self._retry_in(result[3])
         else:
             self.store.hints.pop(key, None)
         if result[4] >= 0:
@@ -309,7 +316,7 @@ class CircuitBreaker:
         reason = _describe(int(result[5]), result[6], result[7])
         retry_in = None
         if new is CircuitState.OPEN:
-            retry_in = max(result[3] - self.store.clock(), 0.0)
+            retry_in = self._retry_in(result[3])
             reason_text = f"{reason}; next probe in {retry_in:.3g}s"
         else:
             reason_text = reason
@@ -439,9 +446,18 @@ def _acquire_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[
     return c, _reply(c, admitted=0.0, until=c.probe_at + lease)
 
 
+def _open_wait(open_wait: float, multiplier: float, max_wait: float, trips: int) -> float:
+    """``open_wait * multiplier ** (trips - 1)``, capped at *max_wait*; never overflows (after ~1,000
+    trips in one outage ``2.0 ** trips`` would raise OverflowError)."""
+    try:
+        return min(max_wait, open_wait * multiplier ** (trips - 1))
+    except OverflowError:
+        return max_wait
+
+
 def _trip(c: _Circuit, now: float, open_wait: float, multiplier: float, max_wait: float) -> None:
     c.trips += 1
-    c.until = now + min(max_wait, open_wait * multiplier ** (c.trips - 1))
+    c.until = now + _open_wait(open_wait, multiplier, max_wait, c.trips)
     c.st, c.gen = _OPEN, c.gen + 1
     c.window.clear()
     c.failures = c.consecutive = c.probes = c.probes_ok = 0
@@ -519,11 +535,32 @@ def _reset_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_C
 
 
 _LUA_LOAD = """
-local s = {st = 0, gen = 0, win = '', nf = 0, cf = 0, till = 0, trips = 0, pin = 0, pok = 0, pat = 0}
+local fresh = {st = 0, gen = 0, win = '', nf = 0, cf = 0, till = 0, trips = 0, pin = 0, pok = 0, pat = 0}
+local s = {}
+for k, v in pairs(fresh) do s[k] = v end
 local raw = redis.call('HGETALL', key)
 local exists = #raw > 0
+-- Every field is checked (checked() in the prelude); unknown fields are ignored. A circuit open until
+-- later than ttl from now cannot have been written by these scripts (ttl exceeds the longest wait).
+local big = 9007199254740992
+local bounds = {st = {0, 2, true}, gen = {-big, big, true}, nf = {0, big, true}, cf = {0, big, true},
+  trips = {0, big, true}, pin = {0, big, true}, pok = {0, big, true}, till = {-big, now + ttl, false},
+  pat = {-big, now + ttl, false}}
 for i = 1, #raw, 2 do
-  if raw[i] == 'win' then s.win = raw[i + 1] else s[raw[i]] = tonumber(raw[i + 1]) end
+  local name, value = raw[i], raw[i + 1]
+  if name == 'win' then
+    if string.find(value, '[^01]') then corrupt = true else s.win = value end
+  elseif bounds[name] then
+    local b = bounds[name]
+    local v = checked(value, b[1], b[2], b[3])
+    if v ~= nil then s[name] = v end
+  end
+end
+if corrupt then
+  redis.call('DEL', key)
+  s = {}
+  for k, v in pairs(fresh) do s[k] = v end
+  exists = false
 end
 local function save()
   redis.call('HSET', key, 'st', num(s.st), 'gen', num(s.gen), 'win', s.win, 'nf', num(s.nf),

@@ -156,6 +156,13 @@ def _level_py(tokens: float | None, args: Sequence[float], now: float) -> tuple[
 _LUA_LOAD = """
 local capacity = args[1]
 local stored = redis.call('GET', key)
+if stored then
+  -- nan, inf, 1e400, text or a negative level: the key is corrupt; treat it as absent (a full budget).
+  if checked(stored, 0, 9007199254740992, false) == nil then
+    redis.call('DEL', key)
+    stored = false
+  end
+end
 """
 
 _WITHDRAW = AtomicOp(

@@ -22,15 +22,15 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from requests.auth import AuthBase
 
-from ._redact import is_secret_name
+from ._redact import is_secret_name, looks_like_env_name, redact_text, redact_url, shown_env_name
 from .adapter import DEFAULT_TIMEOUT
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
@@ -124,9 +124,9 @@ class AuthConfig:
                 f" in query {query!r}" if query else f" in header {self.options.get('header', 'X-API-Key')!r}"
             )
         elif "token_url" in self.options:
-            where = f" from {self.options['token_url']}"
+            where = f" from {redact_url(self.options['token_url'])}"
         variables = ", ".join(
-            f"${name} ({'set' if ok else 'NOT SET'})" for name, ok in self.env_status().items()
+            f"{_dollar(name)} ({'set' if ok else 'NOT SET'})" for name, ok in self.env_status().items()
         )
         return f"{self.type}{where}; {variables}"
 
@@ -202,7 +202,7 @@ class IntegrationConfig:
         retry = self.retry
         connect, read = self.timeout
         lines = {
-            "base_url": self.base_url,
+            "base_url": redact_url(self.base_url),
             "timeout": f"connect {connect:g} s, read {read:g} s",
             "deadline": f"{self.deadline:g} s" if self.deadline is not None else "none",
             "retry": _describe_retry(retry),
@@ -327,7 +327,12 @@ def _describe_store(store: Mapping[str, Any] | None) -> str:
         return "memory (this process)"
     name = store["url_env"]
     state = "set" if os.environ.get(name, "").strip() else "NOT SET"
-    return f"redis; URL from ${name} ({state})"
+    return f"redis; URL from {_dollar(name)} ({state})"
+
+
+def _dollar(name: str) -> str:
+    """``$NAME`` for a variable name, or the hidden marker for what looks like a pasted secret."""
+    return f"${name}" if looks_like_env_name(name) else shown_env_name(name)
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -342,7 +347,7 @@ def load_config(source: Source) -> dict[str, IntegrationConfig]:
     checker = _Checker()
     integrations = checker.document(data)
     if checker.problems:
-        raise _invalid(where, checker.problems)
+        raise _invalid(where, checker.problems, checker.secrets)
     return integrations
 
 
@@ -378,24 +383,54 @@ def session_from_config(
     return config.session(cls)
 
 
+#: Files larger than this are refused unread (an integrations file is a few kilobytes).
+MAX_CONFIG_SIZE = 1024 * 1024
+
+
 def _read(source: Source) -> tuple[Mapping[str, Any], str]:
     if isinstance(source, Mapping):
         return source, "<mapping>"
     path = Path(source)
     try:
         with path.open("rb") as file:
-            return tomllib.load(file), str(path)
+            raw = file.read(MAX_CONFIG_SIZE + 1)
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise _invalid(str(path), [f"invalid TOML: {exc}"]) from None
+    problem = None
+    data: Mapping[str, Any] = {}
+    if len(raw) > MAX_CONFIG_SIZE:
+        problem = f"the file is over {MAX_CONFIG_SIZE} bytes; an integrations file is a few kilobytes"
+    elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        problem = "the file is UTF-16 text; TOML files must be UTF-8"
+    else:
+        try:
+            text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem = (
+                f"the file is not UTF-8 text (TOML files must be UTF-8): invalid byte at offset {exc.start}"
+            )
+        else:
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                problem = f"invalid TOML: {exc}"
+            except RecursionError:
+                problem = "invalid TOML: arrays or inline tables are nested too deeply"
+    # Raised here, outside any except block: no parser exception (holding the text) stays attached.
+    if problem is not None:
+        raise _invalid(str(path), [problem])
+    return data, str(path)
 
 
 def _where(source: Source) -> str:
     return "<mapping>" if isinstance(source, Mapping) else str(source)
 
 
-def _invalid(where: str, problems: list[str]) -> InvalidConfigError:
+def _invalid(where: str, problems: list[str], secrets: Iterable[str] = ()) -> InvalidConfigError:
+    # Every problem goes through the scrubber with every secret the document was seen to hold, so no
+    # message, however it quotes the file, prints one back in any encoding.
+    secrets = tuple(secrets)
+    problems = [redact_text(p, secrets) for p in problems]
     count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
     listing = "\n".join(f"  - {p}" for p in problems)
     return InvalidConfigError(f"{count} in {where}:\n{listing}", problems=tuple(problems))
@@ -406,7 +441,7 @@ def _require_env(configs: Any, where: str) -> None:
     for config in configs:
         for location, name in config.env_vars().items():
             if not os.environ.get(name, "").strip():
-                missing.append(f"{location}: environment variable {name} is not set")
+                missing.append(f"{location}: environment variable {shown_env_name(name)} is not set")
     if missing:
         raise _invalid(where, missing)
 
@@ -468,10 +503,28 @@ def _header_name(value: Any) -> str | None:
 
 
 def _env_name(value: Any) -> str | None:
-    problem = _string(value)
-    if problem is None and not _ENV_NAME.match(value):
-        return f"{_show(value)} is not an environment variable name (letters, digits, _)"
-    return problem
+    if not isinstance(value, str):
+        return f"expected the name of an environment variable, got {_show(value)}"
+    if not value.strip():
+        return "must not be empty"
+    if not _ENV_NAME.match(value):
+        # Not echoed: what does not look like a name is often the secret itself, pasted in.
+        return "is not an environment variable name (letters, digits, _); the value is not shown"
+    return None
+
+
+def _token_params(value: Any) -> str | None:
+    if not isinstance(value, Mapping):
+        return f"expected a table, got {_show(value)}"
+    for key, item in value.items():
+        if is_secret_name(key) or key in _LITERAL_SECRETS:
+            return (
+                f"{key}: secret values must not be written in the file; the client secret comes from "
+                'client_secret_env = "MY_SECRET"'
+            )
+        if not isinstance(item, str):
+            return f"{key}: expected a string, got {_show(item)}"
+    return None
 
 
 def _one_of(*choices: str) -> Check:
@@ -520,6 +573,43 @@ def _scope(value: Any) -> str | None:
     if isinstance(value, str):
         return None
     return _list_of(_string, what="strings")(value)
+
+
+def _url_without_credentials(value: Any) -> str | None:
+    problem = _string(value)
+    if problem is not None:
+        return problem
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "not a valid URL"
+    if parts.password is not None or any(is_secret_name(k) for k, _ in parse_qsl(parts.query)):
+        return "must not contain a credential (password or secret query parameter)"
+    return None
+
+
+def _url_secrets(url: Any) -> list[str]:
+    """The credentials a URL written in the file carries: userinfo password, secret-named query (and
+    fragment) values, each raw and percent-decoded."""
+    if not isinstance(url, str):
+        return []
+    found: list[str] = []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is not None:
+        if parts.password:
+            found += [parts.password, unquote(parts.password)]
+            found += [f"{parts.username or ''}:{parts.password}"]
+        for query in (parts.query, parts.fragment):
+            found += [v for k, v in parse_qsl(query) if is_secret_name(k) and v]
+    # What urlsplit misses (a mangled netloc): anything between "://" and the last "@" before the path.
+    head = url.partition("://")[2].split("/", 1)[0]
+    if "@" in head:
+        userinfo = head.rpartition("@")[0]
+        found += [userinfo, userinfo.partition(":")[2]]
+    return found
 
 
 def _timeout_check(value: Any) -> str | None:
@@ -588,17 +678,17 @@ _AUTH: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     "bearer": ({"token_env": _env_name}, {}),
     "basic": ({"password_env": _env_name}, {"username_env": _env_name, "username": _string}),
     "oauth2_client_credentials": (
-        {"token_url": _string, "client_secret_env": _env_name},
+        {"token_url": _url_without_credentials, "client_secret_env": _env_name},
         {
             "client_id_env": _env_name,
             "client_id": _string,
             "client_auth": _one_of("basic", "body"),
-            "token_params": lambda v: None if isinstance(v, Mapping) else f"expected a table, got {_show(v)}",
+            "token_params": _token_params,
             **_OAUTH_COMMON,
         },
     ),
     "oauth2_refresh_token": (
-        {"token_url": _string, "refresh_token_env": _env_name},
+        {"token_url": _url_without_credentials, "refresh_token_env": _env_name},
         {"client_id_env": _env_name, "client_id": _string, "client_secret_env": _env_name, **_OAUTH_COMMON},
     ),
 }
@@ -628,6 +718,9 @@ class _Checker:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        # Secrets seen in the document (literal secrets, URL credentials, values where a variable name
+        # belongs): every problem is scrubbed of them before it is reported.
+        self.secrets: set[str] = set()
 
     def problem(self, where: str, text: str) -> None:
         self.problems.append(f"{where}: {text}")
@@ -687,6 +780,7 @@ class _Checker:
                 self.unknown(where, key, _INTEGRATION_KEYS)
         kwargs: dict[str, Any] = {"name": name}
         base_url = table.get("base_url")
+        self.secrets.update(_url_secrets(base_url))
         if base_url is None:
             self.problem(f"{where}.base_url", 'missing (e.g. base_url = "https://api.example.com/v1")')
         elif self.check(f"{where}.base_url", base_url, _string):
@@ -731,11 +825,13 @@ class _Checker:
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError as exc:
-            self.problem(where, f"not a valid URL ({exc})")
+        except ValueError:
+            self.problem(where, "not a valid URL (bad port or brackets)")
             return
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.problem(where, f"expected an http:// or https:// URL with a host, got {_show(url)}")
+            self.problem(
+                where, f"expected an http:// or https:// URL with a host, got {_show(redact_url(url))}"
+            )
         if parts.password is not None:
             self.problem(where, "must not contain a password; use an [auth] table with environment variables")
         if any(is_secret_name(k) for k, _ in parse_qsl(parts.query)):
@@ -806,6 +902,8 @@ class _Checker:
         headers = {}
         for name, item in value.items():
             at = f"{where}.{name}"
+            if is_secret_name(name) and isinstance(item, str):
+                self.secrets.add(item)
             if not _HEADER_NAME.match(name):
                 self.problem(at, "not a valid header name")
             elif is_secret_name(name):
@@ -831,6 +929,7 @@ class _Checker:
         if not self.check(f"{where}.type", kind, _one_of(*AUTH_TYPES)):
             return None
         required, optional = _AUTH[kind]
+        self.secrets.update(_table_secrets(value))
         before = len(self.problems)
         env: dict[str, str] = {}
         options: dict[str, Any] = {}
@@ -863,6 +962,28 @@ class _Checker:
         if len(self.problems) > before:
             return None
         return AuthConfig(kind, env, options)
+
+
+def _table_secrets(table: Mapping[str, Any]) -> list[str]:
+    """Secret values written in an auth table: literal secrets, secret-named ``token_params``, URL
+    credentials, and ``*_env`` values that do not look like variable names (secrets pasted in)."""
+    found: list[str] = []
+    for key, item in table.items():
+        if key.endswith("_env"):
+            if isinstance(item, str) and not looks_like_env_name(item):
+                found.append(item)
+        elif key in _LITERAL_SECRETS or is_secret_name(key):
+            if isinstance(item, str):
+                found.append(item)
+        elif key == "token_params" and isinstance(item, Mapping):
+            found += [
+                v
+                for k, v in item.items()
+                if isinstance(v, str) and (is_secret_name(k) or k in _LITERAL_SECRETS)
+            ]
+        elif key == "token_url":
+            found += _url_secrets(item)
+    return found
 
 
 def _breaker(**options: Any) -> CircuitBreaker:

@@ -9,8 +9,6 @@ the last HTTP ``status`` seen (``None`` when no response arrived). Messages neve
 
 from __future__ import annotations
 
-import email.utils
-import time
 from typing import Any
 
 import requests
@@ -211,18 +209,13 @@ class ServerError(APIStatusError):
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or ``None``."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    parsed = email.utils.parsedate_tz(value)
-    if parsed is None:
-        return None
-    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or ``None``.
+
+    Always finite, clamped to ``[0, 86400]`` (see ``resilient_session._numbers.parse_retry_after``).
+    """
+    from ._numbers import parse_retry_after as parse
+
+    return parse(value)
 
 
 def status_error_class(status: int) -> type[APIStatusError]:

@@ -51,6 +51,7 @@ import flask
 import requests
 from flask import Blueprint, Flask, current_app, g, has_app_context, has_request_context, request
 
+from ._numbers import MAX_WAIT, clamp
 from ._redact import redact_log_text, redact_text
 from .breaker import CircuitState
 from .config import Source, load_integrations
@@ -249,7 +250,7 @@ class AppIntegrations(Mapping[str, ResilientSession]):
                 snapshot = breaker.state(key)  # type: ignore[union-attr]
                 circuits[key] = {
                     "state": snapshot.state.value,
-                    "retry_in": round(snapshot.retry_in, 3),
+                    "retry_in": round(clamp(snapshot.retry_in, 0.0, MAX_WAIT, 0.0), 3),
                     "failure_rate": round(snapshot.failure_rate, 3),
                     "consecutive_failures": snapshot.consecutive_failures,
                     "trips": snapshot.trips,
@@ -573,11 +574,12 @@ def _classify(error: APIError, integration: str | None) -> tuple[int, str, str, 
     detail = template.format(who=whom[0].upper() + whom[1:], whom=whom)
     retry_after = None
     if isinstance(error, CircuitOpenError):
-        # Never 0: a client told "retry now" would hit the open circuit again.
-        retry_after = max(1, math.ceil(error.retry_in))
+        # Never 0: a client told "retry now" would hit the open circuit again. Clamped like every
+        # number from outside: a store or an upstream may say inf, NaN or 1e400.
+        retry_after = math.ceil(clamp(error.retry_in, 1.0, MAX_WAIT, 1.0))
         detail += f" Retry in {retry_after} s."
     elif isinstance(error, RateLimitedError) and error.retry_after is not None:
-        retry_after = max(1, math.ceil(error.retry_after))
+        retry_after = math.ceil(clamp(error.retry_after, 1.0, MAX_WAIT, 1.0))
     return status, slug, title, detail, retry_after
 
 

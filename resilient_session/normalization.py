@@ -9,21 +9,23 @@ typed exception. The schema and the XML dict convention are documented in ``docs
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import html
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal, NoReturn
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 from lxml import etree
 
-from ._redact import is_secret_name, redact_text, redact_url
+from ._redact import credential_pair, is_secret_name, redact_text, redact_url
 from ._xml import NamespaceMode, UnsafeXMLError, element_to_dict, local_name, parse_xml
 from .errors import MalformedResponseError, status_error_for
 from .retry import DEFAULT_STATUS_FORCELIST
@@ -298,8 +300,11 @@ class NormalizedResponse:
         response = self._response
         status_error = status_error_for(response, attempts=self.attempts) if self.status >= 400 else None
         if status_error is not None:
-            if error.message and error.message not in str(status_error.args[0]):
-                status_error.args = (f"{status_error.args[0]} - {error.message}",)
+            # The reason phrase is the server's too: it may echo a credential like any message.
+            head = redact_text(str(status_error.args[0]), _request_secrets(response.request))
+            if error.message and error.message not in head:
+                head = f"{head} - {error.message}"
+            status_error.args = (head,)
             status_error.normalized_error = error  # type: ignore[attr-defined]
             raise status_error
         self._raise_malformed(error)
@@ -374,7 +379,7 @@ class _Body:
         if declared is not None and declared > limit and not already_read:
             return self._too_large(declared)
         try:
-            content = response.content
+            content = response.content if already_read else _read_bounded(response, limit)
         except RuntimeError as exc:  # a streamed body already consumed through iter_content
             return NormalizedError(
                 UNAVAILABLE,
@@ -391,14 +396,23 @@ class _Body:
                 {"expected": fmt, "reason": "incomplete"},
                 retryable=True,
             )
+        if isinstance(content, _Overflow):
+            return self._too_large(content.size, read=True)
         if content is None:
             return b""
         if len(content) > limit:
             return self._too_large(len(content))
         return content
 
-    def _too_large(self, size: int) -> NormalizedError:
+    def _too_large(self, size: int, *, read: bool = False) -> NormalizedError:
         limit = self.normalizer.max_body_size
+        if read:  # reading stopped at the first chunk past the limit: the full size is unknown
+            return NormalizedError(
+                TOO_LARGE,
+                f"the body is over the {limit}-byte limit (decoded); reading stopped after {size} bytes "
+                "and it was not parsed",
+                {"size": None, "read": size, "limit": limit},
+            )
         return NormalizedError(
             TOO_LARGE,
             f"the body ({size} bytes) is over the {limit}-byte limit and was not parsed",
@@ -538,8 +552,10 @@ class _Body:
 
     def _redact(self, message: str) -> str:
         """Truncate a server-chosen message and blank out any credential the request carried."""
-        # Redact before truncating, so a cut cannot leave half a credential behind.
-        message = redact_text(_SPACE.sub(" ", message).strip(), _request_secrets(self.response.request))
+        # Redact before collapsing whitespace (a secret holding "  " must still match) and before
+        # truncating, so a cut cannot leave half a credential behind.
+        secrets = _request_secrets(self.response.request)
+        message = redact_text(_SPACE.sub(" ", redact_text(message, secrets)).strip(), secrets)
         if len(message) > _MESSAGE_LIMIT:
             message = message[: _MESSAGE_LIMIT - 3] + "..."
         return message
@@ -721,12 +737,29 @@ def _declared_format(media: str | None) -> str | None:
     return "binary"
 
 
+class _NotJSONNumber(ValueError):
+    """``NaN``, ``Infinity`` or a number that overflows a float: not a JSON value this view keeps."""
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise _NotJSONNumber(f"{name} is not a JSON value (RFC 8259)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJSONNumber(f"the number {text[:20]}{'...' if len(text) > 20 else ''} overflows a float")
+    return value
+
+
 def _try_json(content: bytes, charset: str | None) -> tuple[bool, Any]:
     try:
         # json.loads detects UTF-8/16/32 (RFC 8259) and rejects invalid UTF-8; other charsets decode first.
-        if charset is None or charset.startswith("utf"):
-            return True, json.loads(content)
-        return True, json.loads(content.decode(charset))
+        # NaN, Infinity and floats that overflow to infinity are refused: they are not JSON values, and
+        # keeping them would hand callers (and the CLI's output) something no JSON parser accepts.
+        utf = charset is None or charset.startswith("utf")
+        text: str | bytes = content if utf else content.decode(charset or "utf-8")
+        return True, json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, LookupError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
         return False, _json_reason(exc)
@@ -739,6 +772,8 @@ def _json_reason(exc: BaseException) -> str:
         return f"invalid {exc.encoding} at byte {exc.start}"
     if isinstance(exc, RecursionError):
         return "nested too deeply"
+    if isinstance(exc, _NotJSONNumber):
+        return str(exc)
     return type(exc).__name__
 
 
@@ -807,7 +842,13 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def _request_secrets(request: requests.PreparedRequest | None) -> list[str]:
-    """Credential values the request carried, so a server echoing them back does not leak them."""
+    """Credential values the request carried, so a server echoing them back does not leak them.
+
+    Secret-named headers (``Authorization``, ``X-API-Key`` ...) and the credential after their scheme,
+    ``user:password`` and the password decoded from ``Basic``, secret-named query parameters and
+    userinfo password of the URL, and secret-named fields of a form body. :func:`redact_text` then
+    removes each in every encoding.
+    """
     if request is None:
         return []
     secrets: list[str] = []
@@ -815,9 +856,86 @@ def _request_secrets(request: requests.PreparedRequest | None) -> list[str]:
         if is_secret_name(name) and isinstance(value, str):
             secrets.append(value)
             scheme, _, credential = value.partition(" ")
+            credential = credential.strip()
             if credential and scheme.isalpha():
-                secrets.append(credential.strip())
+                secrets.append(credential)
+                if scheme.lower() == "basic":
+                    secrets.extend(_basic_parts(credential))
     if request.url:
         with contextlib.suppress(ValueError):  # an unparsable URL carries no query to redact
-            secrets.extend(v for k, v in parse_qsl(urlsplit(request.url).query) if is_secret_name(k) and v)
+            parts = urlsplit(request.url)
+            secrets.extend(v for k, v in parse_qsl(parts.query) if is_secret_name(k) and v)
+            if parts.password:
+                secrets.extend(_userinfo(parts.username, parts.password))
+    secrets.extend(_form_secrets(request))
     return sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
+
+
+def _basic_parts(credential: str) -> list[str]:
+    """``user:password`` and ``password`` from a ``Basic`` credential (nothing when it is not base64)."""
+    try:
+        decoded = base64.b64decode(credential, validate=True).decode("latin-1")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    _, sep, password = decoded.partition(":")
+    return [decoded, password] if sep else [decoded]
+
+
+def _userinfo(user: str | None, password: str) -> list[str]:
+    plain_user, plain_password = unquote(user or ""), unquote(password)
+    pair = credential_pair(plain_user, plain_password)
+    return [plain_password, pair] if pair else [plain_password]
+
+
+def _form_secrets(request: requests.PreparedRequest) -> list[str]:
+    body: object = request.body
+    content_type = request.headers.get("Content-Type") or ""
+    if not isinstance(body, (str, bytes)) or "x-www-form-urlencoded" not in content_type.lower():
+        return []
+    if len(body) > 65536:
+        return []
+    text = body.decode("latin-1") if isinstance(body, bytes) else body
+    return [v for k, v in parse_qsl(text, keep_blank_values=False) if is_secret_name(k) and v]
+
+
+class _Overflow:
+    """The body passed the limit after *size* decoded bytes; nothing more was read."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+_READ_CHUNK = 64 * 1024
+
+
+def _read_bounded(response: requests.Response, limit: int) -> bytes | _Overflow | None:
+    """The decoded body of a response not read yet, read chunk by chunk up to *limit* bytes.
+
+    Counts bytes after content decoding (gzip, deflate, br, zstd), which urllib3 inflates at most a
+    chunk at a time, so neither a compression bomb nor an endless chunked body is held in memory past
+    one chunk over the limit. Within the limit the body is kept where ``response.content`` finds it;
+    past it the connection is closed and the body is marked consumed (``response.content`` then raises
+    requests' ``RuntimeError``, never returns a truncated body).
+    """
+    if getattr(response, "_content_consumed", False):
+        raise RuntimeError("The content for this response was already consumed")
+    if response.status_code == 0 or response.raw is None:
+        response._content = None
+        response._content_consumed = True  # type: ignore[attr-defined]
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            chunks.clear()
+            response._content_consumed = True  # type: ignore[attr-defined]
+            response.close()
+            return _Overflow(size)
+        chunks.append(chunk)
+    content = b"".join(chunks)
+    response._content = content
+    response._content_consumed = True  # type: ignore[attr-defined]
+    return content

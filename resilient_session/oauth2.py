@@ -24,7 +24,7 @@ from requests.exceptions import UnrewindableBodyError
 from requests.models import PreparedRequest
 from requests.utils import rewind_body
 
-from ._redact import REDACTED, redact_text, redact_url
+from ._redact import REDACTED, redact_text, redact_url, scrubbed_exception
 from .auth import CredentialAuth, env_secret, is_header_safe
 from .errors import (
     APIError,
@@ -183,6 +183,10 @@ class _OAuth2Auth(CredentialAuth):
     @property
     def secret_values(self) -> tuple[str, ...]:
         values = [self._client_secret] if self._client_secret else []
+        if self._client_secret:
+            # What HTTP Basic client authentication encodes: redaction then also catches its base64
+            # (with or without the halves form-encoded first, see _redact.secret_forms).
+            values.append(f"{self.client_id}:{self._client_secret}")
         token = self._token
         if token is not None:
             values.append(token.access_token)
@@ -291,24 +295,34 @@ class _OAuth2Auth(CredentialAuth):
             "requesting an OAuth2 token from %s for client %s", redact_url(self.token_url), self.client_id
         )
         context: dict[str, Any] = {"method": "POST", "url": self.token_url}
+        # Each failure is raised after the except block, never inside it: there the exception being
+        # handled would stay attached as __context__ (even with "from None"), and it holds the request
+        # (client secret, refresh token, Basic credentials) and the server's echo of it. A cause worth
+        # keeping is chained as a scrubbed copy (scrubbed_exception).
+        failure: APIError | None = None
+        cause: BaseException | None = None
         try:
             with session:
                 raw = self._request_token(session)
-        except TokenEndpointError:
-            raise
+        except TokenEndpointError as exc:
+            failure = exc  # raised by our hooks: its message holds the server's reason phrase
         except requests.Timeout as exc:
-            raise TokenEndpointTimeout("token endpoint timed out", **context) from exc
+            failure = TokenEndpointTimeout("token endpoint timed out", **context)
+            cause = scrubbed_exception(exc, self._secrets())
         except requests.RequestException as exc:
-            raise TokenEndpointError(f"token endpoint unreachable ({type(exc).__name__})", **context) from exc
+            failure = TokenEndpointError(f"token endpoint unreachable ({type(exc).__name__})", **context)
+            cause = scrubbed_exception(exc, self._secrets())
         except OAuth2Error as exc:
             status = statuses[-1] if statuses else exc.status_code
             if exc.error in _NOT_A_TOKEN:
-                raise TokenEndpointError(
+                failure = TokenEndpointError(
                     "token endpoint answered without an access token", status=status, **context
-                ) from None
-            description = f": {exc.description}" if exc.description else ""
-            message = self._scrub(f"token endpoint refused the grant ({exc.error}){description}")
-            raise OAuth2TokenError(message, error=exc.error, status=status, **context) from None
+                )
+            else:
+                description = f": {exc.description}" if exc.description else ""
+                message = f"token endpoint refused the grant ({exc.error}){description}"
+                code = self._scrub(str(exc.error)) if exc.error is not None else None
+                failure = OAuth2TokenError(message, error=code, status=status, **context)
         except Warning as exc:
             # oauthlib raises a Warning carrying the token when the server narrowed the requested scope.
             if getattr(exc, "token", None) is None:
@@ -316,7 +330,11 @@ class _OAuth2Auth(CredentialAuth):
             raw = exc.token  # type: ignore[attr-defined]
             log.info("token endpoint granted a different scope than requested: %s", exc)
         except ValueError as exc:
-            raise TokenEndpointError(f"token endpoint sent a malformed token ({exc})", **context) from None
+            failure = TokenEndpointError(f"token endpoint sent a malformed token ({exc})", **context)
+        if failure is not None:
+            failure.args = tuple(self._scrub(a) if isinstance(a, str) else a for a in failure.args)
+            failure.__context__ = failure.__cause__ = None
+            raise failure from cause
         return self._parse(raw, started, context)
 
     def _parse(self, raw: Mapping[str, Any], started: float, context: dict[str, Any]) -> _Token:
@@ -342,8 +360,11 @@ class _OAuth2Auth(CredentialAuth):
             stored["expires_at"] = expires_at
         return _Token(access, refresh_at, expires_at, stored)
 
+    def _secrets(self) -> tuple[str, ...]:
+        return self.secret_values
+
     def _scrub(self, text: str) -> str:
-        return redact_text(text, self.secret_values)
+        return redact_text(text, self._secrets())
 
     def _repr_fields(self) -> str:
         secret = REDACTED if self._client_secret else None

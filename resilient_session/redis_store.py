@@ -7,6 +7,7 @@ Needs the ``redis`` extra (``pip install "resilient-session[redis]"``); redis-py
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,26 @@ local ttl = tonumber(ARGV[2])
 local args = {}
 for i = 3, #ARGV do args[i - 2] = tonumber(ARGV[i]) end
 local function num(x) return string.format('%.17g', x) end
+local corrupt = false
+-- A stored number, when it is one within [lo, hi] (an integer if int); otherwise nil, and the key is
+-- marked corrupt: nan, inf, 1e400, 'abc' and out-of-range values never reach the op's arithmetic.
+local function checked(x, lo, hi, int)
+  local v = tonumber(x)
+  if v == nil or v ~= v or v < lo or v > hi or (int and math.floor(v) ~= v) then
+    corrupt = true
+    return nil
+  end
+  return v
+end
+local function body()
+"""
+
+# After the op's own Lua: a corrupt key is reported to the client as a trailing "corrupt" marker.
+_EPILOGUE = """
+end
+local out = body()
+if corrupt then out[#out + 1] = 'corrupt' end
+return out
 """
 
 #: Client settings used by :meth:`RedisStore.from_url`: a policy check must never wait long on Redis,
@@ -50,6 +71,11 @@ class RedisStore(StateStore):
     protects itself alone. After ``retry_interval`` seconds it tries Redis again; once Redis answers it
     logs at INFO and the shared state, as Redis kept it, is used again (what was recorded locally
     meanwhile is dropped). :attr:`degraded` tells whether the fallback is in use.
+
+    **When a key holds garbage** (``nan``, ``inf``, ``1e400``, text, a negative count, a circuit open
+    until later than ``ttl`` from now, set by hand or by another program), no call fails because of it
+    either: the script treats the key as absent (closed circuit, full budget) and rewrites or deletes
+    it, and the store logs one WARNING per key.
 
     :param client: A ``redis.Redis`` client, or a ``redis://`` URL (see :meth:`from_url`). A client you
         build yourself should have short socket timeouts and no retries of its own, or a Redis outage
@@ -89,6 +115,7 @@ class RedisStore(StateStore):
         self._lock = threading.Lock()
         self._degraded = False
         self._retry_at = 0.0
+        self._corrupt_keys: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -112,13 +139,42 @@ class RedisStore(StateStore):
             return self.fallback.run(op, key, args)
         if self._degraded:
             self._came_back()
-        return tuple(float(value) for value in raw)
+        if raw and raw[-1] in (b"corrupt", "corrupt"):
+            raw = raw[:-1]
+            self._corrupt(key, "the op found unusable values and reset it")
+        try:
+            result = tuple(float(value) for value in raw)
+        except (TypeError, ValueError):
+            result = ()
+        if not result or not all(math.isfinite(value) for value in result):
+            # Never expected after the scripts' checks; if it happens anyway, this call is answered
+            # from local state rather than failing.
+            self._corrupt(key, "the op answered non-numeric or non-finite values")
+            return self.fallback.run(op, key, args)
+        return result
+
+    def _corrupt(self, key: str, what: str) -> None:
+        with self._lock:
+            first = key not in self._corrupt_keys
+            if first and len(self._corrupt_keys) < 1024:
+                self._corrupt_keys.add(key)
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "Redis at %s held corrupt state under %s:%s (%s); it was treated as absent "
+            "(circuit closed, budget full) and rewritten",
+            self.address,
+            self.prefix,
+            key,
+            what,
+            extra={"store": self.address, "key": key, "reason": "corrupt state"},
+        )
 
     def _script(self, op: AtomicOp) -> Script:
         script = self._scripts.get(op.name)
         if script is None:
             # Script objects run EVALSHA and load the script again if the server lost it (restart).
-            script = self._scripts.setdefault(op.name, self.client.register_script(_PRELUDE + op.lua))
+            source = _PRELUDE + op.lua + _EPILOGUE
+            script = self._scripts.setdefault(op.name, self.client.register_script(source))
         return script
 
     def _went_down(self, exc: BaseException) -> None:

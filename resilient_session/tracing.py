@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from ._call import CallState
 from ._redact import redact_log_text
-from .errors import APIError
 
 __all__ = ["CallTrace", "tracer_for"]
 
@@ -155,8 +154,9 @@ def _finish(span: Any, status: int | None, error_type: str | None, error: BaseEx
 
 
 def _describe(error: BaseException) -> str:
-    # Typed errors are built secret-free; anything else may quote a URL or a header.
-    text = str(error) if isinstance(error, APIError) else redact_log_text(str(error))
+    # Any error may quote a URL, a header or a server's echo of the request: every one goes through the
+    # scrubber (all encodings of every live secret, Bearer/Basic credentials, secret-named pairs).
+    text = redact_log_text(str(error))
     return f"{type(error).__name__}: {text}"[:500]
 
 

@@ -303,3 +303,52 @@ def test_a_shell_pipeline_into_head_shows_no_traceback(config: Path, upstream: U
     assert result.stdout.splitlines()[0] == b"{"
     assert len(result.stdout.splitlines()) == 3
     assert result.stderr == b""
+
+
+# -- files no parser should choke on: one InvalidConfigError, exit 3, no traceback -------------------------
+
+VALID = '[integrations.api]\nbase_url = "https://api.example.com"\n'
+HOSTILE_FILES = {
+    "utf-16 with BOM": VALID.encode("utf-16"),
+    "utf-16-be without BOM": VALID.encode("utf-16-be"),
+    "latin-1": ("# caf\xe9\n" + VALID).encode("latin-1"),
+    "lone continuation byte": b"\x80" + VALID.encode(),
+    "50k nested arrays": (VALID + "x = " + "[" * 50_000 + "]" * 50_000 + "\n").encode(),
+    "50k nested inline tables": (VALID + "x = " + "{a = " * 50_000 + "1" + " }" * 50_000 + "\n").encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_FILES))
+@pytest.mark.parametrize("command", ["check", "call"])
+def test_an_unparseable_file_is_one_invalid_config_error_and_exit_3(
+    tmp_path: Path, name: str, command: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import resilient_session
+
+    path = tmp_path / "integrations.toml"
+    path.write_bytes(HOSTILE_FILES[name])
+    argv = [str(path)] if command == "check" else [str(path), "api", "GET", "/x"]
+    root = str(Path(resilient_session.__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "resilient_session", command, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("1 problem in") == 1, done.stderr
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    from resilient_session.config import load_config
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + VALID.encode())
+    assert set(load_config(path)) == {"api"}

@@ -234,7 +234,7 @@ def test_a_budget_table_keeps_its_values() -> None:
         (one(auth={"type": "bearer"}), 'integrations.api.auth.token_env: required for type = "bearer"'),
         (
             one(auth={"type": "bearer", "token_env": "my token"}),
-            'integrations.api.auth.token_env: "my token" is not',
+            "integrations.api.auth.token_env: is not an environment variable name",
         ),
         (
             one(auth={"type": "bearer", "token_env": "T", "header": "X"}),
@@ -337,3 +337,98 @@ def test_unset_environment_variables_are_all_listed(monkeypatch: pytest.MonkeyPa
         "environment variable IDENTITY_CLIENT_SECRET is not set",
         "integrations.identity.store.url_env: environment variable REDIS_URL is not set",
     )
+
+
+# -- secrets in the file are refused and never echoed ---------------------------------------------------
+
+
+def _problems(document: str, tmp_path: Any) -> tuple[str, ...]:
+    from resilient_session import InvalidConfigError
+    from resilient_session.config import load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("[integrations.api]\n" + document + "\n", encoding="utf-8")
+    with pytest.raises(InvalidConfigError) as raised:
+        load_config(path)
+    assert raised.value.__context__ is None
+    return (str(raised.value), *raised.value.problems)
+
+
+def test_token_params_refuse_a_client_secret(tmp_path: Any) -> None:
+    problems = _problems(
+        'base_url = "https://api.example.com"\n'
+        'auth = { type = "oauth2_client_credentials", token_url = "https://id.example.com/token", '
+        'client_id = "c", client_secret_env = "CS", token_params = { client_secret = "hunter2hunter2" } }',
+        tmp_path,
+    )
+    assert any("token_params" in p and "must not be written" in p for p in problems)
+    assert not any("hunter2hunter2" in p for p in problems)
+
+
+def test_token_params_keep_ordinary_fields() -> None:
+    from resilient_session.config import load_config
+
+    document = {
+        "integrations": {
+            "api": {
+                "base_url": "https://api.example.com",
+                "auth": {
+                    "type": "oauth2_client_credentials",
+                    "token_url": "https://id.example.com/token",
+                    "client_id": "c",
+                    "client_secret_env": "CS",
+                    "token_params": {"audience": "https://api.example.com"},
+                },
+            }
+        }
+    }
+    config = load_config(document)["api"]
+    assert config.auth is not None and config.auth.options["token_params"] == {
+        "audience": "https://api.example.com"
+    }
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "htps://u:hunter2hunter2@api.example.com",
+        "https:///v1?api_key=hunter2hunter2",
+        "ftp://h/?token=hunter2hunter2",
+    ],
+)
+def test_a_bad_base_url_is_reported_without_its_credential(base_url: str, tmp_path: Any) -> None:
+    problems = _problems(f'base_url = "{base_url}"', tmp_path)
+    assert any("base_url" in p for p in problems)
+    assert not any("hunter2hunter2" in p for p in problems), problems
+
+
+def test_a_token_url_with_a_credential_is_refused(tmp_path: Any) -> None:
+    problems = _problems(
+        'base_url = "https://api.example.com"\n'
+        'auth = { type = "oauth2_refresh_token", '
+        'token_url = "https://id.example.com/t?client_secret=hunter2hunter2", '
+        'client_id = "c", refresh_token_env = "RT" }',
+        tmp_path,
+    )
+    assert any("token_url" in p and "credential" in p for p in problems)
+    assert not any("hunter2hunter2" in p for p in problems)
+
+
+@pytest.mark.parametrize("pasted", ["sk-live/abc+def=ghi", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"])
+def test_a_secret_pasted_into_an_env_key_is_never_printed(
+    pasted: str, tmp_path: Any, monkeypatch: Any
+) -> None:
+    from resilient_session import ConfigurationError
+    from resilient_session.config import session_from_config
+
+    monkeypatch.delenv(pasted, raising=False)
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[integrations.api]\nbase_url = "https://api.example.com"\n'
+        f'auth = {{ type = "bearer", token_env = "{pasted}" }}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        session_from_config(path)
+    assert pasted not in str(raised.value)
+    assert "4eC39" not in str(raised.value)

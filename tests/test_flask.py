@@ -252,6 +252,16 @@ def test_retry_after_is_the_ceiling_of_the_wait_and_never_zero() -> None:
     assert problem_for(BulkheadFullError()).retry_after is None
 
 
+@pytest.mark.parametrize("wait", [float("inf"), float("nan"), 1e400, 1e300, -float("inf")])
+def test_retry_after_is_clamped_to_a_day_whatever_the_wait(wait: float) -> None:
+    for error in (CircuitOpenError(retry_in=wait), _status_error(RateLimitedError, 429, retry_after=wait)):
+        retry_after = problem_for(error).retry_after
+        assert retry_after is not None and 1 <= retry_after <= 86400
+        response = _raising_app(error).test_client().get("/boom")
+        assert response.status_code != 500 and response.mimetype == "application/problem+json"
+        assert 1 <= int(response.headers["Retry-After"]) <= 86400
+
+
 def _raising_app(error: BaseException, **handler_kwargs: Any) -> Flask:
     app, _ = make_app()
     register_error_handlers(app, **handler_kwargs)

@@ -110,17 +110,29 @@ def test_any_bytes_any_content_type_never_raise(
 @settings(max_examples=200, deadline=None)
 @given(
     value=st.recursive(
-        st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(),
+        st.none()
+        | st.booleans()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.integers()
+        | st.text(),
         lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
         max_leaves=20,
     ),
     content_type=st.sampled_from(["application/json", "text/plain", None, "application/vnd.x+json"]),
 )
 def test_json_round_trips(value: object, content_type: str | None) -> None:
+    # Finite numbers only: json.dumps writes inf as Infinity, which is not JSON and is refused.
     body = json.dumps(value).encode()
     n = normalize(response_for(body, content_type, 200))
     if content_type in ("application/json", "application/vnd.x+json") or isinstance(value, (dict, list)):
         assert (n.format, n.data) == ("json", value)
+
+
+@given(value=st.sampled_from([float("inf"), float("-inf"), float("nan")]))
+def test_non_finite_numbers_are_malformed_json(value: float) -> None:
+    n = normalize(response_for(json.dumps({"v": value}).encode(), "application/json", 200))
+    assert (n.format, n.data) == ("json", None)
+    assert n.error is not None and n.error.code == "malformed_response"
 
 
 NAMES = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,5}\Z")

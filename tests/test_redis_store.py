@@ -6,6 +6,7 @@ Skipped only when the binary is missing outside CI; with ``CI`` set, a missing b
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import shutil
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -27,11 +29,14 @@ from resilient_session import (
     CircuitState,
     MemoryStore,
     RedisStore,
+    ResilientSession,
     RetryBudget,
+    RetryPolicy,
 )
 from resilient_session.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
 from resilient_session.budget import _DEPOSIT, _LEVEL, _WITHDRAW
-from resilient_session.store import AtomicOp
+from resilient_session.store import AtomicOp, host_key
+from tests.integration.upstream import Reply, Upstream
 
 redis = pytest.importorskip("redis")
 
@@ -367,3 +372,105 @@ def test_pickling_works_for_stores_built_from_a_url(redis_server: RedisServer) -
 def test_invalid_settings_are_refused(redis_server: RedisServer) -> None:
     with pytest.raises(ValueError):
         RedisStore(redis_server.url, ttl=0)
+
+
+# -- garbage in the keys: no call fails because of it --------------------------------------------------
+
+GARBAGE = ["nan", "-nan", "inf", "-inf", "1e400", "-1e400", "abc", "", "0x", "1.5e", "  "]
+BREAKER_FIELDS = ["st", "gen", "nf", "cf", "till", "trips", "pin", "pok", "pat"]
+
+
+def _session_on(store: RedisStore, **breaker: Any) -> ResilientSession:
+    return ResilientSession(
+        retry=False,
+        breaker=CircuitBreaker(store=store, **breaker),
+        budget=RetryBudget(store=store),
+    )
+
+
+def _numbers_in(client: Any, key: str) -> dict[str, float]:
+    return {k.decode(): float(v) for k, v in client.hgetall(key).items() if k != b"win"}
+
+
+@pytest.mark.parametrize("field", BREAKER_FIELDS)
+@pytest.mark.parametrize("value", GARBAGE)
+def test_garbage_in_a_breaker_field_never_fails_a_call(
+    redis_server: RedisServer, upstream: Upstream, field: str, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = upstream.script("/ok", Reply())
+    store = RedisStore(redis_server.url, prefix=f"garbage-{uuid.uuid4().hex}")
+    client = redis.Redis.from_url(redis_server.url)
+    key = f"{store.prefix}:breaker:{host_key(url)}"
+    client.hset(key, mapping={"st": "0", "gen": "3", "win": "0101", "nf": "2", "cf": "0", field: value})
+    with caplog.at_level(logging.DEBUG, logger="resilient_session"), _session_on(store) as session:
+        for _ in range(3):
+            assert session.get(url).status_code == 200
+        snapshot = session.breaker.state(host_key(url))  # type: ignore[union-attr]
+    assert snapshot.state is CircuitState.CLOSED
+    assert all(math.isfinite(v) for v in (snapshot.retry_in, snapshot.failure_rate))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "corrupt" in r.getMessage()]
+    assert len(warnings) == 1  # logged once, however many calls meet the key
+    assert not store.degraded  # Redis itself is fine: the shared state is used, repaired
+    assert all(math.isfinite(v) for v in _numbers_in(client, key).values())
+
+
+@pytest.mark.parametrize("till", ["inf", "1e400", "1e300", "nan"])
+def test_an_open_circuit_with_a_garbage_till_does_not_stay_open(
+    redis_server: RedisServer, upstream: Upstream, till: str
+) -> None:
+    url = upstream.script("/ok", Reply())
+    store = RedisStore(redis_server.url, prefix=f"till-{uuid.uuid4().hex}")
+    client = redis.Redis.from_url(redis_server.url)
+    key = f"{store.prefix}:breaker:{host_key(url)}"
+    client.hset(key, mapping={"st": "1", "gen": "7", "till": till, "trips": "1"})  # no expiry either
+    with _session_on(store) as session:
+        assert session.get(url).status_code == 200
+        assert session.breaker.state(host_key(url)).state is CircuitState.CLOSED  # type: ignore[union-attr]
+    assert float(client.hget(key, "till") or 0) == 0.0
+    assert 0 < client.pttl(key) <= store.ttl * 1000
+
+
+def test_a_circuit_open_until_far_past_the_ttl_is_corrupt(redis_server: RedisServer) -> None:
+    clock = Clock()
+    store = RedisStore(redis_server.url, prefix=f"far-{uuid.uuid4().hex}", clock=clock, ttl=3600)
+    client = redis.Redis.from_url(redis_server.url)
+    key = f"{store.prefix}:breaker:{HOST}"
+    # Finite but an hour and a minute away: no open wait these scripts write outlives the ttl.
+    client.hset(key, mapping={"st": "1", "gen": "1", "till": repr(clock.now + 3660), "trips": "1"})
+    breaker = CircuitBreaker(store=store)
+    assert breaker.acquire(HOST).generation >= 0
+    # A real open wait within the ttl is kept.
+    client.hset(key, mapping={"st": "1", "gen": "1", "till": repr(clock.now + 30), "trips": "1"})
+    with pytest.raises(CircuitOpenError) as caught:
+        breaker.new(store=RedisStore(redis_server.url, prefix=store.prefix, clock=clock)).acquire(HOST)
+    assert caught.value.retry_in == pytest.approx(30, abs=1)
+
+
+@pytest.mark.parametrize("value", [*GARBAGE, "-5"])
+def test_garbage_in_a_budget_key_never_fails_a_call(
+    redis_server: RedisServer, upstream: Upstream, value: str
+) -> None:
+    url = upstream.script("/flaky", Reply(status=503), Reply())
+    store = RedisStore(redis_server.url, prefix=f"budget-{uuid.uuid4().hex}")
+    client = redis.Redis.from_url(redis_server.url)
+    key = f"{store.prefix}:budget:{host_key(url)}"
+    client.set(key, value)
+    with ResilientSession(
+        retry=RetryPolicy(total=2, backoff_factor=0), budget=RetryBudget(store=store), breaker=False
+    ) as session:
+        response = session.get(url)
+        assert response.status_code == 200  # the retry was paid for from a full (repaired) budget
+        level = session.budget.available(host_key(url))  # type: ignore[union-attr]
+    assert math.isfinite(level) and 0 < level <= RetryBudget().capacity
+    stored = client.get(key)
+    assert stored is None or math.isfinite(float(stored))
+
+
+def test_a_non_finite_answer_from_a_script_is_answered_locally(
+    redis_server: RedisServer, store: RedisStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Defence in depth behind the scripts' checks: an op whose Lua answers garbage falls back.
+    op = AtomicOp("garbage", lambda state, args, now: (state, (1.0,)), "return {'nan', 'inf'}")
+    with caplog.at_level(logging.WARNING, logger="resilient_session"):
+        assert store.run(op, "k", ()) == (1.0,)
+    assert any("corrupt" in r.getMessage() for r in caplog.records)

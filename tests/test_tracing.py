@@ -153,3 +153,16 @@ def test_without_a_configured_provider_nothing_is_traced(monkeypatch: pytest.Mon
     monkeypatch.delitem(sys.modules, "opentelemetry.trace")
     assert tracer_for(True) is None  # and without OpenTelemetry imported, it is not even imported
     assert "opentelemetry.trace" not in sys.modules
+
+
+def test_the_span_status_description_is_scrubbed_of_every_encoding() -> None:
+    from resilient_session import APIError, APIKeyAuth
+    from resilient_session.tracing import _describe
+    from tests.secret_forms import forms, leaks
+
+    secret = "k+y/with=specials:@ ok"
+    auth = APIKeyAuth(secret)  # a live auth object: its key is a known secret
+    for form in forms(secret).values():
+        for error in (RuntimeError(f"upstream said {form}"), APIError(f"upstream said {form}")):
+            assert not leaks(_describe(error), secret)
+    assert auth.secret_values == (secret,)

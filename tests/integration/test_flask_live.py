@@ -293,3 +293,32 @@ def test_gateway_example_degrades_when_reviews_is_down(chaos_server: ChaosServer
         assert failed.get_json(force=True)["integration"] == "catalog"
     finally:
         example.integrations.close(app)
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["1e999", "9" * 400, "nan", "-1e999", "Fri, 31 Dec 9999 23:59:59 GMT"]
+)
+def test_a_hostile_retry_after_from_upstream_never_crashes_the_handler(retry_after: str) -> None:
+    from tests.integration.upstream import Reply, Upstream
+
+    with Upstream() as upstream:
+        url = upstream.script("/limited", Reply(status=429, body=b"{}", headers={"Retry-After": retry_after}))
+        app = Flask(__name__)
+        app.config["RESILIENT_INTEGRATIONS"] = {
+            "integrations": {"api": {"base_url": upstream.url, "retry": False, "raise_for_status": True}}
+        }
+        integrations = Integrations(app, error_handlers=True)
+
+        @app.get("/via")
+        def via() -> Any:
+            integrations["api"].get(url)
+            return "unreachable"
+
+        try:
+            response = app.test_client().get("/via")
+        finally:
+            integrations.close(app)
+    assert response.status_code != 500
+    assert response.mimetype == "application/problem+json"
+    if "Retry-After" in response.headers:
+        assert 1 <= int(response.headers["Retry-After"]) <= 86400

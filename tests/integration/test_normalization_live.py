@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from resilient_session import Normalizer, ResilientAdapter, ResilientSession, RetryPolicy, ServerError
@@ -74,3 +76,40 @@ def test_truncated_json_is_malformed_not_an_exception(upstream: Upstream) -> Non
         n = session.get(url).normalized
     assert (n.format, n.data) == ("json", None)
     assert n.error is not None and n.error.code == "malformed_response"
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"v": NaN}', b'{"v": Infinity}', b"[-Infinity]", b'{"v": 1e400}', b'{"v": -1e999}']
+)
+def test_nan_and_infinity_are_malformed_json_but_response_json_is_requests_own(
+    upstream: Upstream, body: bytes
+) -> None:
+    url = upstream.script("/nan", Reply(200, body))
+    with ResilientSession(retry=False) as session:
+        response = session.get(url)
+    n = response.normalized
+    assert (n.ok, n.format, n.data) == (False, "json", None)
+    assert n.error is not None and n.error.code == "malformed_response"
+    assert "RFC 8259" in n.error.message or "overflows a float" in n.error.message
+    import math
+
+    value = response.json()  # requests' own parser still accepts them: drop-in behaviour kept
+    assert any(not math.isfinite(v) for v in (value if isinstance(value, list) else value.values()))
+
+
+def test_call_prints_strict_json_for_a_nan_body(upstream: Upstream, tmp_path: Any) -> None:
+    import json
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    from resilient_session.cli import main
+
+    upstream.script("/nan", Reply(200, b'{"v": NaN, "w": Infinity}'))
+    config = tmp_path / "c.toml"
+    config.write_text(f'[integrations.api]\nbase_url = "{upstream.url}"\nretry = false\n', encoding="utf-8")
+    out = StringIO()
+    with redirect_stdout(out):
+        code = main(["call", str(config), "api", "GET", "/nan"])
+    assert code == 8  # the body could not be used
+    document = json.loads(out.getvalue(), parse_constant=lambda name: pytest.fail(f"{name} printed"))
+    assert document["error"]["code"] == "malformed_response"
