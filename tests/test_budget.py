@@ -204,5 +204,5 @@ def test_every_session_has_its_own_budget_by_default() -> None:
     assert isinstance(first.budget, RetryBudget)
     assert first.budget is not second.budget
     assert first.get_adapter("https://x").policies(first)[1] is first.budget  # type: ignore[attr-defined]
-    assert first.get_adapter("http://x").budget is first.budget  # type: ignore[attr-defined]
+    assert first.get_adapter("http://x").policies(first)[1] is first.budget  # type: ignore[attr-defined]
     assert ResilientSession(budget=False).get_adapter("https://x").budget is None  # type: ignore[attr-defined]
