@@ -1,0 +1,167 @@
+"""Legacy code mounts its own adapters; every call through them keeps the framework's guarantees."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3.util.retry import Retry
+
+from resilient_session import (
+    APIConnectionError,
+    CircuitBreaker,
+    CircuitOpenError,
+    DeadlineExceededError,
+    MemoryStore,
+    ResilientSession,
+)
+from resilient_session.adapter import DeadlineAwarePool
+from tests.integration.rawserver import RawServer, answer, hang, reset_before_answer
+
+
+class PinningAdapter(HTTPAdapter):
+    """What TLS-pinning or source-address adapters do: their own pool manager settings."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.inits = 0
+        super().__init__(**kwargs)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        self.inits += 1
+        super().init_poolmanager(connections, 3, block, **pool_kwargs)
+
+
+class ForwardingAdapter(BaseAdapter):
+    """Not an HTTPAdapter: a test double or a custom transport that sends through its own machinery."""
+
+    def __init__(self, max_retries: Retry | int = 0) -> None:
+        super().__init__()
+        self.inner = HTTPAdapter(max_retries=max_retries)
+        self.sent = 0
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.sent += 1
+        return self.inner.send(request, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def user_retry() -> Retry:
+    return Retry(total=2, status_forcelist=[503], backoff_factor=0)
+
+
+ADAPTERS: dict[str, Callable[[], BaseAdapter]] = {
+    "HTTPAdapter(max_retries=Retry)": lambda: HTTPAdapter(max_retries=user_retry()),
+    "HTTPAdapter subclass": lambda: PinningAdapter(max_retries=user_retry()),
+    # Its own sockets are out of our reach: the deadline reaches it as the timeout= it is handed, so a
+    # read timeout it retried itself would run past it (documented); this one retries statuses only.
+    "not an HTTPAdapter": lambda: ForwardingAdapter(max_retries=Retry(2, status_forcelist=[503], read=False)),
+}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def mounted(request: pytest.FixtureRequest) -> Iterator[tuple[ResilientSession, BaseAdapter]]:
+    session = ResilientSession(breaker=CircuitBreaker(store=MemoryStore(), consecutive_failures=3))
+    adapter = ADAPTERS[request.param]()
+    session.mount("http://", adapter)
+    yield session, adapter
+    session.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[RawServer]:
+    with RawServer() as server:
+        yield server
+
+
+def test_a_refused_port_is_a_typed_connection_error(
+    mounted: tuple[ResilientSession, BaseAdapter], closed_port: int
+) -> None:
+    session, _ = mounted
+    with pytest.raises(APIConnectionError) as caught:
+        session.get(f"http://127.0.0.1:{closed_port}/x")
+    assert isinstance(caught.value, requests.ConnectionError)
+
+
+def test_a_hanging_server_ends_at_the_deadline(
+    mounted: tuple[ResilientSession, BaseAdapter], raw: RawServer
+) -> None:
+    session, _ = mounted
+    raw.script(hang())
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError):
+        session.get(raw.url + "/hang", deadline=1)
+    assert time.monotonic() - started < 1.05
+    assert raw.count == 1
+
+
+def test_a_dead_host_opens_the_circuit(mounted: tuple[ResilientSession, BaseAdapter], raw: RawServer) -> None:
+    session, _ = mounted
+    raw.script(reset_before_answer())
+    for _ in range(3):
+        with pytest.raises(APIConnectionError):
+            session.get(raw.url + "/x")
+    seen = raw.count
+    with pytest.raises(CircuitOpenError):
+        session.get(raw.url + "/x")
+    assert raw.count == seen
+
+
+def test_the_users_retry_is_honoured(mounted: tuple[ResilientSession, BaseAdapter], raw: RawServer) -> None:
+    session, adapter = mounted
+    raw.script(answer(503), answer(503), answer(200, b'{"id": 7}'))
+    response = session.get(raw.url + "/x")
+    assert response.status_code == 200
+    assert raw.count == 3
+    assert response.normalized.data == {"id": 7}
+
+
+def test_normalized_events_spans_and_request_id(
+    mounted: tuple[ResilientSession, BaseAdapter], raw: RawServer
+) -> None:
+    session, _ = mounted
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    session.tracing = provider
+    seen: list[Any] = []
+    session.events.on_response(seen.append)
+    raw.script(answer(200, b'{"ok": 1}'))
+    response = session.get(raw.url + "/x")
+    assert response.normalized.data == {"ok": 1}
+    assert len(seen) == 1
+    assert exporter.get_finished_spans()
+    assert "x-request-id" in raw.received[0].headers
+
+
+def test_a_subclass_keeps_its_pool_settings(raw: RawServer) -> None:
+    session = ResilientSession(breaker=False)
+    adapter = PinningAdapter()
+    session.mount("http://", adapter)
+    raw.script(answer(200))
+    assert session.get(raw.url + "/x").status_code == 200
+    pool = adapter.poolmanager.connection_from_url(raw.url)
+    assert pool.pool is not None and pool.pool.maxsize == 3  # the subclass's own pool setting
+    assert isinstance(pool, DeadlineAwarePool)  # and the deadline still reaches every attempt
+    assert adapter.inits == 1
+
+
+def test_responses_mocks_still_work_through_a_mounted_adapter() -> None:
+    session = ResilientSession()
+    session.mount("https://", HTTPAdapter(max_retries=user_retry()))
+    with responses.RequestsMock() as mock:
+        mock.get("https://api.example.test/x", status=503)
+        mock.get("https://api.example.test/x", json={"ok": True})
+        assert session.get("https://api.example.test/x").json() == {"ok": True}
+        assert len(mock.calls) == 2
