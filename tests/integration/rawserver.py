@@ -3,6 +3,7 @@ lies about lengths, and records every request (method, path, headers, body) it r
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -194,10 +195,8 @@ class RawServer:
         except (OSError, ValueError):
             return
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
 
 def _read_request(reader: object) -> Received | None:

@@ -119,7 +119,7 @@ def test_a_dead_host_opens_the_circuit(mounted: tuple[ResilientSession, BaseAdap
 
 
 def test_the_users_retry_is_honoured(mounted: tuple[ResilientSession, BaseAdapter], raw: RawServer) -> None:
-    session, adapter = mounted
+    session, _adapter = mounted
     raw.script(answer(503), answer(503), answer(200, b'{"id": 7}'))
     response = session.get(raw.url + "/x")
     assert response.status_code == 200
