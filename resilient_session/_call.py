@@ -157,6 +157,21 @@ leave = _current.reset
 
 
 @contextmanager
+def nested(method: str, url: str) -> Iterator[CallState]:
+    """A call made on behalf of the current one (an OAuth2 token request): its own state, no owner (so
+    no breaker or budget of the outer session), and the outer call's deadline, watched like any other."""
+    outer = current_call()
+    state = CallState.begin(method, url, deadline_at=outer.deadline_at if outer is not None else None)
+    state.watch()
+    token = _current.set(state)
+    try:
+        yield state
+    finally:
+        _current.reset(token)
+        state.unwatch()
+
+
+@contextmanager
 def active(state: CallState) -> Iterator[CallState]:
     """Make *state* the current call for the duration of the ``with`` block."""
     token = _current.set(state)

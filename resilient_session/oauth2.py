@@ -24,12 +24,15 @@ from requests.exceptions import UnrewindableBodyError
 from requests.models import PreparedRequest
 from requests.utils import rewind_body
 
+from ._call import nested
 from ._redact import REDACTED, redact_text, redact_url, scrubbed_exception
+from .adapter import ResilientAdapter
 from .auth import CredentialAuth, env_secret, is_header_safe
 from .errors import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    DeadlineExceededError,
     OAuth2TokenError,
     TokenEndpointError,
     TokenEndpointTimeout,
@@ -288,6 +291,10 @@ class _OAuth2Auth(CredentialAuth):
             return response
 
         session = self._new_session()
+        # Through our adapter (no retries, no breaker): the calling request's deadline reaches every
+        # byte of the token request, which runs while that request is being prepared.
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, ResilientAdapter(retry=False))
         session.register_compliance_hook("access_token_response", check_status)
         session.register_compliance_hook("refresh_token_response", check_status)
         session.hooks["response"].append(stay_on_origin)
@@ -302,10 +309,12 @@ class _OAuth2Auth(CredentialAuth):
         failure: APIError | None = None
         cause: BaseException | None = None
         try:
-            with session:
+            with session, nested("POST", self.token_url):
                 raw = self._request_token(session)
         except TokenEndpointError as exc:
             failure = exc  # raised by our hooks: its message holds the server's reason phrase
+        except DeadlineExceededError:
+            failure = DeadlineExceededError("the deadline ran out during the OAuth2 token request", **context)
         except requests.Timeout as exc:
             failure = TokenEndpointTimeout("token endpoint timed out", **context)
             cause = scrubbed_exception(exc, self._secrets())

@@ -352,3 +352,21 @@ def test_respect_retry_after_header_false_is_honoured(raw: RawServer) -> None:
     response, elapsed = timed(lambda: session.get(raw.url + "/x"))
     assert isinstance(response, requests.Response) and response.status_code == 200
     assert elapsed < 1.0
+
+
+@pytest.mark.parametrize("token_endpoint", ["silent", "dripping headers", "dripping body"])
+def test_the_first_token_fetch_counts_against_the_deadline(
+    raw: RawServer, token_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resilient_session import OAuth2ClientCredentials
+
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+    behaviour = {"silent": hang(), "dripping headers": drip_headers(0.2), "dripping body": drip_body(0.1)}
+    raw.script(behaviour[token_endpoint])
+    auth = OAuth2ClientCredentials(raw.url + "/token", "client", "secret-value", timeout=(1, 10))
+    session = ResilientSession(auth=auth, deadline=1.0, breaker=False)
+    error, elapsed = timed(lambda: session.get(raw.url + "/resource"))
+    assert isinstance(error, DeadlineExceededError)
+    assert elapsed < 1.0 + SLACK
+    assert [r.path for r in raw.received] == ["/token"]
