@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._call import current_call
 from .store import AtomicOp, MemoryStore, Result, StateStore
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class RedisStore(StateStore):
             self._url = client
             client = _client_from_url(client)
         self.client = client
+        _clamp_connections(client)
         self.prefix = prefix
         self.ttl = ttl
         self.retry_interval = retry_interval
@@ -131,10 +133,16 @@ class RedisStore(StateStore):
     def run(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
         if self._degraded and time.monotonic() < self._retry_at:
             return self.fallback.run(op, key, args)
+        call = current_call()
+        if call is not None and call.deadline_passed():
+            return self.fallback.run(op, key, args)  # no time left to ask Redis; it is not down
         argv = [repr(self.clock()), repr(float(self.ttl)), *[repr(float(a)) for a in args]]
         try:
             raw = self._script(op)(keys=[f"{self.prefix}:{key}"], args=argv)
         except self._errors as exc:
+            if call is not None and call.deadline_passed():
+                # The call's deadline cut the command short (see _ClampedConnection), not an outage.
+                return self.fallback.run(op, key, args)
             self._went_down(exc)
             return self.fallback.run(op, key, args)
         if self._degraded:
@@ -233,6 +241,51 @@ def _rebuild(
     url: str, prefix: str, ttl: float, retry_interval: float, clock: Callable[[], float]
 ) -> RedisStore:
     return RedisStore(url, prefix=prefix, ttl=ttl, retry_interval=retry_interval, clock=clock)
+
+
+class _ClampedConnection:
+    """redis-py connection mixin: no read or write waits past the deadline of the call in progress.
+
+    The client's ``socket_timeout`` bounds each command; inside a call with a deadline the socket
+    timeout is the smaller of it and the time left, so a slow Redis cannot hold a call past its deadline.
+    """
+
+    socket_timeout: float | None
+    _sock: Any
+
+    def _clamp(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        call = current_call()
+        remaining = call.remaining() if call is not None else None
+        timeout = self.socket_timeout
+        if remaining is not None:
+            timeout = max(0.001, remaining if timeout is None else min(timeout, remaining))
+        sock.settimeout(timeout)
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._clamp()
+        super().send_packed_command(command, check_health)  # type: ignore[misc]
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        self._clamp()
+        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+
+
+_CLAMPED: dict[type[Any], type[Any]] = {}
+
+
+def _clamp_connections(client: Any) -> None:
+    """Make the connections *client*'s pool opens from now on :class:`_ClampedConnection`."""
+    pool = getattr(client, "connection_pool", None)
+    cls = getattr(pool, "connection_class", None)
+    if cls is None or issubclass(cls, _ClampedConnection):
+        return
+    clamped = _CLAMPED.get(cls)
+    if clamped is None:
+        clamped = _CLAMPED.setdefault(cls, type(cls.__name__, (_ClampedConnection, cls), {}))
+    pool.connection_class = clamped
 
 
 def _import_redis() -> Any:

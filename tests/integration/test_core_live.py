@@ -370,3 +370,35 @@ def test_the_first_token_fetch_counts_against_the_deadline(
     assert isinstance(error, DeadlineExceededError)
     assert elapsed < 1.0 + SLACK
     assert [r.path for r in raw.received] == ["/token"]
+
+
+def test_a_silent_redis_cannot_hold_a_call_past_its_deadline(raw: RawServer) -> None:
+    import socket
+    import threading
+
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry as RedisRetry
+
+    from resilient_session import CircuitBreaker, RedisStore
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
+    client = redis.Redis(
+        port=silent.getsockname()[1],
+        socket_timeout=5,
+        socket_connect_timeout=1,
+        retry=RedisRetry(NoBackoff(), 0),
+    )
+    store = RedisStore(client)
+    raw.script(answer(200))
+    session = ResilientSession(breaker=CircuitBreaker(store=store), budget=False, deadline=0.5)
+    try:
+        error, elapsed = timed(lambda: session.get(raw.url + "/x"))
+        assert elapsed < 0.5 + SLACK  # the client's own 5 s socket timeout was clamped to the time left
+        assert isinstance(error, (requests.Response, DeadlineExceededError))
+        assert accepted, "the store did talk to the (silent) Redis"
+        assert not store.degraded  # the deadline cut the command short: Redis is not declared down
+    finally:
+        silent.close()
