@@ -278,7 +278,7 @@ _CLAMPED: dict[type[Any], type[Any]] = {}
 
 def _clamp_connections(client: Any) -> None:
     """Make the connections *client*'s pool opens from now on :class:`_ClampedConnection`."""
-    pool = getattr(client, "connection_pool", None)
+    pool: Any = getattr(client, "connection_pool", None)
     cls = getattr(pool, "connection_class", None)
     if cls is None or issubclass(cls, _ClampedConnection):
         return
