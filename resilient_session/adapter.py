@@ -20,7 +20,7 @@ from ._watchdog import WATCHDOG
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .bulkhead import Bulkhead
-from .normalization import DEFAULT_NORMALIZER, Normalizer, with_normalized
+from .normalization import DEFAULT_NORMALIZER, Normalizer, Overflow, read_bounded, with_normalized
 from .retry import as_retry_policy, call_aware, no_retries
 from .store import host_key
 
@@ -392,6 +392,9 @@ def _attempts(
         getattr(policy, "idempotency_key_header", None) and policy.idempotency_key_header in request.headers  # type: ignore[union-attr]
     )
     call.tighten_deadline(getattr(adapter, "deadline", None))
+    # The first body that broke off: if the attempts after it fail too, the call raises this, the
+    # exception plain requests raises here (ChunkedEncodingError ...), not the last attempt's.
+    first_break: rexc.RequestException | None = None
     while True:
         if call.deadline_passed():
             raise _deadline_error(call, request, "the deadline ran out before an attempt")
@@ -410,7 +413,7 @@ def _attempts(
         except _DeadlineReached:
             failure = _deadline_error(call, request, "the deadline ran out between attempts")
         except rexc.RequestException as exc:
-            failure = _typed(exc, call, request)
+            failure = _typed(exc if first_break is None else first_break, call, request)
         finally:
             call.resume = None
         if failure is not None:
@@ -427,8 +430,19 @@ def _attempts(
             return response
         broken: rexc.RequestException | None = None
         unusable: BaseException | None = None
+        limit = getattr(call.owner, "max_response_size", None)
         try:
-            response.content  # noqa: B018 - read inside the retry scope, so a break mid-body is retried
+            # Read inside the retry scope, so a break mid-body is retried.
+            if limit is None:
+                response.content  # noqa: B018 - reading caches the body, as Session.send would
+            elif isinstance(read_bounded(response, limit), Overflow):
+                unusable = errors.MalformedResponseError(
+                    f"the decoded body passed max_response_size ({limit} bytes); nothing more was read",
+                    code="body_too_large",
+                    details={"limit": limit},
+                    response=response,
+                    **_context(call, request),
+                )
         except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
             broken = exc
         except rexc.RequestException as exc:
@@ -443,14 +457,19 @@ def _attempts(
         if broken is None:
             return response
         response.close()
-        _next_after_broken_body(policy, call, request, broken)
+        first_break = first_break or broken
+        _next_after_broken_body(policy, call, request, broken, first_break)
 
 
 def _next_after_broken_body(
-    policy: Any, call: CallState, request: requests.PreparedRequest, broken: rexc.RequestException
+    policy: Any,
+    call: CallState,
+    request: requests.PreparedRequest,
+    broken: rexc.RequestException,
+    first_break: rexc.RequestException,
 ) -> None:
     """Count a body that broke off on the call's retry chain and sleep before the next attempt, or raise
-    the typed error when the chain (or the body) allows no other attempt."""
+    the typed twin of *first_break* when the chain (or the body) allows no other attempt."""
     chain = call.retries if call.retries is not None else policy
     cause = (
         broken.args[0]
@@ -464,7 +483,7 @@ def _next_after_broken_body(
         except (MaxRetryError, ProtocolError, ReadTimeoutError, SSLError, OSError):
             retry = None
     if retry is None:
-        raise _typed(broken, call, request)
+        raise _typed(first_break, call, request)
     retry.sleep()
     body: Any = request.body
     if body is not None and not isinstance(body, (bytes, str)):

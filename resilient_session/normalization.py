@@ -379,7 +379,7 @@ class _Body:
         if declared is not None and declared > limit and not already_read:
             return self._too_large(declared)
         try:
-            content = response.content if already_read else _read_bounded(response, limit)
+            content = response.content if already_read else read_bounded(response, limit)
         except RuntimeError as exc:  # a streamed body already consumed through iter_content
             return NormalizedError(
                 UNAVAILABLE,
@@ -396,7 +396,7 @@ class _Body:
                 {"expected": fmt, "reason": "incomplete"},
                 retryable=True,
             )
-        if isinstance(content, _Overflow):
+        if isinstance(content, Overflow):
             return self._too_large(content.size, read=True)
         if content is None:
             return b""
@@ -898,7 +898,7 @@ def _form_secrets(request: requests.PreparedRequest) -> list[str]:
     return [v for k, v in parse_qsl(text, keep_blank_values=False) if is_secret_name(k) and v]
 
 
-class _Overflow:
+class Overflow:
     """The body passed the limit after *size* decoded bytes; nothing more was read."""
 
     __slots__ = ("size",)
@@ -910,7 +910,7 @@ class _Overflow:
 _READ_CHUNK = 64 * 1024
 
 
-def _read_bounded(response: requests.Response, limit: int) -> bytes | _Overflow | None:
+def read_bounded(response: requests.Response, limit: int) -> bytes | Overflow | None:
     """The decoded body of a response not read yet, read chunk by chunk up to *limit* bytes.
 
     Counts bytes after content decoding (gzip, deflate, br, zstd), which urllib3 inflates at most a
@@ -933,7 +933,7 @@ def _read_bounded(response: requests.Response, limit: int) -> bytes | _Overflow 
             chunks.clear()
             response._content_consumed = True  # type: ignore[attr-defined]
             response.close()
-            return _Overflow(size)
+            return Overflow(size)
         chunks.append(chunk)
     content = b"".join(chunks)
     response._content = content

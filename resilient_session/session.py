@@ -41,8 +41,9 @@ class ResilientSession(requests.Session):
     :param base_url: Relative URLs are appended to it (``base_url="https://api.example.com/v1"`` and
         ``"/users"`` give ``https://api.example.com/v1/users``); absolute URLs are used as given.
     :param timeout: Default ``(connect, read)`` seconds, :data:`~resilient_session.adapter.DEFAULT_TIMEOUT`
-        ``(3.05, 30)``, used when a call passes no ``timeout=``. A caller's ``timeout=`` always wins;
-        ``(3.05, None)`` keeps a connect timeout but lets a stream read forever.
+        ``(3.05, 30)``, used when a call passes no ``timeout=`` or ``timeout=None`` (plain requests
+        would wait forever there). Any other ``timeout=`` of a caller wins; ``(3.05, None)`` keeps a
+        connect timeout but lets a stream read forever, ``(None, None)`` waits forever.
     :param retry: The retry policy of the adapters this session mounts: a
         :class:`~resilient_session.RetryPolicy`, a urllib3 ``Retry``, an int, or ``False``.
     :param deadline: Seconds for the whole call (attempts, backoff and redirects included), or ``None``.
@@ -60,9 +61,17 @@ class ResilientSession(requests.Session):
     :param request_id_header: Each call sends one id in this header, the same on every retry and
         redirect hop; a request that already has the header keeps its value. ``None`` sends none.
         Default ``"X-Request-ID"``.
+    :param max_response_size: Bytes a non-streamed body may have *after* decoding (gzip, br ...). Past
+        it the read stops at once and the call raises
+        :class:`~resilient_session.MalformedResponseError` with ``code == "body_too_large"``, so a
+        compression bomb never reaches memory. ``None`` (default): no limit, as in requests.
     :param tracing: ``True`` (default): OpenTelemetry spans once the application installed a tracer
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.tracing`.
+
+    Every option is also an attribute, set later with the same values accepted, and read at the next
+    call: ``session.retry = RetryPolicy(0)``, ``session.breaker = False``, ``session.deadline = 5``.
+    Mounted adapters not given a policy of their own use the session's.
 
     ``session.events`` (:class:`~resilient_session.Events`) takes callbacks told about every call.
     """
@@ -70,7 +79,7 @@ class ResilientSession(requests.Session):
     __attrs__ = [
         *requests.Session.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
-        *("events", "integration", "request_id_header"),
+        *("events", "integration", "request_id_header", "max_response_size"),
     ]
 
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
@@ -91,8 +100,10 @@ class ResilientSession(requests.Session):
         integration: str | None = None,
         request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
         tracing: Any = True,
+        max_response_size: int | None = None,
     ) -> None:
         super().__init__()
+        self.max_response_size = max_response_size
         self.events = Events()
         self.integration = integration
         self.request_id_header = request_id_header
@@ -163,6 +174,17 @@ class ResilientSession(requests.Session):
     @deadline.setter
     def deadline(self, value: float | None) -> None:
         self._deadline = _seconds(value, "deadline")
+
+    @property
+    def max_response_size(self) -> int | None:
+        """Bytes a non-streamed body may have once decoded, or ``None`` (default): no limit, as in requests."""
+        return self._max_response_size
+
+    @max_response_size.setter
+    def max_response_size(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"max_response_size must be a number of bytes or None, not {value!r}")
+        self._max_response_size = value
 
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
         """As :meth:`requests.Session.mount`; a :class:`ResilientAdapter` given no retry policy of its own

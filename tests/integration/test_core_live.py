@@ -402,3 +402,33 @@ def test_a_silent_redis_cannot_hold_a_call_past_its_deadline(raw: RawServer) -> 
         assert not store.degraded  # the deadline cut the command short: Redis is not declared down
     finally:
         silent.close()
+
+
+def test_max_response_size_stops_a_gzip_bomb_after_the_limit(raw: RawServer) -> None:
+    from resilient_session import MalformedResponseError
+
+    bomb = gzip.compress(b"\0" * (50 * 1024 * 1024))  # 50 KB on the wire, 50 MB decoded
+    raw.script(answer(200, bomb, headers={"Content-Encoding": "gzip"}))
+    session = ResilientSession(breaker=False, max_response_size=1024 * 1024)
+    with pytest.raises(MalformedResponseError) as caught:
+        session.get(raw.url + "/bomb")
+    assert caught.value.code == "body_too_large"
+    assert raw.count == 1  # not retried
+    assert ResilientSession(breaker=False).get(raw.url + "/bomb").content == b"\0" * (50 * 1024 * 1024)
+
+
+def test_a_body_break_followed_by_refused_connections_stays_a_chunked_encoding_error(raw: RawServer) -> None:
+    # The server cuts the body off, then goes away: what requests raised (ChunkedEncodingError) is
+    # still what the call raises once the retries that met refused connections are used up.
+    def cut_then_go_away(conn, received):  # type: ignore[no-untyped-def]
+        cut_mid_body()(conn, received)
+        raw.listener.close()
+        return False
+
+    raw.script(cut_then_go_away)
+    session = ResilientSession(retry=RetryPolicy(2, **FAST), breaker=False)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError) as caught:
+        session.get(raw.url + "/x")
+    assert isinstance(caught.value, IncompleteBodyError)
+    assert caught.value.attempts == 3
+    assert raw.count == 1
