@@ -177,7 +177,7 @@ class ResilientSession(requests.Session):
 
     @property
     def max_response_size(self) -> int | None:
-        """Bytes a non-streamed body may have once decoded, or ``None`` (default): no limit, as in requests."""
+        """Decoded bytes a non-streamed body may have, or ``None`` (default): no limit, as in requests."""
         return self._max_response_size
 
     @max_response_size.setter
