@@ -432,3 +432,34 @@ def test_a_body_break_followed_by_refused_connections_stays_a_chunked_encoding_e
     assert isinstance(caught.value, IncompleteBodyError)
     assert caught.value.attempts == 3
     assert raw.count == 1
+
+
+@pytest.mark.parametrize("failure", ["unknown CA", "hostname mismatch", "expired"])
+def test_a_certificate_that_fails_verification_is_one_handshake(failure: str) -> None:
+    import datetime
+    import ssl
+
+    import trustme
+
+    from resilient_session import APISSLError
+
+    ca = trustme.CA()
+    if failure == "expired":
+        cert = ca.issue_cert(
+            "127.0.0.1", not_after=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+        )
+    else:
+        cert = ca.issue_cert("127.0.0.1" if failure != "hostname mismatch" else "api.example.test")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    with RawServer(tls=context) as server, ca.cert_pem.tempfile() as ca_file:
+        server.script(answer(200))
+        session = ResilientSession(retry=RetryPolicy(3, **FAST), breaker=False)
+        verify = True if failure == "unknown CA" else ca_file
+        with pytest.raises(requests.exceptions.SSLError) as caught:
+            session.get(server.url + "/x", verify=verify)
+        assert isinstance(caught.value, APISSLError)
+        assert caught.value.attempts == 1
+        time.sleep(0.05)
+        assert server.connections == 1
+        assert server.count == 0
