@@ -194,3 +194,47 @@ def test_500_is_not_retried_by_default() -> None:
     responses.get("https://api.test/x", status=500)
     assert ResilientSession().get("https://api.test/x").status_code == 500
     assert len(responses.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"redirect": 5}, {"raise_on_redirect": False}, {"remove_headers_on_redirect": ["X-Other"]}],
+)
+def test_redirect_options_are_refused_with_a_clear_error(options: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="requests follows redirects itself"):
+        RetryPolicy(3, **options)  # type: ignore[arg-type]
+
+
+def test_total_false_and_copies_are_not_refused() -> None:
+    policy = RetryPolicy(False)
+    assert policy.new(total=2).total == 2
+    assert RetryPolicy(3).new().total == 3
+
+
+def test_backoff_jitter_is_added_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib3.util.retry import RequestHistory
+
+    monkeypatch.setattr("random.uniform", lambda a, b: b)
+    monkeypatch.setattr("random.random", lambda: 1.0)
+    policy = RetryPolicy(5, backoff_factor=1.0, backoff_jitter=0.25, backoff_max=30)
+    once = policy.new(history=(RequestHistory("GET", "/", None, 503, None),))
+    assert once.get_backoff_time() == 1.25
+    capped = RetryPolicy(5, backoff_factor=1.0, backoff_jitter=5, backoff_max=2).new(
+        history=(RequestHistory("GET", "/", None, 503, None),) * 3
+    )
+    assert capped.get_backoff_time() == 2
+
+
+def test_a_foreign_retry_becomes_call_aware_and_keeps_its_class_and_options() -> None:
+    from resilient_session.retry import CallAwareRetry, call_aware
+
+    class Mine(Retry):
+        pass
+
+    theirs = Mine(total=2, status_forcelist=[503], backoff_factor=0.3)
+    aware = call_aware(theirs)
+    assert isinstance(aware, Mine) and isinstance(aware, CallAwareRetry)
+    assert (aware.total, aware.status_forcelist, aware.backoff_factor) == (2, [503], 0.3)
+    assert isinstance(aware.new(total=1), Mine)
+    assert call_aware(aware) is aware
+    assert not isinstance(theirs, CallAwareRetry)  # the user's object is left as it was
