@@ -463,3 +463,19 @@ def test_a_certificate_that_fails_verification_is_one_handshake(failure: str) ->
         time.sleep(0.05)
         assert server.connections == 1
         assert server.count == 0
+
+
+def test_dripped_headers_over_tls_cannot_outlive_the_deadline() -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with RawServer(tls=context) as server, ca.cert_pem.tempfile() as ca_file:
+        server.script(drip_headers(0.2))
+        session = ResilientSession(deadline=1.0, breaker=False, timeout=(1, 5))
+        error, elapsed = timed(lambda: session.get(server.url + "/drip", verify=ca_file))
+        assert isinstance(error, DeadlineExceededError)
+        assert elapsed < 1.0 + SLACK
