@@ -1,7 +1,7 @@
 """``.normalized`` of a streamed body reads at most ``max_body_size`` decoded bytes (plus one chunk).
 
 Raw-socket servers send what no well-behaved one would: 1 MB of gzip that inflates to 1 GiB, and a
-chunked body that never ends. The client runs in a subprocess so its peak RSS (``ru_maxrss``) can be
+chunked body that never ends. The client runs in a subprocess so its peak RSS (``VmHWM``) can be
 measured: it must grow by less than :data:`RSS_BOUND` over what the process had reached before the call,
 and stay under :data:`PEAK_BOUND` overall.
 """
@@ -32,13 +32,22 @@ LIMIT = 10 * 1024 * 1024
 CHUNK = 64 * 1024
 GIB = 1024 * 1024 * 1024
 
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a child of a large pytest
+# process would report the parent's peak; the high-water mark of the new address space starts afresh.
 CLIENT = """
-import json, resource, sys
+import json, sys
 from resilient_session import ResilientSession
+
+def peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
 
 url, stream = sys.argv[1], sys.argv[2] == "stream"
 session = ResilientSession(retry=False, timeout=(2, 10))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = peak()
 response = session.get(url, stream=stream)
 normalized = response.normalized
 outcome = {"format": normalized.format, "code": normalized.error.code if normalized.error else None,
@@ -48,7 +57,7 @@ try:
     outcome["content"] = "returned"
 except RuntimeError:
     outcome["content"] = "RuntimeError"
-outcome["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+outcome["peak"] = peak()
 outcome["growth"] = outcome["peak"] - before
 outcome["package"] = __import__("resilient_session").__file__
 print(json.dumps(outcome))
