@@ -2,8 +2,9 @@
 
 A benchmark is any module ``benchmarks/<name>.py`` (not starting with ``_``) with a
 ``run(quick: bool = False) -> list[dict]`` function returning rows
-``{"benchmark", "metric", "value", "unit", "target", "met"}``. ``--markdown`` also writes
-``docs/benchmarks.md`` and the chart ``docs/benchmarks.png`` (matplotlib, from the ``bench`` extra).
+``{"benchmark", "metric", "value", "unit", "target", "met"}``, and optionally a ``NOTES`` string (Markdown)
+that ``docs/benchmarks.md`` prints under the table. ``--markdown`` also writes ``docs/benchmarks.md`` and
+the chart ``docs/benchmarks.png`` (matplotlib, from the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def discover() -> list[str]:
     return sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_") and p.stem != "run")
 
 
+NOTES: dict[str, str] = {}
+
+
 def collect(names: Sequence[str], quick: bool) -> list[Row]:
     """Run each benchmark; one that crashes or has no ``run`` gives a single missed row, not an abort."""
     rows: list[Row] = []
@@ -47,6 +51,9 @@ def collect(names: Sequence[str], quick: bool) -> list[Row]:
                 print(f"  {name}: no run(quick) function, skipped", file=sys.stderr)
                 continue
             rows.extend(benchmark(quick=quick))
+            notes = getattr(module, "NOTES", None)
+            if notes:
+                NOTES[name] = notes.strip()
         except Exception as error:
             traceback.print_exc()
             rows.append(_failed(name, error))
@@ -88,6 +95,8 @@ def format_markdown(rows: Sequence[Row], quick: bool, chart: str | None) -> str:
     lines += ["", f"{len(missed)} target(s) missed." if missed else "Every target was met."]
     if chart:
         lines += ["", f"![Benchmark figures]({chart})"]
+    for name, notes in NOTES.items():
+        lines += ["", f"## {name}", "", notes]
     return "\n".join(lines) + "\n"
 
 

@@ -68,6 +68,9 @@ _BODY_CODES = frozenset({MALFORMED, TOO_LARGE, UNAVAILABLE})
 _SNIFFED = frozenset({"text/plain", "application/octet-stream", "binary/octet-stream"})
 # The format reported when the body could not even be read, by declared format (``None``: unknown).
 _EXPECTED: dict[str | None, Format] = {"json": "json", "xml": "xml", "html": "text", "text": "text"}
+
+#: XML bodies from this size on are converted with the cyclic garbage collector paused (see _xml).
+_LARGE_XML = 1_000_000
 _MESSAGE_LIMIT = 300
 # Shorter "secrets" are not redacted from messages: replacing them would garble the text, not protect it.
 _MIN_SECRET = 4
@@ -477,7 +480,8 @@ class _Body:
     def _try_xml(self, content: bytes) -> tuple[bool, Any]:
         try:
             root = parse_xml(content, self.charset)
-            return True, (root, element_to_dict(root, self.normalizer.xml_namespaces))
+            large = len(content) >= _LARGE_XML
+            return True, (root, element_to_dict(root, self.normalizer.xml_namespaces, large=large))
         except UnsafeXMLError as exc:
             return False, str(exc)
         except (etree.LxmlError, ValueError, LookupError, RecursionError) as exc:

@@ -12,6 +12,7 @@ from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
+from . import _environ
 from ._call import CallState, current_call, enter, leave
 from ._redact import install_log_redaction, redact_url
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
@@ -241,7 +242,21 @@ class ResilientSession(requests.Session):
         if self.base_url and isinstance(request.url, str) and request.url != self.join_url(request.url):
             request = copy.copy(request)
             request.url = self.join_url(request.url)
+        if _environ.REPLICATES_REQUESTS:
+            return _environ.prepare_request(self, request)  # requests' steps, netrc look-up remembered
         return super().prepare_request(request)
+
+    # -- environment -----------------------------------------------------------------------------
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        """As requests, with what it reads from the environment remembered until the environment changes.
+
+        Proxy variables, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and the netrc file are
+        seen on the next call after any change, as requests sees them; see :mod:`resilient_session._environ`.
+        """
+        return _environ.merge_environment_settings(
+            self, url, proxies, stream, verify, cert, super().merge_environment_settings
+        )
 
     # -- sending ---------------------------------------------------------------------------------
 
