@@ -16,6 +16,7 @@ from urllib3.util.retry import Retry
 
 from . import errors
 from ._call import CallState, RetryGate, current_call, enter, leave
+from ._mixins import with_mixin
 from ._watchdog import WATCHDOG
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
@@ -93,26 +94,13 @@ class DeadlineAwarePool:
         super()._put_conn(conn)  # type: ignore[misc]
 
 
-_AWARE_POOLS: dict[type[Any], type[Any]] = {}
-
-
-def deadline_aware_pool(cls: type[Any]) -> type[Any]:
-    """*cls* (a urllib3 connection-pool class) with :class:`DeadlineAwarePool` mixed in; SOCKS and
-    other pool subclasses keep their own behaviour."""
-    if issubclass(cls, DeadlineAwarePool):
-        return cls
-    aware = _AWARE_POOLS.get(cls)
-    if aware is None:
-        aware = _AWARE_POOLS.setdefault(cls, type(cls.__name__, (DeadlineAwarePool, cls), {}))
-    return aware
-
-
 def instrument_pools(manager: Any) -> None:
     """Make the pools *manager* (a urllib3 ``PoolManager``) creates from now on deadline-aware."""
     classes = getattr(manager, "pool_classes_by_scheme", None)
     if classes is None or getattr(manager, "_resilient_pools", None) is classes:
         return
-    aware = {scheme: deadline_aware_pool(cls) for scheme, cls in classes.items()}
+    # SOCKS and other pool subclasses keep their own behaviour.
+    aware = {scheme: with_mixin(DeadlineAwarePool, cls) for scheme, cls in classes.items()}
     manager.pool_classes_by_scheme = aware
     manager._resilient_pools = aware
 

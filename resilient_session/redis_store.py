@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._call import current_call
+from ._mixins import with_mixin
 from .store import AtomicOp, MemoryStore, Result, StateStore
 
 if TYPE_CHECKING:
@@ -273,19 +274,12 @@ class _ClampedConnection:
         return super().read_response(*args, **kwargs)  # type: ignore[misc]
 
 
-_CLAMPED: dict[type[Any], type[Any]] = {}
-
-
 def _clamp_connections(client: Any) -> None:
     """Make the connections *client*'s pool opens from now on :class:`_ClampedConnection`."""
     pool: Any = getattr(client, "connection_pool", None)
     cls = getattr(pool, "connection_class", None)
-    if cls is None or issubclass(cls, _ClampedConnection):
-        return
-    clamped = _CLAMPED.get(cls)
-    if clamped is None:
-        clamped = _CLAMPED.setdefault(cls, type(cls.__name__, (_ClampedConnection, cls), {}))
-    pool.connection_class = clamped
+    if cls is not None:
+        pool.connection_class = with_mixin(_ClampedConnection, cls)
 
 
 def _import_redis() -> Any:

@@ -24,6 +24,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from ._call import current_call
+from ._mixins import with_mixin
 from ._redact import redact_url
 from .errors import parse_retry_after
 
@@ -126,9 +127,6 @@ class CallAwareRetry(Retry):
             time.sleep(delay)
 
 
-_AWARE_CLASSES: dict[type[Retry], type[Retry]] = {}
-
-
 def call_aware(retry: Retry) -> Retry:
     """*retry* itself when it is a :class:`CallAwareRetry`, else a copy of it that is one.
 
@@ -137,12 +135,7 @@ def call_aware(retry: Retry) -> Retry:
     """
     if isinstance(retry, CallAwareRetry):
         return retry
-    cls = type(retry)
-    aware = _AWARE_CLASSES.get(cls)
-    if aware is None:
-        aware = _AWARE_CLASSES.setdefault(
-            cls, type(cls.__name__, (CallAwareRetry, cls), {"__module__": cls.__module__})
-        )
+    aware = with_mixin(CallAwareRetry, type(retry))
     copy = aware.__new__(aware)
     copy.__dict__.update(retry.__dict__)
     return copy
