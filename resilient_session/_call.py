@@ -71,6 +71,8 @@ class CallState:
     observer: CallObserver | None = None
     #: The first send of the call has begun (later sends are redirect hops or re-sends from hooks).
     sent: bool = False
+    #: The session is inside requests' ``Session.send`` and about to look up the adapter.
+    sending: bool = False
     #: The request body can be sent again (no body, bytes, or a seekable file rewound before a retry).
     replayable: bool = True
     #: The urllib3 ``Retry`` of the attempt in progress: a broken body is counted on the same chain.

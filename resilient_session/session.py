@@ -298,12 +298,11 @@ class ResilientSession(requests.Session):
         """As :meth:`requests.Session.get_adapter`; while this session sends, an adapter that is not a
         :class:`ResilientAdapter` comes back wrapped, so its calls get the framework too."""
         adapter: BaseAdapter = super().get_adapter(url)
-        if isinstance(adapter, ResilientAdapter):
-            return adapter
         call = current_call()
-        if call is None or call.owner is not self or not call.extras.pop("wrap_adapter", False):
+        if call is None or call.owner is not self or not call.sending:
             return adapter
-        return MountedAdapter(adapter)
+        call.sending = False  # requests.Session.send looks the adapter up once, first thing
+        return adapter if isinstance(adapter, ResilientAdapter) else MountedAdapter(adapter)
 
     def _knows_open_circuits(self) -> bool:
         # Cheap guard for the common case: no breaker of ours has noted an open circuit.
@@ -335,7 +334,7 @@ class ResilientSession(requests.Session):
         call = current_call()
         if call is not None and call.owner is self and call.sent:
             # A redirect hop or a re-send from a hook: part of the call already in progress.
-            call.extras["wrap_adapter"] = True
+            call.sending = True
             return super().send(request, **kwargs)
         token = None
         if call is None or call.owner is not self:
@@ -346,7 +345,7 @@ class ResilientSession(requests.Session):
         call.raw_url = request.url or call.raw_url
         call.extras.pop("redacted_url", None)
         observer = call.observer = begin_call(self, call, request)
-        call.extras["wrap_adapter"] = True
+        call.sending = True
         try:
             response = super().send(request, **kwargs)
         except BaseException as exc:
