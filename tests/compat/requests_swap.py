@@ -15,77 +15,14 @@ Loaded with ``-p requests_swap`` by ``run_requests_suite.py`` (this folder on ``
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
-import sys
 import time
 from typing import Any
 
+import loopback_guard
 import pytest
 
-# Names /etc/hosts answers on any machine; every other name would be sent to a DNS server.
-_LOCAL_NAMES = frozenset({"localhost"})
-
-_state: dict[str, Any] = {"current": None, "blocked": []}
-
-
-def _is_loopback_host(host: Any) -> bool:
-    if host is None:
-        return True  # getaddrinfo(None, port): a local wildcard address
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    host = str(host).strip("[]").split("%", 1)[0]
-    if host == "" or host.lower().rstrip(".") in _LOCAL_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # a name only DNS can answer
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
-
-
-def _is_literal(host: Any) -> bool:
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    try:
-        ipaddress.ip_address(str(host).strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
-def _refuse(event: str, target: Any) -> None:
-    _state["blocked"].append({"nodeid": _state["current"], "event": event, "target": repr(target)})
-    if event == "socket.connect":
-        raise OSError(101, f"refused by the loopback guard: {target!r} is not a loopback address")
-    raise socket.gaierror(socket.EAI_NONAME, f"refused by the loopback guard: {target!r} is not local")
-
-
-def _loopback_guard(event: str, args: tuple[Any, ...]) -> None:
-    if not event.startswith("socket."):
-        return
-    if event == "socket.connect":
-        sock, address = args
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_host(address[0]):
-            _refuse(event, address)
-    elif event == "socket.getaddrinfo":
-        host = args[0]
-        # A numeric address needs no look-up; connect() decides about it.
-        if not _is_loopback_host(host) and not _is_literal(host):
-            _refuse(event, host)
-    elif event in ("socket.gethostbyname", "socket.gethostbyaddr"):
-        if not _is_loopback_host(args[0]):
-            _refuse(event, args[0])
-    elif event == "socket.sendto":
-        sock, address = args
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_host(address[0]):
-            _refuse("socket.connect", address)
-
-
-sys.addaudithook(_loopback_guard)
+_state: dict[str, Any] = {"current": None, "blocked": loopback_guard.BLOCKED}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -183,7 +120,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
-    _state["current"] = nodeid
+    _state["current"] = loopback_guard.CURRENT[0] = nodeid
 
 
 def _failure_text(report: pytest.TestReport) -> str:

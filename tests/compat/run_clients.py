@@ -3,7 +3,7 @@
 For each client: download its released sdist at a pinned version (``pip download --no-deps --no-binary
 :all:``), unpack it, build a dedicated venv with the client, its test dependencies and the
 resilient-session checkout given by ``--repo``, then run the client's unit tests twice: once plain and
-once with ``requests.Session`` swapped (the pytest plugin ``rs_compat_swap.py`` beside this file, loaded
+once with ``requests.Session`` swapped (the pytest plugin ``clients_swap.py`` beside this file, loaded
 with ``-p`` so the swap happens before the client is imported). The report gives, per client, the tests
 passing plain, the tests passing swapped, how many tests' calls reached the circuit breaker and the
 retry budget, and every test that passed plain but not swapped, with the first lines of its failure.
@@ -15,9 +15,9 @@ builds add well under a minute; they are kept in ``~/.cache/resilient-session-co
 to change it). Most of it is PyGithub's suite run twice and tableauserverclient's swapped run, whose 36
 tests that fail either way (their sdist lacks assets) call an unresolvable host that ours retries.
 
-    python compat/run_clients.py                       # every client, against this checkout
-    python compat/run_clients.py --repo ../other-checkout --client hvac
-    python compat/run_clients.py --json report.json --markdown report.md
+    python tests/compat/run_clients.py                       # every client, against this checkout
+    python tests/compat/run_clients.py --repo ../other-checkout --client hvac
+    python tests/compat/run_clients.py --json report.json --markdown report.md
 
 Exit status: 0 when every test that passed plain also passed swapped (flagged 502/503/504 retries
 excepted), 1 otherwise, 2 when a client could not be set up or its suite did not run.
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_REPO = HERE.parent
+DEFAULT_REPO = HERE.parent.parent
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "resilient-session-compat"
 
 # Every venv gets the same requests and urllib3, whatever the client pins.
@@ -203,7 +203,9 @@ def run_suite(client: Client, venv: Path, source: Path, swap: bool, out: Path) -
         "-m",
         "pytest",
         "-p",
-        "rs_compat_swap",
+        "loopback_guard",  # nothing a client's tests do may leave the machine
+        "-p",
+        "clients_swap",
         "-p",
         "no:cacheprovider",
         "-o",
