@@ -1,4 +1,4 @@
-"""pytest plugin used by ``tests/compat/run_clients.py``: swap ``requests.Session`` and count what our code saw.
+"""pytest plugin used by ``tests/compat/run_clients.py``: swap ``requests.Session``, count what we saw.
 
 Loaded with ``-p clients_swap`` (the runner puts this folder on ``PYTHONPATH``). ``-p`` plugins are
 imported before conftest files, entry-point plugins and test modules, so the swap happens before the
