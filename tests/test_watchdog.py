@@ -1,7 +1,8 @@
-"""The watchdog ends a blocked read at the call's deadline, and never touches a socket it was told to leave."""
+"""The watchdog ends a blocked read at the deadline and never touches a socket it was told to leave."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -15,10 +16,8 @@ def blocked_read(sock: socket.socket) -> tuple[threading.Thread, list[float]]:
     ended: list[float] = []
 
     def read() -> None:
-        try:
+        with contextlib.suppress(OSError):
             sock.recv(1)
-        except OSError:
-            pass
         ended.append(time.monotonic())
 
     thread = threading.Thread(target=read, daemon=True)
