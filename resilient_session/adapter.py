@@ -137,11 +137,12 @@ class ResilientAdapter(HTTPAdapter):
         fail at once with :class:`~resilient_session.CircuitOpenError`, no socket opened.
     :param budget: A :class:`~resilient_session.RetryBudget` that each retry must pay into.
     :param bulkhead: A :class:`~resilient_session.Bulkhead` capping calls in flight per host.
+    :param max_retries: As for ``HTTPAdapter``; used when ``retry`` is not given.
+    :param kwargs: ``pool_connections``, ``pool_maxsize`` and ``pool_block``, as for ``HTTPAdapter``.
 
     ``breaker``, ``budget`` and ``bulkhead`` default to ``None``: inherit the session's (a
     :class:`~resilient_session.ResilientSession` has a breaker and a budget by default), so mounting an
     adapter for one domain changes only what it is given. ``False`` turns one off for this adapter.
-    :param pool_connections, pool_maxsize, pool_block: As for ``HTTPAdapter``.
     """
 
     __attrs__ = [

@@ -161,23 +161,34 @@ class RetryPolicy(CallAwareRetry):
 
     :param total: Retries after the first attempt; one call sends at most ``total + 1`` requests to a
         URL, whatever mix of statuses, connection errors and broken bodies it meets. Default 3.
-    :param connect, read, status, other: Per-kind limits, as in urllib3 (default: bounded by ``total``).
-        ``read`` also bounds bodies that break off mid-way.
+    :type connect: int | None
+    :param connect: Connection errors retried, as in urllib3 (default: bounded by ``total``).
+    :type read: int | bool | None
+    :param read: Read errors retried, as in urllib3 (default: bounded by ``total``); it also bounds
+        bodies that break off mid-way.
+    :type status: int | None
+    :param status: Retryable statuses retried, as in urllib3 (default: bounded by ``total``).
+    :type other: int | None
+    :param other: Other errors retried, as in urllib3 (default: bounded by ``total``).
     :param backoff_factor: Base ``b`` of the backoff, in seconds. Before retry ``n`` (1, 2, ...) the
         policy sleeps a uniformly random time in ``[0, min(backoff_max, b * 2 ** (n - 1))]``
         ("full jitter", so a fleet of clients does not retry in lockstep). Default 0.5.
     :param backoff_max: The cap on any single wait, backoff or ``Retry-After``. Default 30.
+    :type backoff_jitter: float
     :param backoff_jitter: As in urllib3: a random ``[0, backoff_jitter]`` seconds added to each
         backoff (still capped by ``backoff_max``). Default 0.
     :param full_jitter: ``False`` sleeps the ceiling itself (deterministic exponential backoff).
     :param status_forcelist: Statuses retried. Default ``{429, 502, 503, 504}``.
+    :type allowed_methods: Collection[str] | None
     :param allowed_methods: Methods retried on read errors and statuses. Default: urllib3's idempotent
         set (DELETE, GET, HEAD, OPTIONS, PUT, TRACE); ``None`` retries every method.
     :param idempotency_key_header: A request carrying this header is retried even when its method is
         in ``idempotency_key_methods``. Default ``"Idempotency-Key"``.
     :param idempotency_key_methods: Default ``{"POST", "PATCH"}``.
+    :type respect_retry_after_header: bool
     :param respect_retry_after_header: Honour ``Retry-After`` on 429 and 503 (capped by ``backoff_max``,
         ``retry_after_max`` and the call's remaining deadline). Default True.
+    :type retry_after_max: float
     :param retry_after_max: As in urllib3: the longest ``Retry-After`` honoured, in seconds (the
         smaller of it and ``backoff_max`` applies).
     :param raise_on_status: Default False: when retries run out on a retryable status, the last
@@ -186,9 +197,10 @@ class RetryPolicy(CallAwareRetry):
         went silent) is raised at once, so ``timeout=5`` still means an answer or an error in about
         5 s, as in plain requests, and a struggling upstream is not sent the same slow request again.
         True retries them like other read errors (bound the total with the session's ``deadline``).
-    :param redirect, raise_on_redirect, remove_headers_on_redirect: Refused with ``ValueError``:
-        requests follows redirects itself and never lets a ``Retry`` see one; use
-        ``session.max_redirects`` and ``allow_redirects=``.
+
+    The redirect options (``redirect``, ``raise_on_redirect``, ``remove_headers_on_redirect``) are refused
+    with ``ValueError``: requests follows redirects itself and never lets a ``Retry`` see one; use
+    ``session.max_redirects`` and ``allow_redirects=``.
 
     Connection errors (nothing was sent, connect timeouts included) are retried for every method, and
     connections dropped before an answer for the ``allowed_methods``, as in urllib3. TLS failures that

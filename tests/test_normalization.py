@@ -617,7 +617,13 @@ class TestLaziness:
 
         monkeypatch.setattr(normalize_module.json, "loads", counting_loads)
         n = norm(b'{"a": 1}')
-        assert (n.status, n.url, n.request_id, n.content_type, n.attempts) is not None
+        assert (n.status, n.url, n.request_id, n.content_type, n.attempts) == (
+            200,
+            URL,
+            None,
+            "application/json",
+            1,
+        )
         assert calls == []
         assert n.data == {"a": 1} and n.format == "json" and n.ok and n.error is None
         assert len(calls) == 1

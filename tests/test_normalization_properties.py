@@ -92,8 +92,15 @@ def test_any_bytes_any_content_type_never_raise(
         assert isinstance(n.error.code, str) and n.error.code
         assert isinstance(n.error.message, str)
         assert isinstance(n.error.retryable, bool)
-    # The cheap fields and the repr never raise either.
-    assert (n.status, n.method, n.url, n.request_id, n.attempts, n.elapsed) is not None
+    # The cheap fields and the repr never raise either, and read the response as built.
+    assert (n.status, n.method, n.url, n.request_id, n.attempts, n.elapsed) == (
+        status,
+        method,
+        "https://api.example.com/x",
+        None,
+        1,
+        0.0,
+    )
     assert n.content_type is None or n.content_type == n.content_type.lower()
     assert repr(n)
     # raise_for_error raises only typed errors.

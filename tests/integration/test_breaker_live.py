@@ -21,6 +21,7 @@ from resilient_session import (
     BulkheadFullError,
     CircuitBreaker,
     CircuitOpenError,
+    MemoryStore,
     ResilientAdapter,
     ResilientSession,
     RetryBudget,
@@ -29,6 +30,19 @@ from resilient_session import (
 )
 
 from .upstream import Reply, Upstream
+
+
+class Clock:
+    """The breaker's time, moved by the test: open waits are stepped over, not slept through."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class MortalServer:
@@ -100,8 +114,13 @@ def test_upstream_dies_circuit_opens_fast_fails_probes_and_closes_on_return(
     mortal: MortalServer, connects: list[object]
 ) -> None:
     events: list[StateChange] = []
+    clock = Clock()
     breaker = CircuitBreaker(
-        consecutive_failures=3, open_wait=0.3, wait_multiplier=2.0, listeners=[events.append]
+        store=MemoryStore(clock=clock),
+        consecutive_failures=3,
+        open_wait=0.3,
+        wait_multiplier=2.0,
+        listeners=[events.append],
     )
     session = ResilientSession(breaker=breaker, retry=RetryPolicy(1, backoff_factor=0.01))
 
@@ -123,19 +142,23 @@ def test_upstream_dies_circuit_opens_fast_fails_probes_and_closes_on_return(
     assert len(connects) == opened_before  # no socket while open
     assert statistics.median(timings) < 0.002
     assert caught.value.host == f"http://127.0.0.1:{mortal.port}"
-    assert 0 < caught.value.retry_in <= 0.3
+    assert caught.value.retry_in == pytest.approx(0.3)  # the breaker's clock has not moved
 
-    time.sleep(caught.value.retry_in + 0.02)
+    clock.advance(0.299)
+    with pytest.raises(CircuitOpenError):
+        session.get(mortal.url)  # still open a millisecond before the wait is over
+    clock.advance(0.001)
     with pytest.raises(APIConnectionError):
         session.get(mortal.url)  # the probe finds it still down
     assert len(connects) == opened_before + 1  # one probe, not retried
     assert events[-1].reason == "probe failed"
-    assert events[-1].retry_in == pytest.approx(0.6, abs=0.05)  # the wait grew
+    assert events[-1].retry_in == pytest.approx(0.6)  # the wait grew
 
     mortal.start()
     with pytest.raises(CircuitOpenError) as caught:
         session.get(mortal.url)
-    time.sleep(caught.value.retry_in + 0.02)
+    assert caught.value.retry_in == pytest.approx(0.6)
+    clock.advance(0.6)
     assert session.get(mortal.url).json() == {"ok": True}  # the probe succeeds
     assert all(session.get(mortal.url).ok for _ in range(5))
     assert [(e.old.value, e.new.value) for e in events] == [

@@ -7,6 +7,7 @@ import gzip
 import io
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -30,7 +31,7 @@ from tests.integration.rawserver import (
     reset_before_answer,
 )
 
-FAST = {"backoff_factor": 0.01}
+FAST: dict[str, Any] = {"backoff_factor": 0.01}
 SLACK = 0.05  # the promise: a call with a deadline ends within deadline + 50 ms
 
 
