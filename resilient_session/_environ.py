@@ -31,6 +31,7 @@ on a change each compute the answer for the environment they saw.
 
 from __future__ import annotations
 
+import netrc as netrc_module
 import os
 import sys
 import urllib.request
@@ -54,6 +55,27 @@ MAX_ENTRIES = 512
 _OS_PROXIES = sys.platform == "darwin" or os.name == "nt"
 
 _MISSING = object()
+
+# What requests calls, as it was at import: a test (or an application) that patches one of these gets
+# requests' own code path on every call, so its patch is honoured exactly.
+_PROXY_FUNCTIONS = (
+    _sessions.get_environ_proxies,
+    _utils.should_bypass_proxies,
+    _utils.getproxies,  # type: ignore[attr-defined]
+    _utils.proxy_bypass,  # type: ignore[attr-defined]
+)
+_NETRC_FUNCTIONS = (_sessions.get_netrc_auth, netrc_module.netrc)
+_MERGE_SETTING = _sessions.merge_setting
+
+
+def _proxy_functions_patched() -> bool:
+    originals = _PROXY_FUNCTIONS
+    return (
+        _sessions.get_environ_proxies is not originals[0]
+        or _utils.should_bypass_proxies is not originals[1]
+        or _utils.getproxies is not originals[2]  # type: ignore[attr-defined]
+        or _utils.proxy_bypass is not originals[3]  # type: ignore[attr-defined]
+    )
 
 
 class _Memo:
@@ -130,7 +152,7 @@ def _environ_proxies(memo: _Memo, url: str, no_proxy: str | None) -> dict[str, s
     found = memo.proxies.get(key)
     if found is not None:
         return found
-    proxies = _utils.get_environ_proxies(url, no_proxy=no_proxy)
+    proxies = _sessions.get_environ_proxies(url, no_proxy=no_proxy)
     if _still(memo):
         if len(memo.proxies) >= MAX_ENTRIES:
             memo.proxies.clear()
@@ -140,6 +162,10 @@ def _environ_proxies(memo: _Memo, url: str, no_proxy: str | None) -> dict[str, s
 
 def _merge(request_setting: Any, session_setting: Any, dict_class: type = OrderedDict) -> Any:
     """``requests.sessions.merge_setting``, without its protocol checks when both sides are plain dicts."""
+    if _sessions.merge_setting is not _MERGE_SETTING:  # patched: call what requests would call
+        return _sessions.merge_setting(  # type: ignore[no-untyped-call]
+            request_setting, session_setting, dict_class=dict_class
+        )
     if session_setting is None:
         return request_setting
     if request_setting is None:
@@ -179,6 +205,7 @@ def merge_environment_settings(
             or memo.system_proxies
             or type(url) is not str
             or not (no_proxy is None or type(no_proxy) is str)
+            or _proxy_functions_patched()
         ):
             return fallback(url, proxies, stream, verify, cert)
         env_proxies = _environ_proxies(memo, url, no_proxy)
@@ -197,9 +224,15 @@ def merge_environment_settings(
 
 def netrc_auth(url: Any) -> Any:
     """``requests.utils.get_netrc_auth(url)``, parsing each netrc file once per version of it."""
+    lookup = _sessions.get_netrc_auth  # the name requests' prepare_request calls
     memo = _current()
-    if memo is None or type(url) is not str:
-        return _utils.get_netrc_auth(url)
+    if (
+        memo is None
+        or type(url) is not str
+        or lookup is not _NETRC_FUNCTIONS[0]
+        or netrc_module.netrc is not _NETRC_FUNCTIONS[1]
+    ):
+        return lookup(url)
     for location in memo.netrc_locations:
         try:  # os.path.exists, keeping what stat found
             st = os.stat(location)
@@ -209,7 +242,7 @@ def netrc_auth(url: Any) -> Any:
         found = memo.netrc.get(key, _MISSING)
         if found is not _MISSING:
             return found
-        auth = _utils.get_netrc_auth(url)
+        auth = lookup(url)
         if _still(memo):
             if len(memo.netrc) >= MAX_ENTRIES:
                 memo.netrc.clear()

@@ -437,3 +437,20 @@ def test_requests_changing_prepare_request_makes_the_session_use_requests_own(
 
     monkeypatch.setattr(requests.Session, "prepare_request", changed)
     assert not _environ._replicates_requests()
+
+
+def test_patched_requests_functions_are_honoured(
+    session: ResilientSession, upstream: Upstream, proxy: LoopbackProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests' own test suite patches requests.sessions.get_netrc_auth; tests of applications patch
+    # requests.utils.getproxies and friends. The memo must not hide a patch made after it filled up.
+    url = upstream.script("/n", Reply())
+    assert sent_authorization(session, upstream, url) is None
+    monkeypatch.setattr(requests.sessions, "get_netrc_auth", lambda url: ("patched", "netrc"))
+    assert sent_authorization(session, upstream, url) == basic("patched", "netrc")
+    monkeypatch.undo()
+    assert sent_authorization(session, upstream, url) is None
+    proxied = upstream.script("/p", Reply())
+    assert not via_proxy(session, proxied, proxy)
+    monkeypatch.setattr(requests.utils, "getproxies", lambda: {"http": proxy.url})
+    assert via_proxy(session, proxied, proxy)
