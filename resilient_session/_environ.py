@@ -27,10 +27,14 @@ sees exactly what requests would see:
 
 The memo is process-wide (the environment is) and bounded; it is rebuilt, not locked: two threads racing
 on a change each compute the answer for the environment they saw.
+
+One more pure function is remembered while preparing a request: ``PreparedRequest.prepare_url`` of a URL
+with no query parameters to add (URL parsing, IDNA and requoting depend on the URL string alone).
 """
 
 from __future__ import annotations
 
+import functools
 import netrc as netrc_module
 import os
 import sys
@@ -273,19 +277,48 @@ def prepare_request(session: requests.Session, request: requests.Request) -> req
         auth = netrc_auth(url)
 
     p = requests.PreparedRequest()
-    p.prepare(
-        method=method.upper(),
-        url=url,
-        files=request.files,
-        data=request.data,
-        json=request.json,
-        headers=_merge(request.headers, session.headers, dict_class=CaseInsensitiveDict),
-        params=_merge(request.params, session.params),
-        auth=_merge(auth, session.auth),
-        cookies=merged_cookies,
-        hooks=_sessions.merge_hooks(request.hooks, session.hooks),  # type: ignore[no-untyped-call]
-    )
+    params = _merge(request.params, session.params)
+    remember_url = type(url) is str and not params and requests.PreparedRequest.prepare_url is _PREPARE_URL
+    if remember_url:  # shadowed on this instance only, for the one prepare() call below
+        p.prepare_url = functools.partial(_prepare_url, p)  # type: ignore[method-assign]
+    try:
+        p.prepare(
+            method=method.upper(),
+            url=url,
+            files=request.files,
+            data=request.data,
+            json=request.json,
+            headers=_merge(request.headers, session.headers, dict_class=CaseInsensitiveDict),
+            params=params,
+            auth=_merge(auth, session.auth),
+            cookies=merged_cookies,
+            hooks=_sessions.merge_hooks(request.hooks, session.hooks),  # type: ignore[no-untyped-call]
+        )
+    finally:
+        if remember_url:
+            del p.prepare_url
     return p
+
+
+_PREPARE_URL = requests.PreparedRequest.prepare_url
+# Prepared form of URLs sent without query parameters: PreparedRequest.prepare_url (parsing, IDNA,
+# requoting; ~18 us) is a pure function of the URL string then.
+_prepared_urls: dict[str, str] = {}
+
+
+def _prepare_url(prepared: requests.PreparedRequest, url: Any, params: Any) -> None:
+    if type(url) is str and not params:
+        known = _prepared_urls.get(url)
+        if known is not None:
+            prepared.url = known
+            return
+        _PREPARE_URL(prepared, url, params)  # raises as requests does for an invalid URL
+        if len(_prepared_urls) >= MAX_ENTRIES:
+            _prepared_urls.clear()
+        if type(prepared.url) is str:
+            _prepared_urls[url] = prepared.url
+        return
+    _PREPARE_URL(prepared, url, params)
 
 
 # The names requests' Session.prepare_request uses (requests 2.32-2.34, ignoring the ``cast`` calls typing
