@@ -27,10 +27,15 @@ sees exactly what requests would see:
 
 The memo is process-wide (the environment is) and bounded; it is rebuilt, not locked: two threads racing
 on a change each compute the answer for the environment they saw.
+
+One more pure function is remembered while preparing a request: ``PreparedRequest.prepare_url`` of a URL
+with no query parameters to add (URL parsing, IDNA and requoting depend on the URL string alone).
 """
 
 from __future__ import annotations
 
+import functools
+import netrc as netrc_module
 import os
 import sys
 import urllib.request
@@ -54,6 +59,27 @@ MAX_ENTRIES = 512
 _OS_PROXIES = sys.platform == "darwin" or os.name == "nt"
 
 _MISSING = object()
+
+# What requests calls, as it was at import: a test (or an application) that patches one of these gets
+# requests' own code path on every call, so its patch is honoured exactly.
+_PROXY_FUNCTIONS = (
+    _sessions.get_environ_proxies,
+    _utils.should_bypass_proxies,
+    _utils.getproxies,  # type: ignore[attr-defined]
+    _utils.proxy_bypass,  # type: ignore[attr-defined]
+)
+_NETRC_FUNCTIONS = (_sessions.get_netrc_auth, netrc_module.netrc)
+_MERGE_SETTING = _sessions.merge_setting
+
+
+def _proxy_functions_patched() -> bool:
+    originals = _PROXY_FUNCTIONS
+    return (
+        _sessions.get_environ_proxies is not originals[0]
+        or _utils.should_bypass_proxies is not originals[1]
+        or _utils.getproxies is not originals[2]  # type: ignore[attr-defined]
+        or _utils.proxy_bypass is not originals[3]  # type: ignore[attr-defined]
+    )
 
 
 class _Memo:
@@ -130,7 +156,7 @@ def _environ_proxies(memo: _Memo, url: str, no_proxy: str | None) -> dict[str, s
     found = memo.proxies.get(key)
     if found is not None:
         return found
-    proxies = _utils.get_environ_proxies(url, no_proxy=no_proxy)
+    proxies = _sessions.get_environ_proxies(url, no_proxy=no_proxy)
     if _still(memo):
         if len(memo.proxies) >= MAX_ENTRIES:
             memo.proxies.clear()
@@ -140,6 +166,10 @@ def _environ_proxies(memo: _Memo, url: str, no_proxy: str | None) -> dict[str, s
 
 def _merge(request_setting: Any, session_setting: Any, dict_class: type = OrderedDict) -> Any:
     """``requests.sessions.merge_setting``, without its protocol checks when both sides are plain dicts."""
+    if _sessions.merge_setting is not _MERGE_SETTING:  # patched: call what requests would call
+        return _sessions.merge_setting(  # type: ignore[no-untyped-call]
+            request_setting, session_setting, dict_class=dict_class
+        )
     if session_setting is None:
         return request_setting
     if request_setting is None:
@@ -179,6 +209,7 @@ def merge_environment_settings(
             or memo.system_proxies
             or type(url) is not str
             or not (no_proxy is None or type(no_proxy) is str)
+            or _proxy_functions_patched()
         ):
             return fallback(url, proxies, stream, verify, cert)
         env_proxies = _environ_proxies(memo, url, no_proxy)
@@ -197,9 +228,15 @@ def merge_environment_settings(
 
 def netrc_auth(url: Any) -> Any:
     """``requests.utils.get_netrc_auth(url)``, parsing each netrc file once per version of it."""
+    lookup = _sessions.get_netrc_auth  # the name requests' prepare_request calls
     memo = _current()
-    if memo is None or type(url) is not str:
-        return _utils.get_netrc_auth(url)
+    if (
+        memo is None
+        or type(url) is not str
+        or lookup is not _NETRC_FUNCTIONS[0]
+        or netrc_module.netrc is not _NETRC_FUNCTIONS[1]
+    ):
+        return lookup(url)
     for location in memo.netrc_locations:
         try:  # os.path.exists, keeping what stat found
             st = os.stat(location)
@@ -209,7 +246,7 @@ def netrc_auth(url: Any) -> Any:
         found = memo.netrc.get(key, _MISSING)
         if found is not _MISSING:
             return found
-        auth = _utils.get_netrc_auth(url)
+        auth = lookup(url)
         if _still(memo):
             if len(memo.netrc) >= MAX_ENTRIES:
                 memo.netrc.clear()
@@ -240,19 +277,48 @@ def prepare_request(session: requests.Session, request: requests.Request) -> req
         auth = netrc_auth(url)
 
     p = requests.PreparedRequest()
-    p.prepare(
-        method=method.upper(),
-        url=url,
-        files=request.files,
-        data=request.data,
-        json=request.json,
-        headers=_merge(request.headers, session.headers, dict_class=CaseInsensitiveDict),
-        params=_merge(request.params, session.params),
-        auth=_merge(auth, session.auth),
-        cookies=merged_cookies,
-        hooks=_sessions.merge_hooks(request.hooks, session.hooks),  # type: ignore[no-untyped-call]
-    )
+    params = _merge(request.params, session.params)
+    remember_url = type(url) is str and not params and requests.PreparedRequest.prepare_url is _PREPARE_URL
+    if remember_url:  # shadowed on this instance only, for the one prepare() call below
+        p.prepare_url = functools.partial(_prepare_url, p)  # type: ignore[method-assign]
+    try:
+        p.prepare(
+            method=method.upper(),
+            url=url,
+            files=request.files,
+            data=request.data,
+            json=request.json,
+            headers=_merge(request.headers, session.headers, dict_class=CaseInsensitiveDict),
+            params=params,
+            auth=_merge(auth, session.auth),
+            cookies=merged_cookies,
+            hooks=_sessions.merge_hooks(request.hooks, session.hooks),  # type: ignore[no-untyped-call]
+        )
+    finally:
+        if remember_url:
+            del p.prepare_url
     return p
+
+
+_PREPARE_URL = requests.PreparedRequest.prepare_url
+# Prepared form of URLs sent without query parameters: PreparedRequest.prepare_url (parsing, IDNA,
+# requoting; ~18 us) is a pure function of the URL string then.
+_prepared_urls: dict[str, str] = {}
+
+
+def _prepare_url(prepared: requests.PreparedRequest, url: Any, params: Any) -> None:
+    if type(url) is str and not params:
+        known = _prepared_urls.get(url)
+        if known is not None:
+            prepared.url = known
+            return
+        _PREPARE_URL(prepared, url, params)  # raises as requests does for an invalid URL
+        if len(_prepared_urls) >= MAX_ENTRIES:
+            _prepared_urls.clear()
+        if type(prepared.url) is str:
+            _prepared_urls[url] = prepared.url
+        return
+    _PREPARE_URL(prepared, url, params)
 
 
 # The names requests' Session.prepare_request uses (requests 2.32-2.34, ignoring the ``cast`` calls typing

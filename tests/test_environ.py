@@ -437,3 +437,56 @@ def test_requests_changing_prepare_request_makes_the_session_use_requests_own(
 
     monkeypatch.setattr(requests.Session, "prepare_request", changed)
     assert not _environ._replicates_requests()
+
+
+def test_patched_requests_functions_are_honoured(
+    session: ResilientSession, upstream: Upstream, proxy: LoopbackProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests' own test suite patches requests.sessions.get_netrc_auth; tests of applications patch
+    # requests.utils.getproxies and friends. The memo must not hide a patch made after it filled up.
+    url = upstream.script("/n", Reply())
+    assert sent_authorization(session, upstream, url) is None
+    monkeypatch.setattr(requests.sessions, "get_netrc_auth", lambda url: ("patched", "netrc"))
+    assert sent_authorization(session, upstream, url) == basic("patched", "netrc")
+    monkeypatch.undo()
+    assert sent_authorization(session, upstream, url) is None
+    proxied = upstream.script("/p", Reply())
+    assert not via_proxy(session, proxied, proxy)
+    monkeypatch.setattr(requests.utils, "getproxies", lambda: {"http": proxy.url})
+    assert via_proxy(session, proxied, proxy)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/ping",
+        "HTTP://Example.COM/a b/ü?x=1 2#frag",
+        "https://bücher.example/ä",
+        "http://user:p%40ss@x.test:81/%7Euser/",
+        "http://x.test",
+        "https://[::1]:8443/v1?",
+        "ftp://x.test/file",  # not http: requests leaves it alone
+    ],
+)
+def test_remembered_url_preparation_matches_requests(url: str) -> None:
+    ours, theirs = ResilientSession(request_id_header=None), requests.Session()
+    for _ in range(2):  # the second time comes from the memo
+        assert ours.prepare_request(requests.Request("GET", url)).url == (
+            theirs.prepare_request(requests.Request("GET", url)).url
+        )
+        assert ours.prepare_request(requests.Request("GET", url, params={"q": "1"})).url == (
+            theirs.prepare_request(requests.Request("GET", url, params={"q": "1"})).url
+        )
+    prepared = ours.prepare_request(requests.Request("GET", url))
+    assert "prepare_url" not in vars(prepared)  # nothing left on the instance (pickling, copies)
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1/x", "http://", "http://*invalid/", "http://.x.test/"])
+def test_invalid_urls_raise_as_in_requests_every_time(url: str) -> None:
+    ours, theirs = ResilientSession(), requests.Session()
+    for _ in range(2):
+        with pytest.raises(requests.RequestException) as expected:
+            theirs.prepare_request(requests.Request("GET", url))
+        with pytest.raises(type(expected.value)) as got:
+            ours.prepare_request(requests.Request("GET", url))
+        assert str(got.value) == str(expected.value)
