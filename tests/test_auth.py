@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -28,7 +29,7 @@ PASSWORD = "pw-9b3d5f7a1c"
 
 
 @pytest.fixture
-def api() -> responses.RequestsMock:
+def api() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(f"{API}/items", json={"ok": True})
         yield mock
@@ -247,7 +248,7 @@ def test_auth_objects_work_with_a_file_body(api: responses.RequestsMock) -> None
 
 
 def prepared(
-    url: str, auth: requests.auth.AuthBase | None = None, **headers: str
+    url: str, auth: requests.auth.AuthBase | None = None, /, **headers: str
 ) -> requests.PreparedRequest:
     return requests.Request("GET", url, headers=headers, auth=auth).prepare()
 

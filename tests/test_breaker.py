@@ -589,6 +589,6 @@ def test_a_pickled_session_keeps_one_shared_breaker_and_budget() -> None:
     assert copy.breaker.open_wait == 9.0
     for prefix in ("http://", "https://"):
         adapter = copy.get_adapter(prefix + "x")
-        breaker, budget, _ = adapter.policies(copy)  # type: ignore[attr-defined]
+        breaker, budget, _ = adapter.policies(copy)
         assert breaker is copy.breaker
         assert budget is copy.budget

@@ -62,6 +62,7 @@ def test_the_example_file_is_valid_and_means_what_it_says() -> None:
     assert isinstance(billing.retry, RetryPolicy)
     assert (billing.retry.total, billing.retry.backoff_factor, billing.retry.backoff_max) == (4, 0.5, 10)
     assert billing.retry.status_forcelist == {429, 502, 503, 504}
+    assert billing.breaker is not None
     assert billing.breaker == CircuitBreaker(
         failure_rate_threshold=0.5, window_size=20, minimum_calls=10, consecutive_failures=5,
         open_wait=5, max_open_wait=60, store=billing.breaker.store,
@@ -70,6 +71,7 @@ def test_the_example_file_is_valid_and_means_what_it_says() -> None:
     assert crm.timeout == (10.0, 10.0) and crm.retry.total == 2
     assert crm.bulkhead is not None and (crm.bulkhead.max_concurrent, crm.bulkhead.max_wait) == (5, 0.5)
     assert crm.request_id_header == "X-Correlation-ID"
+    assert identity.breaker is not None
     assert identity.budget is None and identity.breaker == CircuitBreaker(store=identity.breaker.store)
     assert identity.retry.raise_on_status is True
     assert identity.auth is not None and identity.auth.env == {
@@ -86,12 +88,13 @@ def test_load_integrations_builds_one_session_per_integration(env: dict[str, str
     assert billing.timeout == (3.05, 20.0) and billing.deadline == 30 and billing.raise_for_status
     assert billing.headers["User-Agent"] == "orders-service/2.3"
     assert isinstance(billing.auth, BearerAuth) and billing.auth.secret_values == ("tok-billing-123",)
-    assert billing.retry.total == 4 and billing.get_adapter("https://x").max_retries.total == 4
+    assert billing.retry.total == 4 and billing.get_adapter("https://x").max_retries.total == 4  # type: ignore[attr-defined]
     assert isinstance(crm.auth, APIKeyAuth) and crm.auth.header == "X-API-Key"
     assert crm.bulkhead is not None and crm.bulkhead.max_concurrent == 5
     assert crm.request_id_header == "X-Correlation-ID"
     identity = sessions["identity"]
     assert isinstance(identity.auth, OAuth2ClientCredentials) and identity.auth.client_id == "orders"
+    assert identity.breaker is not None
     assert type(identity.breaker.store).__name__ == "RedisStore"  # no connection until first use
     assert identity.budget is None
 
@@ -149,6 +152,7 @@ def test_each_auth_type_builds_from_the_environment(
 
 def test_shorthands() -> None:
     config = load_config(one(retry=5, breaker=True, budget=False, bulkhead=True, deadline=False))["api"]
+    assert config.breaker is not None
     assert config.retry.total == 5 and config.breaker == CircuitBreaker(store=config.breaker.store)
     assert config.budget is None and config.bulkhead is not None and config.deadline is None
     off = load_config(one(retry=False, request_id_header=False, breaker={"failure_rate_threshold": False}))
@@ -158,6 +162,7 @@ def test_shorthands() -> None:
 
 def test_a_budget_table_keeps_its_values() -> None:
     config = load_config(one(budget={"capacity": 50, "retry_cost": 2, "name": "shared"}))["api"]
+    assert config.budget is not None
     assert config.budget == RetryBudget(capacity=50, retry_cost=2, name="shared", store=config.budget.store)
 
 

@@ -189,7 +189,7 @@ def test_close_closes_every_session_once_and_unregisters_the_exit_hook(
 def test_sessions_are_not_closed_per_request(app: Flask) -> None:
     closed: list[str] = []
     for name, session in app.extensions[EXTENSION_KEY].items():
-        session.close = lambda name=name: closed.append(name)  # type: ignore[method-assign]
+        session.close = lambda name=name: closed.append(name)
     with responses.RequestsMock() as mock:
         mock.get(BILLING + "/ok", json={"ok": True})
         assert app.test_client().get("/billing/ok").status_code == 200

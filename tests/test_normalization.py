@@ -415,7 +415,7 @@ class TestMalformed:
                 raise requests.exceptions.ChunkedEncodingError("connection broken")
 
         response = make(None)
-        response._content = False
+        response._content = False  # type: ignore[assignment]
         response.raw = BrokenRaw()
         n = normalize(response)
         assert (n.format, n.data) == ("json", None)
@@ -426,8 +426,8 @@ class TestMalformed:
 
     def test_unreadable_stream(self) -> None:
         response = make(None)
-        response._content = False
-        response._content_consumed = True  # as after iter_content
+        response._content = False  # type: ignore[assignment]
+        response._content_consumed = True  # type: ignore[attr-defined]  # as after iter_content
         n = normalize(response)
         assert n.error is not None and n.error.code == "body_unavailable"
         with pytest.raises(MalformedResponseError):
@@ -504,7 +504,7 @@ class TestSizeLimit:
 
     def test_declared_length_over_limit_is_not_read(self) -> None:
         response = make(None, headers={"Content-Length": str(20 * 1024 * 1024)})
-        response._content = False
+        response._content = False  # type: ignore[assignment]
 
         class Exploding:
             def read(self, *args: Any, **kwargs: Any) -> bytes:
@@ -615,7 +615,7 @@ class TestLaziness:
             calls.append(content)
             return real_loads(content, *args, **kwargs)
 
-        monkeypatch.setattr(normalize_module.json, "loads", counting_loads)
+        monkeypatch.setattr(normalize_module.json, "loads", counting_loads)  # type: ignore[attr-defined]
         n = norm(b'{"a": 1}')
         assert (n.status, n.url, n.request_id, n.content_type, n.attempts) == (
             200,
@@ -630,7 +630,7 @@ class TestLaziness:
 
     def test_streamed_body_is_not_read_until_needed(self) -> None:
         response = make(None)
-        response._content = False
+        response._content = False  # type: ignore[assignment]
         reads: list[int] = []
 
         class Raw:
@@ -829,7 +829,7 @@ SOAP_FAULT_11 = b"""<?xml version="1.0"?>
 @responses.activate
 def test_soap_fault_sent_with_200_is_an_error() -> None:
     responses.post("https://soap.test/orders", body=SOAP_FAULT_11, status=200, content_type="text/xml")
-    normalized = ResilientSession().post("https://soap.test/orders", data=b"<x/>").normalized
+    normalized = ResilientSession().post("https://soap.test/orders", data=b"<x/>").normalized  # type: ignore[attr-defined]
     assert normalized.ok is False
     assert normalized.format == "xml"
     assert normalized.error is not None
@@ -846,12 +846,12 @@ def test_problem_json_sent_with_200_is_an_error_but_plain_error_key_is_data() ->
     responses.get("https://api.test/p", json=problem, status=200, content_type="application/problem+json")
     responses.get("https://api.test/d", json={"error": "none", "items": []}, status=200)
     session = ResilientSession()
-    problem_view = session.get("https://api.test/p").normalized
+    problem_view = session.get("https://api.test/p").normalized  # type: ignore[attr-defined]
     assert problem_view.ok is False
     assert problem_view.error is not None
     assert problem_view.error.code == "https://api.test/out-of-credit"
     assert problem_view.error.message == "Balance 30"
-    data_view = session.get("https://api.test/d").normalized
+    data_view = session.get("https://api.test/d").normalized  # type: ignore[attr-defined]
     assert data_view.ok is True
     assert data_view.error is None
     assert data_view.data == {"error": "none", "items": []}

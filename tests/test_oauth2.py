@@ -254,7 +254,7 @@ def test_401_after_another_thread_renewed_reuses_that_token(
             revoked.add(tokens.issued[0])
             auth.invalidate()  # "another thread" renews while this request is in flight
             auth.get_token()
-        return reply(request)  # type: ignore[no-any-return]
+        return reply(request)
 
     mock.add_callback("GET", ITEMS, callback=api)
     response = requests.get(ITEMS, auth=auth)

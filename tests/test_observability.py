@@ -71,12 +71,12 @@ def test_one_info_line_per_call_with_every_field(
         session.get("https://api.test/users?api_key=SECRET-KEY-1")
     (line,) = call_lines(caplog)
     assert all(hasattr(line, name) for name in FIELDS)
-    assert line.integration == "users-api"
-    assert (line.method, line.status, line.attempt, line.outcome) == ("GET", 200, 2, "ok")
-    assert line.url == "https://api.test/users?api_key=***"
-    assert isinstance(line.elapsed_ms, float) and line.elapsed_ms >= 0
-    assert line.request_id == mock.calls[0].request.headers["X-Request-ID"]
-    assert line.breaker_state == "closed"  # the default breaker
+    assert line.integration == "users-api"  # type: ignore[attr-defined]
+    assert (line.method, line.status, line.attempt, line.outcome) == ("GET", 200, 2, "ok")  # type: ignore[attr-defined]
+    assert line.url == "https://api.test/users?api_key=***"  # type: ignore[attr-defined]
+    assert isinstance(line.elapsed_ms, float) and line.elapsed_ms >= 0  # type: ignore[attr-defined]
+    assert line.request_id == mock.calls[0].request.headers["X-Request-ID"]  # type: ignore[attr-defined]
+    assert line.breaker_state == "closed"  # type: ignore[attr-defined]  # the default breaker
     assert "SECRET-KEY-1" not in caplog.text
 
 
@@ -87,13 +87,13 @@ def test_a_debug_line_per_attempt(mock: responses.RequestsMock, caplog: pytest.L
     with caplog.at_level(logging.DEBUG, logger="resilient_session"):
         ResilientSession(retry=FAST).get("https://api.test/x?token=SECRET-TOKEN-2")
     attempts = [r for r in ours(caplog, logging.DEBUG) if r.getMessage().startswith("attempt")]
-    assert [(r.attempt, r.status, r.outcome) for r in attempts] == [
+    assert [(r.attempt, r.status, r.outcome) for r in attempts] == [  # type: ignore[attr-defined]
         (1, 502, "retry"),
         (2, 503, "retry"),
         (3, 200, "ok"),
     ]
-    assert len({r.request_id for r in attempts}) == 1
-    assert all(r.url == "https://api.test/x?token=***" for r in attempts)
+    assert len({r.request_id for r in attempts}) == 1  # type: ignore[attr-defined]
+    assert all(r.url == "https://api.test/x?token=***" for r in attempts)  # type: ignore[attr-defined]
     assert "SECRET-TOKEN-2" not in caplog.text
 
 
@@ -101,7 +101,7 @@ def test_a_failed_call_logs_its_error_type(closed_port: int, caplog: pytest.LogC
     with caplog.at_level(logging.INFO, logger="resilient_session"), pytest.raises(APIConnectionError):
         ResilientSession(retry=False).get(f"http://127.0.0.1:{closed_port}/x")
     (line,) = call_lines(caplog)
-    assert (line.outcome, line.error_type, line.status, line.attempt) == (
+    assert (line.outcome, line.error_type, line.status, line.attempt) == (  # type: ignore[attr-defined]
         "error",
         "APIConnectionError",
         None,
@@ -117,7 +117,7 @@ def test_an_error_status_is_an_http_error_outcome(
     with caplog.at_level(logging.INFO, logger="resilient_session"):
         ResilientSession().get("https://api.test/missing")
     (line,) = call_lines(caplog)
-    assert (line.status, line.outcome) == (404, "http_error")
+    assert (line.status, line.outcome) == (404, "http_error")  # type: ignore[attr-defined]
 
 
 def test_every_record_of_the_package_carries_the_fields(
@@ -129,8 +129,8 @@ def test_every_record_of_the_package_carries_the_fields(
     with caplog.at_level(logging.INFO, logger="resilient_session"):
         ResilientSession(retry=FAST, integration="x-api").get("https://api.test/x")
     (retrying,) = [r for r in ours(caplog, logging.WARNING) if r.getMessage().startswith("retrying")]
-    assert retrying.request_id == mock.calls[0].request.headers["X-Request-ID"]
-    assert retrying.integration == "x-api"
+    assert retrying.request_id == mock.calls[0].request.headers["X-Request-ID"]  # type: ignore[attr-defined]
+    assert retrying.integration == "x-api"  # type: ignore[attr-defined]
     assert all(hasattr(retrying, name) for name in FIELDS)
 
 
@@ -139,7 +139,7 @@ def test_breaker_state_is_logged(mock: responses.RequestsMock, caplog: pytest.Lo
     with caplog.at_level(logging.INFO, logger="resilient_session"):
         ResilientSession(breaker=CircuitBreaker()).get("https://api.test/x")
     (line,) = call_lines(caplog)
-    assert line.breaker_state == "closed"
+    assert line.breaker_state == "closed"  # type: ignore[attr-defined]
 
 
 def test_nothing_is_observed_when_nobody_listens() -> None:

@@ -23,14 +23,14 @@ from resilient_session import (
 def test_default_timeout_applied_when_caller_passes_none() -> None:
     responses.get("https://api.test/x")
     ResilientSession().get("https://api.test/x")
-    assert responses.calls[0].request.req_kwargs["timeout"] == DEFAULT_TIMEOUT == (3.05, 30)
+    assert responses.calls[0].request.req_kwargs["timeout"] == DEFAULT_TIMEOUT == (3.05, 30)  # type: ignore[attr-defined]
 
 
 @responses.activate
 def test_session_timeout_option() -> None:
     responses.get("https://api.test/x")
     ResilientSession(timeout=7).get("https://api.test/x")
-    assert responses.calls[0].request.req_kwargs["timeout"] == 7
+    assert responses.calls[0].request.req_kwargs["timeout"] == 7  # type: ignore[attr-defined]
 
 
 @responses.activate
@@ -38,7 +38,7 @@ def test_session_timeout_option() -> None:
 def test_caller_timeout_always_wins(given: float | tuple[float, float]) -> None:
     responses.get("https://api.test/x")
     ResilientSession(timeout=9).get("https://api.test/x", timeout=given)
-    assert responses.calls[0].request.req_kwargs["timeout"] == given
+    assert responses.calls[0].request.req_kwargs["timeout"] == given  # type: ignore[attr-defined]
 
 
 @responses.activate
@@ -47,7 +47,7 @@ def test_plain_adapter_mounted_by_user_still_gets_the_default_timeout() -> None:
     session = ResilientSession(timeout=4)
     session.mount("https://legacy.test/", HTTPAdapter())
     session.get("https://legacy.test/x")
-    assert responses.calls[0].request.req_kwargs["timeout"] == 4
+    assert responses.calls[0].request.req_kwargs["timeout"] == 4  # type: ignore[attr-defined]
 
 
 @responses.activate
@@ -58,11 +58,11 @@ def test_per_domain_adapter_has_its_own_policy() -> None:
     session.mount("https://slow.test/", ResilientAdapter(RetryPolicy(4, backoff_factor=0), timeout=60))
     session.get("https://slow.test/x")
     session.get("https://other.test/x")
-    slow = [c for c in responses.calls if "slow" in c.request.url]
-    other = [c for c in responses.calls if "other" in c.request.url]
+    slow = [c for c in responses.calls if "slow" in c.request.url]  # type: ignore[operator]
+    other = [c for c in responses.calls if "other" in c.request.url]  # type: ignore[operator]
     assert len(slow) == 5
     assert len(other) == 2
-    assert slow[0].request.req_kwargs["timeout"] == 60
+    assert slow[0].request.req_kwargs["timeout"] == 60  # type: ignore[attr-defined]
     assert isinstance(session.get_adapter("https://slow.test/y"), ResilientAdapter)
 
 
@@ -72,7 +72,7 @@ def test_adapter_without_timeout_inherits_the_session_default() -> None:
     session = ResilientSession(timeout=11)
     session.mount("https://a.test/", ResilientAdapter())
     session.get("https://a.test/x")
-    assert responses.calls[0].request.req_kwargs["timeout"] == 11
+    assert responses.calls[0].request.req_kwargs["timeout"] == 11  # type: ignore[attr-defined]
 
 
 @responses.activate
@@ -107,7 +107,9 @@ def test_base_url_applies_to_prepare_request() -> None:
     ("status", "cls"),
     [(401, AuthenticationError), (404, NotFoundError), (429, RateLimitedError), (503, ServerError)],
 )
-def test_raise_for_status_raises_typed_errors_after_retries(status: int, cls: type[Exception]) -> None:
+def test_raise_for_status_raises_typed_errors_after_retries(
+    status: int, cls: type[AuthenticationError | NotFoundError | RateLimitedError | ServerError]
+) -> None:
     responses.get("https://api.test/x", status=status, headers={"Retry-After": "0"})
     session = ResilientSession(raise_for_status=True, retry=RetryPolicy(2, backoff_factor=0))
     with pytest.raises(cls) as info:
@@ -142,7 +144,7 @@ def test_retry_option_reaches_the_mounted_adapters() -> None:
         adapter = session.adapters[prefix]
         assert isinstance(adapter, ResilientAdapter)
         assert adapter.max_retries.total == 5
-    assert ResilientSession(retry=False).adapters["https://"].max_retries.total == 0
+    assert ResilientSession(retry=False).adapters["https://"].max_retries.total == 0  # type: ignore[attr-defined]
 
 
 def test_repr_shows_no_secret() -> None:
@@ -166,7 +168,7 @@ def test_mounted_adapter_inherits_the_session_breaker_and_budget_unless_given() 
     session = ResilientSession(retry=False, breaker=CircuitBreaker(consecutive_failures=2))
     session.mount("https://own.test/", ResilientAdapter(retry=False, timeout=5))
     session.mount("https://off.test/", ResilientAdapter(retry=False, breaker=False))
-    assert session.get_adapter("https://own.test/x").policies(session)[0] is session.breaker
+    assert session.get_adapter("https://own.test/x").policies(session)[0] is session.breaker  # type: ignore[attr-defined]
     for _ in range(2):
         session.get("https://own.test/x")
     with pytest.raises(CircuitOpenError):

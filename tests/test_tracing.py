@@ -57,9 +57,10 @@ def test_one_parent_and_a_child_per_attempt_each_with_its_traceparent(
     assert len(children) == 3
     assert all(c.parent is not None and c.parent.span_id == parent.context.span_id for c in children)
     assert {c.context.trace_id for c in children} == {parent.context.trace_id}
-    assert [c.attributes.get("http.response.status_code") for c in children] == [503, 502, 200]
-    assert [c.attributes.get("http.request.resend_count") for c in children] == [None, 1, 2]
-    assert [c.attributes.get("error.type") for c in children] == ["503", "502", None]
+    assert [c.attributes.get("http.response.status_code") for c in children] == [503, 502, 200]  # type: ignore[union-attr]
+    assert [c.attributes.get("http.request.resend_count") for c in children] == [None, 1, 2]  # type: ignore[union-attr]
+    assert [c.attributes.get("error.type") for c in children] == ["503", "502", None]  # type: ignore[union-attr]
+    assert parent.attributes is not None
     assert parent.attributes["http.request.resend_count"] == 2
     assert parent.attributes["resilient_session.attempts"] == 3
     assert parent.attributes["resilient_session.retries"] == 2
@@ -69,6 +70,7 @@ def test_one_parent_and_a_child_per_attempt_each_with_its_traceparent(
     sent = [traceparent(call.headers["traceparent"]) for call in upstream.calls["/flaky"]]
     assert sent == [(f"{parent.context.trace_id:032x}", f"{c.context.span_id:016x}") for c in children]
     for span in (parent, *children):
+        assert span.attributes is not None
         assert span.attributes["url.full"] == url + "?access_token=***"
         assert span.attributes["http.request.method"] == "GET"
         assert span.attributes["server.address"] == "127.0.0.1"
@@ -86,8 +88,9 @@ def test_a_failed_call_marks_its_spans_as_errors(
     parent, children = split(exporter)
     assert len(children) == 2
     assert parent.status.status_code is StatusCode.ERROR
+    assert parent.attributes is not None
     assert parent.attributes["error.type"] == "resilient_session.errors.APIConnectionError"
-    assert all(c.status.status_code is StatusCode.ERROR and c.attributes.get("error.type") for c in children)
+    assert all(c.status.status_code is StatusCode.ERROR and c.attributes.get("error.type") for c in children)  # type: ignore[union-attr]
     assert "http.response.status_code" not in parent.attributes
 
 
@@ -99,8 +102,9 @@ def test_redirect_hops_are_attempts_too(
     url = upstream.script("/old", Reply(301, headers={"Location": target}))
     ResilientSession(tracing=provider).get(url)
     _, children = split(exporter)
-    assert [c.attributes.get("http.response.status_code") for c in children] == [301, 200]
-    assert [c.attributes.get("http.request.resend_count") for c in children] == [None, 1]
+    assert [c.attributes.get("http.response.status_code") for c in children] == [301, 200]  # type: ignore[union-attr]
+    assert [c.attributes.get("http.request.resend_count") for c in children] == [None, 1]  # type: ignore[union-attr]
+    assert children[1].attributes is not None
     assert children[1].attributes["url.full"] == url  # the call's URL, as the user gave it
 
 
@@ -113,7 +117,8 @@ def test_attempt_spans_also_under_responses_mocks(
         ResilientSession(retry=FAST, tracing=provider).get("https://api.test/x")
         assert "traceparent" in mock.calls[0].request.headers
     parent, children = split(exporter)
-    assert [c.attributes.get("http.response.status_code") for c in children] == [503, 200]
+    assert [c.attributes.get("http.response.status_code") for c in children] == [503, 200]  # type: ignore[union-attr]
+    assert parent.attributes is not None
     assert parent.attributes["server.port"] == 443
 
 
@@ -134,6 +139,7 @@ def test_breaker_state_is_an_attribute(provider: TracerProvider, exporter: InMem
         mock.get("https://api.test/x", status=200)
         ResilientSession(tracing=provider, breaker=CircuitBreaker()).get("https://api.test/x")
     parent, _ = split(exporter)
+    assert parent.attributes is not None
     assert parent.attributes["resilient_session.breaker.state"] == "closed"
 
 

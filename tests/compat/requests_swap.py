@@ -108,7 +108,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wanted = set(config.getoption("resilient_deselect"))
     if not wanted:
         return
-    keep, dropped = [], []
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         (dropped if item.nodeid in wanted or item.nodeid.split("[", 1)[0] in wanted else keep).append(item)
     matched = {item.nodeid for item in dropped} | {item.nodeid.split("[", 1)[0] for item in dropped}

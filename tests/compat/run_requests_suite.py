@@ -86,9 +86,9 @@ def fetch_sdist(version: str, workdir: Path) -> Path:
 
 def suite_requirements(tree: Path, version: str) -> list[str]:
     """What requests' tests need, from the sdist's ``test`` extra (requests itself stays as installed)."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:
         import tomli as tomllib
 
     pyproject = tree / "pyproject.toml"

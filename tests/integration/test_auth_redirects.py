@@ -346,7 +346,7 @@ def test_a_failing_retried_redirected_call_logs_no_secret(
     caplog.set_level(logging.DEBUG)  # the root logger: urllib3, requests-oauthlib, ours, everything
     setup = make_setup(kind, origin_a)
     for prefix in ("http://", "https://"):
-        setup.session.get_adapter(prefix).max_retries = RetryPolicy(total=2, backoff_factor=0)
+        setup.session.get_adapter(prefix).max_retries = RetryPolicy(total=2, backoff_factor=0)  # type: ignore[attr-defined]
     setup.session.raise_for_status = True  # type: ignore[attr-defined]
     failing = origin_b.url("/fail")
     with pytest.raises(ServerError) as info:

@@ -161,7 +161,7 @@ def test_a_dripped_body_cannot_outlive_the_deadline(raw: RawServer) -> None:
 def test_a_per_call_deadline_cuts_a_hanging_server(raw: RawServer) -> None:
     raw.script(hang())
     session = ResilientSession(breaker=False)
-    error, elapsed = timed(lambda: session.get(raw.url + "/hang", deadline=0.5))
+    error, elapsed = timed(lambda: session.get(raw.url + "/hang", deadline=0.5))  # type: ignore[call-arg]
     assert isinstance(error, DeadlineExceededError)
     assert isinstance(error, requests.Timeout)
     assert 0.5 <= elapsed < 0.5 + SLACK
@@ -170,7 +170,7 @@ def test_a_per_call_deadline_cuts_a_hanging_server(raw: RawServer) -> None:
 def test_with_stream_true_a_redirect_hops_body_is_bounded(raw: RawServer) -> None:
     hop_body = b"moved" * 100
 
-    def redirect_then_drip(conn, received):  # type: ignore[no-untyped-def]
+    def redirect_then_drip(conn, received):
         conn.send(
             b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: %d\r\n\r\n" % len(hop_body)
             + hop_body[:10]
@@ -257,7 +257,7 @@ def test_bad_policy_values_are_refused_at_construction_and_as_attributes() -> No
         with pytest.raises((TypeError, ValueError)):
             setattr(session, name, value)
         with pytest.raises((TypeError, ValueError)):
-            ResilientSession(**{name: value})
+            ResilientSession(**{name: value})  # type: ignore[arg-type]
 
 
 # -- 5. drop-in shapes ----------------------------------------------------------------------------
@@ -292,7 +292,7 @@ def test_connection_error_has_requests_shape_and_no_secret(closed_port: int) -> 
 
 
 def test_a_redirect_hop_with_an_undecodable_body_is_followed(raw: RawServer) -> None:
-    def bad_gzip_redirect(conn, received):  # type: ignore[no-untyped-def]
+    def bad_gzip_redirect(conn, received):
         body = b"this is not gzip"
         conn.send(
             b"HTTP/1.1 302 Found\r\nLocation: /final\r\nContent-Encoding: gzip\r\n"
@@ -421,7 +421,7 @@ def test_max_response_size_stops_a_gzip_bomb_after_the_limit(raw: RawServer) -> 
 def test_a_body_break_followed_by_refused_connections_stays_a_chunked_encoding_error(raw: RawServer) -> None:
     # The server cuts the body off, then goes away: what requests raised (ChunkedEncodingError) is
     # still what the call raises once the retries that met refused connections are used up.
-    def cut_then_go_away(conn, received):  # type: ignore[no-untyped-def]
+    def cut_then_go_away(conn, received):
         cut_mid_body()(conn, received)
         raw.listener.close()
         return False

@@ -96,7 +96,7 @@ def test_streaming(session: requests.Session, upstream: Upstream) -> None:
     body = b"".join(b"line %d\n" % i for i in range(2000))
     upstream.script("/big", Reply(200, body, headers={"Content-Type": "text/plain"}))
     with session.get(upstream.url + "/big", stream=True) as response:
-        assert response._content_consumed is False
+        assert response._content_consumed is False  # type: ignore[attr-defined]
         lines = list(response.iter_lines())
     assert len(lines) == 2000
     assert lines[0] == b"line 0"

@@ -48,9 +48,9 @@ def build_app(chaos_url: str, closed_port: int) -> tuple[Flask, Integrations]:
 
     @app.get("/via/<name>/<path:path>")
     def via(name: str, path: str) -> Any:
-        upstream = integrations[name].get("/" + path, params=request.args)
+        upstream = integrations[name].get("/" + path, params=request.args)  # type: ignore[arg-type]
         # The body must be usable: a malformed one raises MalformedResponseError here.
-        return jsonify(upstream=upstream.normalized.raise_for_error().data)
+        return jsonify(upstream=upstream.normalized.raise_for_error().data)  # type: ignore[attr-defined]
 
     @app.get("/json/<path:names>")
     def plain_json(names: str) -> Any:
@@ -222,7 +222,7 @@ def test_threaded_server_shares_sessions_and_keeps_request_ids_apart(
     chaos_server: ChaosServer, closed_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     builds: list[int] = []
-    real_load = rs_flask.load_integrations
+    real_load = rs_flask.load_integrations  # type: ignore[attr-defined]
 
     def counting_load(source: Any) -> dict[str, ResilientSession]:
         builds.append(1)

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 def _read_timeout(response: requests.Response) -> float | None:
     """The timeout of the socket the response arrived on (``None``: blocking, no timeout)."""
+    assert response.raw.connection is not None
     sock = response.raw.connection.sock
     timeout: float | None = sock.gettimeout()
     return timeout
@@ -49,10 +50,12 @@ def test_timeout_none_means_the_session_default_not_forever(upstream: Upstream) 
     [(None, None), (3.05, None), urllib3.Timeout(connect=None, read=None), urllib3.Timeout(None)],
     ids=["tuple", "connect-only", "urllib3-timeout-connect-read", "urllib3-timeout-total"],
 )
-def test_waiting_forever_is_asked_for_explicitly(upstream: Upstream, forever: object) -> None:
+def test_waiting_forever_is_asked_for_explicitly(
+    upstream: Upstream, forever: tuple[float | None, float | None] | urllib3.Timeout
+) -> None:
     url = upstream.script("/slow", Reply(200, delay=0.5))
     session = ResilientSession(timeout=(1, 0.2), retry=False)
-    response = session.get(url, timeout=forever, stream=True)
+    response = session.get(url, timeout=forever, stream=True)  # type: ignore[arg-type]  # the stubs leave out urllib3.Timeout
     assert response.status_code == 200  # waited past the session's 0.2 s
     assert _read_timeout(response) is None  # and no other limit was put in its place
     response.close()
@@ -163,7 +166,7 @@ def test_backoff_excludes_circuit_open_errors(upstream: Upstream) -> None:
     session, url = _open_circuit(upstream)
     tries: list[int] = []
 
-    @backoff.on_exception(  # type: ignore[misc]
+    @backoff.on_exception(
         backoff.constant,
         requests.ConnectionError,
         max_tries=4,

@@ -20,7 +20,7 @@ def test_attempts_and_data_after_retries(upstream: Upstream) -> None:
         Reply(200, b'{"n": 2}', {"Content-Type": "application/json", "X-Request-ID": "r-9"}),
     )
     with ResilientSession(retry=FAST) as session:
-        n = session.get(url).normalized
+        n = session.get(url).normalized  # type: ignore[attr-defined]
     assert (n.ok, n.data, n.request_id, n.method) == (True, {"n": 2}, "r-9", "GET")
     assert n.attempts == 2 == upstream.count("/flaky")
     assert n.elapsed > 0
@@ -30,7 +30,7 @@ def test_error_envelope_after_retries_run_out(upstream: Upstream) -> None:
     body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
     url = upstream.script("/s3", Reply(503, body, {"Content-Type": "application/xml"}))
     with ResilientSession(retry=RetryPolicy(total=1, backoff_factor=0.01)) as session:
-        n = session.get(url).normalized
+        n = session.get(url).normalized  # type: ignore[attr-defined]
     assert n.error is not None
     assert (n.error.code, n.error.message, n.error.retryable) == (
         "SlowDown",
@@ -46,14 +46,14 @@ def test_redirect_hops_are_normalized(upstream: Upstream) -> None:
     url = upstream.script("/old", Reply(302, b"", {"Location": target}))
     with ResilientSession() as session:
         response = session.get(url)
-    assert response.normalized.data == {"a": "1"}
-    assert [hop.normalized.status for hop in response.history] == [302]
+    assert response.normalized.data == {"a": "1"}  # type: ignore[attr-defined]
+    assert [hop.normalized.status for hop in response.history] == [302]  # type: ignore[attr-defined]
 
 
 def test_head_is_empty(upstream: Upstream) -> None:
     url = upstream.script("/h", Reply(200, b'{"big": true}'))
     with ResilientSession() as session:
-        n = session.head(url).normalized
+        n = session.head(url).normalized  # type: ignore[attr-defined]
     assert (n.format, n.data, n.ok) == ("empty", None, True)
 
 
@@ -64,7 +64,7 @@ def test_streamed_body_over_the_limit_is_never_read(upstream: Upstream) -> None:
     with ResilientSession() as session:
         session.mount(upstream.url, adapter)
         response = session.get(url, stream=True)
-        n = response.normalized
+        n = response.normalized  # type: ignore[attr-defined]
         assert n.error is not None and n.error.code == "body_too_large"
         assert response.raw.tell() == 0  # nothing was read from the socket
         assert len(response.content) > 5000  # the caller can still read it
@@ -73,7 +73,7 @@ def test_streamed_body_over_the_limit_is_never_read(upstream: Upstream) -> None:
 def test_truncated_json_is_malformed_not_an_exception(upstream: Upstream) -> None:
     url = upstream.script("/trunc", Reply(200, b'{"items": [1, 2'))
     with ResilientSession() as session:
-        n = session.get(url).normalized
+        n = session.get(url).normalized  # type: ignore[attr-defined]
     assert (n.format, n.data) == ("json", None)
     assert n.error is not None and n.error.code == "malformed_response"
 
@@ -87,7 +87,7 @@ def test_nan_and_infinity_are_malformed_json_but_response_json_is_requests_own(
     url = upstream.script("/nan", Reply(200, body))
     with ResilientSession(retry=False) as session:
         response = session.get(url)
-    n = response.normalized
+    n = response.normalized  # type: ignore[attr-defined]
     assert (n.ok, n.format, n.data) == (False, "json", None)
     assert n.error is not None and n.error.code == "malformed_response"
     assert "RFC 8259" in n.error.message or "overflows a float" in n.error.message

@@ -162,7 +162,7 @@ def oauth_failures(echo: EchoServer, secret: str) -> list[tuple[str, BaseExcepti
                     f"{echo.url}/401/oauth/{part}",
                     CLIENT_ID,
                     secret,
-                    client_auth=client_auth,  # type: ignore[arg-type]
+                    client_auth=client_auth,
                 )
                 with pytest.raises(OAuth2TokenError) as raised:
                     auth.get_token()
