@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 
 from .adapter import DEFAULT_TIMEOUT, ResilientAdapter
-from .auth import APIKeyAuth, BasicAuth, BearerAuth, CredentialAuth
-from .breaker import CircuitBreaker, CircuitState, StateChange
-from .budget import RetryBudget
-from .bulkhead import Bulkhead
+from .auth import (
+    APIKeyAuth,
+    BasicAuth,
+    BearerAuth,
+    CredentialAuth,
+    OAuth2ClientCredentials,
+    OAuth2RefreshToken,
+)
 from .config import load_config, load_integrations
 from .errors import (
     APIConnectionError,
@@ -38,12 +42,13 @@ from .errors import (
     TokenEndpointTimeout,
 )
 from .normalization import NormalizedError, NormalizedResponse, Normalizer, normalize
-from .oauth2 import OAuth2ClientCredentials, OAuth2RefreshToken
-from .observability import BudgetExhausted, CallEvent, Events, bind_request_id, current_request_id
-from .redis_store import RedisStore
+from .observe import BudgetExhausted, CallEvent, Events, bind_request_id, current_request_id
+from .policies import CircuitBreaker, CircuitState, StateChange
+from .policies.budget import RetryBudget
+from .policies.bulkhead import Bulkhead
 from .retry import RetryPolicy
 from .session import ResilientSession
-from .store import MemoryStore, StateStore
+from .stores import MemoryStore, RedisStore, StateStore
 
 __version__ = "0.1.0"
 

@@ -16,13 +16,13 @@ from . import _environ
 from ._call import CallState, current_call, enter, leave
 from ._redact import install_log_redaction, redact_url
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
-from .auth import carry_credentials
-from .breaker import CircuitBreaker
-from .budget import RetryBudget
-from .bulkhead import Bulkhead
+from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
-from .normalization import ensure_normalized
-from .observability import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
+from .normalization.view import ensure_normalized
+from .observe.events import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
+from .policies.breaker import CircuitBreaker
+from .policies.budget import RetryBudget
+from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ class ResilientSession(requests.Session):
 
         :raises InvalidConfigError: the file is invalid or names an unset environment variable.
         """
-        from .config import session_from_config
+        from .config.load import session_from_config
 
         return cast("Self", session_from_config(source, name, cls))
 

@@ -22,9 +22,9 @@ from resilient_session import (
     ResilientSession,
     StateChange,
 )
-from resilient_session.breaker import Permit
 from resilient_session.errors import ClientError, ServerError
-from resilient_session.store import AtomicOp, Result
+from resilient_session.policies.breaker import Permit
+from resilient_session.stores.base import AtomicOp, Result
 
 HOST = "https://api.example.com:443"
 URL = "https://api.example.com/v1/items"

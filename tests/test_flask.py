@@ -39,7 +39,7 @@ from resilient_session import (
     TokenEndpointTimeout,
     current_request_id,
 )
-from resilient_session.flask import (
+from resilient_session.contrib.flask import (
     EXTENSION_KEY,
     AppIntegrations,
     Integrations,

@@ -26,7 +26,7 @@ from resilient_session import (
     current_request_id,
 )
 from resilient_session._call import CallState
-from resilient_session.observability import begin_call
+from resilient_session.observe.events import begin_call
 from tests.integration.upstream import Reply, Upstream
 
 FAST = RetryPolicy(3, backoff_factor=0.0)

@@ -33,9 +33,9 @@ from resilient_session import (
     RetryBudget,
     RetryPolicy,
 )
-from resilient_session.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
-from resilient_session.budget import _DEPOSIT, _LEVEL, _WITHDRAW
-from resilient_session.store import AtomicOp, host_key
+from resilient_session.policies.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
+from resilient_session.policies.budget import _DEPOSIT, _LEVEL, _WITHDRAW
+from resilient_session.stores.base import AtomicOp, host_key
 from tests.integration.upstream import Reply, Upstream
 
 redis = pytest.importorskip("redis")

@@ -30,15 +30,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from requests.auth import AuthBase
 
-from ._redact import is_secret_name, looks_like_env_name, redact_text, redact_url, shown_env_name
-from .adapter import DEFAULT_TIMEOUT
-from .breaker import CircuitBreaker
-from .budget import RetryBudget
-from .bulkhead import Bulkhead
-from .errors import ConfigurationError, InvalidConfigError
-from .observability import DEFAULT_REQUEST_ID_HEADER
-from .retry import RetryPolicy
-from .store import MemoryStore, StateStore
+from .._redact import is_secret_name, looks_like_env_name, redact_text, redact_url, shown_env_name
+from ..adapter import DEFAULT_TIMEOUT
+from ..errors import ConfigurationError, InvalidConfigError
+from ..observe.events import DEFAULT_REQUEST_ID_HEADER
+from ..policies.breaker import CircuitBreaker
+from ..policies.budget import RetryBudget
+from ..policies.bulkhead import Bulkhead
+from ..retry import RetryPolicy
+from ..stores.base import MemoryStore, StateStore
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,7 +46,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 if TYPE_CHECKING:
-    from .session import ResilientSession
+    from ..session import ResilientSession
 
 __all__ = ["AuthConfig", "IntegrationConfig", "load_config", "load_integrations", "session_from_config"]
 
@@ -89,7 +89,7 @@ class AuthConfig:
 
     def build(self) -> AuthBase:
         """The auth object, with secrets read from the environment now."""
-        from . import auth
+        from ..auth import keys as auth
 
         env, opts = self.env, dict(self.options)
         if self.type == "api_key":
@@ -99,7 +99,7 @@ class AuthConfig:
         if self.type == "basic":
             username = opts.pop("username", None) or auth.env_secret(env["username_env"])
             return auth.BasicAuth(username, auth.env_secret(env["password_env"]))
-        from . import oauth2
+        from ..auth import oauth2
 
         token_url = opts.pop("token_url")
         client_id = opts.pop("client_id", None) or auth.env_secret(env["client_id_env"])
@@ -160,7 +160,7 @@ class IntegrationConfig:
 
     def session(self, cls: type[ResilientSession] | None = None) -> ResilientSession:
         """A new session with this integration's policies (secrets are read from the environment now)."""
-        from .session import ResilientSession
+        from ..session import ResilientSession
 
         factory = ResilientSession if cls is None else cls
         store = self._store()
@@ -191,8 +191,8 @@ class IntegrationConfig:
         kind = options.pop("type", "memory")
         if kind == "memory":
             return MemoryStore(**({"ttl": options["ttl"]} if "ttl" in options else {}))
-        from .auth import env_secret
-        from .redis_store import RedisStore
+        from ..auth.keys import env_secret
+        from ..stores.redis import RedisStore
 
         url = env_secret(options.pop("url_env"))
         return RedisStore(url, **options)

@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.models import PreparedRequest
 
-from ._redact import (
+from .._redact import (
     HIDDEN_ENV_NAME,
     REDACTED,
     install_log_redaction,
@@ -30,7 +30,7 @@ from ._redact import (
     register_secret_names,
     register_secret_source,
 )
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = [
     "APIKeyAuth",

@@ -1,0 +1,25 @@
+"""The integrations file: one table per upstream API, validated, turned into sessions."""
+
+from __future__ import annotations
+
+from .load import (
+    AUTH_TYPES,
+    MAX_CONFIG_SIZE,
+    AuthConfig,
+    IntegrationConfig,
+    Source,
+    load_config,
+    load_integrations,
+    session_from_config,
+)
+
+__all__ = [
+    "AUTH_TYPES",
+    "MAX_CONFIG_SIZE",
+    "AuthConfig",
+    "IntegrationConfig",
+    "Source",
+    "load_config",
+    "load_integrations",
+    "session_from_config",
+]
