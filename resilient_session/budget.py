@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import warnings
 
-from .policies.budget import (
-    _DEPOSIT as _DEPOSIT,
-)
-from .policies.budget import (
-    _LEVEL as _LEVEL,
-)
-from .policies.budget import (
-    _LOG_EVERY as _LOG_EVERY,
-)
-from .policies.budget import (
-    _LUA_LOAD as _LUA_LOAD,
-)
-from .policies.budget import (
-    _WITHDRAW as _WITHDRAW,
-)
-from .policies.budget import (
-    BudgetGate as BudgetGate,
-)
-from .policies.budget import (
-    RetryBudget as RetryBudget,
-)
-from .policies.budget import (
-    _deposit_py as _deposit_py,
-)
-from .policies.budget import (
-    _level_py as _level_py,
-)
-from .policies.budget import (
-    _withdraw_py as _withdraw_py,
-)
-from .policies.budget import (
-    log as log,
+from .policies.budget import (  # noqa: F401
+    _DEPOSIT,
+    _LEVEL,
+    _LOG_EVERY,
+    _WITHDRAW,
+    BudgetGate,
+    RetryBudget,
+    _deposit_py,
+    _level_py,
+    _withdraw_py,
+    log,
 )
 
 warnings.warn(

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from .policies.bulkhead import (
-    Bulkhead as Bulkhead,
-)
-from .policies.bulkhead import (
-    _Compartment as _Compartment,
-)
-from .policies.bulkhead import (
-    _new_bulkhead as _new_bulkhead,
-)
+from .policies.bulkhead import Bulkhead, _Compartment, _new_bulkhead  # noqa: F401
 
 warnings.warn(
     "resilient_session.bulkhead moved to resilient_session.policies.bulkhead",

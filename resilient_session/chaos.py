@@ -4,74 +4,30 @@ from __future__ import annotations
 
 import warnings
 
-from .testing.chaos import (
-    _LOOPBACK_NAMES as _LOOPBACK_NAMES,
-)
-from .testing.chaos import (
-    _MALFORMED_JSON_BODY as _MALFORMED_JSON_BODY,
-)
-from .testing.chaos import (
-    _SOAP_FAULT_BODY as _SOAP_FAULT_BODY,
-)
-from .testing.chaos import (
-    _XML_BODY as _XML_BODY,
-)
-from .testing.chaos import (
-    CONTROL_PREFIX as CONTROL_PREFIX,
-)
-from .testing.chaos import (
-    ChaosServer as ChaosServer,
-)
-from .testing.chaos import (
-    _arg_float as _arg_float,
-)
-from .testing.chaos import (
-    _arg_int as _arg_int,
-)
-from .testing.chaos import (
-    _connection as _connection,
-)
-from .testing.chaos import (
-    _Dropped as _Dropped,
-)
-from .testing.chaos import (
-    _error as _error,
-)
-from .testing.chaos import (
-    _fault_applies as _fault_applies,
-)
-from .testing.chaos import (
-    _json_body as _json_body,
-)
-from .testing.chaos import (
-    _ok as _ok,
-)
-from .testing.chaos import (
-    _QuietHandler as _QuietHandler,
-)
-from .testing.chaos import (
-    _reset as _reset,
-)
-from .testing.chaos import (
-    _send_then_reset as _send_then_reset,
-)
-from .testing.chaos import (
-    _State as _State,
-)
-from .testing.chaos import (
-    _state as _state,
-)
-from .testing.chaos import (
-    _wait as _wait,
-)
-from .testing.chaos import (
-    create_app as create_app,
-)
-from .testing.chaos import (
-    is_loopback as is_loopback,
-)
-from .testing.chaos import (
-    main as main,
+from .testing.chaos import (  # noqa: F401
+    _LOOPBACK_NAMES,
+    _MALFORMED_JSON_BODY,
+    _SOAP_FAULT_BODY,
+    _XML_BODY,
+    CONTROL_PREFIX,
+    ChaosServer,
+    _arg_float,
+    _arg_int,
+    _connection,
+    _Dropped,
+    _error,
+    _fault_applies,
+    _json_body,
+    _ok,
+    _QuietHandler,
+    _reset,
+    _send_then_reset,
+    _State,
+    _state,
+    _wait,
+    create_app,
+    is_loopback,
+    main,
 )
 
 warnings.warn(

@@ -4,38 +4,16 @@ from __future__ import annotations
 
 import warnings
 
-from .stores.redis import (
-    _CLAMPED as _CLAMPED,
-)
-from .stores.redis import (
-    _EPILOGUE as _EPILOGUE,
-)
-from .stores.redis import (
-    _PRELUDE as _PRELUDE,
-)
-from .stores.redis import (
-    CLIENT_DEFAULTS as CLIENT_DEFAULTS,
-)
-from .stores.redis import (
-    RedisStore as RedisStore,
-)
-from .stores.redis import (
-    _clamp_connections as _clamp_connections,
-)
-from .stores.redis import (
-    _ClampedConnection as _ClampedConnection,
-)
-from .stores.redis import (
-    _client_from_url as _client_from_url,
-)
-from .stores.redis import (
-    _import_redis as _import_redis,
-)
-from .stores.redis import (
-    _rebuild as _rebuild,
-)
-from .stores.redis import (
-    log as log,
+from .stores.redis import (  # noqa: F401
+    _CLAMPED,
+    CLIENT_DEFAULTS,
+    RedisStore,
+    _clamp_connections,
+    _ClampedConnection,
+    _client_from_url,
+    _import_redis,
+    _rebuild,
+    log,
 )
 
 warnings.warn(

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import warnings
 
-from .observe.tracing import (
-    _DEFAULT_PORTS as _DEFAULT_PORTS,
-)
-from .observe.tracing import (
-    _KNOWN_METHODS as _KNOWN_METHODS,
-)
-from .observe.tracing import (
-    _NAME as _NAME,
-)
-from .observe.tracing import (
-    CallTrace as CallTrace,
-)
-from .observe.tracing import (
-    _cached as _cached,
-)
-from .observe.tracing import (
-    _describe as _describe,
-)
-from .observe.tracing import (
-    _finish as _finish,
-)
-from .observe.tracing import (
-    _http_attributes as _http_attributes,
-)
-from .observe.tracing import (
-    tracer_for as tracer_for,
+from .observe.tracing import (  # noqa: F401
+    _DEFAULT_PORTS,
+    _KNOWN_METHODS,
+    _NAME,
+    CallTrace,
+    _cached,
+    _describe,
+    _finish,
+    _http_attributes,
+    tracer_for,
 )
 
 warnings.warn(

@@ -534,167 +534,26 @@ def _reset_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_C
     return c, _reply(c, old=-1.0 if old == _CLOSED else float(old), why=_R_RESET)
 
 
-_LUA_LOAD = """
-local fresh = {st = 0, gen = 0, win = '', nf = 0, cf = 0, till = 0, trips = 0, pin = 0, pok = 0, pat = 0}
-local s = {}
-for k, v in pairs(fresh) do s[k] = v end
-local raw = redis.call('HGETALL', key)
-local exists = #raw > 0
--- Every field is checked (checked() in the prelude); unknown fields are ignored. A circuit open until
--- later than ttl from now cannot have been written by these scripts (ttl exceeds the longest wait).
-local big = 9007199254740992
-local bounds = {st = {0, 2, true}, gen = {-big, big, true}, nf = {0, big, true}, cf = {0, big, true},
-  trips = {0, big, true}, pin = {0, big, true}, pok = {0, big, true}, till = {-big, now + ttl, false},
-  pat = {-big, now + ttl, false}}
-for i = 1, #raw, 2 do
-  local name, value = raw[i], raw[i + 1]
-  if name == 'win' then
-    if string.find(value, '[^01]') then corrupt = true else s.win = value end
-  elseif bounds[name] then
-    local b = bounds[name]
-    local v = checked(value, b[1], b[2], b[3])
-    if v ~= nil then s[name] = v end
-  end
-end
-if corrupt then
-  redis.call('DEL', key)
-  s = {}
-  for k, v in pairs(fresh) do s[k] = v end
-  exists = false
-end
-local function save()
-  redis.call('HSET', key, 'st', num(s.st), 'gen', num(s.gen), 'win', s.win, 'nf', num(s.nf),
-    'cf', num(s.cf), 'till', num(s.till), 'trips', num(s.trips), 'pin', num(s.pin),
-    'pok', num(s.pok), 'pat', num(s.pat))
-  redis.call('PEXPIRE', key, math.ceil(ttl * 1000))
-end
-local function reply(admitted, till, old, why, a, b)
-  if till == nil then
-    if s.st == 1 then till = s.till else till = 0 end
-  end
-  return {num(admitted), num(s.gen), num(s.st), num(till), num(old or -1), num(why or 0),
-    num(a or 0), num(b or 0)}
-end
-local function trip(open_wait, multiplier, max_wait)
-  s.trips = s.trips + 1
-  s.till = now + math.min(max_wait, open_wait * multiplier ^ (s.trips - 1))
-  s.st = 1
-  s.gen = s.gen + 1
-  s.win = ''
-  s.nf, s.cf, s.pin, s.pok = 0, 0, 0, 0
-end
-local function close()
-  s.st, s.gen, s.trips, s.till = 0, s.gen + 1, 0, 0
-  s.win = ''
-  s.nf, s.cf, s.pin, s.pok = 0, 0, 0, 0
-end
-"""
-
 _ACQUIRE = AtomicOp(
     "breaker_acquire",
     _acquire_py,
-    _LUA_LOAD
-    + """
-local probes, lease = args[1], args[2]
-if s.st == 0 then return reply(1) end
-if s.st == 1 then
-  if now < s.till then return reply(0) end
-  s.st, s.gen, s.pin, s.pok, s.pat = 2, s.gen + 1, 1, 0, now
-  save()
-  return reply(1, nil, 1, 3)
-end
-if s.pin < probes or now >= s.pat + lease then
-  if s.pin >= probes then s.pin = 0 end
-  s.pin = s.pin + 1
-  s.pat = now
-  save()
-  return reply(1)
-end
-return reply(0, s.pat + lease)
-""",
+    lua_files=("breaker_load.lua", "breaker_acquire.lua"),
 )
 
 _RECORD = AtomicOp(
     "breaker_record",
     _record_py,
-    _LUA_LOAD
-    + """
-local gen, outcome, window, min_calls, threshold = args[1], args[2], args[3], args[4], args[5]
-local consecutive, open_wait, multiplier, max_wait, probes = args[6], args[7], args[8], args[9], args[10]
-if gen ~= s.gen or (outcome == 2 and s.st ~= 2) then return reply(1) end
-local old = s.st
-if s.st == 0 then
-  if outcome == 1 then
-    s.win = s.win .. '1'
-    s.nf = s.nf + 1
-    s.cf = s.cf + 1
-  else
-    s.win = s.win .. '0'
-    s.cf = 0
-  end
-  local excess = #s.win - window
-  if excess > 0 then
-    local _, dropped = string.gsub(string.sub(s.win, 1, excess), '1', '')
-    s.nf = s.nf - dropped
-    s.win = string.sub(s.win, excess + 1)
-  end
-  local n = #s.win
-  if consecutive > 0 and s.cf >= consecutive then
-    local count = s.cf
-    trip(open_wait, multiplier, max_wait)
-    save()
-    return reply(1, nil, old, 1, count)
-  end
-  if n >= min_calls and s.nf >= threshold * n then
-    local rate = s.nf / n
-    trip(open_wait, multiplier, max_wait)
-    save()
-    return reply(1, nil, old, 2, rate, n)
-  end
-  save()
-  return reply(1)
-end
-if s.st == 2 then
-  if outcome == 1 then
-    trip(open_wait, multiplier, max_wait)
-    save()
-    return reply(1, nil, old, 4)
-  end
-  s.pin = math.max(s.pin - 1, 0)
-  if outcome == 0 then
-    s.pok = s.pok + 1
-    if s.pok >= probes then
-      local ok = s.pok
-      close()
-      save()
-      return reply(1, nil, old, 5, ok)
-    end
-  end
-  save()
-end
-return reply(1)
-""",
+    lua_files=("breaker_load.lua", "breaker_record.lua"),
 )
 
 _SNAPSHOT = AtomicOp(
     "breaker_snapshot",
     _snapshot_py,
-    _LUA_LOAD
-    + """
-return {num(s.st), num(s.gen), num(s.till), num(#s.win), num(s.nf), num(s.cf), num(s.trips)}
-""",
+    lua_files=("breaker_load.lua", "breaker_snapshot.lua"),
 )
 
 _RESET = AtomicOp(
     "breaker_reset",
     _reset_py,
-    _LUA_LOAD
-    + """
-if not exists then return reply(1) end
-local old = s.st
-close()
-save()
-if old == 0 then return reply(1, nil, -1, 6) end
-return reply(1, nil, old, 6)
-""",
+    lua_files=("breaker_load.lua", "breaker_reset.lua"),
 )

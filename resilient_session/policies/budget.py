@@ -153,56 +153,20 @@ def _level_py(tokens: float | None, args: Sequence[float], now: float) -> tuple[
     return tokens, (capacity if tokens is None else min(tokens, capacity),)
 
 
-_LUA_LOAD = """
-local capacity = args[1]
-local stored = redis.call('GET', key)
-if stored then
-  -- nan, inf, 1e400, text or a negative level: the key is corrupt; treat it as absent (a full budget).
-  if checked(stored, 0, 9007199254740992, false) == nil then
-    redis.call('DEL', key)
-    stored = false
-  end
-end
-"""
-
 _WITHDRAW = AtomicOp(
     "budget_withdraw",
     _withdraw_py,
-    _LUA_LOAD
-    + """
-local level = capacity
-if stored then level = math.min(tonumber(stored), capacity) end
-if level >= args[2] then
-  level = level - args[2]
-  redis.call('SET', key, num(level), 'PX', math.ceil(ttl * 1000))
-  return {num(1), num(level)}
-end
-return {num(0), num(level)}
-""",
+    lua_files=("budget_load.lua", "budget_withdraw.lua"),
 )
 
 _DEPOSIT = AtomicOp(
     "budget_deposit",
     _deposit_py,
-    _LUA_LOAD
-    + """
-if not stored then return {num(capacity)} end
-local level = tonumber(stored) + args[2]
-if level >= capacity then
-  redis.call('DEL', key)
-  return {num(capacity)}
-end
-redis.call('SET', key, num(level), 'PX', math.ceil(ttl * 1000))
-return {num(level)}
-""",
+    lua_files=("budget_load.lua", "budget_deposit.lua"),
 )
 
 _LEVEL = AtomicOp(
     "budget_level",
     _level_py,
-    _LUA_LOAD
-    + """
-if not stored then return {num(capacity)} end
-return {num(math.min(tonumber(stored), capacity))}
-""",
+    lua_files=("budget_load.lua", "budget_level.lua"),
 )

@@ -16,6 +16,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,11 +70,27 @@ class AtomicOp:
     current time, and returns ``(new_state, result)``; a ``None`` state deletes the key. ``lua`` is the
     same operation for Redis: it reads ``KEYS[1]``, ``now``, ``ttl`` (seconds) and ``args`` (a table of
     numbers) and returns a list of numbers formatted with ``num()``. ``result`` is a tuple of floats.
+
+    ``lua_files`` names Lua files shipped in ``resilient_session/stores/lua``, which run, in order, before
+    ``lua``; the package's own ops keep all their Lua there. :attr:`source` is the whole script, read from
+    the files on first use.
     """
 
     name: str
     apply: Callable[[Any, Sequence[float], float], tuple[Any, Result]]
-    lua: str
+    lua: str = ""
+    lua_files: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """The op's Lua: its files' text, then :attr:`lua`."""
+        return "".join(lua_file(name) for name in self.lua_files) + self.lua
+
+
+@functools.cache
+def lua_file(name: str) -> str:
+    """The text of *name* in the package's ``stores/lua`` directory, read once."""
+    return (resources.files(__package__) / "lua" / name).read_text(encoding="utf-8")
 
 
 class StateStore(ABC):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._call import current_call
-from .base import AtomicOp, MemoryStore, Result, StateStore
+from .base import AtomicOp, MemoryStore, Result, StateStore, lua_file
 
 if TYPE_CHECKING:
     import redis
@@ -24,35 +24,6 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("resilient_session")
 
-# Every op's Lua runs after this prelude: KEYS[1] is the key, ARGV is now, ttl, then the op's numbers.
-_PRELUDE = """
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local args = {}
-for i = 3, #ARGV do args[i - 2] = tonumber(ARGV[i]) end
-local function num(x) return string.format('%.17g', x) end
-local corrupt = false
--- A stored number, when it is one within [lo, hi] (an integer if int); otherwise nil, and the key is
--- marked corrupt: nan, inf, 1e400, 'abc' and out-of-range values never reach the op's arithmetic.
-local function checked(x, lo, hi, int)
-  local v = tonumber(x)
-  if v == nil or v ~= v or v < lo or v > hi or (int and math.floor(v) ~= v) then
-    corrupt = true
-    return nil
-  end
-  return v
-end
-local function body()
-"""
-
-# After the op's own Lua: a corrupt key is reported to the client as a trailing "corrupt" marker.
-_EPILOGUE = """
-end
-local out = body()
-if corrupt then out[#out + 1] = 'corrupt' end
-return out
-"""
 
 #: Client settings used by :meth:`RedisStore.from_url`: a policy check must never wait long on Redis,
 #: and redis-py's own retries (seconds of backoff by default) would stall the HTTP call behind it.
@@ -181,7 +152,7 @@ class RedisStore(StateStore):
         script = self._scripts.get(op.name)
         if script is None:
             # Script objects run EVALSHA and load the script again if the server lost it (restart).
-            source = _PRELUDE + op.lua + _EPILOGUE
+            source = lua_file("redis_prelude.lua") + op.source + lua_file("redis_epilogue.lua")
             script = self._scripts.setdefault(op.name, self.client.register_script(source))
         return script
 
