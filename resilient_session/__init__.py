@@ -50,8 +50,6 @@ from .retry import RetryPolicy
 from .session import ResilientSession
 from .stores import MemoryStore, RedisStore, StateStore
 
-__version__ = "0.1.0"
-
 # What the logging HOWTO asks of a library: a NullHandler on our own top-level logger and nothing else, so
 # an application that never configured logging does not get our WARNINGs on stderr through
 # ``logging.lastResort``; one that did configure logging sees every record as before.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import BaseAdapter
@@ -27,6 +27,8 @@ from .retry import as_retry_policy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from .config.load import IntegrationConfig
 
 __all__ = ["ResilientSession"]
 
@@ -208,9 +210,17 @@ class ResilientSession(requests.Session):
 
         :raises InvalidConfigError: the file is invalid or names an unset environment variable.
         """
-        from .config.load import session_from_config
+        # Imported here: the config package also builds sessions (config.sessions imports this module).
+        from .config.load import integration
 
-        return cast("Self", session_from_config(source, name, cls))
+        return cls.from_integration(integration(source, name))
+
+    @classmethod
+    def from_integration(cls, config: IntegrationConfig) -> Self:
+        """The session of one validated integration (an item of :func:`~resilient_session.load_config`)."""
+        session = cls(**config.session_kwargs())
+        session.headers.update(config.headers)
+        return session
 
     # -- redirects -------------------------------------------------------------------------------
 

@@ -157,7 +157,7 @@ def run_call(args: argparse.Namespace) -> int:
     from requests import exceptions as rexc
 
     from .. import errors
-    from ..config.load import session_from_config
+    from ..config.sessions import session_from_config
 
     body: Any = None
     if args.body is not None:

@@ -8,10 +8,11 @@ from .load import (
     AuthConfig,
     IntegrationConfig,
     Source,
+    integration,
     load_config,
-    load_integrations,
-    session_from_config,
+    load_ready,
 )
+from .sessions import load_integrations, session_from_config
 
 __all__ = [
     "AUTH_TYPES",
@@ -19,7 +20,9 @@ __all__ = [
     "AuthConfig",
     "IntegrationConfig",
     "Source",
+    "integration",
     "load_config",
     "load_integrations",
+    "load_ready",
     "session_from_config",
 ]

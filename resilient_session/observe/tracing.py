@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from .._call import CallState
 from .._redact import redact_log_text
+from .._version import __version__
 
 __all__ = ["CallTrace", "tracer_for"]
 
@@ -52,8 +53,6 @@ def tracer_for(option: Any) -> Any:
     cached = _cached
     if cached is not None and cached[0] is provider:
         return cached[1]
-    from .. import __version__
-
     tracer = provider.get_tracer(_NAME, __version__)
     _cached = (provider, tracer)
     return tracer

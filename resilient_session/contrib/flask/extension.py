@@ -53,7 +53,8 @@ from flask import Blueprint, Flask, current_app, g, has_app_context, has_request
 
 from ..._numbers import MAX_WAIT, clamp
 from ..._redact import redact_log_text, redact_text
-from ...config.load import Source, load_integrations
+from ...config.load import Source
+from ...config.sessions import load_integrations
 from ...errors import (
     APIConnectionError,
     APIError,
