@@ -10,16 +10,9 @@ import requests
 import responses
 from requests.auth import HTTPBasicAuth
 
-from resilient_session import (
-    APIKeyAuth,
-    BasicAuth,
-    BearerAuth,
-    ConfigurationError,
-    CredentialAuth,
-    ResilientSession,
-)
+from resilient_session import APIKeyAuth, BasicAuth, BearerAuth, ConfigurationError, ResilientSession
 from resilient_session._redact import redact_log_text, redact_url
-from resilient_session.auth import carry_credentials, env_secret
+from resilient_session.auth import CredentialAuth, carry_credentials, env_secret
 
 API = "https://api.example.test"
 KEY = "k-7c1d9a3e5b"

@@ -21,9 +21,6 @@ from resilient_session import (
     AuthenticationError,
     ClientError,
     MalformedResponseError,
-    NormalizedError,
-    NormalizedResponse,
-    Normalizer,
     NotFoundError,
     RateLimitedError,
     ResilientAdapter,
@@ -31,7 +28,7 @@ from resilient_session import (
     ServerError,
     normalize,
 )
-from resilient_session.normalization import with_normalized
+from resilient_session.normalization import NormalizedError, NormalizedResponse, Normalizer, with_normalized
 from resilient_session.normalization import xml as _xml
 from resilient_session.normalization.xml import element_to_dict, parse_xml
 

@@ -24,11 +24,9 @@ from resilient_session import (
     ConfigurationError,
     OAuth2ClientCredentials,
     OAuth2RefreshToken,
-    OAuth2TokenError,
     ResilientSession,
-    TokenEndpointError,
-    TokenEndpointTimeout,
 )
+from resilient_session.errors import OAuth2TokenError, TokenEndpointError, TokenEndpointTimeout
 
 TOKEN_URL = "https://auth.example.test/oauth/token"
 ITEMS = "https://api.example.test/items"

@@ -1,4 +1,4 @@
-"""The package's shape: an acyclic import graph, Lua only in .lua files."""
+"""The package's shape: an acyclic import graph, Lua only in .lua files, a small top level."""
 
 from __future__ import annotations
 
@@ -132,3 +132,22 @@ def test_lua_lives_only_in_lua_files() -> None:
     assert "redis_prelude.lua" in scripts
     assert "breaker_record.lua" in scripts
     assert "budget_withdraw.lua" in scripts
+
+
+def test_the_top_level_exports_at_most_30_names() -> None:
+    assert len(resilient_session.__all__) <= 30
+    for name in resilient_session.__all__:
+        assert name in vars(resilient_session), name  # bound, not reached through the deprecated getattr
+
+
+def test_names_moved_off_the_top_level_still_import_with_a_warning() -> None:
+    import importlib
+    import warnings
+
+    for name, module in resilient_session._MOVED.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(resilient_session, name)
+        assert value is getattr(importlib.import_module(f"resilient_session.{module}"), name)
+        assert [w.category for w in caught] == [DeprecationWarning], name
+        assert f"resilient_session.{module}.{name}" in str(caught[0].message)

@@ -27,8 +27,8 @@ from resilient_session import (
     ResilientSession,
     RetryPolicy,
     ServerError,
-    TokenEndpointError,
 )
+from resilient_session.errors import TokenEndpointError
 
 pytestmark = pytest.mark.integration
 
