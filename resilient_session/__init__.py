@@ -44,6 +44,7 @@ from .errors import (
     ServerError,
 )
 from .normalization import normalize
+from .observe.logging import redact_own_logs
 from .policies import Bulkhead, CircuitBreaker, RetryBudget
 from .retry import RetryPolicy
 from .session import ResilientSession
@@ -79,6 +80,8 @@ if TYPE_CHECKING:  # the deprecated top-level names below, for type checkers
 # an application that never configured logging does not get our WARNINGs on stderr through
 # ``logging.lastResort``; one that did configure logging sees every record as before.
 logging.getLogger("resilient_session").addHandler(logging.NullHandler())
+# Records of our own loggers never carry a secret; other libraries' loggers: observe.redact_library_logs().
+redact_own_logs()
 
 __all__ = [
     "APIConnectionError",

@@ -14,7 +14,7 @@ from urllib3.util.retry import Retry
 
 from . import _environ
 from ._call import CallState, current_call, enter, leave
-from ._redact import install_log_redaction, redact_url
+from ._redact import redact_url
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
@@ -124,7 +124,6 @@ class ResilientSession(requests.Session):
         for prefix in ("https://", "http://"):
             # No policies of its own: it reads the session's at call time (retry: see mount()).
             self.mount(prefix, ResilientAdapter())
-        install_log_redaction()
 
     # -- policies: the same values are accepted here, at construction and as attributes later -------
 

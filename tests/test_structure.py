@@ -151,3 +151,58 @@ def test_names_moved_off_the_top_level_still_import_with_a_warning() -> None:
         assert value is getattr(importlib.import_module(f"resilient_session.{module}"), name)
         assert [w.category for w in caught] == [DeprecationWarning], name
         assert f"resilient_session.{module}.{name}" in str(caught[0].message)
+
+
+SIDE_EFFECTS = """
+import logging
+import sys
+
+import requests  # urllib3, requests and requests-oauthlib add their own NullHandlers when imported
+import requests_oauthlib
+
+def seen():
+    return {
+        name: (list(logger.handlers), list(logger.filters))
+        for name, logger in [("", logging.getLogger()), *logging.Logger.manager.loggerDict.items()]
+        if isinstance(logger, logging.Logger) and not name.startswith("resilient_session")
+    }
+
+before = seen()
+import resilient_session
+from resilient_session import APIKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, ResilientSession
+
+ResilientSession(auth=APIKeyAuth("k-123456", query="sig"))
+BearerAuth("t-123456"), BasicAuth("user", "p-123456")
+OAuth2ClientCredentials("https://id.example.test/token", "client", "s-123456")
+after = seen()
+changed = sorted(n for n in after if after[n] != before.get(n, ([], [])))
+own = [type(f).__name__ for f in logging.getLogger("resilient_session").filters]
+print(changed, own, [type(h).__name__ for h in logging.getLogger("resilient_session").handlers])
+"""
+
+
+def test_importing_or_building_a_session_adds_no_filter_or_handler_to_another_library() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", SIDE_EFFECTS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PACKAGE.parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # Nothing changed on any other logger; ours has its NullHandler and its redacting filter.
+    changed, own_filters, own_handlers = result.stdout.splitlines()[0].split("] [")
+    assert changed == "[" and "'RedactingFilter'" in own_filters and own_handlers == "'NullHandler']"
+
+
+def test_redact_library_logs_is_the_opt_in(library_logs_redacted: None) -> None:
+    import logging
+
+    from resilient_session.observe.logging import LIBRARY_LOGGERS, RedactingFilter
+
+    for name in LIBRARY_LOGGERS:
+        assert any(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters), name

@@ -11,6 +11,7 @@ from .events import (
     bind_request_id,
     current_request_id,
 )
+from .logging import redact_library_logs
 
 __all__ = [
     "DEFAULT_REQUEST_ID_HEADER",
@@ -20,4 +21,5 @@ __all__ = [
     "Events",
     "bind_request_id",
     "current_request_id",
+    "redact_library_logs",
 ]
