@@ -11,6 +11,7 @@ from .testing.pytest_plugin import (  # noqa: F401
     _resilient_session_chaos_server,
     _resilient_session_clean_state,
     chaos_server,
+    chaos_session,
     no_backoff,
     pytest_configure,
     resilient_session,
@@ -22,4 +23,4 @@ warnings.warn(
     stacklevel=2,
 )
 
-__all__ = ["SkippedSleeps", "chaos_server", "no_backoff", "resilient_session"]
+__all__ = ["SkippedSleeps", "chaos_server", "chaos_session", "no_backoff", "resilient_session"]

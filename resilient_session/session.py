@@ -70,7 +70,7 @@ class ResilientSession(requests.Session):
         compression bomb never reaches memory. ``None`` (default): no limit, as in requests.
     :param tracing: ``True`` (default): OpenTelemetry spans once the application installed a tracer
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
-        :mod:`resilient_session.tracing`.
+        :mod:`resilient_session.observe.tracing`.
 
     Every option is also an attribute, set later with the same values accepted, and read at the next
     call: ``session.retry = RetryPolicy(0)``, ``session.breaker = False``, ``session.deadline = 5``.

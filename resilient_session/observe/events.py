@@ -2,7 +2,7 @@
 
 A :class:`~resilient_session.ResilientSession` observes a call only when someone listens: a callback in
 ``session.events``, the ``resilient_session`` logger enabled for INFO, or OpenTelemetry tracing (see
-:mod:`resilient_session.tracing`). Otherwise a call pays for one check and its request id.
+:mod:`resilient_session.observe.tracing`). Otherwise a call pays for one check and its request id.
 
 Log lines (logger ``resilient_session``) carry these ``extra`` fields: ``integration``, ``method``,
 ``url`` (credentials redacted), ``status``, ``attempt``, ``elapsed_ms``, ``outcome`` (``"ok"``,

@@ -6,7 +6,8 @@ Start it in a test or a script::
         session.get(chaos.url + "/fail/503?times=2")   # 503, 503, then 200
         assert chaos.calls("/fail/503") == 3
 
-or from a shell: ``python -m resilient_session.chaos --port 0`` prints its URL and serves until interrupted.
+or from a shell: ``python -m resilient_session.testing.chaos --port 0`` prints its URL and serves until
+interrupted.
 
 It is a Flask app on werkzeug's threaded server and listens on two loopback ports, so redirects can cross
 origins (:attr:`ChaosServer.url` and :attr:`ChaosServer.second_url`). It refuses to bind anything but a
@@ -539,9 +540,9 @@ class ChaosServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m resilient_session.chaos``: serve until interrupted, printing the URL first."""
+    """``python -m resilient_session.testing.chaos``: serve until interrupted, printing the URL first."""
     parser = argparse.ArgumentParser(
-        prog="python -m resilient_session.chaos",
+        prog="python -m resilient_session.testing.chaos",
         description="A misbehaving HTTP server for loopback tests.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")

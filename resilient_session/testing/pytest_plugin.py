@@ -1,16 +1,19 @@
 """pytest fixtures for code that calls external APIs, registered through the ``pytest11`` entry point.
 
 ``chaos_server``
-    A running :class:`~resilient_session.chaos.ChaosServer` (one per test session, counters reset for
+    A running :class:`~resilient_session.testing.chaos.ChaosServer` (one per test session, counters reset for
     every test). Needs Flask: ``pip install "resilient-session[test]"``.
 ``no_backoff``
     Retries still happen, but their waits (backoff and ``Retry-After``) take no time. Yields a
     :class:`SkippedSleeps` listing the waits that were skipped, so a test can still assert on them.
-``resilient_session``
+``chaos_session``
     A :class:`~resilient_session.ResilientSession` whose ``base_url`` is the chaos server.
+``resilient_session``
+    The old name of ``chaos_session`` (it shadowed the package's name); deprecated, it warns.
 
-Between tests the plugin also clears in-memory circuit-breaker and retry-budget state, so a circuit one
-test opened (say, on a module-level session) never refuses the next test's calls.
+Between tests (autouse, for every test of the run) the plugin also clears in-memory circuit-breaker and
+retry-budget state, so a circuit one test opened (say, on a module-level session) never refuses the next
+test's calls. Redis-backed state is not touched.
 
 This module is loaded by every pytest run in an environment where resilient-session is installed, so it
 imports nothing beyond pytest until a fixture is used.
@@ -22,6 +25,7 @@ import importlib
 import sys
 import time
 import types
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from ..session import ResilientSession
     from .chaos import ChaosServer
 
-__all__ = ["SkippedSleeps", "chaos_server", "no_backoff", "resilient_session"]
+__all__ = ["SkippedSleeps", "chaos_server", "chaos_session", "no_backoff", "resilient_session"]
 
 # Modules whose ``time.sleep`` performs retry waits: ours (RetryPolicy) and urllib3's (plain Retry).
 _SLEEPING_MODULES = ("resilient_session.retry", "urllib3.util.retry")
@@ -68,14 +72,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _resilient_session_clean_state() -> Iterator[None]:
     yield
-    store = sys.modules.get("resilient_session.store")
+    store = sys.modules.get("resilient_session.stores.base")
     if store is not None:  # nothing to clear when the test never imported us
         store.clear_memory_stores()
 
 
 @pytest.fixture(scope="session")
 def _resilient_session_chaos_server() -> Iterator[ChaosServer]:
-    chaos = pytest.importorskip("resilient_session.chaos", reason="the chaos server needs Flask")
+    chaos = pytest.importorskip("resilient_session.testing.chaos", reason="the chaos server needs Flask")
     with chaos.ChaosServer() as server:
         yield server
 
@@ -98,9 +102,20 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> SkippedSleeps:
 
 
 @pytest.fixture
-def resilient_session(chaos_server: ChaosServer) -> Iterator[ResilientSession]:
+def chaos_session(chaos_server: ChaosServer) -> Iterator[ResilientSession]:
     """A :class:`~resilient_session.ResilientSession` with ``base_url`` set to the chaos server."""
     from ..session import ResilientSession
 
     with ResilientSession(base_url=chaos_server.url) as session:
         yield session
+
+
+@pytest.fixture
+def resilient_session(chaos_session: ResilientSession) -> ResilientSession:
+    """Deprecated name of :func:`chaos_session` (it shadowed the package's name in a test module)."""
+    warnings.warn(
+        "the resilient_session fixture is renamed chaos_session; the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return chaos_session

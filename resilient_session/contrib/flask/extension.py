@@ -3,7 +3,7 @@
 ::
 
     from flask import Flask
-    from resilient_session.flask import Integrations
+    from resilient_session.contrib.flask import Integrations
 
     app = Flask(__name__)
     app.config["RESILIENT_INTEGRATIONS"] = "integrations.toml"
