@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from resilient_session import ResilientSession, RetryPolicy
-from resilient_session.chaos import ChaosServer
+from resilient_session.testing.chaos import ChaosServer
 
 try:
     from ._common import print_table, row

@@ -30,7 +30,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession, StateChange
+from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession
+from resilient_session.policies import StateChange
 
 try:
     from ._common import print_table, row

@@ -1,5 +1,5 @@
 """``python -m resilient_session`` runs the command-line interface."""
 
-from .cli import main
+from .cli.app import main
 
 raise SystemExit(main())

@@ -7,7 +7,6 @@ import contextlib
 import functools
 import html
 import json
-import logging
 import re
 import threading
 import weakref
@@ -42,12 +41,30 @@ SECRET_HEADERS = frozenset(
 #: Names that look secret by pattern but are not: a request must keep them across redirects and logs.
 NOT_SECRET = frozenset({"idempotency-key", "x-idempotency-key", "idempotency_key", "cache-key", "page-token"})
 
-_extra_names: set[str] = set()
+# Names made secret by a live owner (an APIKeyAuth with a custom header or query name), and their union.
+# Each owner is held weakly: when it is collected its names stop being secret, unless another owner
+# still names them. The union is rebuilt on every change so is_secret_name reads one frozenset.
+_owned_names: dict[int, tuple[weakref.ref[object], frozenset[str]]] = {}
+_extra_names: frozenset[str] = frozenset()
+# Reentrant: an owner's weakref callback may run, through garbage collection, inside a registration.
+_names_lock = threading.RLock()
 
 
-def register_secret_names(names: Iterable[str]) -> None:
-    """Treat these query-parameter or header names as secret from now on (case-insensitive)."""
-    _extra_names.update(name.lower() for name in names)
+def register_secret_names(names: Iterable[str], owner: object) -> None:
+    """Treat these query-parameter or header names as secret (case-insensitive) while *owner* is alive."""
+    global _extra_names
+    key = id(owner)
+
+    def forget(ref: weakref.ref[object]) -> None:
+        global _extra_names
+        with _names_lock:
+            if _owned_names.get(key, (None,))[0] is ref:
+                del _owned_names[key]
+                _extra_names = frozenset().union(*(n for _, n in _owned_names.values()))
+
+    with _names_lock:
+        _owned_names[key] = (weakref.ref(owner, forget), frozenset(name.lower() for name in names))
+        _extra_names = frozenset().union(*(n for _, n in _owned_names.values()))
 
 
 def is_secret_name(name: str) -> bool:
@@ -315,51 +332,3 @@ def redact_log_text(text: str) -> str:
     text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     text = _QUOTED_PAIR.sub(_redact_pair, text)
     return _KEY_VALUE.sub(_redact_key_value, text)
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that rewrites each record's message (and traceback text) through
-    :func:`redact_log_text`. It never drops a record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is the handler's problem, not ours
-            return True
-        redacted = redact_log_text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact_log_text(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = redact_log_text(record.exc_text)
-        return True
-
-
-#: Loggers that may print credentials: urllib3 logs request lines with query strings, requests-oauthlib
-#: logs token request bodies and token responses at DEBUG. Filters apply to the logger a record is
-#: created on, not to its parents, hence the module-level names.
-REDACTED_LOGGERS = (
-    "resilient_session",
-    "resilient_session.auth",
-    "resilient_session.oauth2",
-    "urllib3.connectionpool",
-    "urllib3.connection",
-    "urllib3.poolmanager",
-    "urllib3.response",
-    "urllib3.util.retry",
-    "requests_oauthlib.oauth2_session",
-    "oauthlib",
-)
-
-_filter = RedactingFilter()
-_install_lock = threading.Lock()
-
-
-def install_log_redaction(names: Iterable[str] = REDACTED_LOGGERS) -> None:
-    """Attach the redacting filter to the loggers *names* (idempotent, thread-safe)."""
-    with _install_lock:
-        for name in names:
-            logger = logging.getLogger(name)
-            if _filter not in logger.filters:
-                logger.addFilter(_filter)

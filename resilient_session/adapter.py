@@ -18,12 +18,12 @@ from . import errors
 from ._call import CallState, RetryGate, current_call, enter, leave
 from ._mixins import with_mixin
 from ._watchdog import WATCHDOG
-from .breaker import CircuitBreaker
-from .budget import RetryBudget
-from .bulkhead import Bulkhead
-from .normalization import DEFAULT_NORMALIZER, Normalizer, Overflow, read_bounded, with_normalized
+from .normalization.view import DEFAULT_NORMALIZER, Normalizer, Overflow, read_bounded, with_normalized
+from .policies.breaker import CircuitBreaker
+from .policies.budget import RetryBudget
+from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy, call_aware, no_retries
-from .store import host_key
+from .stores.base import host_key
 
 __all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "guarded_send"]
 

@@ -1,208 +1,26 @@
-"""Retry budget: a token bucket per host, so retries never multiply the load on a struggling upstream."""
+"""Deprecated alias of :mod:`resilient_session.policies.budget`, kept for one release."""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import warnings
 
-from .store import AtomicOp, MemoryStore, Result, StateStore, host_key
+from .policies.budget import (  # noqa: F401
+    _DEPOSIT,
+    _LEVEL,
+    _LOG_EVERY,
+    _WITHDRAW,
+    BudgetGate,
+    RetryBudget,
+    _deposit_py,
+    _level_py,
+    _withdraw_py,
+    log,
+)
+
+warnings.warn(
+    "resilient_session.budget moved to resilient_session.policies.budget",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["BudgetGate", "RetryBudget"]
-
-log = logging.getLogger("resilient_session")
-
-# A denied retry is logged at most this often per host: during an outage every call is denied.
-_LOG_EVERY = 10.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryBudget:
-    """How many retries a host may receive, shared by every call (and, with a shared store, every process).
-
-    Each host has a bucket of ``capacity`` tokens, full to begin with. A retry costs ``retry_cost``
-    tokens (``timeout_retry_cost`` after a timeout, which ties up the upstream longer); when the bucket
-    cannot pay, the retry is skipped and the call ends with the outcome it had. A call that succeeds
-    puts back the cost of its last retry, or ``success_refund`` when it needed none. First attempts never
-    need tokens. The defaults are those of the AWS SDKs' "standard" retry mode: with 500 tokens, an
-    upstream that fails everything sees at most 100 retries before retries stop, and they resume as
-    calls succeed again.
-
-    :param capacity: Tokens in a full bucket. Default 500.
-    :param retry_cost: Tokens a retry costs. Default 5.
-    :param timeout_retry_cost: Tokens a retry after a timeout costs. Default 10.
-    :param success_refund: Tokens a success without retries returns. Default 1.
-    :param name: ``None`` (default) keeps one bucket per ``scheme://host:port``; a name makes every call
-        through this policy share one bucket.
-    :param store: Where the buckets live: a private :class:`~resilient_session.MemoryStore` by default,
-        a :class:`~resilient_session.RedisStore` to share them between processes. A bucket left
-        untouched for the store's ``ttl`` is full again.
-
-    The policy is immutable and safe to share between threads; :meth:`new` returns a changed copy.
-    """
-
-    capacity: float = 500.0
-    retry_cost: float = 5.0
-    timeout_retry_cost: float = 10.0
-    success_refund: float = 1.0
-    name: str | None = None
-    store: StateStore = field(default_factory=MemoryStore)
-
-    def __post_init__(self) -> None:
-        if self.capacity <= 0:
-            raise ValueError("capacity must be positive")
-        if min(self.retry_cost, self.timeout_retry_cost, self.success_refund) < 0:
-            raise ValueError("costs and refunds must not be negative")
-
-    def new(self, **changes: Any) -> RetryBudget:
-        """A copy with *changes* applied (the store is kept unless given)."""
-        return dataclasses.replace(self, **changes)
-
-    def key_for(self, url: str) -> str:
-        """The bucket a call to *url* draws from: the policy's name, or ``scheme://host:port``."""
-        return self.name if self.name is not None else host_key(url)
-
-    def cost(self, *, timeout: bool = False) -> float:
-        """Tokens one retry costs."""
-        return self.timeout_retry_cost if timeout else self.retry_cost
-
-    def try_retry(self, host: str, *, timeout: bool = False) -> bool:
-        """Take the tokens for one retry to *host*; False (and nothing taken) when the bucket is short."""
-        cost = self.cost(timeout=timeout)
-        granted, level = self.store.run(_WITHDRAW, "budget:" + host, (self.capacity, cost))
-        if not granted:
-            self._log_denied(host, level, cost)
-        return bool(granted)
-
-    def record_success(self, host: str, *, last_retry_cost: float = 0.0) -> None:
-        """A call to *host* succeeded: return the cost of its last retry, or ``success_refund``."""
-        amount = last_retry_cost or self.success_refund
-        if amount:
-            self.store.run(_DEPOSIT, "budget:" + host, (self.capacity, amount))
-
-    def gate(self, host: str) -> BudgetGate:
-        """A per-call retry gate for *host*: pays for each retry and remembers what the last one cost."""
-        return BudgetGate(self, host)
-
-    def available(self, host: str) -> float:
-        """Tokens in the bucket of *host* now."""
-        return self.store.run(_LEVEL, "budget:" + host, (self.capacity,))[0]
-
-    def _log_denied(self, host: str, level: float, cost: float) -> None:
-        hint = "budget-log:" + host
-        now = self.store.clock()
-        if now < self.store.hints.get(hint, float("-inf")):
-            return
-        self.store.hints[hint] = now + _LOG_EVERY
-        log.warning(
-            "retry budget for %s exhausted (%.0f of %.0f tokens left, a retry costs %.0f): not retrying",
-            host,
-            level,
-            self.capacity,
-            cost,
-            extra={"host": host, "tokens": level, "reason": "retry budget exhausted"},
-        )
-
-
-class BudgetGate:
-    """Asked before each retry of one call (``gate(call, reason)``); ``reason`` containing "timeout"
-    selects the timeout cost. ``last_cost`` is what the call's last granted retry cost (0 if none)."""
-
-    __slots__ = ("budget", "host", "last_cost")
-
-    def __init__(self, budget: RetryBudget, host: str) -> None:
-        self.budget = budget
-        self.host = host
-        self.last_cost = 0.0
-
-    def __call__(self, call: object, reason: str) -> bool:
-        timeout = "timeout" in reason.lower()
-        if not self.budget.try_retry(self.host, timeout=timeout):
-            return False
-        self.last_cost = self.budget.cost(timeout=timeout)
-        return True
-
-    def record_success(self) -> None:
-        """The call succeeded: refund its last retry's cost, or the success refund."""
-        self.budget.record_success(self.host, last_retry_cost=self.last_cost)
-
-
-# A full bucket is stored as no key at all: nothing to keep for hosts that are doing fine.
-
-
-def _withdraw_py(tokens: float | None, args: Sequence[float], now: float) -> tuple[float | None, Result]:
-    capacity, cost = args
-    level = capacity if tokens is None else min(tokens, capacity)
-    if level >= cost:
-        return level - cost, (1.0, level - cost)
-    return tokens, (0.0, level)
-
-
-def _deposit_py(tokens: float | None, args: Sequence[float], now: float) -> tuple[float | None, Result]:
-    capacity, amount = args
-    if tokens is None:
-        return None, (capacity,)
-    level = tokens + amount
-    return (None, (capacity,)) if level >= capacity else (level, (level,))
-
-
-def _level_py(tokens: float | None, args: Sequence[float], now: float) -> tuple[float | None, Result]:
-    (capacity,) = args
-    return tokens, (capacity if tokens is None else min(tokens, capacity),)
-
-
-_LUA_LOAD = """
-local capacity = args[1]
-local stored = redis.call('GET', key)
-if stored then
-  -- nan, inf, 1e400, text or a negative level: the key is corrupt; treat it as absent (a full budget).
-  if checked(stored, 0, 9007199254740992, false) == nil then
-    redis.call('DEL', key)
-    stored = false
-  end
-end
-"""
-
-_WITHDRAW = AtomicOp(
-    "budget_withdraw",
-    _withdraw_py,
-    _LUA_LOAD
-    + """
-local level = capacity
-if stored then level = math.min(tonumber(stored), capacity) end
-if level >= args[2] then
-  level = level - args[2]
-  redis.call('SET', key, num(level), 'PX', math.ceil(ttl * 1000))
-  return {num(1), num(level)}
-end
-return {num(0), num(level)}
-""",
-)
-
-_DEPOSIT = AtomicOp(
-    "budget_deposit",
-    _deposit_py,
-    _LUA_LOAD
-    + """
-if not stored then return {num(capacity)} end
-local level = tonumber(stored) + args[2]
-if level >= capacity then
-  redis.call('DEL', key)
-  return {num(capacity)}
-end
-redis.call('SET', key, num(level), 'PX', math.ceil(ttl * 1000))
-return {num(level)}
-""",
-)
-
-_LEVEL = AtomicOp(
-    "budget_level",
-    _level_py,
-    _LUA_LOAD
-    + """
-if not stored then return {num(capacity)} end
-return {num(math.min(tonumber(stored), capacity))}
-""",
-)

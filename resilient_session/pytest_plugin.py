@@ -1,106 +1,26 @@
-"""pytest fixtures for code that calls external APIs, registered through the ``pytest11`` entry point.
-
-``chaos_server``
-    A running :class:`~resilient_session.chaos.ChaosServer` (one per test session, counters reset for
-    every test). Needs Flask: ``pip install "resilient-session[test]"``.
-``no_backoff``
-    Retries still happen, but their waits (backoff and ``Retry-After``) take no time. Yields a
-    :class:`SkippedSleeps` listing the waits that were skipped, so a test can still assert on them.
-``resilient_session``
-    A :class:`~resilient_session.ResilientSession` whose ``base_url`` is the chaos server.
-
-Between tests the plugin also clears in-memory circuit-breaker and retry-budget state, so a circuit one
-test opened (say, on a module-level session) never refuses the next test's calls.
-
-This module is loaded by every pytest run in an environment where resilient-session is installed, so it
-imports nothing beyond pytest until a fixture is used.
-"""
+"""Deprecated alias of :mod:`resilient_session.testing.pytest_plugin`, kept for one release."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-import time
-import types
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+import warnings
 
-import pytest
+from .testing.pytest_plugin import (  # noqa: F401
+    _SLEEPING_MODULES,
+    SkippedSleeps,
+    _InstantTime,
+    _resilient_session_chaos_server,
+    _resilient_session_clean_state,
+    chaos_server,
+    chaos_session,
+    no_backoff,
+    pytest_configure,
+    resilient_session,
+)
 
-if TYPE_CHECKING:
-    from .chaos import ChaosServer
-    from .session import ResilientSession
+warnings.warn(
+    "resilient_session.pytest_plugin moved to resilient_session.testing.pytest_plugin",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-__all__ = ["SkippedSleeps", "chaos_server", "no_backoff", "resilient_session"]
-
-# Modules whose ``time.sleep`` performs retry waits: ours (RetryPolicy) and urllib3's (plain Retry).
-_SLEEPING_MODULES = ("resilient_session.retry", "urllib3.util.retry")
-
-
-class SkippedSleeps(list[float]):
-    """The retry waits, in seconds, that :func:`no_backoff` skipped, in order."""
-
-    @property
-    def total(self) -> float:
-        """Seconds the test would have slept."""
-        return sum(self)
-
-
-class _InstantTime(types.ModuleType):
-    """Stands in for the ``time`` module of a retry module: ``sleep`` records instead of waiting."""
-
-    def __init__(self, skipped: SkippedSleeps) -> None:
-        super().__init__("time")
-        self._skipped = skipped
-
-    def sleep(self, seconds: float) -> None:
-        self._skipped.append(seconds)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Declare the marker docs/testing.md suggests for chaos-server tests (so ``--strict-markers`` passes)."""
-    config.addinivalue_line("markers", "integration: talks to a real server on 127.0.0.1 (e.g. chaos_server)")
-
-
-@pytest.fixture(autouse=True)
-def _resilient_session_clean_state() -> Iterator[None]:
-    yield
-    store = sys.modules.get("resilient_session.store")
-    if store is not None:  # nothing to clear when the test never imported us
-        store.clear_memory_stores()
-
-
-@pytest.fixture(scope="session")
-def _resilient_session_chaos_server() -> Iterator[ChaosServer]:
-    chaos = pytest.importorskip("resilient_session.chaos", reason="the chaos server needs Flask")
-    with chaos.ChaosServer() as server:
-        yield server
-
-
-@pytest.fixture
-def chaos_server(_resilient_session_chaos_server: ChaosServer) -> ChaosServer:
-    """A running chaos server on 127.0.0.1 with fresh call counters; use ``chaos_server.url``."""
-    _resilient_session_chaos_server.reset()
-    return _resilient_session_chaos_server
-
-
-@pytest.fixture
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> SkippedSleeps:
-    """Make retry waits instant for this test; returns the list of waits skipped."""
-    skipped = SkippedSleeps()
-    instant = _InstantTime(skipped)
-    for name in _SLEEPING_MODULES:
-        monkeypatch.setattr(importlib.import_module(name), "time", instant)
-    return skipped
-
-
-@pytest.fixture
-def resilient_session(chaos_server: ChaosServer) -> Iterator[ResilientSession]:
-    """A :class:`~resilient_session.ResilientSession` with ``base_url`` set to the chaos server."""
-    from .session import ResilientSession
-
-    with ResilientSession(base_url=chaos_server.url) as session:
-        yield session
+__all__ = ["SkippedSleeps", "chaos_server", "chaos_session", "no_backoff", "resilient_session"]

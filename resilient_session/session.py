@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import BaseAdapter
@@ -14,19 +14,21 @@ from urllib3.util.retry import Retry
 
 from . import _environ
 from ._call import CallState, current_call, enter, leave
-from ._redact import install_log_redaction, redact_url
+from ._redact import redact_url
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
-from .auth import carry_credentials
-from .breaker import CircuitBreaker
-from .budget import RetryBudget
-from .bulkhead import Bulkhead
+from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
-from .normalization import ensure_normalized
-from .observability import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
+from .normalization.view import ensure_normalized
+from .observe.events import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
+from .policies.breaker import CircuitBreaker
+from .policies.budget import RetryBudget
+from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from .config.load import IntegrationConfig
 
 __all__ = ["ResilientSession"]
 
@@ -68,7 +70,7 @@ class ResilientSession(requests.Session):
         compression bomb never reaches memory. ``None`` (default): no limit, as in requests.
     :param tracing: ``True`` (default): OpenTelemetry spans once the application installed a tracer
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
-        :mod:`resilient_session.tracing`.
+        :mod:`resilient_session.observe.tracing`.
 
     Every option is also an attribute, set later with the same values accepted, and read at the next
     call: ``session.retry = RetryPolicy(0)``, ``session.breaker = False``, ``session.deadline = 5``.
@@ -122,7 +124,6 @@ class ResilientSession(requests.Session):
         for prefix in ("https://", "http://"):
             # No policies of its own: it reads the session's at call time (retry: see mount()).
             self.mount(prefix, ResilientAdapter())
-        install_log_redaction()
 
     # -- policies: the same values are accepted here, at construction and as attributes later -------
 
@@ -208,9 +209,17 @@ class ResilientSession(requests.Session):
 
         :raises InvalidConfigError: the file is invalid or names an unset environment variable.
         """
-        from .config import session_from_config
+        # Imported here: the config package also builds sessions (config.sessions imports this module).
+        from .config.load import integration
 
-        return cast("Self", session_from_config(source, name, cls))
+        return cls.from_integration(integration(source, name))
+
+    @classmethod
+    def from_integration(cls, config: IntegrationConfig) -> Self:
+        """The session of one validated integration (an item of :func:`~resilient_session.load_config`)."""
+        session = cls(**config.session_kwargs())
+        session.headers.update(config.headers)
+        return session
 
     # -- redirects -------------------------------------------------------------------------------
 

@@ -1,12 +1,14 @@
-"""Fixtures shared by every test module: a scriptable loopback server and a refused port."""
+"""Fixtures shared by every test module: a loopback server, a refused port, opt-in log redaction."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 
 import pytest
 
+from resilient_session.observe.logging import REDACTED_LOGGERS, redact_library_logs
 from tests.integration.upstream import Upstream
 
 
@@ -28,3 +30,13 @@ def free_port() -> int:
 def closed_port() -> int:
     """A loopback port nothing listens on (connections to it are refused)."""
     return free_port()
+
+
+@pytest.fixture
+def library_logs_redacted() -> Iterator[None]:
+    """Other libraries' log records redacted (the opt-in ``redact_library_logs()``), for this test only."""
+    before = {name: list(logging.getLogger(name).filters) for name in REDACTED_LOGGERS}
+    redact_library_logs()
+    yield
+    for name, filters in before.items():
+        logging.getLogger(name).filters[:] = filters

@@ -9,15 +9,8 @@ import requests
 import responses
 from requests import exceptions as rexc
 
-from resilient_session import (
-    APIConnectionError,
-    APIConnectTimeout,
-    APIReadTimeout,
-    APISSLError,
-    ResilientAdapter,
-    ResilientSession,
-    RetryPolicy,
-)
+from resilient_session import APIConnectionError, ResilientAdapter, ResilientSession, RetryPolicy
+from resilient_session.errors import APIConnectTimeout, APIReadTimeout, APISSLError
 
 
 @responses.activate

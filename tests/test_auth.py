@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import io
 from collections.abc import Iterator
 
@@ -11,16 +12,9 @@ import requests
 import responses
 from requests.auth import HTTPBasicAuth
 
-from resilient_session import (
-    APIKeyAuth,
-    BasicAuth,
-    BearerAuth,
-    ConfigurationError,
-    CredentialAuth,
-    ResilientSession,
-)
+from resilient_session import APIKeyAuth, BasicAuth, BearerAuth, ConfigurationError, ResilientSession
 from resilient_session._redact import redact_log_text, redact_url
-from resilient_session.auth import carry_credentials, env_secret
+from resilient_session.auth import CredentialAuth, carry_credentials, env_secret
 
 API = "https://api.example.test"
 KEY = "k-7c1d9a3e5b"
@@ -63,14 +57,24 @@ def test_api_key_in_the_query_keeps_other_parameters_byte_for_byte(api: response
     assert url.count("api_key=") == 1
 
 
-def test_api_key_query_name_becomes_a_secret_name() -> None:
-    APIKeyAuth(KEY, query="custkey_q")
+def test_api_key_query_name_is_a_secret_name_while_the_auth_lives() -> None:
+    auth = APIKeyAuth(KEY, query="custkey_q")
     assert redact_url(f"{API}/items?custkey_q={KEY}&page=2") == f"{API}/items?custkey_q=***&page=2"
+    del auth
+    gc.collect()
+    assert redact_url(f"{API}/items?custkey_q=v&page=2") == f"{API}/items?custkey_q=v&page=2"
 
 
-def test_api_key_custom_header_name_becomes_a_secret_name() -> None:
-    APIKeyAuth("zz-custom-value-1", header="X-Vendor-Cred")
+def test_api_key_custom_header_name_is_a_secret_name_while_the_auth_lives() -> None:
+    auth = APIKeyAuth("zz-custom-value-1", header="X-Vendor-Cred")
+    other = APIKeyAuth("zz-other-value-22", header="X-Vendor-Cred")
     assert "zz-custom" not in redact_log_text("{'X-Vendor-Cred': 'zz-custom-value-1'}")
+    del auth
+    gc.collect()
+    assert "zz-unknown" not in redact_log_text("{'X-Vendor-Cred': 'zz-unknown-value'}")  # other names it
+    del other
+    gc.collect()
+    assert "zz-unknown" in redact_log_text("{'X-Vendor-Cred': 'zz-unknown-value'}")
 
 
 @pytest.mark.parametrize(

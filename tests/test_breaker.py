@@ -12,19 +12,12 @@ import pytest
 import requests
 import responses
 
-from resilient_session import (
-    APIError,
-    BulkheadFullError,
-    CircuitBreaker,
-    CircuitOpenError,
-    CircuitState,
-    MemoryStore,
-    ResilientSession,
-    StateChange,
-)
-from resilient_session.breaker import Permit
+from resilient_session import APIError, BulkheadFullError, CircuitBreaker, CircuitOpenError, ResilientSession
 from resilient_session.errors import ClientError, ServerError
-from resilient_session.store import AtomicOp, Result
+from resilient_session.policies import CircuitState, StateChange
+from resilient_session.policies.breaker import Permit
+from resilient_session.stores import MemoryStore
+from resilient_session.stores.base import AtomicOp, Result
 
 HOST = "https://api.example.com:443"
 URL = "https://api.example.com/v1/items"

@@ -9,7 +9,8 @@ import threading
 import pytest
 import responses
 
-from resilient_session import CircuitBreaker, MemoryStore, ResilientSession, RetryBudget
+from resilient_session import CircuitBreaker, ResilientSession, RetryBudget
+from resilient_session.stores import MemoryStore
 
 HOST = "https://api.example.com:443"
 URL = "https://api.example.com/v1/items"

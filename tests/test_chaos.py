@@ -15,7 +15,7 @@ import pytest
 import requests
 from lxml import etree
 
-from resilient_session.chaos import ChaosServer, is_loopback
+from resilient_session.testing.chaos import ChaosServer, is_loopback
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ def test_stop_releases_a_hanging_request() -> None:
 
 def test_command_line_prints_its_url() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "resilient_session.chaos", "--port", "0"],
+        [sys.executable, "-m", "resilient_session.testing.chaos", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -151,7 +151,7 @@ def test_command_line_prints_its_url() -> None:
 
 def test_command_line_refuses_a_public_host() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "resilient_session.chaos", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "resilient_session.testing.chaos", "--host", "0.0.0.0"],
         capture_output=True,
         text=True,
         timeout=30,

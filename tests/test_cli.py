@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from resilient_session import _demo, cli
+from resilient_session import cli
+from resilient_session.testing import demo as _demo
 
 # -- the command itself -----------------------------------------------------------------------------
 
@@ -123,10 +124,10 @@ def test_demo_without_flask_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "flask", None)  # makes "import flask" fail
-    monkeypatch.delitem(sys.modules, "resilient_session._demo")
-    monkeypatch.delitem(sys.modules, "resilient_session.chaos")
-    monkeypatch.delattr("resilient_session._demo", raising=False)
-    monkeypatch.delattr("resilient_session.chaos", raising=False)
+    monkeypatch.delitem(sys.modules, "resilient_session.testing.demo")
+    monkeypatch.delitem(sys.modules, "resilient_session.testing.chaos")
+    monkeypatch.delattr("resilient_session.testing.demo", raising=False)
+    monkeypatch.delattr("resilient_session.testing.chaos", raising=False)
 
     assert cli.main(["demo"]) == 2
     assert 'pip install "resilient-session[chaos]"' in capsys.readouterr().err

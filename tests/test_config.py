@@ -19,9 +19,9 @@ from resilient_session import (
     ResilientSession,
     RetryBudget,
     RetryPolicy,
-    load_config,
     load_integrations,
 )
+from resilient_session.config import load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
 ENV = {

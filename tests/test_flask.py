@@ -17,35 +17,37 @@ from flask import Flask, jsonify
 
 from resilient_session import (
     APIConnectionError,
-    APIConnectTimeout,
-    APIReadTimeout,
     AuthenticationError,
     BulkheadFullError,
     CircuitOpenError,
     ClientError,
     ConfigurationError,
     DeadlineExceededError,
-    IncompleteBodyError,
     InvalidConfigError,
     MalformedResponseError,
     NotFoundError,
-    OAuth2TokenError,
     RateLimitedError,
     ResilientSession,
     RetryExhaustedError,
     ServerError,
-    StalledBodyError,
-    TokenEndpointError,
-    TokenEndpointTimeout,
-    current_request_id,
 )
-from resilient_session.flask import (
+from resilient_session.contrib.flask import (
     EXTENSION_KEY,
     AppIntegrations,
     Integrations,
     problem_for,
     register_error_handlers,
 )
+from resilient_session.errors import (
+    APIConnectTimeout,
+    APIReadTimeout,
+    IncompleteBodyError,
+    OAuth2TokenError,
+    StalledBodyError,
+    TokenEndpointError,
+    TokenEndpointTimeout,
+)
+from resilient_session.observe import current_request_id
 
 BILLING = "https://billing.test/v1"
 CRM = "https://crm.test"

@@ -16,24 +16,21 @@ import responses
 import xmltodict
 from requests.structures import CaseInsensitiveDict
 
-import resilient_session.normalization as normalize_module
+import resilient_session.normalization.view as normalize_module
 from resilient_session import (
     AuthenticationError,
     ClientError,
     MalformedResponseError,
-    NormalizedError,
-    NormalizedResponse,
-    Normalizer,
     NotFoundError,
     RateLimitedError,
     ResilientAdapter,
     ResilientSession,
     ServerError,
-    _xml,
     normalize,
 )
-from resilient_session._xml import element_to_dict, parse_xml
-from resilient_session.normalization import with_normalized
+from resilient_session.normalization import NormalizedError, NormalizedResponse, Normalizer, with_normalized
+from resilient_session.normalization import xml as _xml
+from resilient_session.normalization.xml import element_to_dict, parse_xml
 
 URL = "https://api.example.com/v1/items?page=2"
 

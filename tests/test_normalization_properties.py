@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
-from resilient_session import MalformedResponseError, NormalizedError, Normalizer, normalize
-from resilient_session._xml import element_to_dict, parse_xml
+from resilient_session import MalformedResponseError, normalize
+from resilient_session.normalization import NormalizedError, Normalizer
+from resilient_session.normalization.xml import element_to_dict, parse_xml
 
 CONTENT_TYPES = st.one_of(
     st.none(),

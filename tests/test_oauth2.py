@@ -24,11 +24,9 @@ from resilient_session import (
     ConfigurationError,
     OAuth2ClientCredentials,
     OAuth2RefreshToken,
-    OAuth2TokenError,
     ResilientSession,
-    TokenEndpointError,
-    TokenEndpointTimeout,
 )
+from resilient_session.errors import OAuth2TokenError, TokenEndpointError, TokenEndpointTimeout
 
 TOKEN_URL = "https://auth.example.test/oauth/token"
 ITEMS = "https://api.example.test/items"
@@ -422,6 +420,7 @@ def test_failed_renewal_keeps_using_a_still_valid_token(
     assert len(tokens.issued) == 1
 
 
+@pytest.mark.usefixtures("library_logs_redacted")
 def test_token_endpoint_traffic_leaves_no_secret_in_debug_logs(
     mock: responses.RequestsMock, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:

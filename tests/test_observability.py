@@ -13,20 +13,16 @@ import responses
 
 from resilient_session import (
     APIConnectionError,
-    BudgetExhausted,
-    CallEvent,
     CircuitBreaker,
     CircuitOpenError,
-    Events,
     ResilientSession,
     RetryBudget,
     RetryPolicy,
-    StateChange,
-    bind_request_id,
-    current_request_id,
 )
 from resilient_session._call import CallState
-from resilient_session.observability import begin_call
+from resilient_session.observe import BudgetExhausted, CallEvent, Events, bind_request_id, current_request_id
+from resilient_session.observe.events import begin_call
+from resilient_session.policies import StateChange
 from tests.integration.upstream import Reply, Upstream
 
 FAST = RetryPolicy(3, backoff_factor=0.0)

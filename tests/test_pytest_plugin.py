@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--fixtures")
     # One at a time: pytest lists fixtures sorted by "file:line" as text, not in definition order.
-    for name in ("chaos_server", "no_backoff", "resilient_session"):
+    for name in ("chaos_server", "chaos_session", "no_backoff", "resilient_session"):
         result.stdout.fnmatch_lines([f"{name} -- *pytest_plugin.py:*"])
 
 
@@ -56,20 +56,59 @@ def test_chaos_server_fixture_counts_and_resets_between_tests(pytester: pytest.P
     result.assert_outcomes(passed=3)
 
 
-def test_resilient_session_fixture_talks_to_the_chaos_server(pytester: pytest.Pytester) -> None:
+def test_chaos_session_fixture_talks_to_the_chaos_server(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         from resilient_session import ResilientSession
 
-        def test_relative_urls_reach_the_chaos_server(resilient_session, chaos_server, no_backoff):
-            assert isinstance(resilient_session, ResilientSession)
-            assert resilient_session.base_url == chaos_server.url
-            assert resilient_session.get("/fail/503?times=2").status_code == 200
+        def test_relative_urls_reach_the_chaos_server(chaos_session, chaos_server, no_backoff):
+            assert isinstance(chaos_session, ResilientSession)
+            assert chaos_session.base_url == chaos_server.url
+            assert chaos_session.get("/fail/503?times=2").status_code == 200
             assert chaos_server.calls("/fail/503") == 3
         """
     )
     result = pytester.runpytest("-q")
     result.assert_outcomes(passed=1)
+
+
+def test_the_old_resilient_session_fixture_name_still_works_and_warns(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_old_name(resilient_session, chaos_server):
+            assert resilient_session.base_url == chaos_server.url
+        """
+    )
+    result = pytester.runpytest("-q", "-W", "error::DeprecationWarning")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*resilient_session fixture is renamed chaos_session*"])
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_in_memory_circuits_are_closed_again_between_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import requests
+
+        from resilient_session import CircuitBreaker
+
+        BREAKER = CircuitBreaker(consecutive_failures=1, failure_rate_threshold=None)  # module-level state
+        HOST = "https://api.example.test:443"
+
+        def test_opens_the_circuit():
+            permit = BREAKER.acquire(HOST)
+            BREAKER.record(permit, error=requests.ConnectionError("down"))
+            assert BREAKER.state(HOST).state.value == "open"
+
+        def test_next_test_finds_it_closed():
+            assert BREAKER.state(HOST).state.value == "closed"
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=2)
 
 
 def test_no_backoff_skips_waits_but_keeps_retries(pytester: pytest.Pytester) -> None:

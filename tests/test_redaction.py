@@ -19,14 +19,8 @@ from resilient_session import (
     OAuth2ClientCredentials,
     OAuth2RefreshToken,
 )
-from resilient_session._redact import (
-    REDACTED_LOGGERS,
-    RedactingFilter,
-    install_log_redaction,
-    known_secret_values,
-    redact_log_text,
-    redact_url,
-)
+from resilient_session._redact import known_secret_values, redact_log_text, redact_url
+from resilient_session.observe.logging import REDACTED_LOGGERS, RedactingFilter, install_log_redaction
 
 SECRET = "s3cr3t-b7d9f1a3c5"
 TOKEN_URL = "https://auth.example.test/token"
@@ -114,6 +108,7 @@ def test_filter_rewrites_the_record_and_its_traceback() -> None:
     assert auth.secret_values == (SECRET,)
 
 
+@pytest.mark.usefixtures("library_logs_redacted")
 def test_filter_is_installed_once_on_every_leaky_logger() -> None:
     install_log_redaction()
     install_log_redaction()
@@ -122,6 +117,7 @@ def test_filter_is_installed_once_on_every_leaky_logger() -> None:
         assert len(filters) == 1, name
 
 
+@pytest.mark.usefixtures("library_logs_redacted")
 def test_a_urllib3_debug_line_is_redacted_on_its_way_to_any_handler(caplog: pytest.LogCaptureFixture) -> None:
     APIKeyAuth(SECRET, query="api_key")
     caplog.set_level(logging.DEBUG)

@@ -23,19 +23,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resilient_session import (
-    CircuitBreaker,
-    CircuitOpenError,
-    CircuitState,
-    MemoryStore,
-    RedisStore,
-    ResilientSession,
-    RetryBudget,
-    RetryPolicy,
-)
-from resilient_session.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
-from resilient_session.budget import _DEPOSIT, _LEVEL, _WITHDRAW
-from resilient_session.store import AtomicOp, host_key
+from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession, RetryBudget, RetryPolicy
+from resilient_session.policies import CircuitState
+from resilient_session.policies.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
+from resilient_session.policies.budget import _DEPOSIT, _LEVEL, _WITHDRAW
+from resilient_session.stores import MemoryStore, RedisStore
+from resilient_session.stores.base import AtomicOp, host_key
 from tests.integration.upstream import Reply, Upstream
 
 redis = pytest.importorskip("redis")

@@ -8,7 +8,6 @@ import responses
 from requests.adapters import HTTPAdapter
 
 from resilient_session import (
-    DEFAULT_TIMEOUT,
     AuthenticationError,
     NotFoundError,
     RateLimitedError,
@@ -17,6 +16,7 @@ from resilient_session import (
     RetryPolicy,
     ServerError,
 )
+from resilient_session.adapter import DEFAULT_TIMEOUT
 
 
 @responses.activate

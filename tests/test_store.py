@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from resilient_session import MemoryStore, StateStore
-from resilient_session.store import AtomicOp, Result, host_key
+from resilient_session.stores import MemoryStore, StateStore
+from resilient_session.stores.base import AtomicOp, Result, host_key
 
 
 class Clock:

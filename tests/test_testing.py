@@ -8,16 +8,8 @@ import pytest
 import requests
 import responses
 
-from resilient_session import (
-    APIConnectionError,
-    APIConnectTimeout,
-    APIReadTimeout,
-    IncompleteBodyError,
-    ResilientSession,
-    RetryPolicy,
-    ServerError,
-    testing,
-)
+from resilient_session import APIConnectionError, ResilientSession, RetryPolicy, ServerError, testing
+from resilient_session.errors import APIConnectTimeout, APIReadTimeout, IncompleteBodyError
 
 URL = "https://api.example.test/v1/orders"
 

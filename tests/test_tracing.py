@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from resilient_session import APIConnectionError, CircuitBreaker, ResilientSession, RetryPolicy
-from resilient_session.tracing import tracer_for
+from resilient_session.observe.tracing import tracer_for
 from tests.conftest import free_port
 from tests.integration.upstream import Reply, Upstream
 
@@ -163,7 +163,7 @@ def test_without_a_configured_provider_nothing_is_traced(monkeypatch: pytest.Mon
 
 def test_the_span_status_description_is_scrubbed_of_every_encoding() -> None:
     from resilient_session import APIError, APIKeyAuth
-    from resilient_session.tracing import _describe
+    from resilient_session.observe.tracing import _describe
     from tests.secret_forms import forms, leaks
 
     secret = "k+y/with=specials:@ ok"

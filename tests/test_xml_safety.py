@@ -7,7 +7,7 @@ import gc
 import pytest
 
 from resilient_session import ResilientSession
-from resilient_session._xml import element_to_dict, parse_xml
+from resilient_session.normalization.xml import element_to_dict, parse_xml
 from tests.integration.upstream import Reply, Upstream
 
 XML = {"Content-Type": "application/xml"}

@@ -29,8 +29,8 @@ from flask import Flask, abort, current_app, jsonify
 from werkzeug.serving import make_server
 
 from resilient_session import APIError
-from resilient_session.chaos import ChaosServer
-from resilient_session.flask import Integrations
+from resilient_session.contrib.flask import Integrations
+from resilient_session.testing.chaos import ChaosServer
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -27,8 +27,8 @@ from resilient_session import (
     ResilientSession,
     RetryPolicy,
     ServerError,
-    TokenEndpointError,
 )
+from resilient_session.errors import TokenEndpointError
 
 pytestmark = pytest.mark.integration
 
@@ -338,6 +338,7 @@ def test_plain_requests_leaks_custom_headers_which_is_why_this_exists(
 # -- logs ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("library_logs_redacted")
 @pytest.mark.usefixtures("insecure_oauth")
 @pytest.mark.parametrize("kind", ["api-key-query", "api-key-header", "bearer", "basic-tuple", "oauth2"])
 def test_a_failing_retried_redirected_call_logs_no_secret(

@@ -26,8 +26,8 @@ from resilient_session import (
     ResilientSession,
     RetryBudget,
     RetryPolicy,
-    StateChange,
 )
+from resilient_session.policies import StateChange
 
 from .upstream import Reply, Upstream
 

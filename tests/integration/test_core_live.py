@@ -16,11 +16,11 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from resilient_session import (
     APIConnectionError,
     DeadlineExceededError,
-    IncompleteBodyError,
     ResilientSession,
     RetryBudget,
     RetryPolicy,
 )
+from resilient_session.errors import IncompleteBodyError
 from tests.integration.rawserver import (
     RawServer,
     answer,
@@ -381,7 +381,8 @@ def test_a_silent_redis_cannot_hold_a_call_past_its_deadline(raw: RawServer) -> 
     from redis.backoff import NoBackoff
     from redis.retry import Retry as RedisRetry
 
-    from resilient_session import CircuitBreaker, RedisStore
+    from resilient_session import CircuitBreaker
+    from resilient_session.stores import RedisStore
 
     silent = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []
@@ -442,7 +443,7 @@ def test_a_certificate_that_fails_verification_is_one_handshake(failure: str) ->
 
     import trustme
 
-    from resilient_session import APISSLError
+    from resilient_session.errors import APISSLError
 
     ca = trustme.CA()
     if failure == "expired":

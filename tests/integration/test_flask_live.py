@@ -14,10 +14,10 @@ import requests
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-import resilient_session.flask as rs_flask
+import resilient_session.contrib.flask.extension as rs_flask
 from resilient_session import ResilientSession
-from resilient_session.chaos import ChaosServer
-from resilient_session.flask import EXTENSION_KEY, Integrations
+from resilient_session.contrib.flask import EXTENSION_KEY, Integrations
+from resilient_session.testing.chaos import ChaosServer
 
 
 class FakeClock:

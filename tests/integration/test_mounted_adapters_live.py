@@ -20,10 +20,10 @@ from resilient_session import (
     CircuitBreaker,
     CircuitOpenError,
     DeadlineExceededError,
-    MemoryStore,
     ResilientSession,
 )
 from resilient_session.adapter import DeadlineAwarePool
+from resilient_session.stores import MemoryStore
 from tests.integration.rawserver import RawServer, answer, hang, reset_before_answer
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from resilient_session import Normalizer, ResilientAdapter, ResilientSession, RetryPolicy, ServerError
+from resilient_session import ResilientAdapter, ResilientSession, RetryPolicy, ServerError
+from resilient_session.normalization import Normalizer
 
 from .upstream import Reply, Upstream
 

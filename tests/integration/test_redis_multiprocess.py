@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from resilient_session import (
-    CircuitBreaker,
-    CircuitOpenError,
-    CircuitState,
-    RedisStore,
-    ResilientSession,
-    RetryBudget,
-    RetryPolicy,
-)
+from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession, RetryBudget, RetryPolicy
+from resilient_session.policies import CircuitState
+from resilient_session.stores import RedisStore
 from tests.test_redis_store import RedisServer
 
 from .upstream import Reply, Upstream

@@ -9,15 +9,8 @@ import time
 import pytest
 import requests
 
-from resilient_session import (
-    APIConnectionError,
-    APIReadTimeout,
-    DeadlineExceededError,
-    IncompleteBodyError,
-    ResilientSession,
-    RetryPolicy,
-    StalledBodyError,
-)
+from resilient_session import APIConnectionError, DeadlineExceededError, ResilientSession, RetryPolicy
+from resilient_session.errors import APIReadTimeout, IncompleteBodyError, StalledBodyError
 
 from .upstream import Reply, Upstream
 

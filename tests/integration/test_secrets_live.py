@@ -27,11 +27,10 @@ from resilient_session import (
     BasicAuth,
     OAuth2ClientCredentials,
     OAuth2RefreshToken,
-    OAuth2TokenError,
     ResilientSession,
-    TokenEndpointError,
 )
 from resilient_session.cli import main
+from resilient_session.errors import OAuth2TokenError, TokenEndpointError
 from tests.integration.echo import SHAPES, EchoServer
 from tests.secret_forms import SPECIALS, leaks
 

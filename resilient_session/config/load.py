@@ -1,4 +1,4 @@
-"""Integrations as configuration: one TOML table per upstream API, one session per integration.
+"""Integrations as configuration: one TOML table per upstream API, validated into settings.
 
 ::
 
@@ -13,7 +13,8 @@
 The whole schema is documented in ``docs/configuration.md``. Validation collects every problem, each
 with its location, into one :class:`~resilient_session.InvalidConfigError`; unknown keys are errors.
 Credentials are never written in the file: an auth table names environment variables (``token_env``),
-read when a session is built.
+read when a session is built. Nothing here builds a session: :meth:`IntegrationConfig.session_kwargs`
+gives a session's constructor arguments (:mod:`resilient_session.config.sessions` builds them).
 """
 
 from __future__ import annotations
@@ -25,30 +26,27 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from requests.auth import AuthBase
 
-from ._redact import is_secret_name, looks_like_env_name, redact_text, redact_url, shown_env_name
-from .adapter import DEFAULT_TIMEOUT
-from .breaker import CircuitBreaker
-from .budget import RetryBudget
-from .bulkhead import Bulkhead
-from .errors import ConfigurationError, InvalidConfigError
-from .observability import DEFAULT_REQUEST_ID_HEADER
-from .retry import RetryPolicy
-from .store import MemoryStore, StateStore
+from .._redact import is_secret_name, looks_like_env_name, redact_text, redact_url, shown_env_name
+from ..adapter import DEFAULT_TIMEOUT
+from ..errors import ConfigurationError, InvalidConfigError
+from ..observe.events import DEFAULT_REQUEST_ID_HEADER
+from ..policies.breaker import CircuitBreaker
+from ..policies.budget import RetryBudget
+from ..policies.bulkhead import Bulkhead
+from ..retry import RetryPolicy
+from ..stores.base import MemoryStore, StateStore
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-if TYPE_CHECKING:
-    from .session import ResilientSession
-
-__all__ = ["AuthConfig", "IntegrationConfig", "load_config", "load_integrations", "session_from_config"]
+__all__ = ["AuthConfig", "IntegrationConfig", "integration", "load_config", "load_ready"]
 
 Source = str | os.PathLike[str] | Mapping[str, Any]
 
@@ -89,7 +87,7 @@ class AuthConfig:
 
     def build(self) -> AuthBase:
         """The auth object, with secrets read from the environment now."""
-        from . import auth
+        from ..auth import keys as auth
 
         env, opts = self.env, dict(self.options)
         if self.type == "api_key":
@@ -99,7 +97,7 @@ class AuthConfig:
         if self.type == "basic":
             username = opts.pop("username", None) or auth.env_secret(env["username_env"])
             return auth.BasicAuth(username, auth.env_secret(env["password_env"]))
-        from . import oauth2
+        from ..auth import oauth2
 
         token_url = opts.pop("token_url")
         client_id = opts.pop("client_id", None) or auth.env_secret(env["client_id_env"])
@@ -158,31 +156,30 @@ class IntegrationConfig:
             found[f"{prefix}.store.url_env"] = self.store["url_env"]
         return found
 
-    def session(self, cls: type[ResilientSession] | None = None) -> ResilientSession:
-        """A new session with this integration's policies (secrets are read from the environment now)."""
-        from .session import ResilientSession
+    def session_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~resilient_session.ResilientSession` for this integration.
 
-        factory = ResilientSession if cls is None else cls
+        Secrets are read from the environment now; ``headers`` are not among them (set them on the
+        session once built), and a configured store is already bound to the breaker and the budget.
+        """
         store = self._store()
         breaker, budget = self.breaker, self.budget
         if store is not None:
             breaker = breaker.new(store=store) if breaker is not None else None
             budget = budget.new(store=store) if budget is not None else None
-        session = factory(
-            base_url=self.base_url,
-            timeout=self.timeout,
-            retry=self.retry,
-            deadline=self.deadline,
-            auth=self.auth.build() if self.auth is not None else None,
-            raise_for_status=self.raise_for_status,
-            breaker=breaker or False,
-            budget=budget or False,
-            bulkhead=self.bulkhead or False,
-            integration=self.name,
-            request_id_header=self.request_id_header,
-        )
-        session.headers.update(self.headers)
-        return session
+        return {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "retry": self.retry,
+            "deadline": self.deadline,
+            "auth": self.auth.build() if self.auth is not None else None,
+            "raise_for_status": self.raise_for_status,
+            "breaker": breaker or False,
+            "budget": budget or False,
+            "bulkhead": self.bulkhead or False,
+            "integration": self.name,
+            "request_id_header": self.request_id_header,
+        }
 
     def _store(self) -> StateStore | None:
         if not self.store:
@@ -191,8 +188,8 @@ class IntegrationConfig:
         kind = options.pop("type", "memory")
         if kind == "memory":
             return MemoryStore(**({"ttl": options["ttl"]} if "ttl" in options else {}))
-        from .auth import env_secret
-        from .redis_store import RedisStore
+        from ..auth.keys import env_secret
+        from ..stores.redis import RedisStore
 
         url = env_secret(options.pop("url_env"))
         return RedisStore(url, **options)
@@ -351,21 +348,19 @@ def load_config(source: Source) -> dict[str, IntegrationConfig]:
     return integrations
 
 
-def load_integrations(source: Source) -> dict[str, ResilientSession]:
-    """One :class:`~resilient_session.ResilientSession` per integration of *source*, keyed by name.
+def load_ready(source: Source) -> dict[str, IntegrationConfig]:
+    """As :func:`load_config`, and every environment variable the integrations read is set.
 
-    :raises InvalidConfigError: the file is invalid, or environment variables it names are unset (all
-        of them are listed).
+    :raises InvalidConfigError: the file is invalid, or variables it names are unset (all are listed).
     """
     configs = load_config(source)
     _require_env(configs.values(), _where(source))
-    return {name: config.session() for name, config in configs.items()}
+    return configs
 
 
-def session_from_config(
-    source: Source, name: str | None = None, cls: type[ResilientSession] | None = None
-) -> ResilientSession:
-    """The session of integration *name*; without a name the file must hold exactly one integration."""
+def integration(source: Source, name: str | None = None) -> IntegrationConfig:
+    """Integration *name* of *source*, validated, its environment variables set; without a name the
+    file must hold exactly one integration."""
     configs = load_config(source)
     if name is None:
         if len(configs) != 1:
@@ -380,7 +375,7 @@ def session_from_config(
         known = ", ".join(sorted(configs)) or "none"
         raise ConfigurationError(f"no integration {name!r} in {_where(source)} (defined: {known})")
     _require_env([config], _where(source))
-    return config.session(cls)
+    return config
 
 
 #: Files larger than this are refused unread (an integrations file is a few kilobytes).

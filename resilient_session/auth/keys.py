@@ -4,8 +4,8 @@ Every auth object here is a :class:`requests.auth.AuthBase`, usable as ``session
 (``auth=``), and a :class:`CredentialAuth`: it declares which header names, query keys and secret values it
 sets. :class:`~resilient_session.ResilientSession` uses that declaration to remove every one of them on a
 cross-origin redirect (plain requests only removes ``Authorization``), and the log filter of
-:mod:`resilient_session._redact` uses the secret values to keep them out of log lines. OAuth2 lives in
-:mod:`resilient_session.oauth2`.
+:mod:`resilient_session.observe.logging` uses the secret values to keep them out of log lines. OAuth2
+lives in :mod:`resilient_session.auth.oauth2`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.models import PreparedRequest
 
-from ._redact import (
+from .._redact import (
     HIDDEN_ENV_NAME,
     REDACTED,
-    install_log_redaction,
     is_secret_name,
     looks_like_env_name,
     register_secret_names,
     register_secret_source,
 )
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = [
     "APIKeyAuth",
@@ -98,7 +97,8 @@ class CredentialAuth(AuthBase):
 
     Subclasses set :attr:`header_names` and :attr:`query_keys` and implement :attr:`secret_values`;
     ``__call__`` must end with :meth:`_remember` so a redirect can strip (cross-origin) or keep
-    (same-origin) exactly what was set. Creating one activates log redaction of its secret values.
+    (same-origin) exactly what was set. While one is alive, its secret values are redacted from log lines
+    (see :mod:`resilient_session.observe.logging`).
     """
 
     #: Header names this object sets on a request.
@@ -107,7 +107,6 @@ class CredentialAuth(AuthBase):
     query_keys: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
-        install_log_redaction()
         register_secret_source(self)
 
     @property
@@ -196,8 +195,8 @@ class APIKeyAuth(CredentialAuth):
 
     ``APIKeyAuth(key)`` sends ``X-API-Key: <key>``; ``APIKeyAuth(key, header="Api-Key")`` another header;
     ``APIKeyAuth(key, query="api_key")`` appends ``?api_key=<key>`` (replacing any value already there).
-    Pass either *header* or *query*, not both. The header or query name is registered as secret, so log
-    lines and redacted URLs show ``***`` for its value.
+    Pass either *header* or *query*, not both. While this object is alive, the header or query name counts
+    as secret, so log lines and redacted URLs show ``***`` for its value.
 
     :param key: The API key.
     :param header: Header name carrying the key.
@@ -212,13 +211,13 @@ class APIKeyAuth(CredentialAuth):
             self.query: str | None = _require_name(query, "query parameter")
             self.header: str | None = None
             self.query_keys = frozenset({self.query})
-            register_secret_names([self.query])
+            register_secret_names([self.query], self)
         else:
             self.header = _require_name(header or "X-API-Key", "header")
             _require_header_value(self._key, "API key")
             self.query = None
             self.header_names = frozenset({self.header})
-            register_secret_names([self.header])
+            register_secret_names([self.header], self)
         super().__init__()
 
     @classmethod

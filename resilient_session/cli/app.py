@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeAlias
 
-from ._config_cli import add_call_parser, add_check_parser
+from .config_commands import add_call_parser, add_check_parser
 
 __all__ = ["EXIT_BROKEN_PIPE", "SUBCOMMANDS", "build_parser", "main"]
 
@@ -50,7 +50,7 @@ def add_demo_parser(subparsers: Subparsers) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     try:
-        from . import _demo
+        from ..testing import demo as _demo
     except ImportError as error:
         print(
             f"resilient-session demo: the chaos server needs Flask ({error.name or error} is missing); "

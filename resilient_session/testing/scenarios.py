@@ -14,7 +14,7 @@ They work with the module-level ``responses`` mock (``@responses.activate``) or,
 ``Retry-After`` wait happens, and nothing is ever slow), retries after a connection error (urllib3 never
 sees the error, so :func:`timeout` and :func:`connection_error` fail every call at once), and anything
 on the socket: resets, stalls or truncation in the middle of a body. Use
-:class:`resilient_session.chaos.ChaosServer` for those (see docs/testing.md).
+:class:`resilient_session.testing.chaos.ChaosServer` for those (see docs/testing.md).
 """
 
 from __future__ import annotations

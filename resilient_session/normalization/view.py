@@ -25,10 +25,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import requests
 from lxml import etree
 
-from ._redact import credential_pair, is_secret_name, redact_text, redact_url
-from ._xml import NamespaceMode, UnsafeXMLError, element_to_dict, local_name, parse_xml
-from .errors import MalformedResponseError, status_error_for
-from .retry import DEFAULT_STATUS_FORCELIST
+from .._redact import credential_pair, is_secret_name, redact_text, redact_url
+from ..errors import MalformedResponseError, status_error_for
+from ..retry import DEFAULT_STATUS_FORCELIST
+from .xml import NamespaceMode, UnsafeXMLError, element_to_dict, local_name, parse_xml
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",

@@ -1,0 +1,559 @@
+"""Circuit breaker: stop calling an upstream that keeps failing, and probe it until it recovers."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import requests
+from requests import exceptions as rexc
+
+from .._call import current_call
+from .._numbers import clamp
+from ..errors import BulkheadFullError, CircuitOpenError
+from ..stores.base import AtomicOp, MemoryStore, Result, StateStore, host_key
+
+__all__ = ["BreakerSnapshot", "CircuitBreaker", "CircuitState", "Permit", "StateChange"]
+
+log = logging.getLogger("resilient_session")
+
+
+class CircuitState(str, enum.Enum):
+    """Where a circuit stands."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+_STATES = (CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN)
+_CLOSED, _OPEN, _HALF_OPEN = 0, 1, 2
+_SUCCESS, _FAILURE, _IGNORE = 0.0, 1.0, 2.0
+
+# Why a transition happened; the ops return a code and up to two numbers, the policy words them.
+_R_CONSECUTIVE, _R_RATE, _R_WAIT_OVER, _R_PROBE_FAILED, _R_PROBES_OK, _R_RESET = 1, 2, 3, 4, 5, 6
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One transition of one circuit, as given to listeners.
+
+    ``retry_in`` is the open wait when the circuit opened, else ``None``. With a shared store only the
+    process that made the transition sees it.
+    """
+
+    host: str
+    old: CircuitState
+    new: CircuitState
+    reason: str
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    """A circuit's state at one moment, for dashboards and health checks."""
+
+    host: str
+    state: CircuitState
+    calls: int
+    failures: int
+    consecutive_failures: int
+    trips: int
+    retry_in: float
+
+    @property
+    def failure_rate(self) -> float:
+        """Failures over calls in the window (0.0 when empty)."""
+        return self.failures / self.calls if self.calls else 0.0
+
+
+class Permit(NamedTuple):
+    """Leave to make one call; hand it back to :meth:`CircuitBreaker.record`.
+
+    ``probe`` is True when the circuit is half-open and this call is one of its probes.
+    """
+
+    host: str
+    generation: int
+    probe: bool = False
+
+
+ErrorTypes = tuple[type[BaseException], ...]
+
+# Evidence that the *host* is unavailable, not that one path is broken: the gateway statuses a proxy or
+# load balancer answers when it cannot reach a healthy backend (Envoy's outlier detection ejects a host on
+# consecutive 502/503/504 by default). A 500 or another 5xx is one route's application error; counting it
+# would let one buggy endpoint refuse every healthy path of the host. Opt in with ``failure_statuses``.
+DEFAULT_FAILURE_STATUSES: frozenset[int] = frozenset({502, 503, 504})
+DEFAULT_FAILURE_EXCEPTIONS: ErrorTypes = (rexc.ConnectionError, rexc.Timeout, rexc.ChunkedEncodingError)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class CircuitBreaker:
+    """When to stop calling an upstream, and when to try it again.
+
+    Closed, every call goes and its outcome is recorded. The circuit **opens** when, over the last
+    ``window_size`` calls (at least ``minimum_calls`` of them), the share of failures reaches
+    ``failure_rate_threshold``, or after ``consecutive_failures`` failures in a row. While open, calls
+    fail at once with :class:`~resilient_session.CircuitOpenError` and no socket is opened. After the
+    open wait the circuit is **half-open**: ``probes`` calls go through; when that many succeed it
+    closes, and any failure reopens it with a longer wait.
+
+    :param failure_rate_threshold: Share of failures (0 < x <= 1) that opens the circuit, or ``None``
+        to judge by consecutive failures only. Default 0.5.
+    :param window_size: Calls in the sliding window (count-based). Default 20.
+    :param minimum_calls: Calls the window needs before its rate is judged. Default 10.
+    :param consecutive_failures: Failures in a row that open the circuit whatever the rate, or
+        ``None``. Default 5.
+    :param open_wait: Seconds open before the first probe. Default 5.
+    :param wait_multiplier: Each reopening without a successful close multiplies the wait. Default 2.
+    :param max_open_wait: Cap on the grown wait (never below ``open_wait``). Default 60.
+    :param probes: Calls let through while half-open, and successes needed to close. Default 1.
+    :param probe_lease: Seconds after which a probe that never reported (its process died, say) no
+        longer holds its slot. Default 30 (the default read timeout).
+    :param failure_statuses: Final answers (after retries) that count as failures. Default: 502, 503
+        and 504, the statuses that say the host (or the gateway in front of it) cannot serve; a 500 or
+        another 5xx is one path's application error and counts as a success. A 429 is not a failure
+        of the upstream; it spends the retry budget instead.
+    :param failure_exceptions: Errors that count as failures. Default: connection errors, connect and
+        read timeouts and broken bodies (the connection failed mid-answer). An error with a status
+        (``raise_for_status``) is judged by its status; any other error (a bug, an invalid URL) is not
+        counted either way.
+    :param name: ``None`` (default) keeps one circuit per ``scheme://host:port``; a name makes every
+        call through this policy share one circuit (per adapter or per named integration; with a shared
+        store, per name across the fleet).
+    :param store: Where the state lives: a private :class:`~resilient_session.MemoryStore` by default,
+        a :class:`~resilient_session.RedisStore` to share it between processes.
+    :param listeners: Callables given a :class:`StateChange` on every transition (also logged on the
+        ``resilient_session`` logger: WARNING when opening, INFO otherwise). An exception in a listener is
+        logged and never reaches the call.
+
+    The policy is immutable and safe to share between threads, adapters and sessions; :meth:`new`
+    returns a changed copy that keeps the store.
+    """
+
+    failure_rate_threshold: float | None = 0.5
+    window_size: int = 20
+    minimum_calls: int = 10
+    consecutive_failures: int | None = 5
+    open_wait: float = 5.0
+    wait_multiplier: float = 2.0
+    max_open_wait: float = 60.0
+    probes: int = 1
+    probe_lease: float = 30.0
+    failure_statuses: Collection[int] = DEFAULT_FAILURE_STATUSES
+    failure_exceptions: ErrorTypes = DEFAULT_FAILURE_EXCEPTIONS
+    name: str | None = None
+    store: StateStore = field(default_factory=MemoryStore)
+    listeners: Sequence[Callable[[StateChange], None]] = ()
+    _acquire_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _record_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rate = self.failure_rate_threshold
+        if rate is not None and not 0 < rate <= 1:
+            raise ValueError("failure_rate_threshold must be in (0, 1] or None")
+        if self.window_size < 1 or not 1 <= self.minimum_calls <= self.window_size:
+            raise ValueError("need window_size >= 1 and 1 <= minimum_calls <= window_size")
+        if self.consecutive_failures is not None and self.consecutive_failures < 1:
+            raise ValueError("consecutive_failures must be >= 1 or None")
+        if rate is None and self.consecutive_failures is None:
+            raise ValueError("set failure_rate_threshold, consecutive_failures or both")
+        if self.open_wait <= 0 or self.wait_multiplier < 1:
+            raise ValueError("need open_wait > 0 and wait_multiplier >= 1")
+        if self.probes < 1 or self.probe_lease <= 0:
+            raise ValueError("need probes >= 1 and probe_lease > 0")
+        object.__setattr__(self, "failure_statuses", frozenset(self.failure_statuses))
+        object.__setattr__(self, "failure_exceptions", tuple(self.failure_exceptions))
+        object.__setattr__(self, "listeners", tuple(self.listeners))
+        # The ops take plain numbers (they also run as Lua); build them once, not per call.
+        object.__setattr__(self, "_acquire_args", (float(self.probes), float(self.probe_lease)))
+        record_args = (
+            float(self.window_size),
+            float(self.minimum_calls),
+            2.0 if rate is None else float(rate),  # a share of failures never reaches 2
+            float(self.consecutive_failures or 0),
+            float(self.open_wait),
+            float(self.wait_multiplier),
+            float(max(self.max_open_wait, self.open_wait)),
+            float(self.probes),
+        )
+        object.__setattr__(self, "_record_args", record_args)
+
+    def new(self, **changes: Any) -> CircuitBreaker:
+        """A copy with *changes* applied (the store is kept unless given)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        # Only what differs from the defaults: the full status set would drown the rest.
+        changed = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.init and f.name != "store" and getattr(self, f.name) != f.default
+        ]
+        return f"{type(self).__name__}({', '.join([*changed, f'store={self.store!r}'])})"
+
+    # -- the call path ---------------------------------------------------------------------------
+
+    def key_for(self, url: str) -> str:
+        """The circuit a call to *url* belongs to: the policy's name, or ``scheme://host:port``."""
+        return self.name if self.name is not None else host_key(url)
+
+    def acquire(self, host: str, request: requests.PreparedRequest | None = None) -> Permit:
+        """Leave to call *host* now, or :class:`~resilient_session.CircuitOpenError`.
+
+        An open circuit is answered from a process-local hint, without touching the store.
+        """
+        key = "breaker:" + host
+        remaining = self._known_open(key)
+        if remaining > 0:
+            raise _open_error(host, remaining, request=request)
+        result = self.store.run(_ACQUIRE, key, self._acquire_args)
+        self._observe(host, key, result)
+        if not result[0]:
+            raise _open_error(host, self._retry_in(result[3]), request=request)
+        return Permit(host, int(result[1]), result[2] == _HALF_OPEN)
+
+    def check(self, host: str, *, method: str | None = None, url: str | None = None) -> None:
+        """Raise :class:`~resilient_session.CircuitOpenError` if this process knows *host*'s circuit is
+        open; otherwise do nothing. Never asks the store and takes no probe slot, so it can run before
+        the request is even built; :meth:`acquire` still decides."""
+        if not self.store.hints:  # the common case: this process knows of no open circuit
+            return
+        remaining = self._known_open("breaker:" + host)
+        if remaining > 0:
+            raise _open_error(host, remaining, method=method, url=url)
+
+    def record(
+        self,
+        permit: Permit,
+        *,
+        response: requests.Response | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Record how the call made under *permit* ended (a response or an error)."""
+        outcome = self.classify(response=response, error=error)
+        key = "breaker:" + permit.host
+        result = self.store.run(_RECORD, key, (float(permit.generation), outcome, *self._record_args))
+        self._observe(permit.host, key, result)
+
+    def gate(self, permit: Permit) -> Callable[[object, str], bool]:
+        """A per-call retry gate: no retry for a probe (its first answer decides) or once this process
+        knows the circuit is open (more attempts would only load an upstream declared down)."""
+        if permit.probe:
+            return _no_retry
+        key = "breaker:" + permit.host
+
+        def circuit_allows_retry(call: object, reason: str) -> bool:
+            return self._known_open(key) <= 0
+
+        return circuit_allows_retry
+
+    def classify(
+        self, *, response: requests.Response | None = None, error: BaseException | None = None
+    ) -> float:
+        """0.0 success, 1.0 failure, 2.0 not counted."""
+        if error is not None:
+            if isinstance(error, (CircuitOpenError, BulkheadFullError)):
+                return _IGNORE
+            if isinstance(error, self.failure_exceptions):
+                return _FAILURE
+            status = getattr(error, "status", None)
+            if status is None:
+                status = getattr(getattr(error, "response", None), "status_code", None)
+            if isinstance(status, int):
+                return _FAILURE if status in self.failure_statuses else _SUCCESS
+            return _IGNORE
+        if response is not None and response.status_code in self.failure_statuses:
+            return _FAILURE
+        return _SUCCESS
+
+    # -- inspection and control ------------------------------------------------------------------
+
+    def state(self, host: str) -> BreakerSnapshot:
+        """The circuit of *host* now (``host`` as returned by :meth:`key_for`)."""
+        st, _, until, calls, failures, consecutive, trips = self.store.run(_SNAPSHOT, "breaker:" + host, ())
+        retry_in = self._retry_in(until) if st == _OPEN else 0.0
+        return BreakerSnapshot(
+            host, _STATES[int(st)], int(calls), int(failures), int(consecutive), int(trips), retry_in
+        )
+
+    def reset(self, host: str) -> None:
+        """Close the circuit of *host* and forget its history (calls in flight are not counted)."""
+        key = "breaker:" + host
+        self.store.hints.pop(key, None)
+        self._observe(host, key, self.store.run(_RESET, key, ()))
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _known_open(self, key: str) -> float:
+        """Seconds the circuit is still open as far as this process knows (<= 0: ask the store)."""
+        until = self.store.hints.get(key)
+        return 0.0 if until is None else self._retry_in(until)
+
+    def _retry_in(self, until: float) -> float:
+        """Seconds from now to *until* (a time the store answered), in ``[0, max_open_wait]``: no store
+        content, however corrupt, keeps a circuit open longer than the policy's own longest wait."""
+        longest = max(self.max_open_wait, self.open_wait)
+        return clamp(until - self.store.clock(), 0.0, longest, 0.0)
+
+    def _observe(self, host: str, key: str, result: Result) -> None:
+        # Every answer from the store refreshes what this process knows about the circuit.
+        if result[2] == _OPEN:
+            self.store.hints[key] = self.store.clock() + self._retry_in(result[3])
+        else:
+            self.store.hints.pop(key, None)
+        if result[4] >= 0:
+            self._emit(host, result)
+
+    def _emit(self, host: str, result: Result) -> None:
+        old, new = _STATES[int(result[4])], _STATES[int(result[2])]
+        reason = _describe(int(result[5]), result[6], result[7])
+        retry_in = None
+        if new is CircuitState.OPEN:
+            retry_in = self._retry_in(result[3])
+            reason_text = f"{reason}; next probe in {retry_in:.3g}s"
+        else:
+            reason_text = reason
+        log.log(
+            logging.WARNING if new is CircuitState.OPEN else logging.INFO,
+            "circuit %s: %s -> %s (%s)",
+            host,
+            old.value,
+            new.value,
+            reason_text,
+            extra={"host": host, "old_state": old.value, "new_state": new.value, "reason": reason},
+        )
+        change = StateChange(host, old, new, reason, retry_in)
+        call = current_call()
+        if call is not None and call.observer is not None:
+            # The session whose call made the transition tells its own ``events`` and span.
+            call.observer.circuit_changed(call, change)
+        for listener in self.listeners:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("circuit listener %r failed on %s", listener, host)
+
+
+def _no_retry(call: object, reason: str) -> bool:
+    return False
+
+
+def _open_error(
+    host: str,
+    retry_in: float,
+    *,
+    request: requests.PreparedRequest | None = None,
+    method: str | None = None,
+    url: str | None = None,
+) -> CircuitOpenError:
+    return CircuitOpenError(
+        f"circuit open for {host}; next probe in {retry_in:.3f}s",
+        host=host,
+        retry_in=retry_in,
+        request=request,
+        method=method,
+        url=url,
+    )
+
+
+def _describe(code: int, a: float, b: float) -> str:
+    if code == _R_CONSECUTIVE:
+        return f"{int(a)} consecutive failures"
+    if code == _R_RATE:
+        return f"failure rate {a:.0%} over the last {int(b)} calls"
+    if code == _R_WAIT_OVER:
+        return "open wait over; probing"
+    if code == _R_PROBE_FAILED:
+        return "probe failed"
+    if code == _R_PROBES_OK:
+        return f"{int(a)} probe(s) succeeded"
+    return "reset"
+
+
+# -- the state machine, in Python (MemoryStore) and Lua (RedisStore) -------------------------------
+#
+# Every op returns (admitted, generation, state, until, old_state or -1, reason, detail_a, detail_b).
+# ``until`` is the end of the open wait when open, the end of the probe lease when a half-open circuit
+# turns a call away, else 0. The generation changes on every transition: an outcome recorded under an
+# older generation (a call that started before the circuit opened, say) is ignored.
+
+
+class _Circuit:
+    __slots__ = (
+        "consecutive",
+        "failures",
+        "gen",
+        "probe_at",
+        "probes",
+        "probes_ok",
+        "st",
+        "trips",
+        "until",
+        "window",
+    )
+
+    def __init__(self) -> None:
+        self.st = _CLOSED
+        self.gen = 0
+        self.window: deque[bool] = deque()
+        self.failures = 0
+        self.consecutive = 0
+        self.until = 0.0
+        self.trips = 0
+        self.probes = 0
+        self.probes_ok = 0
+        self.probe_at = 0.0
+
+
+def _reply(
+    c: _Circuit,
+    admitted: float = 1.0,
+    until: float | None = None,
+    old: float = -1.0,
+    why: float = 0.0,
+    a: float = 0.0,
+    b: float = 0.0,
+) -> Result:
+    if until is None:
+        until = c.until if c.st == _OPEN else 0.0
+    return (admitted, float(c.gen), float(c.st), until, old, float(why), a, b)
+
+
+def _acquire_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_Circuit | None, Result]:
+    probes, lease = args
+    if c is None:
+        return None, (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0)
+    if c.st == _CLOSED:
+        return c, _reply(c)
+    if c.st == _OPEN:
+        if now < c.until:
+            return c, _reply(c, admitted=0.0)
+        c.st, c.gen, c.probes, c.probes_ok, c.probe_at = _HALF_OPEN, c.gen + 1, 1, 0, now
+        return c, _reply(c, old=_OPEN, why=_R_WAIT_OVER)
+    if c.probes < probes or now >= c.probe_at + lease:
+        if c.probes >= probes:
+            c.probes = 0  # every slot's lease ran out: those probes are presumed lost
+        c.probes += 1
+        c.probe_at = now
+        return c, _reply(c)
+    return c, _reply(c, admitted=0.0, until=c.probe_at + lease)
+
+
+def _open_wait(open_wait: float, multiplier: float, max_wait: float, trips: int) -> float:
+    """``open_wait * multiplier ** (trips - 1)``, capped at *max_wait*; never overflows (after ~1,000
+    trips in one outage ``2.0 ** trips`` would raise OverflowError)."""
+    try:
+        return min(max_wait, open_wait * multiplier ** (trips - 1))
+    except OverflowError:
+        return max_wait
+
+
+def _trip(c: _Circuit, now: float, open_wait: float, multiplier: float, max_wait: float) -> None:
+    c.trips += 1
+    c.until = now + _open_wait(open_wait, multiplier, max_wait, c.trips)
+    c.st, c.gen = _OPEN, c.gen + 1
+    c.window.clear()
+    c.failures = c.consecutive = c.probes = c.probes_ok = 0
+
+
+def _record_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_Circuit | None, Result]:
+    gen, outcome, window, min_calls, threshold, consecutive, open_wait, multiplier, max_wait, probes = args
+    fresh = c is None
+    if c is None:
+        c = _Circuit()
+    if gen != c.gen or (outcome == _IGNORE and c.st != _HALF_OPEN):
+        return (None if fresh else c), _reply(c)
+    old = c.st
+    if c.st == _CLOSED:
+        failed = outcome == _FAILURE
+        c.window.append(failed)
+        if failed:
+            c.failures += 1
+            c.consecutive += 1
+        else:
+            c.consecutive = 0
+        while len(c.window) > window:
+            c.failures -= c.window.popleft()
+        n = len(c.window)
+        if consecutive > 0 and c.consecutive >= consecutive:
+            count = c.consecutive
+            _trip(c, now, open_wait, multiplier, max_wait)
+            return c, _reply(c, old=old, why=_R_CONSECUTIVE, a=count)
+        if n >= min_calls and c.failures >= threshold * n:
+            rate = c.failures / n
+            _trip(c, now, open_wait, multiplier, max_wait)
+            return c, _reply(c, old=old, why=_R_RATE, a=rate, b=n)
+        return c, _reply(c)
+    if c.st == _HALF_OPEN:
+        if outcome == _FAILURE:
+            _trip(c, now, open_wait, multiplier, max_wait)
+            return c, _reply(c, old=old, why=_R_PROBE_FAILED)
+        c.probes = max(c.probes - 1, 0)
+        if outcome == _SUCCESS:
+            c.probes_ok += 1
+            if c.probes_ok >= probes:
+                ok = c.probes_ok
+                _close(c)
+                return c, _reply(c, old=old, why=_R_PROBES_OK, a=ok)
+    return c, _reply(c)
+
+
+def _close(c: _Circuit) -> None:
+    c.st, c.gen, c.trips, c.until = _CLOSED, c.gen + 1, 0, 0.0
+    c.window.clear()
+    c.failures = c.consecutive = c.probes = c.probes_ok = 0
+
+
+def _snapshot_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_Circuit | None, Result]:
+    if c is None:
+        return None, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    calls = float(len(c.window))
+    return c, (
+        float(c.st),
+        float(c.gen),
+        c.until,
+        calls,
+        float(c.failures),
+        float(c.consecutive),
+        float(c.trips),
+    )
+
+
+def _reset_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_Circuit | None, Result]:
+    if c is None:
+        return None, (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0)
+    old = c.st
+    _close(c)
+    return c, _reply(c, old=-1.0 if old == _CLOSED else float(old), why=_R_RESET)
+
+
+_ACQUIRE = AtomicOp(
+    "breaker_acquire",
+    _acquire_py,
+    lua_files=("breaker_load.lua", "breaker_acquire.lua"),
+)
+
+_RECORD = AtomicOp(
+    "breaker_record",
+    _record_py,
+    lua_files=("breaker_load.lua", "breaker_record.lua"),
+)
+
+_SNAPSHOT = AtomicOp(
+    "breaker_snapshot",
+    _snapshot_py,
+    lua_files=("breaker_load.lua", "breaker_snapshot.lua"),
+)
+
+_RESET = AtomicOp(
+    "breaker_reset",
+    _reset_py,
+    lua_files=("breaker_load.lua", "breaker_reset.lua"),
+)

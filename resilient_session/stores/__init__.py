@@ -1,0 +1,11 @@
+"""Where the policies keep their state: :class:`MemoryStore` (this process) or :class:`RedisStore` (shared).
+
+A custom store subclasses :class:`StateStore` and runs each :class:`AtomicOp` atomically.
+"""
+
+from __future__ import annotations
+
+from .base import AtomicOp, MemoryStore, Result, StateStore, host_key
+from .redis import RedisStore
+
+__all__ = ["AtomicOp", "MemoryStore", "RedisStore", "Result", "StateStore", "host_key"]

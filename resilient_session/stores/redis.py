@@ -1,0 +1,269 @@
+"""A state store in Redis, so every process of a fleet shares one breaker and one budget per host.
+
+Needs the ``redis`` extra (``pip install "resilient-session[redis]"``); redis-py is imported only when a
+:class:`RedisStore` is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._call import current_call
+from .._mixins import with_mixin
+from .base import AtomicOp, MemoryStore, Result, StateStore, lua_file
+
+if TYPE_CHECKING:
+    import redis
+    from redis.commands.core import Script
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger("resilient_session")
+
+
+#: Client settings used by :meth:`RedisStore.from_url`: a policy check must never wait long on Redis,
+#: and redis-py's own retries (seconds of backoff by default) would stall the HTTP call behind it.
+CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+
+
+class RedisStore(StateStore):
+    """Keeps policy state in Redis; every op is one Lua script, atomic on the server.
+
+    Many processes and machines using the same server and ``prefix`` share each host's circuit and
+    retry budget. An update is never lost: each script reads, decides and writes in one step, whatever
+    the number of concurrent clients. Keys expire after ``ttl`` seconds untouched.
+
+    **When Redis cannot be used** (down, unreachable, timing out, refusing the command), no call
+    fails because of it: the store logs one WARNING on the ``resilient_session`` logger and carries on
+    with a process-local :class:`~resilient_session.MemoryStore` (``fallback``), so each process
+    protects itself alone. After ``retry_interval`` seconds it tries Redis again; once Redis answers it
+    logs at INFO and the shared state, as Redis kept it, is used again (what was recorded locally
+    meanwhile is dropped). :attr:`degraded` tells whether the fallback is in use.
+
+    **When a key holds garbage** (``nan``, ``inf``, ``1e400``, text, a negative count, a circuit open
+    until later than ``ttl`` from now, set by hand or by another program), no call fails because of it
+    either: the script treats the key as absent (closed circuit, full budget) and rewrites or deletes
+    it, and the store logs one WARNING per key.
+
+    :param client: A ``redis.Redis`` client, or a ``redis://`` URL (see :meth:`from_url`). A client you
+        build yourself should have short socket timeouts and no retries of its own, or a Redis outage
+        stalls the calls that consult it until the client gives up.
+    :param prefix: Prepended to every key (``prefix:breaker:https://api.example.com:443``).
+        Default ``"resilient_session"``.
+    :param ttl: Seconds an untouched key lives; must exceed the longest open wait. Default one day.
+    :param retry_interval: Seconds between attempts to reach Redis again after it failed. Default 5.
+    :param clock: Wall-clock time, shared by every machine (keep them NTP-synced); default ``time.time``.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | str,
+        *,
+        prefix: str = "resilient_session",
+        ttl: float = 86400.0,
+        retry_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        redis_module = _import_redis()
+        if ttl <= 0 or retry_interval < 0:
+            raise ValueError("need ttl > 0 and retry_interval >= 0")
+        self._url: str | None = None
+        if isinstance(client, str):
+            self._url = client
+            client = _client_from_url(client)
+        self.client = client
+        _clamp_connections(client)
+        self.prefix = prefix
+        self.ttl = ttl
+        self.retry_interval = retry_interval
+        self.clock = clock
+        self.hints = {}
+        self.fallback = MemoryStore(clock=clock, ttl=ttl)
+        self._errors: tuple[type[BaseException], ...] = (redis_module.RedisError,)
+        self._scripts: dict[str, Script] = {}
+        self._lock = threading.Lock()
+        self._degraded = False
+        self._retry_at = 0.0
+        self._corrupt_keys: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        """A store on a client built from *url* (``redis://[:password@]host:port/db``, ``rediss://``,
+        ``unix://``) with :data:`CLIENT_DEFAULTS`: half-second socket timeouts and no client retries."""
+        return cls(url, **kwargs)
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis cannot be used and the local fallback holds the state."""
+        return self._degraded
+
+    def run(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
+        if self._degraded and time.monotonic() < self._retry_at:
+            return self.fallback.run(op, key, args)
+        call = current_call()
+        if call is not None and call.deadline_passed():
+            return self.fallback.run(op, key, args)  # no time left to ask Redis; it is not down
+        argv = [repr(self.clock()), repr(float(self.ttl)), *[repr(float(a)) for a in args]]
+        try:
+            raw = self._script(op)(keys=[f"{self.prefix}:{key}"], args=argv)
+        except self._errors as exc:
+            if call is not None and call.deadline_passed():
+                # The call's deadline cut the command short (see _ClampedConnection), not an outage.
+                return self.fallback.run(op, key, args)
+            self._went_down(exc)
+            return self.fallback.run(op, key, args)
+        if self._degraded:
+            self._came_back()
+        if raw and raw[-1] in (b"corrupt", "corrupt"):
+            raw = raw[:-1]
+            self._corrupt(key, "the op found unusable values and reset it")
+        try:
+            result = tuple(float(value) for value in raw)
+        except (TypeError, ValueError):
+            result = ()
+        if not result or not all(math.isfinite(value) for value in result):
+            # Never expected after the scripts' checks; if it happens anyway, this call is answered
+            # from local state rather than failing.
+            self._corrupt(key, "the op answered non-numeric or non-finite values")
+            return self.fallback.run(op, key, args)
+        return result
+
+    def _corrupt(self, key: str, what: str) -> None:
+        with self._lock:
+            first = key not in self._corrupt_keys
+            if first and len(self._corrupt_keys) < 1024:
+                self._corrupt_keys.add(key)
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "Redis at %s held corrupt state under %s:%s (%s); it was treated as absent "
+            "(circuit closed, budget full) and rewritten",
+            self.address,
+            self.prefix,
+            key,
+            what,
+            extra={"store": self.address, "key": key, "reason": "corrupt state"},
+        )
+
+    def _script(self, op: AtomicOp) -> Script:
+        script = self._scripts.get(op.name)
+        if script is None:
+            # Script objects run EVALSHA and load the script again if the server lost it (restart).
+            source = lua_file("redis_prelude.lua") + op.source + lua_file("redis_epilogue.lua")
+            script = self._scripts.setdefault(op.name, self.client.register_script(source))
+        return script
+
+    def _went_down(self, exc: BaseException) -> None:
+        with self._lock:
+            first = not self._degraded
+            self._degraded = True
+            self._retry_at = time.monotonic() + self.retry_interval
+        if first:
+            log.warning(
+                "Redis at %s cannot be used (%s: %s); breaker and budget state is local to this process "
+                "until it answers again (next try in %.3gs)",
+                self.address,
+                type(exc).__name__,
+                exc,
+                self.retry_interval,
+                extra={"store": self.address, "reason": type(exc).__name__},
+            )
+        else:
+            log.debug("Redis at %s still cannot be used: %s", self.address, type(exc).__name__)
+
+    def _came_back(self) -> None:
+        with self._lock:
+            if not self._degraded:
+                return
+            self._degraded = False
+        # Redis's state rules again: drop the local one, and the hints drawn from it (an open circuit
+        # noted only locally must not outlive the outage, nor resurface at the next one).
+        self.fallback.clear()
+        self.hints.clear()
+        log.info(
+            "Redis at %s answers again; breaker and budget state is shared again",
+            self.address,
+            extra={"store": self.address},
+        )
+
+    @property
+    def address(self) -> str:
+        """Where the server is (``host:port/db`` or the socket path), never with credentials."""
+        kwargs = getattr(getattr(self.client, "connection_pool", None), "connection_kwargs", {})
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']}"
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.address!r}, prefix={self.prefix!r}, ttl={self.ttl!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._url is None:
+            raise TypeError(
+                "a RedisStore built on a client object cannot be pickled; build it from a URL instead"
+            )
+        return (_rebuild, (self._url, self.prefix, self.ttl, self.retry_interval, self.clock))
+
+
+def _rebuild(
+    url: str, prefix: str, ttl: float, retry_interval: float, clock: Callable[[], float]
+) -> RedisStore:
+    return RedisStore(url, prefix=prefix, ttl=ttl, retry_interval=retry_interval, clock=clock)
+
+
+class _ClampedConnection:
+    """redis-py connection mixin: no read or write waits past the deadline of the call in progress.
+
+    The client's ``socket_timeout`` bounds each command; inside a call with a deadline the socket
+    timeout is the smaller of it and the time left, so a slow Redis cannot hold a call past its deadline.
+    """
+
+    socket_timeout: float | None
+    _sock: Any
+
+    def _clamp(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        call = current_call()
+        remaining = call.remaining() if call is not None else None
+        timeout = self.socket_timeout
+        if remaining is not None:
+            timeout = max(0.001, remaining if timeout is None else min(timeout, remaining))
+        sock.settimeout(timeout)
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._clamp()
+        super().send_packed_command(command, check_health)  # type: ignore[misc]
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        self._clamp()
+        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+
+
+def _clamp_connections(client: Any) -> None:
+    """Make the connections *client*'s pool opens from now on :class:`_ClampedConnection`."""
+    pool: Any = getattr(client, "connection_pool", None)
+    cls = getattr(pool, "connection_class", None)
+    if cls is not None:
+        pool.connection_class = with_mixin(_ClampedConnection, cls)
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ImportError('RedisStore needs redis-py: pip install "resilient-session[redis]"') from exc
+    return redis
+
+
+def _client_from_url(url: str) -> redis.Redis:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **CLIENT_DEFAULTS)

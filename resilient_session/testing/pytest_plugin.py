@@ -1,0 +1,121 @@
+"""pytest fixtures for code that calls external APIs, registered through the ``pytest11`` entry point.
+
+``chaos_server``
+    A running :class:`~resilient_session.testing.chaos.ChaosServer` (one per test session, counters reset for
+    every test). Needs Flask: ``pip install "resilient-session[test]"``.
+``no_backoff``
+    Retries still happen, but their waits (backoff and ``Retry-After``) take no time. Yields a
+    :class:`SkippedSleeps` listing the waits that were skipped, so a test can still assert on them.
+``chaos_session``
+    A :class:`~resilient_session.ResilientSession` whose ``base_url`` is the chaos server.
+``resilient_session``
+    The old name of ``chaos_session`` (it shadowed the package's name); deprecated, it warns.
+
+Between tests (autouse, for every test of the run) the plugin also clears in-memory circuit-breaker and
+retry-budget state, so a circuit one test opened (say, on a module-level session) never refuses the next
+test's calls. Redis-backed state is not touched.
+
+This module is loaded by every pytest run in an environment where resilient-session is installed, so it
+imports nothing beyond pytest until a fixture is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import types
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from ..session import ResilientSession
+    from .chaos import ChaosServer
+
+__all__ = ["SkippedSleeps", "chaos_server", "chaos_session", "no_backoff", "resilient_session"]
+
+# Modules whose ``time.sleep`` performs retry waits: ours (RetryPolicy) and urllib3's (plain Retry).
+_SLEEPING_MODULES = ("resilient_session.retry", "urllib3.util.retry")
+
+
+class SkippedSleeps(list[float]):
+    """The retry waits, in seconds, that :func:`no_backoff` skipped, in order."""
+
+    @property
+    def total(self) -> float:
+        """Seconds the test would have slept."""
+        return sum(self)
+
+
+class _InstantTime(types.ModuleType):
+    """Stands in for the ``time`` module of a retry module: ``sleep`` records instead of waiting."""
+
+    def __init__(self, skipped: SkippedSleeps) -> None:
+        super().__init__("time")
+        self._skipped = skipped
+
+    def sleep(self, seconds: float) -> None:
+        self._skipped.append(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the marker docs/testing.md suggests for chaos-server tests (so ``--strict-markers`` passes)."""
+    config.addinivalue_line("markers", "integration: talks to a real server on 127.0.0.1 (e.g. chaos_server)")
+
+
+@pytest.fixture(autouse=True)
+def _resilient_session_clean_state() -> Iterator[None]:
+    yield
+    store = sys.modules.get("resilient_session.stores.base")
+    if store is not None:  # nothing to clear when the test never imported us
+        store.clear_memory_stores()
+
+
+@pytest.fixture(scope="session")
+def _resilient_session_chaos_server() -> Iterator[ChaosServer]:
+    chaos = pytest.importorskip("resilient_session.testing.chaos", reason="the chaos server needs Flask")
+    with chaos.ChaosServer() as server:
+        yield server
+
+
+@pytest.fixture
+def chaos_server(_resilient_session_chaos_server: ChaosServer) -> ChaosServer:
+    """A running chaos server on 127.0.0.1 with fresh call counters; use ``chaos_server.url``."""
+    _resilient_session_chaos_server.reset()
+    return _resilient_session_chaos_server
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> SkippedSleeps:
+    """Make retry waits instant for this test; returns the list of waits skipped."""
+    skipped = SkippedSleeps()
+    instant = _InstantTime(skipped)
+    for name in _SLEEPING_MODULES:
+        monkeypatch.setattr(importlib.import_module(name), "time", instant)
+    return skipped
+
+
+@pytest.fixture
+def chaos_session(chaos_server: ChaosServer) -> Iterator[ResilientSession]:
+    """A :class:`~resilient_session.ResilientSession` with ``base_url`` set to the chaos server."""
+    from ..session import ResilientSession
+
+    with ResilientSession(base_url=chaos_server.url) as session:
+        yield session
+
+
+@pytest.fixture
+def resilient_session(chaos_session: ResilientSession) -> ResilientSession:
+    """Deprecated name of :func:`chaos_session` (it shadowed the package's name in a test module)."""
+    warnings.warn(
+        "the resilient_session fixture is renamed chaos_session; the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return chaos_session

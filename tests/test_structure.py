@@ -1,0 +1,208 @@
+"""The package's shape: an acyclic import graph, Lua only in .lua files, a small top level."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import resilient_session
+
+PACKAGE = Path(resilient_session.__file__).resolve().parent
+ROOT = "resilient_session"
+
+
+def _module_name(path: Path) -> str:
+    parts = [ROOT, *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(name: str) -> set[tuple[str, bool]]:
+    """Every module *name* imports, and whether at module level: function bodies included,
+    ``if TYPE_CHECKING:`` blocks (never run) left out."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[tuple[str, bool]] = set()
+
+    def visit(node: ast.AST, top: bool) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child, top)
+            return
+        if isinstance(node, ast.Import):
+            found.update((alias.name, top) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & MODULES.keys()
+            found.update((module, top) for module in submodules)  # ``from . import errors``
+            if len(submodules) < len(node.names):
+                found.add((target, top))
+        inner = top and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for child in ast.iter_child_nodes(node):
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), True)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports. A module-level import also runs the __init__ of every
+    package above the imported module, but for the top-level package: it is the facade every import runs
+    first, and no module may import it."""
+    graph: dict[str, set[str]] = {}
+    for name in MODULES:
+        edges: set[str] = set()
+        for target, top in _imports(name):
+            if target != ROOT and not target.startswith(ROOT + "."):
+                continue
+            assert target != ROOT or name == ROOT, f"{name} imports the top-level package"
+            if target in MODULES and target != ROOT:
+                edges.add(target)
+            if top:
+                parents = {".".join(target.split(".")[:i]) for i in range(2, target.count(".") + 1)}
+                # The packages holding *name* itself are already initialised (or running) by then.
+                edges.update(p for p in parents if p in MODULES and not (name + ".").startswith(p + "."))
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def walk(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := walk(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := walk(node)):
+            return found
+    return None
+
+
+def test_the_import_graph_is_acyclic_function_level_imports_included() -> None:
+    graph = _graph()
+    assert len(graph) > 40
+    assert "resilient_session.session" in graph["resilient_session"]
+    cycle = _cycle(graph)
+    assert cycle is None, " -> ".join(cycle or ())
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+_LUA = re.compile(r"redis\.call\s*\(|^\s*local\s+(function\s+)?\w+|\bend\s*$", re.MULTILINE)
+
+
+def test_lua_lives_only_in_lua_files() -> None:
+    offenders = [
+        f"{name}:{node.lineno}"
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _LUA.search(node.value)
+    ]
+    assert offenders == []
+    scripts = sorted(p.name for p in (PACKAGE / "stores" / "lua").glob("*.lua"))
+    assert "redis_prelude.lua" in scripts
+    assert "breaker_record.lua" in scripts
+    assert "budget_withdraw.lua" in scripts
+
+
+def test_the_top_level_exports_at_most_30_names() -> None:
+    assert len(resilient_session.__all__) <= 30
+    for name in resilient_session.__all__:
+        assert name in vars(resilient_session), name  # bound, not reached through the deprecated getattr
+
+
+def test_names_moved_off_the_top_level_still_import_with_a_warning() -> None:
+    import importlib
+    import warnings
+
+    for name, module in resilient_session._MOVED.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(resilient_session, name)
+        assert value is getattr(importlib.import_module(f"resilient_session.{module}"), name)
+        assert [w.category for w in caught] == [DeprecationWarning], name
+        assert f"resilient_session.{module}.{name}" in str(caught[0].message)
+
+
+SIDE_EFFECTS = """
+import logging
+import sys
+
+import requests  # urllib3, requests and requests-oauthlib add their own NullHandlers when imported
+import requests_oauthlib
+
+def seen():
+    return {
+        name: (list(logger.handlers), list(logger.filters))
+        for name, logger in [("", logging.getLogger()), *logging.Logger.manager.loggerDict.items()]
+        if isinstance(logger, logging.Logger) and not name.startswith("resilient_session")
+    }
+
+before = seen()
+import resilient_session
+from resilient_session import APIKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, ResilientSession
+
+ResilientSession(auth=APIKeyAuth("k-123456", query="sig"))
+BearerAuth("t-123456"), BasicAuth("user", "p-123456")
+OAuth2ClientCredentials("https://id.example.test/token", "client", "s-123456")
+after = seen()
+changed = sorted(n for n in after if after[n] != before.get(n, ([], [])))
+own = [type(f).__name__ for f in logging.getLogger("resilient_session").filters]
+print(changed, own, [type(h).__name__ for h in logging.getLogger("resilient_session").handlers])
+"""
+
+
+def test_importing_or_building_a_session_adds_no_filter_or_handler_to_another_library() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", SIDE_EFFECTS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PACKAGE.parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # Nothing changed on any other logger; ours has its NullHandler and its redacting filter.
+    changed, own_filters, own_handlers = result.stdout.splitlines()[0].split("] [")
+    assert changed == "[" and "'RedactingFilter'" in own_filters and own_handlers == "'NullHandler']"
+
+
+def test_redact_library_logs_is_the_opt_in(library_logs_redacted: None) -> None:
+    import logging
+
+    from resilient_session.observe.logging import LIBRARY_LOGGERS, RedactingFilter
+
+    for name in LIBRARY_LOGGERS:
+        assert any(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters), name
