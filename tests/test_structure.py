@@ -53,8 +53,8 @@ def _imports(name: str) -> set[tuple[str, bool]]:
             if len(submodules) < len(node.names):
                 found.add((target, top))
         inner = top and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-        for child in ast.iter_child_nodes(node):
-            visit(child, inner)
+        for inside in ast.iter_child_nodes(node):
+            visit(inside, inner)
 
     visit(ast.parse(path.read_text(encoding="utf-8")), True)
     return found

@@ -21,13 +21,13 @@ from resilient_session import (
     BulkheadFullError,
     CircuitBreaker,
     CircuitOpenError,
-    MemoryStore,
     ResilientAdapter,
     ResilientSession,
     RetryBudget,
     RetryPolicy,
 )
 from resilient_session.policies import StateChange
+from resilient_session.stores import MemoryStore
 
 from .upstream import Reply, Upstream
 
