@@ -18,7 +18,8 @@ from . import errors
 from ._call import CallState, RetryGate, current_call, enter, leave
 from ._mixins import with_mixin
 from ._watchdog import WATCHDOG
-from .normalization.view import DEFAULT_NORMALIZER, Normalizer, Overflow, read_bounded, with_normalized
+from .normalization.body import Overflow, read_bounded
+from .normalization.view import DEFAULT_NORMALIZER, Normalizer, with_normalized
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead

@@ -16,6 +16,7 @@ import responses
 import xmltodict
 from requests.structures import CaseInsensitiveDict
 
+import resilient_session.normalization.sniff as sniff_module
 import resilient_session.normalization.view as normalize_module
 from resilient_session import (
     AuthenticationError,
@@ -612,7 +613,7 @@ class TestLaziness:
             calls.append(content)
             return real_loads(content, *args, **kwargs)
 
-        monkeypatch.setattr(normalize_module.json, "loads", counting_loads)  # type: ignore[attr-defined]
+        monkeypatch.setattr(sniff_module.json, "loads", counting_loads)  # type: ignore[attr-defined]
         n = norm(b'{"a": 1}')
         assert (n.status, n.url, n.request_id, n.content_type, n.attempts) == (
             200,

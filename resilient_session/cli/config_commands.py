@@ -274,7 +274,7 @@ def _secrets(session: Any, request: Any, headers: dict[str, str]) -> set[str]:
     request sent (query, headers, Basic, form body) and secret-named ``--header`` values."""
     from requests.models import PreparedRequest
 
-    from ..normalization.view import _request_secrets
+    from ..normalization.secrets import _request_secrets
 
     found = set(known_secret_values())
     found.update(getattr(session.auth, "secret_values", ()) or ())

@@ -9,25 +9,34 @@ typed exception. The schema and the XML dict convention are documented in ``docs
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import dataclasses
-import html
-import json
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any, Literal, NoReturn
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 from lxml import etree
 
-from .._redact import credential_pair, is_secret_name, redact_text, redact_url
+from .._redact import redact_text, redact_url
 from ..errors import MalformedResponseError, status_error_for
 from ..retry import DEFAULT_STATUS_FORCELIST
+from .body import Overflow, read_bounded
+from .envelopes import _Envelope, _json_envelope, _xml_envelope
+from .secrets import _request_secrets
+from .sniff import (
+    _SPACE,
+    _declared_format,
+    _decode_lenient,
+    _first_line,
+    _html_title,
+    _int_or_none,
+    _looks_like_html,
+    _media_type,
+    _phrase,
+    _starts_like,
+    _try_json,
+    _xml_reason,
+)
 from .xml import NamespaceMode, UnsafeXMLError, element_to_dict, local_name, parse_xml
 
 __all__ = [
@@ -65,7 +74,6 @@ UNAVAILABLE = "body_unavailable"
 _BODY_CODES = frozenset({MALFORMED, TOO_LARGE, UNAVAILABLE})
 
 # Declared media types that prove nothing about the body: sniff it instead.
-_SNIFFED = frozenset({"text/plain", "application/octet-stream", "binary/octet-stream"})
 # The format reported when the body could not even be read, by declared format (``None``: unknown).
 _EXPECTED: dict[str | None, Format] = {"json": "json", "xml": "xml", "html": "text", "text": "text"}
 
@@ -73,13 +81,6 @@ _EXPECTED: dict[str | None, Format] = {"json": "json", "xml": "xml", "html": "te
 _LARGE_XML = 1_000_000
 _MESSAGE_LIMIT = 300
 # Shorter "secrets" are not redacted from messages: replacing them would garble the text, not protect it.
-_MIN_SECRET = 4
-_FIRST_BYTE = re.compile(rb"[^\x20\t\r\n]")
-_HTML_START = re.compile(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.IGNORECASE)
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
-_SPACE = re.compile(r"\s+")
-_IDENTIFIER = re.compile(r"^[A-Za-z][\w.:\-/]{0,79}$")
 
 
 @dataclass(frozen=True)
@@ -563,383 +564,3 @@ class _Body:
         if len(message) > _MESSAGE_LIMIT:
             message = message[: _MESSAGE_LIMIT - 3] + "..."
         return message
-
-
-# -- envelopes -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Envelope:
-    code: str | None
-    message: str | None
-    details: Mapping[str, Any]
-    retryable: bool | None
-
-
-def _json_envelope(value: Any, media: str | None) -> _Envelope | None:
-    """Recognise the common JSON error shapes (see docs/normalization.md for the list)."""
-    if isinstance(value, str):
-        return _Envelope(None, value, {}, None)
-    if not isinstance(value, dict):
-        return None
-    retryable = _retryable_hint(value)
-    is_problem = media == "application/problem+json" or (
-        "title" in value and ("type" in value or "status" in value) and "error" not in value
-    )
-    if is_problem:  # RFC 9457 (was 7807)
-        problem_type = value.get("type")
-        code = problem_type if isinstance(problem_type, str) and problem_type != "about:blank" else None
-        message = _str(value.get("detail")) or _str(value.get("title"))
-        return _Envelope(code, message, value, retryable)
-    error = value.get("error")
-    if isinstance(error, str):  # {"error": "invalid_grant", "error_description": "..."}
-        description = _str(value.get("error_description")) or _str(value.get("message"))
-        if _IDENTIFIER.match(error):
-            return _Envelope(error, description or error, value, retryable)
-        return _Envelope(None, error, value, retryable)
-    if isinstance(error, dict):  # {"error": {"code": ..., "message": ...}}
-        return _Envelope(
-            _code_of(error),
-            _message_of(error),
-            error,
-            retryable if retryable is not None else _retryable_hint(error),
-        )
-    errors = value.get("errors")
-    if isinstance(errors, list) and errors:  # {"errors": [...]} (GraphQL, JSON:API, ...)
-        first = errors[0]
-        if isinstance(first, dict):
-            code, message = _code_of(first), _message_of(first)
-        else:
-            code, message = None, _str(first)
-        if message and len(errors) > 1:
-            message = f"{message} (and {len(errors) - 1} more)"
-        return _Envelope(code, message, value, retryable)
-    for key in ("message", "detail"):  # {"message": "Not Found"} (GitHub), {"detail": ...} (DRF, FastAPI)
-        message = _str(value.get(key))
-        if message:
-            return _Envelope(_code_of(value), message, value, retryable)
-    return None
-
-
-def _code_of(obj: Mapping[str, Any]) -> str | None:
-    extensions = obj.get("extensions")
-    candidates = [obj.get("code"), obj.get("status"), obj.get("type"), obj.get("error_code")]
-    if isinstance(extensions, dict):
-        candidates.insert(1, extensions.get("code"))
-    for value in candidates:
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def _message_of(obj: Mapping[str, Any]) -> str | None:
-    for key in ("message", "detail", "title", "description", "error_description", "msg"):
-        text = _str(obj.get(key))
-        if text:
-            return text
-    return None
-
-
-def _retryable_hint(obj: Mapping[str, Any]) -> bool | None:
-    for key in ("retryable", "retriable"):
-        value = obj.get(key)
-        if isinstance(value, bool):
-            return value
-    return None
-
-
-def _xml_envelope(root: etree._Element, data: dict[str, Any], namespaces: NamespaceMode) -> _Envelope | None:
-    """SOAP 1.1/1.2 faults, ``<Error><Code><Message>`` (S3 and AWS), and generic ``<error>`` documents."""
-    name = local_name(root.tag)
-    if name == "Envelope":
-        body = _child(root, "Body")
-        fault = _child(body, "Fault") if body is not None else None
-        if fault is None:
-            return None
-        details = element_to_dict(fault, namespaces)
-        if _child(fault, "faultcode") is not None or _child(fault, "faultstring") is not None:  # SOAP 1.1
-            return _Envelope(
-                _text_of(_child(fault, "faultcode")), _text_of(_child(fault, "faultstring")), details, None
-            )
-        code_element = _child(fault, "Code")  # SOAP 1.2
-        code = _text_of(_child(code_element, "Value")) if code_element is not None else None
-        subcode = _child(code_element, "Subcode") if code_element is not None else None
-        if subcode is not None:
-            code = _text_of(_child(subcode, "Value")) or code
-        reason = _child(fault, "Reason")
-        message = _text_of(_child(reason, "Text")) if reason is not None else None
-        return _Envelope(code, message, details, None)
-    error = root if name.lower() == "error" else None
-    if error is None:  # <ErrorResponse><Error>, <Response><Errors><Error>, <errors><error>
-        for child in root.iterchildren("{*}*"):
-            child_name = local_name(child.tag).lower()
-            if child_name == "error":
-                error = child
-                break
-            if child_name == "errors":
-                error = next(
-                    (e for e in child.iterchildren("{*}*") if local_name(e.tag).lower() == "error"), None
-                )
-                break
-    if error is None:
-        return None
-    details = element_to_dict(error, namespaces) if error is not root else data
-    if not len(error):
-        return _Envelope(None, _text_of(error), details, None)
-    code = _text_of(_child(error, "Code", "code"))
-    message = _text_of(_child(error, "Message", "message"))
-    return _Envelope(code, message, details, None)
-
-
-def _child(element: etree._Element | None, *names: str) -> etree._Element | None:
-    """The first child element whose local name is one of *names*."""
-    if element is None:
-        return None
-    for child in element.iterchildren("{*}*"):
-        if local_name(child.tag) in names:
-            return child
-    return None
-
-
-def _text_of(element: etree._Element | None) -> str | None:
-    if element is None:
-        return None
-    text = "".join(map(str, element.itertext())).strip()
-    return text or None
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-def _media_type(header: str | None) -> tuple[str | None, str | None]:
-    """``("application/json", "utf-8")`` from a Content-Type header; ``(None, None)`` when absent."""
-    if not header:
-        return None, None
-    declared, _, params = header.partition(";")
-    media = declared.strip().lower() or None
-    charset = None
-    for param in params.split(";"):
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            charset = value.strip().strip("\"'").lower() or None
-    return media, charset
-
-
-def _declared_format(media: str | None) -> str | None:
-    """The format a media type promises, ``"html"`` for HTML, ``None`` when the body must be sniffed."""
-    if media is None or media in _SNIFFED:
-        return None
-    kind, _, subtype = media.partition("/")
-    if subtype == "json" or subtype.endswith("+json") or subtype == "x-json":
-        return "json"
-    if subtype == "html":
-        return "html"
-    if subtype == "xml" or subtype.endswith("+xml"):
-        return "xml"
-    if kind == "text":
-        return "text"
-    return "binary"
-
-
-class _NotJSONNumber(ValueError):
-    """``NaN``, ``Infinity`` or a number that overflows a float: not a JSON value this view keeps."""
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise _NotJSONNumber(f"{name} is not a JSON value (RFC 8259)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _NotJSONNumber(f"the number {text[:20]}{'...' if len(text) > 20 else ''} overflows a float")
-    return value
-
-
-def _try_json(content: bytes, charset: str | None) -> tuple[bool, Any]:
-    try:
-        # json.loads detects UTF-8/16/32 (RFC 8259) and rejects invalid UTF-8; other charsets decode first.
-        # NaN, Infinity and floats that overflow to infinity are refused: they are not JSON values, and
-        # keeping them would hand callers (and the CLI's output) something no JSON parser accepts.
-        utf = charset is None or charset.startswith("utf")
-        text: str | bytes = content if utf else content.decode(charset or "utf-8")
-        return True, json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (ValueError, LookupError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
-        return False, _json_reason(exc)
-
-
-def _json_reason(exc: BaseException) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    if isinstance(exc, UnicodeDecodeError):
-        return f"invalid {exc.encoding} at byte {exc.start}"
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    if isinstance(exc, _NotJSONNumber):
-        return str(exc)
-    return type(exc).__name__
-
-
-def _xml_reason(exc: BaseException) -> str:
-    if isinstance(exc, etree.XMLSyntaxError) and exc.msg:
-        return exc.msg.split(", line ")[0]
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return type(exc).__name__
-
-
-def _first_byte(content: bytes) -> bytes:
-    if content[:3] == b"\xef\xbb\xbf":
-        content = content[3:]
-    match = _FIRST_BYTE.search(content, 0, 4096)
-    return match.group() if match else b""
-
-
-def _starts_like(content: bytes, fmt: str) -> bool:
-    first = _first_byte(content)
-    return first in (b"{", b"[") if fmt == "json" else first == b"<"
-
-
-def _looks_like_html(content: bytes) -> bool:
-    return _first_byte(content) == b"<" and _HTML_START.search(content, 0, 1024) is not None
-
-
-def _decode_lenient(content: bytes, charset: str | None) -> str:
-    try:
-        return content[:65536].decode(charset or "utf-8", "replace")
-    except LookupError:
-        return content[:65536].decode("utf-8", "replace")
-
-
-def _html_title(text: str) -> str | None:
-    match = _TITLE.search(text, 0, 65536)
-    if not match:
-        return None
-    title = _SPACE.sub(" ", html.unescape(_TAG.sub("", match.group(1)))).strip()
-    return title or None
-
-
-def _first_line(text: str) -> str | None:
-    for line in text[:4096].splitlines():
-        if line.strip():
-            return line.strip()
-    return None
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _request_secrets(request: requests.PreparedRequest | None) -> list[str]:
-    """Credential values the request carried, so a server echoing them back does not leak them.
-
-    Secret-named headers (``Authorization``, ``X-API-Key`` ...) and the credential after their scheme,
-    ``user:password`` and the password decoded from ``Basic``, secret-named query parameters and
-    userinfo password of the URL, and secret-named fields of a form body. :func:`redact_text` then
-    removes each in every encoding.
-    """
-    if request is None:
-        return []
-    secrets: list[str] = []
-    for name, value in request.headers.items():
-        if is_secret_name(name) and isinstance(value, str):
-            secrets.append(value)
-            scheme, _, credential = value.partition(" ")
-            credential = credential.strip()
-            if credential and scheme.isalpha():
-                secrets.append(credential)
-                if scheme.lower() == "basic":
-                    secrets.extend(_basic_parts(credential))
-    if request.url:
-        with contextlib.suppress(ValueError):  # an unparsable URL carries no query to redact
-            parts = urlsplit(request.url)
-            secrets.extend(v for k, v in parse_qsl(parts.query) if is_secret_name(k) and v)
-            if parts.password:
-                secrets.extend(_userinfo(parts.username, parts.password))
-    secrets.extend(_form_secrets(request))
-    return sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
-
-
-def _basic_parts(credential: str) -> list[str]:
-    """``user:password`` and ``password`` from a ``Basic`` credential (nothing when it is not base64)."""
-    try:
-        decoded = base64.b64decode(credential, validate=True).decode("latin-1")
-    except (ValueError, UnicodeDecodeError):
-        return []
-    _, sep, password = decoded.partition(":")
-    return [decoded, password] if sep else [decoded]
-
-
-def _userinfo(user: str | None, password: str) -> list[str]:
-    plain_user, plain_password = unquote(user or ""), unquote(password)
-    pair = credential_pair(plain_user, plain_password)
-    return [plain_password, pair] if pair else [plain_password]
-
-
-def _form_secrets(request: requests.PreparedRequest) -> list[str]:
-    body: object = request.body
-    content_type = request.headers.get("Content-Type") or ""
-    if not isinstance(body, (str, bytes)) or "x-www-form-urlencoded" not in content_type.lower():
-        return []
-    if len(body) > 65536:
-        return []
-    text = body.decode("latin-1") if isinstance(body, bytes) else body
-    return [v for k, v in parse_qsl(text, keep_blank_values=False) if is_secret_name(k) and v]
-
-
-class Overflow:
-    """The body passed the limit after *size* decoded bytes; nothing more was read."""
-
-    __slots__ = ("size",)
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-
-_READ_CHUNK = 64 * 1024
-
-
-def read_bounded(response: requests.Response, limit: int) -> bytes | Overflow | None:
-    """The decoded body of a response not read yet, read chunk by chunk up to *limit* bytes.
-
-    Counts bytes after content decoding (gzip, deflate, br, zstd), which urllib3 inflates at most a
-    chunk at a time, so neither a compression bomb nor an endless chunked body is held in memory past
-    one chunk over the limit. Within the limit the body is kept where ``response.content`` finds it;
-    past it the connection is closed and the body is marked consumed (``response.content`` then raises
-    requests' ``RuntimeError``, never returns a truncated body).
-    """
-    if getattr(response, "_content_consumed", False):
-        raise RuntimeError("The content for this response was already consumed")
-    if response.status_code == 0 or response.raw is None:
-        response._content = None
-        response._content_consumed = True  # type: ignore[attr-defined]
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(_READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            chunks.clear()
-            response._content_consumed = True  # type: ignore[attr-defined]
-            response.close()
-            return Overflow(size)
-        chunks.append(chunk)
-    content = b"".join(chunks)
-    response._content = content
-    response._content_consumed = True  # type: ignore[attr-defined]
-    return content

@@ -72,7 +72,7 @@ from ...errors import (
     ServerError,
     status_error_for,
 )
-from ...normalization.view import _request_secrets
+from ...normalization.secrets import _request_secrets
 from ...observe.events import CallEvent, bind_request_id
 from ...policies.breaker import CircuitState
 from ...session import ResilientSession
