@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,8 +26,6 @@ from .retry import as_retry_policy, call_aware, no_retries
 from .stores.base import host_key
 
 __all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "guarded_send"]
-
-log = logging.getLogger("resilient_session")
 
 #: (connect, read) seconds: connect a little over a multiple of 3 s (TCP's SYN retransmit), read 30 s.
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
