@@ -6,9 +6,10 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
+from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import (
@@ -25,6 +26,7 @@ from urllib3.util.retry import Retry
 
 from ._call import current_call
 from ._mixins import with_mixin
+from ._options import Option, check_options
 from ._redact import redact_url
 from .errors import parse_retry_after
 
@@ -147,6 +149,18 @@ def no_retries(retry: Retry) -> Retry:
     return retry.new(total=0, read=False, status_forcelist=frozenset())
 
 
+# Set while new() builds a copy: its values were checked when the policy was made, and urllib3 counts
+# an exhausted counter down to -1, which a caller may not ask for but a copy must carry.
+_COPYING: ContextVar[bool] = ContextVar("resilient_session_retry_copying", default=False)
+
+_COUNT = Option("count", nullable=True)
+
+
+def _exhausted_count(option: Option, value: Any) -> bool:
+    # increment() hands new() a counter of -1 to mean "exhausted"; only a copy may carry one.
+    return option.kind == "count" and isinstance(value, int) and value < 0
+
+
 #: Options of urllib3's ``Retry`` that requests never lets apply: it passes ``redirect=False`` to urllib3
 #: and follows redirects itself (``Session.max_redirects``, ``allow_redirects=``).
 _REDIRECT_OPTIONS = ("redirect", "raise_on_redirect", "remove_headers_on_redirect")
@@ -215,6 +229,27 @@ class RetryPolicy(CallAwareRetry):
 
     DEFAULT_BACKOFF_MAX = 30
 
+    #: The plain-data options and what each accepts (the integrations file's ``retry`` table).
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "total": _COUNT,
+        "connect": _COUNT,
+        "read": _COUNT,
+        "status": _COUNT,
+        "other": _COUNT,
+        "backoff_factor": Option("number"),
+        "backoff_max": Option("number"),
+        "backoff_jitter": Option("number"),
+        "full_jitter": Option("boolean"),
+        "status_forcelist": Option("statuses", nullable=True),
+        "allowed_methods": Option("methods", nullable=True),
+        "respect_retry_after_header": Option("boolean"),
+        "retry_after_max": Option("number"),
+        "raise_on_status": Option("boolean"),
+        "idempotency_key_header": Option("header"),
+        "idempotency_key_methods": Option("methods"),
+        "retry_read_timeouts": Option("boolean"),
+    }
+
     def __init__(
         self,
         total: bool | int | None = 3,
@@ -225,11 +260,25 @@ class RetryPolicy(CallAwareRetry):
         status_forcelist: Collection[int] | None = DEFAULT_STATUS_FORCELIST,
         raise_on_status: bool = False,
         idempotency_key_header: str = "Idempotency-Key",
-        idempotency_key_methods: Iterable[str] = ("POST", "PATCH"),
+        idempotency_key_methods: Collection[str] = ("POST", "PATCH"),
         retry_read_timeouts: bool = False,
         **kwargs: Any,
     ) -> None:
-        _refuse_redirect_options(total, kwargs)
+        if not _COPYING.get():
+            _refuse_redirect_options(total, kwargs)
+            given = {
+                "total": total,
+                "backoff_factor": backoff_factor,
+                "backoff_max": backoff_max,
+                "full_jitter": full_jitter,
+                "status_forcelist": status_forcelist,
+                "raise_on_status": raise_on_status,
+                "idempotency_key_header": idempotency_key_header,
+                "idempotency_key_methods": idempotency_key_methods,
+                "retry_read_timeouts": retry_read_timeouts,
+            }
+            given.update((name, value) for name, value in kwargs.items() if name in self.OPTIONS)
+            check_options(self.OPTIONS, given)
         super().__init__(
             total,
             backoff_factor=backoff_factor,
@@ -251,7 +300,16 @@ class RetryPolicy(CallAwareRetry):
             "retry_read_timeouts": self.retry_read_timeouts,
         }
         params.update(kw)
-        return super().new(**params)
+        _refuse_redirect_options(kw.get("total", self.total), kw)
+        check_options(
+            self.OPTIONS,
+            {k: v for k, v in kw.items() if k in self.OPTIONS and not _exhausted_count(self.OPTIONS[k], v)},
+        )
+        token = _COPYING.set(True)
+        try:
+            return super().new(**params)
+        finally:
+            _COPYING.reset(token)
 
     def __repr__(self) -> str:
         return (

@@ -28,7 +28,7 @@ from .retry import as_retry_policy
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from .config.load import IntegrationConfig
+    from .config.model import IntegrationConfig
 
 __all__ = ["ResilientSession"]
 
@@ -285,6 +285,37 @@ class ResilientSession(requests.Session):
         finally:
             leave(token)
             call.unwatch()
+
+    if TYPE_CHECKING:
+        # requests' type stubs spell out each verb's keywords, without ``deadline``; these say it is
+        # accepted. At run time requests' own verbs pass every keyword on to request() above.
+        def get(
+            self, url: str | bytes, *, deadline: float | None = None, **kwargs: Any
+        ) -> requests.Response: ...
+        def options(
+            self, url: str | bytes, *, deadline: float | None = None, **kwargs: Any
+        ) -> requests.Response: ...
+        def head(
+            self, url: str | bytes, *, deadline: float | None = None, **kwargs: Any
+        ) -> requests.Response: ...
+        def post(
+            self,
+            url: str | bytes,
+            data: Any = None,
+            json: Any = None,
+            *,
+            deadline: float | None = None,
+            **kwargs: Any,
+        ) -> requests.Response: ...
+        def put(
+            self, url: str | bytes, data: Any = None, *, deadline: float | None = None, **kwargs: Any
+        ) -> requests.Response: ...
+        def patch(
+            self, url: str | bytes, data: Any = None, *, deadline: float | None = None, **kwargs: Any
+        ) -> requests.Response: ...
+        def delete(
+            self, url: str | bytes, *, deadline: float | None = None, **kwargs: Any
+        ) -> requests.Response: ...
 
     def _begin(
         self, method: str | bytes | None, url: str | bytes | None, deadline: float | None

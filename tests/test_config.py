@@ -11,6 +11,7 @@ from resilient_session import (
     APIKeyAuth,
     BasicAuth,
     BearerAuth,
+    Bulkhead,
     CircuitBreaker,
     ConfigurationError,
     InvalidConfigError,
@@ -216,7 +217,7 @@ def test_a_budget_table_keeps_its_values() -> None:
         ),
         (
             one(breaker={"window_size": 5, "minimum_calls": 10}),
-            "integrations.api.breaker: need window_size >= 1",
+            "integrations.api.breaker: need minimum_calls <= window_size",
         ),
         (one(breaker={"treshold": 3}), "integrations.api.breaker.treshold: unknown key"),
         (one(budget={"capacity": 0}), "integrations.api.budget.capacity: must be > 0, got 0"),
@@ -437,3 +438,97 @@ def test_a_secret_pasted_into_an_env_key_is_never_printed(
         session_from_config(path)
     assert pasted not in str(raised.value)
     assert "4eC39" not in str(raised.value)
+
+
+# -- one source of truth: the policy tables are the policies' own options --------------------------------
+
+POLICY_TABLES: dict[str, Any] = {
+    "retry": RetryPolicy,
+    "breaker": CircuitBreaker,
+    "budget": RetryBudget,
+    "bulkhead": Bulkhead,
+}
+
+# A value each kind of option refuses, as the file would write it and as Python would pass it.
+_BAD = {
+    "count": -1,
+    "integer": 0,
+    "number": -0.5,
+    "boolean": "yes",
+    "string": "  ",
+    "header": "Bad Header",
+    "statuses": [200, 999],
+    "methods": ["GET", "G3T"],
+}
+
+
+def _option_cases() -> list[tuple[str, str, Any]]:
+    cases = []
+    for table, policy in POLICY_TABLES.items():
+        for name, option in policy.OPTIONS.items():
+            bad: Any = _BAD[option.kind]
+            if option.kind in ("integer", "number") and option.minimum:
+                bad = option.minimum - 1  # below the policy's own bound, whatever it is
+            cases.append((table, name, bad))
+    return cases
+
+
+@pytest.mark.parametrize(("table", "key", "bad"), _option_cases())
+def test_the_file_refuses_exactly_what_the_policy_refuses(table: str, key: str, bad: Any) -> None:
+    policy = POLICY_TABLES[table]
+    python_value = tuple(bad) if isinstance(bad, list) else bad  # ordered, so [index] agrees
+    with pytest.raises((TypeError, ValueError)) as raised:
+        policy(**{key: python_value})
+    (problem,) = problems_of(one(**{table: {key: bad}}))
+    assert problem == f"integrations.api.{table}.{key}: {str(raised.value).partition(': ')[2]}"
+
+
+@pytest.mark.parametrize("table", sorted(POLICY_TABLES))
+def test_every_option_of_a_policy_is_a_key_of_its_table(table: str) -> None:
+    policy = POLICY_TABLES[table]
+    # An unknown key is reported with the keys the table does take: exactly the policy's options.
+    (problem,) = problems_of(one(**{table: {"no_such_option": 1}}))
+    assert problem == (
+        f"integrations.api.{table}.no_such_option: unknown key (expected one of: "
+        f"{', '.join(sorted(policy.OPTIONS))})"
+    )
+
+
+@pytest.mark.parametrize("table", sorted(POLICY_TABLES))
+def test_the_configuration_reference_lists_every_option_and_no_other(table: str) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text.split(f"### `{table}`\n", 1)[1].split("\n### ", 1)[0]
+    documented: set[str] = set()
+    for row in section.splitlines():
+        if row.startswith("| `"):
+            first_cell = row.split("|")[1]
+            documented.update(part.strip(" `") for part in first_cell.split(","))
+    assert documented == set(POLICY_TABLES[table].OPTIONS)
+
+
+def test_a_valid_table_builds_the_policy_its_constructor_would() -> None:
+    (config,) = load_config(
+        one(
+            retry={
+                "total": 2,
+                "backoff_jitter": 0.25,
+                "retry_after_max": 60,
+                "allowed_methods": ["get", "post"],
+            },
+            breaker={"failure_statuses": [500, 503], "consecutive_failures": False},
+            bulkhead={"max_concurrent": 3, "max_wait": 0},
+        )
+    ).values()
+    assert config.retry.backoff_jitter == 0.25 and config.retry.retry_after_max == 60
+    assert config.retry.allowed_methods == frozenset({"GET", "POST"})
+    assert config.breaker is not None and config.breaker.consecutive_failures is None
+    assert config.breaker.failure_statuses == frozenset({500, 503})
+    assert config.bulkhead is not None and (config.bulkhead.max_concurrent, config.bulkhead.max_wait) == (
+        3,
+        0,
+    )
+
+
+def test_redirect_options_are_not_keys_of_the_retry_table() -> None:
+    (problem,) = problems_of(one(retry={"redirect": 3}))
+    assert problem.startswith("integrations.api.retry.redirect: unknown key")

@@ -8,13 +8,14 @@ import logging
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import requests
 from requests import exceptions as rexc
 
 from .._call import current_call
 from .._numbers import clamp
+from .._options import Option, check_options
 from ..errors import BulkheadFullError, CircuitOpenError
 from ..stores.base import AtomicOp, MemoryStore, Result, StateStore, host_key
 
@@ -154,20 +155,30 @@ class CircuitBreaker:
     _acquire_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _record_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
+    #: The plain-data options and what each accepts (the integrations file's ``breaker`` table).
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "failure_rate_threshold": Option(
+            "number", exclusive=True, maximum=1, nullable=True, false_is_none=True
+        ),
+        "window_size": Option("integer", minimum=1),
+        "minimum_calls": Option("integer", minimum=1),
+        "consecutive_failures": Option("integer", minimum=1, nullable=True, false_is_none=True),
+        "open_wait": Option("number", exclusive=True),
+        "wait_multiplier": Option("number", minimum=1),
+        "max_open_wait": Option("number", exclusive=True),
+        "probes": Option("integer", minimum=1),
+        "probe_lease": Option("number", exclusive=True),
+        "failure_statuses": Option("statuses"),
+        "name": Option("string", nullable=True),
+    }
+
     def __post_init__(self) -> None:
+        check_options(self.OPTIONS, {name: getattr(self, name) for name in self.OPTIONS})
         rate = self.failure_rate_threshold
-        if rate is not None and not 0 < rate <= 1:
-            raise ValueError("failure_rate_threshold must be in (0, 1] or None")
-        if self.window_size < 1 or not 1 <= self.minimum_calls <= self.window_size:
-            raise ValueError("need window_size >= 1 and 1 <= minimum_calls <= window_size")
-        if self.consecutive_failures is not None and self.consecutive_failures < 1:
-            raise ValueError("consecutive_failures must be >= 1 or None")
+        if self.minimum_calls > self.window_size:
+            raise ValueError("need minimum_calls <= window_size")
         if rate is None and self.consecutive_failures is None:
             raise ValueError("set failure_rate_threshold, consecutive_failures or both")
-        if self.open_wait <= 0 or self.wait_multiplier < 1:
-            raise ValueError("need open_wait > 0 and wait_multiplier >= 1")
-        if self.probes < 1 or self.probe_lease <= 0:
-            raise ValueError("need probes >= 1 and probe_lease > 0")
         object.__setattr__(self, "failure_statuses", frozenset(self.failure_statuses))
         object.__setattr__(self, "failure_exceptions", tuple(self.failure_exceptions))
         object.__setattr__(self, "listeners", tuple(self.listeners))

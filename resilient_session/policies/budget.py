@@ -6,8 +6,9 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from .._options import Option, check_options
 from ..stores.base import AtomicOp, MemoryStore, Result, StateStore, host_key
 
 __all__ = ["BudgetGate", "RetryBudget"]
@@ -50,11 +51,17 @@ class RetryBudget:
     name: str | None = None
     store: StateStore = field(default_factory=MemoryStore)
 
+    #: The plain-data options and what each accepts (the integrations file's ``budget`` table).
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "capacity": Option("number", exclusive=True),
+        "retry_cost": Option("number"),
+        "timeout_retry_cost": Option("number"),
+        "success_refund": Option("number"),
+        "name": Option("string", nullable=True),
+    }
+
     def __post_init__(self) -> None:
-        if self.capacity <= 0:
-            raise ValueError("capacity must be positive")
-        if min(self.retry_cost, self.timeout_retry_cost, self.success_refund) < 0:
-            raise ValueError("costs and refunds must not be negative")
+        check_options(self.OPTIONS, {name: getattr(self, name) for name in self.OPTIONS})
 
     def new(self, **changes: Any) -> RetryBudget:
         """A copy with *changes* applied (the store is kept unless given)."""

@@ -6,10 +6,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
+from .._options import Option, check_options
 from ..errors import BulkheadFullError
 from ..stores.base import host_key
 
@@ -41,11 +42,15 @@ class Bulkhead:
     gives a bulkhead with the same settings and no calls in flight.
     """
 
+    #: The plain-data options and what each accepts (the integrations file's ``bulkhead`` table).
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "max_concurrent": Option("integer", minimum=1),
+        "max_wait": Option("number"),
+        "name": Option("string", nullable=True),
+    }
+
     def __init__(self, max_concurrent: int = 10, *, max_wait: float = 1.0, name: str | None = None) -> None:
-        if max_concurrent < 1:
-            raise ValueError("max_concurrent must be >= 1")
-        if max_wait < 0:
-            raise ValueError("max_wait must not be negative")
+        check_options(self.OPTIONS, {"max_concurrent": max_concurrent, "max_wait": max_wait, "name": name})
         self.max_concurrent = max_concurrent
         self.max_wait = max_wait
         self.name = name

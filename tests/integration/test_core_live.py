@@ -161,7 +161,7 @@ def test_a_dripped_body_cannot_outlive_the_deadline(raw: RawServer) -> None:
 def test_a_per_call_deadline_cuts_a_hanging_server(raw: RawServer) -> None:
     raw.script(hang())
     session = ResilientSession(breaker=False)
-    error, elapsed = timed(lambda: session.get(raw.url + "/hang", deadline=0.5))  # type: ignore[call-arg]
+    error, elapsed = timed(lambda: session.get(raw.url + "/hang", deadline=0.5))
     assert isinstance(error, DeadlineExceededError)
     assert isinstance(error, requests.Timeout)
     assert 0.5 <= elapsed < 0.5 + SLACK

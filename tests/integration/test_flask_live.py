@@ -48,7 +48,7 @@ def build_app(chaos_url: str, closed_port: int) -> tuple[Flask, Integrations]:
 
     @app.get("/via/<name>/<path:path>")
     def via(name: str, path: str) -> Any:
-        upstream = integrations[name].get("/" + path, params=request.args)  # type: ignore[arg-type]
+        upstream = integrations[name].get("/" + path, params=request.args)
         # The body must be usable: a malformed one raises MalformedResponseError here.
         return jsonify(upstream=upstream.normalized.raise_for_error().data)  # type: ignore[attr-defined]
 

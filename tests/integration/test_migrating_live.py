@@ -55,7 +55,7 @@ def test_waiting_forever_is_asked_for_explicitly(
 ) -> None:
     url = upstream.script("/slow", Reply(200, delay=0.5))
     session = ResilientSession(timeout=(1, 0.2), retry=False)
-    response = session.get(url, timeout=forever, stream=True)  # type: ignore[arg-type]  # the stubs leave out urllib3.Timeout
+    response = session.get(url, timeout=forever, stream=True)
     assert response.status_code == 200  # waited past the session's 0.2 s
     assert _read_timeout(response) is None  # and no other limit was put in its place
     response.close()

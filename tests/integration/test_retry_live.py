@@ -158,7 +158,7 @@ def test_per_call_deadline_overrides_session_default(upstream: Upstream) -> None
     url = upstream.script("/hang", Reply(hang=True))
     started = time.monotonic()
     with ResilientSession(deadline=30) as session, pytest.raises(DeadlineExceededError):
-        session.get(url, deadline=0.5)  # type: ignore[call-arg]
+        session.get(url, deadline=0.5)
     assert time.monotonic() - started <= 0.55
 
 

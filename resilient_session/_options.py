@@ -1,0 +1,149 @@
+"""Policy options: the values each option of a policy takes, said once.
+
+Each policy lists its plain-data options as :class:`Option` specs (its ``OPTIONS``). Its constructor
+checks what it is given against them, and the integrations file's schema is built from the same specs,
+so a type or a bound is written in one place and the file cannot accept what the constructor refuses.
+Checks that relate two options (``minimum_calls <= window_size``) stay in the constructor; the file
+reports them too, since it builds the policy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["Option", "check_options", "show"]
+
+Kind = Literal["count", "integer", "number", "boolean", "string", "statuses", "methods", "header"]
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def show(value: Any) -> str:
+    """*value* as it would be written in TOML (strings quoted, booleans lower-case)."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "an array"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Option:
+    """What one option accepts.
+
+    :param kind: ``count`` (a retry counter: an integer; in Python also a bool, as urllib3 allows),
+        ``integer``, ``number`` (finite), ``boolean``, ``string`` (not blank), ``statuses`` (HTTP
+        statuses 100-599), ``methods`` (HTTP method names) or ``header`` (a header name).
+    :param minimum: Lowest number or integer accepted (``exclusive``: the bound itself is not).
+    :param maximum: Highest number accepted, if any.
+    :param nullable: ``None`` is accepted (what it means is the policy's to document).
+    :param false_is_none: In an integrations file ``false`` stands for ``None`` (TOML has no null).
+    """
+
+    kind: Kind
+    minimum: float = 0
+    exclusive: bool = False
+    maximum: float | None = None
+    nullable: bool = False
+    false_is_none: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with the Python *value*, or ``None``."""
+        if value is None:
+            return None if self.nullable else "must be set (None is not accepted)"
+        return self._type_problem(value, python=True) or self._bound_problem(value)
+
+    def is_type_problem(self, value: Any) -> bool:
+        """True when *value* is of the wrong type (not merely out of bounds)."""
+        return value is not None and self._type_problem(value, python=True) is not None
+
+    def file_problem(self, value: Any) -> str | None:
+        """What is wrong with *value* as read from an integrations file, or ``None``."""
+        if value is False and self.false_is_none:
+            return None
+        return self._type_problem(value, python=False) or self._bound_problem(value)
+
+    def from_file(self, value: Any) -> Any:
+        """The constructor argument for the file's (valid) *value*."""
+        if value is False and self.false_is_none:
+            return None
+        if self.kind == "statuses":
+            return frozenset(value)
+        if self.kind == "methods":
+            return frozenset(m.upper() for m in value)
+        return value
+
+    def _type_problem(self, value: Any, *, python: bool) -> str | None:
+        kind = self.kind
+        if kind == "count" and python and isinstance(value, bool):
+            return None
+        if kind in ("count", "integer"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"expected an integer, got {show(value)}"
+        elif kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return f"expected a number, got {show(value)}"
+        elif kind == "boolean":
+            if not isinstance(value, bool):
+                return f"expected true or false, got {show(value)}"
+        elif kind in ("string", "header"):
+            if not isinstance(value, str):
+                return f"expected a string, got {show(value)}"
+        else:
+            what = "HTTP statuses" if kind == "statuses" else "HTTP methods"
+            if python:
+                if isinstance(value, (str, bytes)) or not isinstance(value, Collection):
+                    return f"expected a collection of {what}, got {show(value)}"
+            elif not isinstance(value, list):
+                return f"expected an array of {what}, got {show(value)}"
+            for index, item in enumerate(value):
+                if kind == "statuses" and (isinstance(item, bool) or not isinstance(item, int)):
+                    return f"[{index}] expected an HTTP status (100-599), got {show(item)}"
+                if kind == "methods" and not isinstance(item, str):
+                    return f"[{index}] expected a string, got {show(item)}"
+        return None
+
+    def _bound_problem(self, value: Any) -> str | None:
+        kind = self.kind
+        if kind in ("string", "header"):
+            if not value.strip():
+                return "must not be empty"
+            if kind == "header" and not _HEADER_NAME.match(value):
+                return f"{show(value)} is not a valid header name"
+            return None
+        if kind in ("statuses", "methods"):
+            for index, item in enumerate(value):
+                if kind == "statuses" and not 100 <= item <= 599:
+                    return f"[{index}] expected an HTTP status (100-599), got {show(item)}"
+                if kind == "methods" and not item.strip():
+                    return f"[{index}] must not be empty"
+                if kind == "methods" and not item.isalpha():
+                    return f"[{index}] {show(item)} is not an HTTP method"
+            return None
+        if kind == "boolean" or isinstance(value, bool):
+            return None
+        minimum = self.minimum
+        if value < minimum or (self.exclusive and value == minimum):
+            return f"must be {'>' if self.exclusive else '>='} {minimum:g}, got {value:g}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be <= {self.maximum:g}, got {value:g}"
+        return None
+
+
+def check_options(options: Mapping[str, Option], values: Mapping[str, Any]) -> None:
+    """Raise for the first of *values* its option refuses: ``TypeError`` for a wrong type,
+    ``ValueError`` for a value out of bounds; the message starts with the option's name."""
+    for name, value in values.items():
+        option = options[name]
+        problem = option.problem(value)
+        if problem is not None:
+            error = TypeError if option.is_type_problem(value) else ValueError
+            raise error(f"{name}: {problem}")

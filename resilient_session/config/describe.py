@@ -1,0 +1,140 @@
+"""What an integration will do, in words and as JSON-ready values, for ``resilient-session check``.
+
+Each policy is shown by its own option specs (``OPTIONS``): what the file can set is what is shown.
+No secret value is ever shown; environment variables appear by name, with whether they are set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._redact import looks_like_env_name, redact_url, shown_env_name
+from ..retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .model import AuthConfig, IntegrationConfig
+
+__all__ = ["describe", "describe_auth", "policy"]
+
+
+def describe(config: IntegrationConfig) -> dict[str, str]:
+    """The effective policy of *config*, one line per aspect (no secret values)."""
+    connect, read = config.timeout
+    return {
+        "base_url": redact_url(config.base_url),
+        "timeout": f"connect {connect:g} s, read {read:g} s",
+        "deadline": f"{config.deadline:g} s" if config.deadline is not None else "none",
+        "retry": _describe_retry(config.retry),
+        "breaker": _describe_options(config.breaker),
+        "budget": _describe_options(config.budget),
+        "bulkhead": _describe_options(config.bulkhead),
+        "store": _describe_store(config.store),
+        "auth": describe_auth(config.auth) if config.auth is not None else "none",
+        "headers": ", ".join(f"{k}: {v}" for k, v in config.headers.items()) or "none",
+        "request_id_header": config.request_id_header or "none",
+        "raise_for_status": str(config.raise_for_status).lower(),
+    }
+
+
+def policy(config: IntegrationConfig) -> dict[str, Any]:
+    """The effective policy of *config* as JSON-ready values: the keys of :func:`describe`, numbers as
+    numbers, ``None`` for what is off, and for each environment variable named its name and whether it
+    is set (never its value)."""
+    connect, read = config.timeout
+    auth = config.auth
+    return {
+        "base_url": config.base_url,
+        "timeout": {"connect": connect, "read": read},
+        "deadline": config.deadline,
+        "retry": _option_values(config.retry),
+        "breaker": _option_values(config.breaker),
+        "budget": _option_values(config.budget),
+        "bulkhead": _option_values(config.bulkhead),
+        "store": _policy_store(config.store),
+        "auth": None
+        if auth is None
+        else {
+            "type": auth.type,
+            **{k: v for k, v in auth.options.items() if k in ("header", "query", "token_url")},
+            "env": auth.env_status(),
+        },
+        "headers": dict(config.headers),
+        "request_id_header": config.request_id_header,
+        "raise_for_status": config.raise_for_status,
+    }
+
+
+def describe_auth(auth: AuthConfig) -> str:
+    """One line, no secret: the type, where the credential goes, and each variable's name and state."""
+    where = ""
+    if auth.type == "api_key":
+        query = auth.options.get("query")
+        where = f" in query {query!r}" if query else f" in header {auth.options.get('header', 'X-API-Key')!r}"
+    elif "token_url" in auth.options:
+        where = f" from {redact_url(auth.options['token_url'])}"
+    variables = ", ".join(
+        f"{_dollar(name)} ({'set' if ok else 'NOT SET'})" for name, ok in auth.env_status().items()
+    )
+    return f"{auth.type}{where}; {variables}"
+
+
+def _option_values(policy: Any) -> dict[str, Any] | None:
+    """Every option *policy* declares, JSON-ready (sets sorted); ``None`` for a policy that is off.
+    ``allowed_methods = None`` (every method) stays ``None``."""
+    if policy is None:
+        return None
+    values: dict[str, Any] = {}
+    for name in type(policy).OPTIONS:
+        value = getattr(policy, name)
+        values[name] = sorted(value) if isinstance(value, (frozenset, set, tuple, list)) else value
+    return values
+
+
+def _describe_retry(retry: RetryPolicy) -> str:
+    statuses = " ".join(str(s) for s in sorted(retry.status_forcelist or ()))
+    jitter = "full jitter" if retry.full_jitter else "no jitter"
+    return (
+        f"total={retry.total}, backoff_factor={retry.backoff_factor:g} "
+        f"({jitter}, cap {retry.backoff_max:g} s), "
+        f"statuses [{statuses}], raise_on_status={str(retry.raise_on_status).lower()}"
+    )
+
+
+def _describe_options(policy: Any) -> str:
+    if policy is None:
+        return "off"
+    parts = []
+    for name in type(policy).OPTIONS:
+        value = getattr(policy, name)
+        if name == "name":
+            continue
+        if isinstance(value, frozenset) and value:
+            low, high = min(value), max(value)
+            contiguous = len(value) == high - low + 1
+            value = f"{low}-{high}" if contiguous and len(value) > 2 else sorted(value)
+        parts.append(f"{name}={value}")
+    name = getattr(policy, "name", None)
+    return ", ".join(parts) + (f", name={name!r}" if name else "")
+
+
+def _policy_store(store: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not store or store.get("type", "memory") == "memory":
+        return {"type": "memory", **({"ttl": store["ttl"]} if store and "ttl" in store else {})}
+    name = store["url_env"]
+    options = {k: v for k, v in store.items() if k not in ("type", "url_env")}
+    return {"type": "redis", **options, "env": {name: bool(os.environ.get(name, "").strip())}}
+
+
+def _describe_store(store: Mapping[str, Any] | None) -> str:
+    if not store or store.get("type", "memory") == "memory":
+        return "memory (this process)"
+    name = store["url_env"]
+    state = "set" if os.environ.get(name, "").strip() else "NOT SET"
+    return f"redis; URL from {_dollar(name)} ({state})"
+
+
+def _dollar(name: str) -> str:
+    """``$NAME`` for a variable name, or the hidden marker for what looks like a pasted secret."""
+    return f"${name}" if looks_like_env_name(name) else shown_env_name(name)
