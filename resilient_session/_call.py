@@ -83,6 +83,8 @@ class CallState:
     watched: bool = False
     expired: bool = False
     connection: Any = None
+    #: Method and URL of the hop being sent: a redirect changes the URL, a 303 the method too.
+    hop: tuple[str, str] | None = None
 
     @classmethod
     def begin(cls, method: str | None, url: str | None, **kwargs: Any) -> CallState:

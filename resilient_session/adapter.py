@@ -382,6 +382,7 @@ def _attempts(
     # The first body that broke off: if the attempts after it fail too, the call raises this, the
     # exception plain requests raises here (ChunkedEncodingError ...), not the last attempt's.
     first_break: rexc.RequestException | None = None
+    call.hop = ((request.method or call.method).upper(), request.url or call.raw_url)
     while True:
         if call.deadline_passed():
             raise _deadline_error(call, request, "the deadline ran out before an attempt")

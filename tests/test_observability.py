@@ -269,6 +269,24 @@ def test_the_request_id_is_the_same_on_every_retry(upstream: Upstream) -> None:
 
 
 @pytest.mark.integration
+def test_a_redirect_hops_debug_line_names_the_url_it_sent(
+    upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = upstream.script("/new", Reply(200))
+    url = upstream.script("/old", Reply(303, headers={"Location": target + "?api_key=HOP-SECRET-3"}))
+    with caplog.at_level(logging.DEBUG, logger="resilient_session"):
+        ResilientSession().post(url, data=b"x")
+    attempts = [r for r in ours(caplog, logging.DEBUG) if r.getMessage().startswith("attempt")]
+    assert [(r.method, r.url) for r in attempts] == [  # type: ignore[attr-defined]
+        ("POST", url),
+        ("GET", target + "?api_key=***"),
+    ]
+    (line,) = [r for r in ours(caplog, logging.INFO) if r.levelno == logging.INFO]
+    assert line.url == url  # type: ignore[attr-defined]  # the call's one INFO line keeps the call's URL
+    assert "HOP-SECRET-3" not in caplog.text
+
+
+@pytest.mark.integration
 def test_the_request_id_is_the_same_on_every_redirect_hop(upstream: Upstream) -> None:
     target = upstream.script("/new", Reply(200))
     url = upstream.script("/old", Reply(302, headers={"Location": target}))

@@ -104,8 +104,27 @@ def test_redirect_hops_are_attempts_too(
     _, children = split(exporter)
     assert [c.attributes.get("http.response.status_code") for c in children] == [301, 200]  # type: ignore[union-attr]
     assert [c.attributes.get("http.request.resend_count") for c in children] == [None, 1]  # type: ignore[union-attr]
+    assert children[0].attributes is not None and children[1].attributes is not None
+    # Each CLIENT span describes the request it stands for; the call span keeps the URL the user gave.
+    assert children[0].attributes["url.full"] == url
+    assert children[1].attributes["url.full"] == target
+    parent, _ = split(exporter)
+    assert parent.attributes is not None and parent.attributes["url.full"] == url
+
+
+@pytest.mark.integration
+def test_a_303_hop_span_names_the_method_it_sends(
+    upstream: Upstream, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    target = upstream.script("/done", Reply(200))
+    url = upstream.script("/create", Reply(303, headers={"Location": target + "?token=HOP-SECRET"}))
+    ResilientSession(tracing=provider).post(url, data=b"x")
+    parent, children = split(exporter)
+    assert [c.name for c in children] == ["POST", "GET"]
     assert children[1].attributes is not None
-    assert children[1].attributes["url.full"] == url  # the call's URL, as the user gave it
+    assert children[1].attributes["http.request.method"] == "GET"
+    assert children[1].attributes["url.full"] == target + "?token=***"
+    assert parent.name == "POST"
 
 
 def test_attempt_spans_also_under_responses_mocks(

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import requests
 
 from .._call import CallObserver, CallState, RetryGate, current_call
+from .._redact import redact_url
 from ..errors import CircuitOpenError
 from ..policies.budget import BudgetGate
 from .tracing import CallTrace, tracer_for
@@ -321,10 +322,11 @@ _PENDING, _ON_WIRE, _ANSWERED = 0, 1, 2
 
 
 class _Attempt:
-    __slots__ = ("number", "span", "started", "state", "status")
+    __slots__ = ("hop", "number", "span", "started", "state", "status")
 
-    def __init__(self, number: int, state: int) -> None:
+    def __init__(self, number: int, state: int, hop: tuple[str, str] | None) -> None:
         self.number = number
+        self.hop = hop
         self.state = state
         self.status: int | None = None
         self.started = time.monotonic()
@@ -409,7 +411,7 @@ class _Observer(CallObserver):
                 return
             # Already sent: a redirect hop (adapter) or a retry urllib3 made without telling us.
             self._end_attempt(call, current.status or call.last_status, None, "retry")
-        self._start_attempt(_ON_WIRE if on_wire else _PENDING, headers)
+        self._start_attempt(call, _ON_WIRE if on_wire else _PENDING, headers)
 
     def answered(self, call: CallState, status: int) -> None:
         current = self.current
@@ -425,7 +427,7 @@ class _Observer(CallObserver):
             self.events.emit(
                 "retry", self._event("retry", call, attempt=failed, status=status, reason=reason, delay=delay)
             )
-        self._start_attempt(_PENDING, None)
+        self._start_attempt(call, _PENDING, None)
 
     def retry_refused(self, call: CallState, gate: RetryGate, reason: str) -> None:
         if isinstance(gate, BudgetGate):
@@ -456,9 +458,9 @@ class _Observer(CallObserver):
 
     # -- attempts -------------------------------------------------------------------------------
 
-    def _start_attempt(self, state: int, headers: Any) -> None:
+    def _start_attempt(self, call: CallState, state: int, headers: Any) -> None:
         self.count += 1
-        attempt = self.current = _Attempt(self.count, state)
+        attempt = self.current = _Attempt(self.count, state, call.hop)
         if headers is not None:
             self._inject(attempt, headers)
 
@@ -467,7 +469,7 @@ class _Observer(CallObserver):
         if trace is None:
             return
         if attempt.span is None:
-            attempt.span = trace.start_attempt(attempt.number)
+            attempt.span = trace.start_attempt(attempt.number, hop=attempt.hop)
         if headers is not None:
             trace.inject(attempt.span, headers)
 
@@ -485,18 +487,25 @@ class _Observer(CallObserver):
         elapsed = time.monotonic() - attempt.started
         if self.trace is not None:
             if attempt.span is None:
-                attempt.span = self.trace.start_attempt(attempt.number, started=attempt.started)
+                attempt.span = self.trace.start_attempt(
+                    attempt.number, started=attempt.started, hop=attempt.hop
+                )
             self.trace.end_attempt(attempt.span, status, error_type, reason)
         if self.debug:
+            method, url = call.method, call.url
+            if attempt.hop is not None and attempt.hop != (call.method, call.raw_url):
+                method, url = attempt.hop[0], redact_url(attempt.hop[1])
+            fields = self._fields(call, status, attempt.number, elapsed, outcome, error_type)
+            fields["method"], fields["url"] = method, url
             log.debug(
                 "attempt %d: %s %s -> %s in %.1f ms%s",
                 attempt.number,
-                call.method,
-                call.url,
+                method,
+                url,
                 status if status is not None else error_type,
                 elapsed * 1e3,
                 f" (retrying: {reason})" if reason else "",
-                extra=self._fields(call, status, attempt.number, elapsed, outcome, error_type),
+                extra=fields,
             )
 
     # -- payloads -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._call import CallState
-from .._redact import redact_log_text
+from .._redact import redact_log_text, redact_url
 from .._version import __version__
 
 __all__ = ["CallTrace", "tracer_for"]
@@ -61,14 +61,15 @@ def tracer_for(option: Any) -> Any:
 class CallTrace:
     """The spans of one logical call; the call span is the current span while the call runs."""
 
-    __slots__ = ("_attributes", "_method", "_parent", "_token", "_tracer")
+    __slots__ = ("_attributes", "_hop", "_method", "_parent", "_token", "_tracer")
 
     def __init__(self, tracer: Any, call: CallState, integration: str | None, request_id: str | None) -> None:
         from opentelemetry import context, trace
 
         self._tracer = tracer
         self._method = call.method
-        self._attributes = _http_attributes(call)
+        self._attributes = _http_attributes(call.method, call.raw_url, call.url)
+        self._hop = (call.method, call.raw_url)
         attributes = dict(self._attributes)
         if integration:
             attributes["resilient_session.integration"] = integration
@@ -78,18 +79,26 @@ class CallTrace:
         self._parent = tracer.start_span(name, kind=trace.SpanKind.INTERNAL, attributes=attributes)
         self._token = context.attach(trace.set_span_in_context(self._parent))
 
-    def start_attempt(self, number: int, started: float | None = None) -> Any:
-        """Start the span of attempt *number* (1-based); *started* is a ``time.monotonic()`` value."""
+    def start_attempt(
+        self, number: int, started: float | None = None, hop: tuple[str, str] | None = None
+    ) -> Any:
+        """Start the span of attempt *number* (1-based); *started* is a ``time.monotonic()`` value,
+        *hop* the method and URL it sends (a redirect hop's, when they differ from the call's)."""
         from opentelemetry import trace
 
-        attributes = dict(self._attributes)
+        method = self._method
+        if hop is None or hop == self._hop:
+            attributes = dict(self._attributes)
+        else:
+            method = hop[0]
+            attributes = _http_attributes(method, hop[1], redact_url(hop[1]))
         if number > 1:
             attributes["http.request.resend_count"] = number - 1
         start_time = None
         if started is not None:
             start_time = time.time_ns() - int((time.monotonic() - started) * 1e9)
         return self._tracer.start_span(
-            self._method,
+            method,
             context=trace.set_span_in_context(self._parent),
             kind=trace.SpanKind.CLIENT,
             attributes=attributes,
@@ -159,8 +168,8 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:500]
 
 
-def _http_attributes(call: CallState) -> dict[str, Any]:
-    method = call.method
+def _http_attributes(method: str, raw_url: str, url: str) -> dict[str, Any]:
+    """The HTTP semantic-convention attributes of a request: *url* is *raw_url* with credentials redacted."""
     attributes: dict[str, Any] = {}
     if method in _KNOWN_METHODS:
         attributes["http.request.method"] = method
@@ -168,11 +177,10 @@ def _http_attributes(call: CallState) -> dict[str, Any]:
         attributes["http.request.method"] = "_OTHER"
         attributes["http.request.method_original"] = method
     try:
-        parts = urlsplit(call.raw_url)
+        parts = urlsplit(raw_url)
         port = parts.port
     except ValueError:
         return attributes
-    url = call.url
     if "@" in parts.netloc:
         # The semantic conventions ask for both halves of userinfo to be replaced.
         url = url.replace(url.split("://", 1)[-1].split("@", 1)[0] + "@", "REDACTED:REDACTED@", 1)
