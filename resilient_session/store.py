@@ -1,4 +1,4 @@
-"""Deprecated alias of :mod:`resilient_session.stores.base`, kept for one release."""
+"""Deprecated alias of :mod:`resilient_session.stores` (`base` and `memory`), kept for one release."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ import warnings
 from .stores.base import (  # noqa: F401
     _DEFAULT_PORTS,
     AtomicOp,
-    MemoryStore,
     Result,
     StateStore,
+    _origin_key,
+    host_key,
+)
+from .stores.memory import (  # noqa: F401
+    MemoryStore,
     _live_memory_stores,
     _new_memory_store,
-    _origin_key,
     clear_memory_stores,
-    host_key,
 )
 
 warnings.warn(
-    "resilient_session.store moved to resilient_session.stores.base",
+    "resilient_session.store moved to resilient_session.stores",
     DeprecationWarning,
     stacklevel=2,
 )

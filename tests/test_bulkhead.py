@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import threading
 import time
@@ -11,6 +12,7 @@ import requests
 import responses
 
 from resilient_session import APIError, Bulkhead, BulkheadFullError, ResilientSession
+from resilient_session.policies import BulkheadSlots
 
 HOST = "https://api.example.com:443"
 URL = "https://api.example.com/v1/items"
@@ -165,3 +167,51 @@ def test_a_full_bulkhead_refuses_before_sending_and_slots_come_back() -> None:
     assert caught.value.method == "GET"
     assert len(responses.calls) == 2
     assert bulkhead.in_flight(HOST) == 1
+
+
+# -- one model: an immutable policy, its state apart ----------------------------------------------------
+
+
+def test_the_policy_is_immutable_and_new_keeps_the_slots() -> None:
+    bulkhead = Bulkhead(1, max_wait=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bulkhead.max_concurrent = 5  # type: ignore[misc]
+    bulkhead.acquire(HOST)
+    wider = bulkhead.new(max_concurrent=2)
+    assert (wider.max_concurrent, bulkhead.max_concurrent) == (2, 1)
+    assert wider.in_flight(HOST) == 1  # the same calls in flight: the copy shares the state
+    wider.acquire(HOST)
+    with pytest.raises(BulkheadFullError):
+        wider.acquire(HOST)
+    fresh = bulkhead.new(slots=BulkheadSlots())
+    assert fresh.in_flight(HOST) == 0
+
+
+def test_two_bulkheads_on_one_slots_object_share_one_cap() -> None:
+    slots = BulkheadSlots()
+    first, second = Bulkhead(1, max_wait=0, slots=slots), Bulkhead(1, max_wait=0, slots=slots)
+    first.acquire(HOST)
+    with pytest.raises(BulkheadFullError):
+        second.acquire(HOST)
+
+
+class SteppingClock:
+    """A clock that moves *step* seconds each time it is read, so waits end without real time passing."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_the_wait_is_measured_on_the_slots_clock() -> None:
+    bulkhead = Bulkhead(1, max_wait=10.0, slots=BulkheadSlots(clock=SteppingClock(10.0)))
+    bulkhead.acquire(HOST)
+    started = time.monotonic()
+    with pytest.raises(BulkheadFullError) as caught:
+        bulkhead.acquire(HOST)
+    # The wait began at 10 and was over at the next reading, 20: by that clock, 10 s waited.
+    assert caught.value.waited == 10.0
+    assert time.monotonic() - started < 5.0  # and no real wait of max_wait

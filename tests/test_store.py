@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import requests
 
 from resilient_session.stores import MemoryStore, StateStore
 from resilient_session.stores.base import AtomicOp, Result, host_key
@@ -121,3 +122,80 @@ def test_pickling_gives_an_empty_store_with_the_same_settings() -> None:
 def test_ttl_must_be_positive() -> None:
     with pytest.raises(ValueError):
         MemoryStore(ttl=0)
+
+
+# -- a store of one's own (docs/failure-guide.md, "A store of your own") ----------------------------------
+
+
+class DictStore(StateStore):
+    """The custom store the failure guide shows: a dict and a lock, nothing from the package but the
+    interface."""
+
+    def __init__(self, clock: Clock, ttl: float = 3600.0) -> None:
+        self.clock, self.ttl, self.hints = clock, ttl, {}
+        self._data: dict[str, tuple[object, float]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
+        with self._lock:
+            now = self.clock()
+            state, expires = self._data.get(key, (None, now))
+            state, result = op.apply(state if expires > now else None, args, now)
+            if state is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = (state, now + self.ttl)
+            return result
+
+
+def _outage_story(store: StateStore, clock: Clock) -> list[Any]:
+    """Drive a breaker and a budget through an outage and a recovery; what each step answered."""
+    from resilient_session import CircuitBreaker, CircuitOpenError, RetryBudget
+
+    breaker = CircuitBreaker(store=store, consecutive_failures=3, open_wait=5)
+    budget = RetryBudget(store=store, capacity=20, retry_cost=5)
+    host = "https://api.example.com:443"
+    seen: list[Any] = []
+
+    def call(failed: bool) -> None:
+        try:
+            permit = breaker.acquire(host)
+        except CircuitOpenError as exc:
+            seen.append(("refused", round(exc.retry_in, 3)))
+            return
+        breaker.record(permit, error=requests.ConnectionError("down") if failed else None)
+        seen.append(("probe" if permit.probe else "sent", breaker.state(host).state.value))
+
+    for _ in range(5):
+        call(failed=True)
+        seen.append(("retry granted", budget.try_retry(host), budget.available(host)))
+    clock.now += 5.0
+    call(failed=True)  # the probe fails: open again, for longer
+    clock.now += 4.0
+    call(failed=False)  # still open
+    clock.now += 6.0
+    call(failed=False)  # the probe succeeds: closed
+    budget.record_success(host, last_retry_cost=5)
+    seen.append(("budget", budget.available(host)))
+    clock.now += 3601.0  # untouched for longer than ttl: the keys are gone, the bucket full again
+    seen.append(("after ttl", budget.available(host), breaker.state(host).state.value))
+    return seen
+
+
+def test_a_custom_store_drives_the_policies_exactly_as_the_memory_store_does() -> None:
+    memory_clock, custom_clock = Clock(), Clock()
+    expected = _outage_story(MemoryStore(clock=memory_clock), memory_clock)
+    assert _outage_story(DictStore(custom_clock), custom_clock) == expected
+    # The story means something: the circuit opened, refused, probed, closed; the budget ran dry.
+    kinds = [step[0] for step in expected]
+    assert "refused" in kinds and "probe" in kinds
+    assert ("retry granted", False, 0.0) in expected
+    assert expected[-1] == ("after ttl", 20.0, "closed")
+
+
+def test_the_store_package_exports_what_a_custom_store_needs() -> None:
+    import resilient_session.stores as stores
+
+    needed = {"StateStore", "AtomicOp", "Result", "host_key", "MemoryStore", "RedisStore"}
+    assert needed <= set(stores.__all__)
+    assert all(hasattr(stores, name) for name in stores.__all__)

@@ -15,7 +15,8 @@ from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead
 from ..retry import RetryPolicy
-from ..stores.base import MemoryStore, StateStore
+from ..stores.base import StateStore
+from ..stores.memory import MemoryStore
 
 __all__ = ["AuthConfig", "IntegrationConfig"]
 

@@ -1,18 +1,21 @@
 """The policies a session applies per host: a circuit breaker, a retry budget and a bulkhead.
 
-Each is an immutable policy object; the state it keeps (failures, tokens) lives in a
-:mod:`~resilient_session.stores` store, in process or shared through Redis.
+Each is an immutable policy object (``new()`` returns a changed copy) whose state lives apart from it:
+a breaker's failures and a budget's tokens in a :mod:`~resilient_session.stores` store, in process or
+shared through Redis; a bulkhead's calls in flight in its :class:`BulkheadSlots`, in process by design
+(a waiting call sleeps on a condition variable).
 """
 
 from __future__ import annotations
 
 from .breaker import BreakerSnapshot, CircuitBreaker, CircuitState, Permit, StateChange
 from .budget import RetryBudget
-from .bulkhead import Bulkhead
+from .bulkhead import Bulkhead, BulkheadSlots
 
 __all__ = [
     "BreakerSnapshot",
     "Bulkhead",
+    "BulkheadSlots",
     "CircuitBreaker",
     "CircuitState",
     "Permit",

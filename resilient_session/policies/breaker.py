@@ -17,7 +17,8 @@ from .._call import current_call
 from .._numbers import clamp
 from .._options import Option, check_options
 from ..errors import BulkheadFullError, CircuitOpenError
-from ..stores.base import AtomicOp, MemoryStore, Result, StateStore, host_key
+from ..stores.base import AtomicOp, Result, StateStore, host_key
+from ..stores.memory import MemoryStore
 
 __all__ = ["BreakerSnapshot", "CircuitBreaker", "CircuitState", "Permit", "StateChange"]
 

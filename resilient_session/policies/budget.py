@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .._options import Option, check_options
-from ..stores.base import AtomicOp, MemoryStore, Result, StateStore, host_key
+from ..stores.base import AtomicOp, Result, StateStore, host_key
+from ..stores.memory import MemoryStore
 
 __all__ = ["BudgetGate", "RetryBudget"]
 

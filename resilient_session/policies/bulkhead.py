@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
 import requests
@@ -14,7 +16,7 @@ from .._options import Option, check_options
 from ..errors import BulkheadFullError
 from ..stores.base import host_key
 
-__all__ = ["Bulkhead"]
+__all__ = ["Bulkhead", "BulkheadSlots"]
 
 
 class _Compartment:
@@ -25,6 +27,76 @@ class _Compartment:
         self.in_flight = 0
 
 
+class BulkheadSlots:
+    """The calls in flight per compartment, in this process: a bulkhead's state.
+
+    A waiting call sleeps on a condition variable until a slot frees up, so this state cannot live in a
+    shared store: a bulkhead caps one process (across a fleet, the retry budget and the circuit breaker
+    coordinate). ``clock`` measures the waits (``time.monotonic`` unless a test injects its own).
+
+    Thread-safe. Pickling or copying gives empty slots: calls in flight belong to the live process.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._compartments: dict[str, _Compartment] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, limit: int, wait: float) -> float | None:
+        """Take a slot of *key* if fewer than *limit* are taken, waiting up to *wait* seconds for one.
+
+        :returns: ``None`` when a slot was taken, else the seconds waited in vain.
+        """
+        compartment = self._compartment(key)
+        with compartment.changed:
+            if compartment.in_flight < limit:
+                compartment.in_flight += 1
+                return None
+            if wait <= 0:
+                return 0.0
+            started = self.clock()
+            while True:
+                waited = self.clock() - started
+                if compartment.in_flight < limit:
+                    compartment.in_flight += 1
+                    return None
+                if waited >= wait:
+                    return waited
+                compartment.changed.wait(wait - waited)
+
+    def give_back(self, key: str) -> None:
+        """Return a slot of *key* taken by :meth:`take`."""
+        compartment = self._compartment(key)
+        with compartment.changed:
+            if compartment.in_flight <= 0:
+                raise RuntimeError(f"bulkhead released more often than acquired for {key}")
+            compartment.in_flight -= 1
+            compartment.changed.notify()
+
+    def in_flight(self, key: str) -> int:
+        """Slots of *key* taken now."""
+        compartment = self._compartments.get(key)
+        return 0 if compartment is None else compartment.in_flight
+
+    def _compartment(self, key: str) -> _Compartment:
+        compartment = self._compartments.get(key)
+        if compartment is None:
+            with self._lock:
+                compartment = self._compartments.setdefault(key, _Compartment())
+        return compartment
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_new_slots, (self.clock,))
+
+
+def _new_slots(clock: Callable[[], float]) -> BulkheadSlots:
+    return BulkheadSlots(clock=clock)
+
+
+@dataclass(frozen=True, repr=False)
 class Bulkhead:
     """At most ``max_concurrent`` calls in flight per host in this process.
 
@@ -37,10 +109,19 @@ class Bulkhead:
     :param max_wait: Seconds a call may wait for a slot. Default 1; 0 fails at once.
     :param name: ``None`` (default) caps each ``scheme://host:port`` separately; a name gives every call
         through this bulkhead one shared cap.
+    :param slots: Where the calls in flight are counted: a private :class:`BulkheadSlots` by default
+        (give one ``BulkheadSlots(clock=...)`` to measure waits on another clock).
 
-    Thread-safe; share one instance between adapters and sessions to share the cap. Pickling or copying
-    gives a bulkhead with the same settings and no calls in flight.
+    The policy is immutable and safe to share between threads, adapters and sessions, which then share
+    the cap; :meth:`new` returns a changed copy that keeps the slots. Pickling or copying gives a
+    bulkhead with the same settings and no calls in flight.
     """
+
+    max_concurrent: int = 10
+    _: KW_ONLY
+    max_wait: float = 1.0
+    name: str | None = None
+    slots: BulkheadSlots = field(default_factory=BulkheadSlots)
 
     #: The plain-data options and what each accepts (the integrations file's ``bulkhead`` table).
     OPTIONS: ClassVar[dict[str, Option]] = {
@@ -49,13 +130,12 @@ class Bulkhead:
         "name": Option("string", nullable=True),
     }
 
-    def __init__(self, max_concurrent: int = 10, *, max_wait: float = 1.0, name: str | None = None) -> None:
-        check_options(self.OPTIONS, {"max_concurrent": max_concurrent, "max_wait": max_wait, "name": name})
-        self.max_concurrent = max_concurrent
-        self.max_wait = max_wait
-        self.name = name
-        self._compartments: dict[str, _Compartment] = {}
-        self._lock = threading.Lock()
+    def __post_init__(self) -> None:
+        check_options(self.OPTIONS, {name: getattr(self, name) for name in self.OPTIONS})
+
+    def new(self, **changes: Any) -> Bulkhead:
+        """A copy with *changes* applied (the slots are kept unless given)."""
+        return dataclasses.replace(self, **changes)
 
     def key_for(self, url: str) -> str:
         """The compartment a call to *url* uses: the bulkhead's name, or ``scheme://host:port``."""
@@ -74,36 +154,21 @@ class Bulkhead:
 
         :raises BulkheadFullError: no slot freed up in time.
         """
-        compartment = self._compartment(host)
-        limit = self.max_concurrent
-        with compartment.changed:
-            if compartment.in_flight < limit:
-                compartment.in_flight += 1
-                return
-            wait = self.max_wait if max_wait is None else max(0.0, min(max_wait, self.max_wait))
-            waited = 0.0
-            if wait > 0:
-                started = time.monotonic()
-                if compartment.changed.wait_for(lambda: compartment.in_flight < limit, wait):
-                    compartment.in_flight += 1
-                    return
-                waited = time.monotonic() - started
+        wait = self.max_wait if max_wait is None else max(0.0, min(max_wait, self.max_wait))
+        waited = self.slots.take(host, self.max_concurrent, wait)
+        if waited is None:
+            return
         raise BulkheadFullError(
-            f"{limit} calls to {host} already in flight; none finished within {waited:.3f}s",
+            f"{self.max_concurrent} calls to {host} already in flight; none finished within {waited:.3f}s",
             host=host,
-            max_concurrent=limit,
+            max_concurrent=self.max_concurrent,
             waited=waited,
             request=request,
         )
 
     def release(self, host: str) -> None:
         """Give back a slot taken by :meth:`acquire`."""
-        compartment = self._compartment(host)
-        with compartment.changed:
-            if compartment.in_flight <= 0:
-                raise RuntimeError(f"bulkhead released more often than acquired for {host}")
-            compartment.in_flight -= 1
-            compartment.changed.notify()
+        self.slots.give_back(host)
 
     @contextmanager
     def slot(self, host: str, *, max_wait: float | None = None) -> Iterator[None]:
@@ -116,15 +181,7 @@ class Bulkhead:
 
     def in_flight(self, host: str) -> int:
         """Calls to *host* holding a slot now."""
-        compartment = self._compartments.get(host)
-        return 0 if compartment is None else compartment.in_flight
-
-    def _compartment(self, host: str) -> _Compartment:
-        compartment = self._compartments.get(host)
-        if compartment is None:
-            with self._lock:
-                compartment = self._compartments.setdefault(host, _Compartment())
-        return compartment
+        return self.slots.in_flight(host)
 
     def __repr__(self) -> str:
         return (
@@ -133,8 +190,10 @@ class Bulkhead:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_new_bulkhead, (self.max_concurrent, self.max_wait, self.name))
+        return (_new_bulkhead, (self.max_concurrent, self.max_wait, self.name, self.slots.clock))
 
 
-def _new_bulkhead(max_concurrent: int, max_wait: float, name: str | None) -> Bulkhead:
-    return Bulkhead(max_concurrent, max_wait=max_wait, name=name)
+def _new_bulkhead(
+    max_concurrent: int, max_wait: float, name: str | None, clock: Callable[[], float] = time.monotonic
+) -> Bulkhead:
+    return Bulkhead(max_concurrent, max_wait=max_wait, name=name, slots=BulkheadSlots(clock=clock))

@@ -5,7 +5,8 @@ A custom store subclasses :class:`StateStore` and runs each :class:`AtomicOp` at
 
 from __future__ import annotations
 
-from .base import AtomicOp, MemoryStore, Result, StateStore, host_key
+from .base import AtomicOp, Result, StateStore, host_key
+from .memory import MemoryStore
 from .redis import RedisStore
 
 __all__ = ["AtomicOp", "MemoryStore", "RedisStore", "Result", "StateStore", "host_key"]

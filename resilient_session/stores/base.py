@@ -1,4 +1,4 @@
-"""Where breaker and budget state lives: the store interface and the in-memory default.
+"""The store interface: where breaker and budget state lives, and the atomic operations run on it.
 
 A policy (:class:`~resilient_session.CircuitBreaker`, :class:`~resilient_session.RetryBudget`) keeps no
 state itself. Every change is an :class:`AtomicOp`, a read-modify-write of one key written twice: in Python
@@ -10,9 +10,6 @@ whether its state is local or shared by a fleet.
 from __future__ import annotations
 
 import functools
-import threading
-import time
-import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +17,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["AtomicOp", "MemoryStore", "StateStore", "host_key"]
+__all__ = ["AtomicOp", "Result", "StateStore", "host_key", "lua_file"]
 
 Result = tuple[float, ...]
 
@@ -116,77 +113,3 @@ class StateStore(ABC):
     def forget_hints(self) -> None:
         """Drop every local hint (the next call of each policy asks the store itself)."""
         self.hints.clear()
-
-
-# Every MemoryStore alive in this process, so a test runner can start each test from a clean slate.
-_live_memory_stores: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
-
-
-def clear_memory_stores() -> None:
-    """Clear every in-memory store in this process (the pytest plugin does this between tests)."""
-    for store in list(_live_memory_stores):
-        store.clear()
-
-
-class MemoryStore(StateStore):
-    """State kept in this process, guarded by one lock; the default store.
-
-    :param clock: time source; ``time.monotonic`` unless a test injects its own.
-    :param ttl: seconds an untouched key lives (default one hour).
-
-    Pickling or copying a session gives a new, empty store: breaker state is about the live process.
-    """
-
-    _SWEEP_EVERY = 4096
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, ttl: float = 3600.0) -> None:
-        if ttl <= 0:
-            raise ValueError("ttl must be positive")
-        self.clock = clock
-        self.ttl = ttl
-        self.hints = {}
-        self._data: dict[str, tuple[Any, float]] = {}
-        self._lock = threading.Lock()
-        self._ops = 0
-        _live_memory_stores.add(self)
-
-    def clear(self) -> None:
-        """Forget every key and hint: circuits close, budgets refill."""
-        with self._lock:
-            self._data.clear()
-            self.hints.clear()
-
-    def run(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
-        with self._lock:
-            now = self.clock()
-            entry = self._data.get(key)
-            state = entry[0] if entry is not None and entry[1] > now else None
-            state, result = op.apply(state, args, now)
-            if state is None:
-                self._data.pop(key, None)
-            else:
-                self._data[key] = (state, now + self.ttl)
-            self._ops += 1
-            if self._ops % self._SWEEP_EVERY == 0:
-                self._sweep(now)
-            return result
-
-    def _sweep(self, now: float) -> None:
-        # Bounds memory for processes that call many distinct hosts over their lifetime.
-        for key in [k for k, (_, expires) in self._data.items() if expires <= now]:
-            del self._data[key]
-
-    def __len__(self) -> int:
-        with self._lock:
-            now = self.clock()
-            return sum(1 for _, expires in self._data.values() if expires > now)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(ttl={self.ttl!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_new_memory_store, (self.clock, self.ttl))
-
-
-def _new_memory_store(clock: Callable[[], float], ttl: float) -> MemoryStore:
-    return MemoryStore(clock=clock, ttl=ttl)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._call import current_call
 from .._mixins import with_mixin
-from .base import AtomicOp, MemoryStore, Result, StateStore, lua_file
+from .base import AtomicOp, Result, StateStore, lua_file
+from .memory import MemoryStore
 
 if TYPE_CHECKING:
     import redis

@@ -72,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _resilient_session_clean_state() -> Iterator[None]:
     yield
-    store = sys.modules.get("resilient_session.stores.base")
+    store = sys.modules.get("resilient_session.stores.memory")
     if store is not None:  # nothing to clear when the test never imported us
         store.clear_memory_stores()
 
