@@ -114,6 +114,8 @@ def _describe_options(policy: Any) -> str:
             low, high = min(value), max(value)
             contiguous = len(value) == high - low + 1
             value = f"{low}-{high}" if contiguous and len(value) > 2 else sorted(value)
+        elif isinstance(value, float):
+            value = f"{value:g}"  # 5.0 and 5 read the same: as written in the file
         parts.append(f"{name}={value}")
     name = getattr(policy, "name", None)
     return ", ".join(parts) + (f", name={name!r}" if name else "")
