@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pickle
 import threading
@@ -215,3 +216,40 @@ def test_the_wait_is_measured_on_the_slots_clock() -> None:
     # The wait began at 10 and was over at the next reading, 20: by that clock, 10 s waited.
     assert caught.value.waited == 10.0
     assert time.monotonic() - started < 5.0  # and no real wait of max_wait
+
+
+class FakeTime:
+    """A clock and a slot wait on it: waiting moves the clock on at once, and no slot comes back."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, condition: threading.Condition, timeout: float) -> bool:
+        self.waits.append(timeout)
+        self.now += timeout
+        return False
+
+
+def test_a_full_wait_takes_no_real_time_on_a_fake_clock() -> None:
+    fake = FakeTime()
+    bulkhead = Bulkhead(1, max_wait=30.0, slots=BulkheadSlots(clock=fake, wait=fake.wait))
+    bulkhead.acquire(HOST)
+    started = time.monotonic()
+    with pytest.raises(BulkheadFullError) as caught:
+        bulkhead.acquire(HOST, max_wait=2.5)  # the call's deadline leaves 2.5 s
+    assert caught.value.waited == 2.5 and fake.waits == [2.5]
+    assert time.monotonic() - started < 1.0
+
+
+def test_copies_start_empty_on_the_same_clock() -> None:
+    fake = FakeTime()
+    bulkhead = Bulkhead(1, max_wait=0, slots=BulkheadSlots(clock=fake, wait=fake.wait))
+    bulkhead.acquire(HOST)
+    for copy_ in (copy.copy(bulkhead), copy.deepcopy(bulkhead)):
+        assert copy_.in_flight(HOST) == 0 and copy_.slots is not bulkhead.slots
+        assert isinstance(copy_.slots.clock, FakeTime)  # deepcopy copies the clock too
+    assert copy.copy(bulkhead).slots.clock is fake

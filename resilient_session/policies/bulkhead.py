@@ -32,13 +32,21 @@ class BulkheadSlots:
 
     A waiting call sleeps on a condition variable until a slot frees up, so this state cannot live in a
     shared store: a bulkhead caps one process (across a fleet, the retry budget and the circuit breaker
-    coordinate). ``clock`` measures the waits (``time.monotonic`` unless a test injects its own).
+    coordinate). ``clock`` measures the waits (``time.monotonic``); ``wait(condition, timeout)`` is how a
+    call waits for a slot (``threading.Condition.wait``: True when woken, False on timeout). A test may
+    give both, so that waits take no real time.
 
     Thread-safe. Pickling or copying gives empty slots: calls in flight belong to the live process.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[threading.Condition, float], bool] = threading.Condition.wait,
+    ) -> None:
         self.clock = clock
+        self.wait = wait
         self._compartments: dict[str, _Compartment] = {}
         self._lock = threading.Lock()
 
@@ -55,14 +63,14 @@ class BulkheadSlots:
             if wait <= 0:
                 return 0.0
             started = self.clock()
-            while True:
+            timed_out = False
+            while compartment.in_flight >= limit:
                 waited = self.clock() - started
-                if compartment.in_flight < limit:
-                    compartment.in_flight += 1
-                    return None
-                if waited >= wait:
+                if timed_out or waited >= wait:
                     return waited
-                compartment.changed.wait(wait - waited)
+                timed_out = not self.wait(compartment.changed, wait - waited)
+            compartment.in_flight += 1
+            return None
 
     def give_back(self, key: str) -> None:
         """Return a slot of *key* taken by :meth:`take`."""
@@ -89,11 +97,13 @@ class BulkheadSlots:
         return f"{type(self).__name__}()"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_new_slots, (self.clock,))
+        return (_new_slots, (self.clock, self.wait))
 
 
-def _new_slots(clock: Callable[[], float]) -> BulkheadSlots:
-    return BulkheadSlots(clock=clock)
+def _new_slots(
+    clock: Callable[[], float], wait: Callable[[threading.Condition, float], bool] = threading.Condition.wait
+) -> BulkheadSlots:
+    return BulkheadSlots(clock=clock, wait=wait)
 
 
 @dataclass(frozen=True, repr=False)
@@ -190,10 +200,16 @@ class Bulkhead:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_new_bulkhead, (self.max_concurrent, self.max_wait, self.name, self.slots.clock))
+        slots = self.slots
+        return (_new_bulkhead, (self.max_concurrent, self.max_wait, self.name, slots.clock, slots.wait))
 
 
 def _new_bulkhead(
-    max_concurrent: int, max_wait: float, name: str | None, clock: Callable[[], float] = time.monotonic
+    max_concurrent: int,
+    max_wait: float,
+    name: str | None,
+    clock: Callable[[], float] = time.monotonic,
+    wait: Callable[[threading.Condition, float], bool] = threading.Condition.wait,
 ) -> Bulkhead:
-    return Bulkhead(max_concurrent, max_wait=max_wait, name=name, slots=BulkheadSlots(clock=clock))
+    # Empty slots on the same clock: calls in flight belong to the live process.
+    return Bulkhead(max_concurrent, max_wait=max_wait, name=name, slots=BulkheadSlots(clock=clock, wait=wait))
