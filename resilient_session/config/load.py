@@ -62,16 +62,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = [
-    "AUTH_TYPES",
-    "MAX_CONFIG_SIZE",
-    "AuthConfig",
-    "IntegrationConfig",
-    "Source",
-    "integration",
-    "load_config",
-    "load_ready",
-]
+__all__ = ["MAX_CONFIG_SIZE", "Source", "integration", "load_config", "load_ready"]
 
 Source = str | os.PathLike[str] | Mapping[str, Any]
 
