@@ -222,6 +222,10 @@ class RetryPolicy(CallAwareRetry):
     raised at once; a handshake the server broke off (EOF, reset) is a connection error and retried.
     A request whose body cannot be rewound (a generator, a pipe) is never retried.
 
+    Each option is checked against :attr:`OPTIONS` when the policy is made or changed with :meth:`new`
+    (``TypeError`` for a wrong type, ``ValueError`` for a value out of bounds, naming the option); the
+    integrations file checks its ``retry`` table with the same specs.
+
     The policy is immutable: :meth:`increment` and :meth:`new` return changed copies that keep the
     subclass and every option. During a call it reads the call's deadline from the session's
     per-call state; it never does I/O other than the sleep it is asked for.
