@@ -120,7 +120,8 @@ def _json_body(payload: Mapping[str, Any]) -> bytes:
 
 def create_app() -> Flask:
     """Build the chaos Flask app (serve it with werkzeug's development server; see :class:`ChaosServer`)."""
-    app = Flask(__name__)
+    # Named after the package, as before the split: its logger keeps its name.
+    app = Flask(__name__.rpartition(".")[0])
     state = State()
     app.extensions["chaos"] = state
 
