@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Option", "check_options", "show"]
+__all__ = ["Option", "check_attributes", "check_options", "show"]
 
 Kind = Literal["count", "integer", "number", "boolean", "string", "statuses", "methods", "header"]
 
@@ -147,3 +147,9 @@ def check_options(options: Mapping[str, Option], values: Mapping[str, Any]) -> N
         if problem is not None:
             error = TypeError if option.is_type_problem(value) else ValueError
             raise error(f"{name}: {problem}")
+
+
+def check_attributes(policy: Any) -> None:
+    """:func:`check_options` for a policy whose options are its attributes (the dataclass policies)."""
+    options: Mapping[str, Option] = type(policy).OPTIONS
+    check_options(options, {name: getattr(policy, name) for name in options})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import pickle
 import threading
 import time
+import warnings
 
 import pytest
 import requests
@@ -253,3 +255,13 @@ def test_copies_start_empty_on_the_same_clock() -> None:
         assert copy_.in_flight(HOST) == 0 and copy_.slots is not bulkhead.slots
         assert isinstance(copy_.slots.clock, FakeTime)  # deepcopy copies the clock too
     assert copy.copy(bulkhead).slots.clock is fake
+
+
+def test_a_pickle_from_before_the_slots_still_loads() -> None:
+    # What 0.1.0 pickled: resilient_session.bulkhead._new_bulkhead(max_concurrent, max_wait, name).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the old path warns on first import only
+        old_module = importlib.import_module("resilient_session.bulkhead")
+    restored = old_module._new_bulkhead(4, 0.5, "crm")
+    assert (restored.max_concurrent, restored.max_wait, restored.name) == (4, 0.5, "crm")
+    assert restored.in_flight("crm") == 0

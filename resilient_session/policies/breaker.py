@@ -15,7 +15,7 @@ from requests import exceptions as rexc
 
 from .._call import current_call
 from .._numbers import clamp
-from .._options import Option, check_options
+from .._options import Option, check_attributes
 from ..errors import BulkheadFullError, CircuitOpenError
 from ..stores.base import AtomicOp, Result, StateStore, host_key
 from ..stores.memory import MemoryStore
@@ -174,7 +174,7 @@ class CircuitBreaker:
     }
 
     def __post_init__(self) -> None:
-        check_options(self.OPTIONS, {name: getattr(self, name) for name in self.OPTIONS})
+        check_attributes(self)
         rate = self.failure_rate_threshold
         if self.minimum_calls > self.window_size:
             raise ValueError("need minimum_calls <= window_size")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .._options import Option, check_options
+from .._options import Option, check_attributes
 from ..stores.base import AtomicOp, Result, StateStore, host_key
 from ..stores.memory import MemoryStore
 
@@ -62,7 +62,7 @@ class RetryBudget:
     }
 
     def __post_init__(self) -> None:
-        check_options(self.OPTIONS, {name: getattr(self, name) for name in self.OPTIONS})
+        check_attributes(self)
 
     def new(self, **changes: Any) -> RetryBudget:
         """A copy with *changes* applied (the store is kept unless given)."""

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from .._options import Option, check_options
+from .._options import Option, check_attributes
 from ..errors import BulkheadFullError
 from ..stores.base import host_key
 
@@ -96,12 +96,16 @@ class BulkheadSlots:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    def emptied(self) -> BulkheadSlots:
+        """Slots on the same clock and wait, with no calls in flight (what a copy or a pickle gets)."""
+        return BulkheadSlots(clock=self.clock, wait=self.wait)
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_new_slots, (self.clock, self.wait))
 
 
 def _new_slots(
-    clock: Callable[[], float], wait: Callable[[threading.Condition, float], bool] = threading.Condition.wait
+    clock: Callable[[], float], wait: Callable[[threading.Condition, float], bool]
 ) -> BulkheadSlots:
     return BulkheadSlots(clock=clock, wait=wait)
 
@@ -141,7 +145,7 @@ class Bulkhead:
     }
 
     def __post_init__(self) -> None:
-        check_options(self.OPTIONS, {name: getattr(self, name) for name in self.OPTIONS})
+        check_attributes(self)
 
     def new(self, **changes: Any) -> Bulkhead:
         """A copy with *changes* applied (the slots are kept unless given)."""
@@ -200,16 +204,13 @@ class Bulkhead:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        slots = self.slots
-        return (_new_bulkhead, (self.max_concurrent, self.max_wait, self.name, slots.clock, slots.wait))
+        return (_new_bulkhead, (self.max_concurrent, self.max_wait, self.name, self.slots.emptied()))
 
 
 def _new_bulkhead(
-    max_concurrent: int,
-    max_wait: float,
-    name: str | None,
-    clock: Callable[[], float] = time.monotonic,
-    wait: Callable[[threading.Condition, float], bool] = threading.Condition.wait,
+    max_concurrent: int, max_wait: float, name: str | None, slots: BulkheadSlots | None = None
 ) -> Bulkhead:
-    # Empty slots on the same clock: calls in flight belong to the live process.
-    return Bulkhead(max_concurrent, max_wait=max_wait, name=name, slots=BulkheadSlots(clock=clock, wait=wait))
+    # Pickles made before the slots existed pass three arguments.
+    return Bulkhead(
+        max_concurrent, max_wait=max_wait, name=name, slots=BulkheadSlots() if slots is None else slots
+    )
