@@ -245,6 +245,9 @@ class ResilientSession(requests.Session):
             return url
         if not url:
             return self.base_url
+        if url[0] in "?#":
+            # A bare query or fragment belongs to base_url itself, not to a child path below it.
+            return self.base_url.split("#", 1)[0].split("?", 1)[0] + url
         return self.base_url.rstrip("/") + "/" + url.lstrip("/")
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:

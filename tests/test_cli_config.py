@@ -93,6 +93,25 @@ def test_check_json_output(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
         assert isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def test_check_shows_every_disabled_policy_the_same_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "off.toml"
+    path.write_text(
+        "[integrations.off]\nbase_url = 'http://127.0.0.1:9'\nretry = false\nbreaker = false\n"
+        "budget = false\nbulkhead = false\ndeadline = false\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "check", "--json", str(path))
+    off = json.loads(out)["off"]
+    assert code == 0
+    assert [off[k] for k in ("retry", "breaker", "budget", "bulkhead", "deadline")] == [None] * 5
+    code, out, _ = run(capsys, "check", str(path))
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()[3:] if line.strip()}
+    assert code == 0 and [lines[k] for k in ("retry", "breaker", "budget", "bulkhead")] == ["off"] * 4
+    assert lines["deadline"] == "none"
+
+
 def test_check_require_env_fails_when_a_variable_is_unset(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,6 +222,16 @@ def test_call_malformed_body_is_exit_8(
     code, out, _ = run(capsys, "call", str(config), "local", "GET", "/broken")
     document = json.loads(out)
     assert code == 8 and document["error"]["code"] == "malformed_response" and document["data"] is None
+
+
+@pytest.mark.parametrize("reply", [Reply(200, body=b'{"id": 42, "name": "x"}', reset="mid"),
+                                   Reply(200, body=b'{"id": 4', content_length=400)])
+def test_call_body_broken_mid_way_is_exit_8_not_unexpected(
+    config: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str], reply: Reply
+) -> None:
+    upstream.script("/v1/cut", reply)
+    code, out, _ = run(capsys, "call", str(config), "local", "GET", "/cut")
+    assert code == 8 and json.loads(out)["error"]["type"] == "IncompleteBodyError"
 
 
 def test_call_usage_and_configuration_errors(

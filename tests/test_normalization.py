@@ -171,6 +171,19 @@ class TestSniffing:
         assert n.error is not None and n.error.code == "malformed_response"
         assert "HTML page (Sign in)" in n.error.message
 
+    @pytest.mark.parametrize(
+        ("body", "reason"),
+        [
+            (b'{"name": "ab', "Unterminated string starting at line 1 column 10"),
+            (b'{"id": 1} x', "Extra data at line 1 column 11"),
+            (b"[1,", "Expecting value at line 1 column 4"),
+        ],
+    )
+    def test_malformed_json_reason_reads_as_a_sentence(self, body: bytes, reason: str) -> None:
+        n = norm(body, "application/json", 200)
+        assert n.error is not None and n.error.message.endswith(reason)
+        assert "at at" not in n.error.message
+
     def test_json_header_holding_plain_text_error(self) -> None:
         n = norm(b"upstream connect error\n", "application/json", 503)
         assert (n.format, n.data) == ("text", "upstream connect error\n")

@@ -83,6 +83,10 @@ def test_adapter_without_timeout_inherits_the_session_default() -> None:
         ("https://api.test/v1/", "users", "https://api.test/v1/users"),
         ("https://api.test/v1", "", "https://api.test/v1"),
         ("https://api.test/v1", "https://other.test/z", "https://other.test/z"),
+        # A bare query string or fragment qualifies base_url itself, as urljoin would read it.
+        ("https://api.test/v1", "?page=2", "https://api.test/v1?page=2"),
+        ("https://api.test/v1/", "?page=2", "https://api.test/v1/?page=2"),
+        ("https://api.test/v1?lang=en", "?page=2", "https://api.test/v1?page=2"),
     ],
 )
 def test_base_url_joins_relative_urls(base: str, path: str, expected: str) -> None:

@@ -43,7 +43,8 @@ EXIT_CODES = {
     5: "the upstream answered 5xx (ServerError, or RetryExhaustedError after retried 5xx)",
     6: "timeout: connect, read or the call's deadline (APITimeoutError)",
     7: "connection failed or refused locally (APIConnectionError, CircuitOpenError, BulkheadFullError)",
-    8: "the response body could not be read (MalformedResponseError)",
+    8: "the response body could not be read: malformed, or broken mid-way (MalformedResponseError, "
+    "IncompleteBodyError)",
     141: "stdout was closed before everything was written (e.g. piped into head); nothing more is printed",
 }
 
@@ -222,7 +223,7 @@ def _exit_code(error: BaseException) -> int:
         return 6
     if isinstance(error, (errors.APIConnectionError, errors.CircuitOpenError, errors.BulkheadFullError)):
         return 7
-    if isinstance(error, errors.MalformedResponseError):
+    if isinstance(error, (errors.MalformedResponseError, errors.IncompleteBodyError)):
         return 8
     return 1
 

@@ -26,7 +26,7 @@ def describe(config: IntegrationConfig) -> dict[str, str]:
         "base_url": redact_url(config.base_url),
         "timeout": f"connect {connect:g} s, read {read:g} s",
         "deadline": f"{config.deadline:g} s" if config.deadline is not None else "none",
-        "retry": _describe_retry(config.retry),
+        "retry": "off" if _retries_off(config.retry) else _describe_retry(config.retry),
         "breaker": _describe_options(config.breaker),
         "budget": _describe_options(config.budget),
         "bulkhead": _describe_options(config.bulkhead),
@@ -48,7 +48,7 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
         "base_url": config.base_url,
         "timeout": {"connect": connect, "read": read},
         "deadline": config.deadline,
-        "retry": _option_values(config.retry),
+        "retry": None if _retries_off(config.retry) else _option_values(config.retry),
         "breaker": _option_values(config.breaker),
         "budget": _option_values(config.budget),
         "bulkhead": _option_values(config.bulkhead),
@@ -90,6 +90,11 @@ def _option_values(policy: Any) -> dict[str, Any] | None:
         value = getattr(policy, name)
         values[name] = sorted(value) if isinstance(value, (frozenset, set, tuple, list)) else value
     return values
+
+
+def _retries_off(retry: RetryPolicy) -> bool:
+    """``retry = false`` (or ``total = 0``): shown as off, like every other policy that is off."""
+    return retry.total is False or retry.total == 0
 
 
 def _describe_retry(retry: RetryPolicy) -> str:

@@ -84,7 +84,9 @@ def _try_json(content: bytes, charset: str | None) -> tuple[bool, Any]:
 
 def _json_reason(exc: BaseException) -> str:
     if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        # Some of json's messages already end in "at" ("Unterminated string starting at").
+        at = "" if exc.msg.endswith(" at") else " at"
+        return f"{exc.msg}{at} line {exc.lineno} column {exc.colno}"
     if isinstance(exc, UnicodeDecodeError):
         return f"invalid {exc.encoding} at byte {exc.start}"
     if isinstance(exc, RecursionError):
