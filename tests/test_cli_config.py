@@ -224,8 +224,13 @@ def test_call_malformed_body_is_exit_8(
     assert code == 8 and document["error"]["code"] == "malformed_response" and document["data"] is None
 
 
-@pytest.mark.parametrize("reply", [Reply(200, body=b'{"id": 42, "name": "x"}', reset="mid"),
-                                   Reply(200, body=b'{"id": 4', content_length=400)])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, body=b'{"id": 42, "name": "x"}', reset="mid"),
+        Reply(200, body=b'{"id": 4', content_length=400),
+    ],
+)
 def test_call_body_broken_mid_way_is_exit_8_not_unexpected(
     config: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str], reply: Reply
 ) -> None:

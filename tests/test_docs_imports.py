@@ -29,7 +29,8 @@ def _imports(page: Path) -> list[str]:
         try:
             tree = ast.parse(block)
         except SyntaxError:  # a fragment (``...`` in an argument list); its imports are still lines
-            tree = ast.parse("\n".join(line for line in block.splitlines() if line.startswith(("from", "import"))))
+            lines = [line for line in block.splitlines() if line.startswith(("from", "import"))]
+            tree = ast.parse("\n".join(lines))
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 source = ast.unparse(node)
