@@ -50,6 +50,8 @@ import requests.utils as _utils
 from requests.cookies import RequestsCookieJar, cookiejar_from_dict, merge_cookies
 from requests.structures import CaseInsensitiveDict
 
+from ._compat.requests import OriginalSession
+
 __all__ = ["merge_environment_settings", "netrc_auth", "prepare_request"]
 
 #: Results remembered per environment before the memo is emptied (distinct hosts, netrc files).
@@ -334,7 +336,7 @@ _MIRRORED_NAMES = frozenset(
 
 
 def _replicates_requests() -> bool:
-    code = getattr(requests.Session.prepare_request, "__code__", None)
+    code = getattr(OriginalSession.prepare_request, "__code__", None)
     return code is not None and frozenset(code.co_names) - {"cast", "str"} == _MIRRORED_NAMES
 
 

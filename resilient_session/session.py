@@ -14,6 +14,7 @@ from urllib3.util.retry import Retry
 
 from . import _environ
 from ._call import CallState, current_call, enter, leave
+from ._compat.requests import OriginalSession
 from ._redact import redact_url
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
 from .auth.keys import carry_credentials
@@ -35,7 +36,7 @@ __all__ = ["ResilientSession"]
 AuthArg = AuthBase | tuple[str, str] | None
 
 
-class ResilientSession(requests.Session):
+class ResilientSession(OriginalSession):
     """A :class:`requests.Session` whose every call has a timeout, retries, a deadline and typed errors.
 
     Replace ``requests.Session()`` with ``ResilientSession()``; everything not listed here behaves as in
@@ -80,7 +81,7 @@ class ResilientSession(requests.Session):
     """
 
     __attrs__ = [
-        *requests.Session.__attrs__,
+        *OriginalSession.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
         *("events", "integration", "request_id_header", "max_response_size"),
     ]
