@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import requests.sessions
 
 __all__ = ["OriginalSession", "original_session_class"]
@@ -20,5 +22,8 @@ def original_session_class() -> type[requests.sessions.Session]:
     raise RuntimeError("requests.sessions.Session is not requests' Session class")  # pragma: no cover
 
 
-#: requests' own ``Session`` class, resolved when this module was imported (see above).
-OriginalSession = original_session_class()
+if TYPE_CHECKING:
+    from requests.sessions import Session as OriginalSession
+else:
+    #: requests' own ``Session`` class, resolved when this module was imported (see above).
+    OriginalSession = original_session_class()
