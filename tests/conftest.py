@@ -11,6 +11,9 @@ import pytest
 from resilient_session.observe.logging import REDACTED_LOGGERS, redact_library_logs
 from tests.integration.upstream import Upstream
 
+# The package's fixtures and its reset of process-wide state between tests are opt-in, as for any user.
+pytest_plugins = ["resilient_session.testing.pytest_plugin"]
+
 
 @pytest.fixture
 def upstream() -> Iterator[Upstream]:

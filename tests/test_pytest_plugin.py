@@ -8,15 +8,55 @@ pytest_plugins = ["pytester"]
 
 pytestmark = pytest.mark.integration
 
+PLUGIN = "resilient_session.testing.pytest_plugin"
+FIXTURES = ("chaos_server", "chaos_session", "no_backoff", "resilient_session")
 
-def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
+
+@pytest.fixture
+def opted_in(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A throw-away project whose conftest opts in, as docs/testing.md shows."""
+    pytester.makeconftest(f"pytest_plugins = [{PLUGIN!r}]")
+    return pytester
+
+
+def test_installing_the_package_changes_no_other_test_suite(pytester: pytest.Pytester) -> None:
+    """No entry point: a suite that does not ask gets no fixture, no marker and no autouse reset."""
     result = pytester.runpytest("--fixtures")
+    assert not any(f"{name} -- " in result.stdout.str() for name in FIXTURES)
+    assert PLUGIN not in result.stdout.str()
+    pytester.makepyfile(
+        """
+        import requests
+        from resilient_session import CircuitBreaker
+
+        BREAKER = CircuitBreaker(consecutive_failures=1, failure_rate_threshold=None)
+        HOST = "https://api.example.test:443"
+
+        def test_opens_the_circuit():
+            BREAKER.record(BREAKER.acquire(HOST), error=requests.ConnectionError("down"))
+
+        def test_state_is_the_suites_own_business():
+            assert BREAKER.state(HOST).state.value == "open"  # nothing reset it behind the suite's back
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("how", ["conftest", "-p"])
+def test_the_plugin_is_opt_in_by_conftest_or_command_line(pytester: pytest.Pytester, how: str) -> None:
+    if how == "conftest":
+        pytester.makeconftest(f"pytest_plugins = [{PLUGIN!r}]")
+        result = pytester.runpytest("--fixtures")
+    else:
+        result = pytester.runpytest("--fixtures", "-p", PLUGIN)
     # One at a time: pytest lists fixtures sorted by "file:line" as text, not in definition order.
-    for name in ("chaos_server", "chaos_session", "no_backoff", "resilient_session"):
+    for name in FIXTURES:
         result.stdout.fnmatch_lines([f"{name} -- *pytest_plugin.py:*"])
 
 
-def test_integration_marker_is_declared(pytester: pytest.Pytester) -> None:
+def test_integration_marker_is_declared(opted_in: pytest.Pytester) -> None:
+    pytester = opted_in
     pytester.makepyfile(
         """
         import pytest
@@ -30,7 +70,8 @@ def test_integration_marker_is_declared(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
-def test_chaos_server_fixture_counts_and_resets_between_tests(pytester: pytest.Pytester) -> None:
+def test_chaos_server_fixture_counts_and_resets_between_tests(opted_in: pytest.Pytester) -> None:
+    pytester = opted_in
     pytester.makepyfile(
         """
         import requests
@@ -56,7 +97,8 @@ def test_chaos_server_fixture_counts_and_resets_between_tests(pytester: pytest.P
     result.assert_outcomes(passed=3)
 
 
-def test_chaos_session_fixture_talks_to_the_chaos_server(pytester: pytest.Pytester) -> None:
+def test_chaos_session_fixture_talks_to_the_chaos_server(opted_in: pytest.Pytester) -> None:
+    pytester = opted_in
     pytester.makepyfile(
         """
         from resilient_session import ResilientSession
@@ -72,7 +114,8 @@ def test_chaos_session_fixture_talks_to_the_chaos_server(pytester: pytest.Pytest
     result.assert_outcomes(passed=1)
 
 
-def test_the_old_resilient_session_fixture_name_still_works_and_warns(pytester: pytest.Pytester) -> None:
+def test_the_old_resilient_session_fixture_name_still_works_and_warns(opted_in: pytest.Pytester) -> None:
+    pytester = opted_in
     pytester.makepyfile(
         """
         import pytest
@@ -88,7 +131,8 @@ def test_the_old_resilient_session_fixture_name_still_works_and_warns(pytester: 
     result.assert_outcomes(passed=1)
 
 
-def test_in_memory_circuits_are_closed_again_between_tests(pytester: pytest.Pytester) -> None:
+def test_in_memory_circuits_are_closed_again_between_tests(opted_in: pytest.Pytester) -> None:
+    pytester = opted_in
     pytester.makepyfile(
         """
         import requests
@@ -111,7 +155,8 @@ def test_in_memory_circuits_are_closed_again_between_tests(pytester: pytest.Pyte
     result.assert_outcomes(passed=2)
 
 
-def test_no_backoff_skips_waits_but_keeps_retries(pytester: pytest.Pytester) -> None:
+def test_no_backoff_skips_waits_but_keeps_retries(opted_in: pytest.Pytester) -> None:
+    pytester = opted_in
     pytester.makepyfile(
         """
         import time
@@ -135,7 +180,8 @@ def test_no_backoff_skips_waits_but_keeps_retries(pytester: pytest.Pytester) -> 
     result.assert_outcomes(passed=1)
 
 
-def test_no_backoff_covers_plain_urllib3_retry(pytester: pytest.Pytester) -> None:
+def test_no_backoff_covers_plain_urllib3_retry(opted_in: pytest.Pytester) -> None:
+    pytester = opted_in
     pytester.makepyfile(
         """
         import time
@@ -159,7 +205,8 @@ def test_no_backoff_covers_plain_urllib3_retry(pytester: pytest.Pytester) -> Non
     result.assert_outcomes(passed=1)
 
 
-def test_no_backoff_is_undone_after_the_test(pytester: pytest.Pytester) -> None:
+def test_no_backoff_is_undone_after_the_test(opted_in: pytest.Pytester) -> None:
+    pytester = opted_in
     pytester.makepyfile(
         """
         import time

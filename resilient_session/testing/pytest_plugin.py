@@ -1,4 +1,7 @@
-"""pytest fixtures for code that calls external APIs, registered through the ``pytest11`` entry point.
+"""pytest fixtures for code that calls external APIs.
+
+Opt-in: ``pytest_plugins = ["resilient_session.testing.pytest_plugin"]`` in a suite's root
+``conftest.py``, or ``pytest -p resilient_session.testing.pytest_plugin``.
 
 ``chaos_server``
     A running :class:`~resilient_session.testing.chaos.ChaosServer` (one per test session, counters reset for
@@ -11,12 +14,12 @@
 ``resilient_session``
     The old name of ``chaos_session`` (it shadowed the package's name); deprecated, it warns.
 
-Between tests (autouse, for every test of the run) the plugin also clears in-memory circuit-breaker and
-retry-budget state, so a circuit one test opened (say, on a module-level session) never refuses the next
-test's calls. Redis-backed state is not touched.
+Between tests (autouse, for every test of a suite that loaded the plugin) it also clears in-memory
+circuit-breaker and retry-budget state, so a circuit one test opened (say, on a module-level session)
+never refuses the next test's calls. Redis-backed state is not touched.
 
-This module is loaded by every pytest run in an environment where resilient-session is installed, so it
-imports nothing beyond pytest until a fixture is used.
+Installing the package registers nothing with pytest; this module imports nothing beyond pytest until a
+fixture is used.
 """
 
 from __future__ import annotations
