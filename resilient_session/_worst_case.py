@@ -112,7 +112,7 @@ def _wait(retry: Retry, n: int) -> float:
     from .retry import RetryPolicy
 
     backoff_max = float(retry.backoff_max)
-    backoff = min(backoff_max, float(retry.backoff_factor) * 2 ** (n - 1) + float(retry.backoff_jitter))
+    backoff = min(backoff_max, float(retry.backoff_factor) * 2.0 ** (n - 1) + float(retry.backoff_jitter))
     if not retry.respect_retry_after_header:
         return backoff
     retry_after = float(getattr(retry, "retry_after_max", Retry.DEFAULT_RETRY_AFTER_MAX))
