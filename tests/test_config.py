@@ -212,7 +212,8 @@ def test_a_budget_table_keeps_its_values() -> None:
         (one(retry={"backof_factor": 1}), "integrations.api.retry.backof_factor: unknown key"),
         (
             one(retry="always"),
-            'integrations.api.retry: expected a number of retries, true, false or a retry policy, got "always"',
+            "integrations.api.retry: expected a number of retries, true, false or a retry policy, "
+            'got "always"',
         ),
         (
             one(breaker={"failure_rate_threshold": 1.5}),
