@@ -68,7 +68,10 @@ def test_the_failure_guide_states_the_figure_the_code_computes() -> None:
     connect, read = DEFAULT_TIMEOUT
     wait = min(policy.backoff_max, policy.retry_after_max)
     assert isinstance(policy.total, int)
-    stated = re.search(r"\*\*(\d+) × \(([\d.]+) \+ ([\d.]+)\) s \+ (\d+) × ([\d.]+) s = ([\d.]+) s\*\*", text)
+    times = "\N{MULTIPLICATION SIGN}"
+    stated = re.search(
+        rf"\*\*(\d+) {times} \(([\d.]+) \+ ([\d.]+)\) s \+ (\d+) {times} ([\d.]+) s = ([\d.]+) s\*\*", text
+    )
     assert stated is not None, "the failure guide must state the default figure with its terms"
     attempts, doc_connect, doc_read, retries, doc_wait, figure = stated.groups()
     assert (int(attempts), float(doc_connect), float(doc_read)) == (policy.total + 1, connect, read)
@@ -107,7 +110,8 @@ def test_a_deadline_is_the_bound_and_the_line_says_what_it_would_be_without() ->
     found = worst_case((3.05, 20), RetryPolicy(4, backoff_max=10), 30)
     assert found.seconds == 30 and found.per_url == pytest.approx(5 * 23.05 + 4 * 10)
     assert found.describe() == (
-        "30 s (the deadline; without it 155.25 s per URL = 5 attempts x (3.05 + 20) s + waits 10 + 10 + 10 + 10 s)"
+        "30 s (the deadline; without it 155.25 s per URL = 5 attempts x (3.05 + 20) s"
+        " + waits 10 + 10 + 10 + 10 s)"
     )
 
 
