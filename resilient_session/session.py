@@ -73,6 +73,11 @@ class ResilientSession(requests.Session):
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.observe.tracing`.
 
+    ``base_url``, ``timeout``, ``retry``, ``deadline``, ``raise_for_status`` and ``request_id_header``
+    are checked here, as the integrations file checks them and with its words (``TypeError`` for a wrong
+    type, ``ValueError`` for a value out of bounds, the option's name first). Without a ``deadline`` a call
+    is bounded by its timeouts and retries only (see ``docs/failure-guide.md``, "The worst case").
+
     Every option is also an attribute, set later with the same values accepted, and read at the next
     call: ``session.retry = RetryPolicy(0)``, ``session.breaker = False``, ``session.deadline = 5``.
     Mounted adapters not given a policy of their own use the session's.

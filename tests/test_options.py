@@ -168,9 +168,9 @@ def test_an_adapter_refuses_them_too(option: str, value: Any) -> None:
 
 def test_a_wrong_type_is_a_type_error_a_bad_value_a_value_error_for_the_session_too() -> None:
     with pytest.raises(TypeError):
-        ResilientSession(retry="3")
+        ResilientSession(retry="3")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        ResilientSession(timeout=(1, 2, 3))
+        ResilientSession(timeout=(1, 2, 3))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ResilientSession(timeout=-1)
     with pytest.raises(ValueError):
@@ -228,7 +228,7 @@ def test_a_misspelt_retry_option_is_a_type_error_naming_retry_policy_and_the_opt
 @pytest.mark.parametrize(
     ("build", "error"),
     [
-        (lambda: RetryPolicy(backoff_factor="1"), TypeError),
+        (lambda: RetryPolicy(backoff_factor="1"), TypeError),  # type: ignore[arg-type]
         (lambda: RetryPolicy(total=-2), ValueError),
         (lambda: RetryPolicy().new(backoff_max=-1), ValueError),
         (lambda: RetryPolicy(redirect=5), ValueError),
