@@ -225,8 +225,9 @@ class RetryPolicy(CallAwareRetry):
     A request whose body cannot be rewound (a generator, a pipe) is never retried.
 
     Each option is checked against :attr:`OPTIONS` when the policy is made or changed with :meth:`new`
-    (``TypeError`` for a wrong type, ``ValueError`` for a value out of bounds, naming the option); the
-    integrations file checks its ``retry`` table with the same specs.
+    (``TypeError`` for a wrong type, ``ValueError`` for a value out of bounds, naming ``RetryPolicy`` and
+    the option; an unknown option, ``backof_factor`` say, is a ``TypeError`` too); the integrations file
+    checks its ``retry`` table with the same specs.
 
     The policy is immutable: :meth:`increment` and :meth:`new` return changed copies that keep the
     subclass and every option. During a call it reads the call's deadline from the session's
