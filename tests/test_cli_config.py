@@ -383,3 +383,20 @@ def test_check_prints_the_worst_case_of_each_integration(
     policies = json.loads(out)
     assert policies["billing"]["worst_case"] == {"seconds": 30, "per_url": pytest.approx(155.25)}
     assert policies["crm"]["worst_case"] == {"seconds": pytest.approx(120.5), "per_url": pytest.approx(120.5)}
+
+
+def test_the_installed_command_prints_the_worst_case_too(tmp_path: Path) -> None:
+    path = tmp_path / "integrations.toml"
+    path.write_text('[integrations.plain]\nbase_url = "https://api.example.com"\n', encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "resilient_session", "check", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.strip().startswith("worst_case")]
+    assert "222.2 s per URL = 4 attempts x (3.05 + 30) s + waits 30 + 30 + 30 s" in line
