@@ -240,9 +240,12 @@ class _Checker:
         self.secrets.update(url_secrets(base_url))
         if base_url is None:
             self.problem(f"{where}.base_url", 'missing (e.g. base_url = "https://api.example.com/v1")')
-        elif self.option(f"{where}.base_url", "base_url", base_url):
-            self.base_url(f"{where}.base_url", base_url)
-            kwargs["base_url"] = base_url
+        else:
+            valid = self.option(f"{where}.base_url", "base_url", base_url)
+            if isinstance(base_url, str):
+                self.base_url(f"{where}.base_url", base_url)  # a credential is reported on any URL
+            if valid:
+                kwargs["base_url"] = base_url
         if "description" in table and self.check(f"{where}.description", table["description"], STRING):
             kwargs["description"] = table["description"]
         if "timeout" in table:
@@ -283,7 +286,10 @@ class _Checker:
 
     def base_url(self, where: str, url: str) -> None:
         """What the file refuses beyond the constructor: credentials written in the URL."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return  # already reported: not a valid URL
         if parts.password is not None:
             self.problem(where, "must not contain a password; use an [auth] table with environment variables")
         if any(is_secret_name(k) for k, _ in parse_qsl(parts.query)):
