@@ -14,8 +14,21 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-__all__ = ["Option", "check_attributes", "check_options", "show"]
+from urllib3.util import Retry, Timeout
+
+from ._redact import redact_url
+
+__all__ = [
+    "SECONDS",
+    "Option",
+    "check_attributes",
+    "check_options",
+    "check_session_option",
+    "session_option_problem",
+    "show",
+]
 
 Kind = Literal["count", "integer", "number", "boolean", "string", "statuses", "methods", "header"]
 
@@ -153,3 +166,98 @@ def check_attributes(policy: Any) -> None:
     """:func:`check_options` for a policy whose options are its attributes (the dataclass policies)."""
     options: Mapping[str, Option] = type(policy).OPTIONS
     check_options(options, {name: getattr(policy, name) for name in options})
+
+
+# -- the session's options --------------------------------------------------------------------------
+# The constructor (and the attribute setters) of ResilientSession and the integrations file check these
+# with the functions below, so the same value is refused by both, with the same words.
+
+#: A timeout, a part of one, or a deadline: seconds, finite and > 0.
+SECONDS = Option("number", exclusive=True)
+_RETRY_COUNT = Option("count")
+_BOOLEAN = Option("boolean")
+_STRING = Option("string")
+_HEADER = Option("header")
+
+
+def session_option_problem(name: str, value: Any, *, python: bool = True) -> tuple[str, str, bool] | None:
+    """What is wrong with *value* for the session option *name*: ``(where, problem, is_type)``, where
+    ``where`` is ``""`` or the part (``".connect"``), or ``None`` when it is accepted.
+
+    *python* says where the value comes from: Python also takes ``None`` (the default or "off"), urllib3
+    ``Timeout`` and ``Retry`` objects; a file also takes ``false`` for "off", and tables, which the
+    file checks key by key itself.
+    """
+    if value is None and python:
+        return None
+    if name == "timeout":
+        return _timeout_problem(value, python=python)
+    if name == "deadline":
+        return None if value is False and not python else _problem(SECONDS, value)
+    if name == "base_url":
+        return _base_url_problem(value)
+    if name == "retry":
+        return _retry_problem(value, python=python)
+    if name == "raise_for_status":
+        return _problem(_BOOLEAN, value)
+    if name == "request_id_header":
+        return None if value is False and not python else _problem(_HEADER, value)
+    raise KeyError(name)
+
+
+def check_session_option(name: str, value: Any) -> None:
+    """Raise for a Python *value* the session option *name* refuses, as the integrations file words it:
+    ``TypeError`` for a wrong type, ``ValueError`` for a value out of bounds, the option's name first."""
+    found = session_option_problem(name, value)
+    if found is not None:
+        where, problem, is_type = found
+        raise (TypeError if is_type else ValueError)(f"{name}{where}: {problem}")
+
+
+def _problem(option: Option, value: Any) -> tuple[str, str, bool] | None:
+    problem = option.problem(value)
+    return None if problem is None else ("", problem, option.is_type_problem(value))
+
+
+def _timeout_problem(value: Any, *, python: bool) -> tuple[str, str, bool] | None:
+    if python and isinstance(value, Timeout):
+        return None  # urllib3 checked it when it was made
+    if not python and isinstance(value, Mapping):
+        return None  # the file's { connect, read } table: checked key by key
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            return "", f"expected a number or a (connect, read) pair, got {show(value)}", True
+        for part, seconds in zip((".connect", ".read"), value, strict=True):
+            if seconds is None and python:
+                continue  # wait forever for this part, as in requests
+            found = _problem(SECONDS, seconds)
+            if found is not None:
+                return part, found[1], found[2]
+        return None
+    if isinstance(value, (Mapping, set, frozenset)):
+        return "", f"expected a number or a (connect, read) pair, got {show(value)}", True
+    return _problem(SECONDS, value)
+
+
+def _base_url_problem(value: Any) -> tuple[str, str, bool] | None:
+    found = _problem(_STRING, value)
+    if found is not None:
+        return found
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "", "not a valid URL (bad port or brackets)", False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "", f"expected an http:// or https:// URL with a host, got {show(redact_url(value))}", False
+    return None
+
+
+def _retry_problem(value: Any, *, python: bool) -> tuple[str, str, bool] | None:
+    if isinstance(value, bool) or (python and isinstance(value, Retry)):
+        return None
+    if not python and isinstance(value, Mapping):
+        return None  # the file's retry table: checked key by key against RetryPolicy.OPTIONS
+    if isinstance(value, int):
+        return _problem(_RETRY_COUNT, value)
+    return "", f"expected a number of retries, true, false or a retry policy, got {show(value)}", True

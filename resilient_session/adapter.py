@@ -16,6 +16,7 @@ from urllib3.util.retry import Retry
 from . import errors
 from ._call import CallState, RetryGate, current_call, enter, leave
 from ._mixins import with_mixin
+from ._options import check_session_option
 from ._watchdog import WATCHDOG
 from .normalization.body import Overflow, read_bounded
 from .normalization.view import DEFAULT_NORMALIZER, Normalizer, with_normalized
@@ -163,6 +164,8 @@ class ResilientAdapter(HTTPAdapter):
         bulkhead: Bulkhead | bool | None = None,
         **kwargs: Any,
     ) -> None:
+        check_session_option("timeout", timeout)
+        check_session_option("deadline", deadline)
         self.timeout = timeout
         self.deadline = deadline
         self.breaker = breaker

@@ -179,7 +179,16 @@ class RetryExhaustedError(APIError, rexc.RetryError):
 
 
 class APIStatusError(APIError, requests.HTTPError):
-    """The upstream answered with a 4xx or 5xx status."""
+    """The upstream answered with a 4xx or 5xx status. ``retry_after`` is the wait its ``Retry-After``
+    header asked for, in seconds (``None`` without one): a wait the call did not sleep, because it would
+    not fit in the deadline or the retries had run out, is the caller's to honour."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        headers = getattr(self.response, "headers", None)
+        if retry_after is None and headers is not None:
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+        self.retry_after = retry_after
 
 
 class ClientError(APIStatusError):
@@ -196,12 +205,6 @@ class NotFoundError(ClientError):
 
 class RateLimitedError(ClientError):
     """429; ``retry_after`` is the server's requested wait in seconds, if it said one."""
-
-    def __init__(self, message: str = "", *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        if retry_after is None and self.response is not None:
-            retry_after = parse_retry_after(self.response.headers.get("Retry-After"))
-        self.retry_after = retry_after
 
 
 class ServerError(APIStatusError):

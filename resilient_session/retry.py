@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import random
 import ssl
@@ -26,7 +28,7 @@ from urllib3.util.retry import Retry
 
 from ._call import current_call
 from ._mixins import with_mixin
-from ._options import Option, check_options
+from ._options import Option, check_options, check_session_option
 from ._redact import redact_url
 from .errors import parse_retry_after
 
@@ -223,8 +225,9 @@ class RetryPolicy(CallAwareRetry):
     A request whose body cannot be rewound (a generator, a pipe) is never retried.
 
     Each option is checked against :attr:`OPTIONS` when the policy is made or changed with :meth:`new`
-    (``TypeError`` for a wrong type, ``ValueError`` for a value out of bounds, naming the option); the
-    integrations file checks its ``retry`` table with the same specs.
+    (``TypeError`` for a wrong type, ``ValueError`` for a value out of bounds, naming ``RetryPolicy`` and
+    the option; an unknown option, ``backof_factor`` say, is a ``TypeError`` too); the integrations file
+    checks its ``retry`` table with the same specs.
 
     The policy is immutable: :meth:`increment` and :meth:`new` return changed copies that keep the
     subclass and every option. During a call it reads the call's deadline from the session's
@@ -281,8 +284,9 @@ class RetryPolicy(CallAwareRetry):
                 "idempotency_key_methods": idempotency_key_methods,
                 "retry_read_timeouts": retry_read_timeouts,
             }
+            _refuse_unknown_options(kwargs)
             given.update((name, value) for name, value in kwargs.items() if name in self.OPTIONS)
-            check_options(self.OPTIONS, given)
+            _check(self.OPTIONS, given)
         super().__init__(
             total,
             backoff_factor=backoff_factor,
@@ -305,7 +309,8 @@ class RetryPolicy(CallAwareRetry):
         }
         params.update(kw)
         _refuse_redirect_options(kw.get("total", self.total), kw)
-        check_options(
+        _refuse_unknown_options(kw)
+        _check(
             self.OPTIONS,
             {k: v for k, v in kw.items() if k in self.OPTIONS and not _exhausted_count(self.OPTIONS[k], v)},
         )
@@ -368,6 +373,29 @@ class RetryPolicy(CallAwareRetry):
             # Another handshake meets the same certificate: fail after one, as plain requests does.
             raise MaxRetryError(_pool, url, error)  # type: ignore[arg-type]
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+#: Every keyword RetryPolicy takes: its own and urllib3 ``Retry``'s (``history`` is how copies are made).
+_KNOWN_OPTIONS = frozenset(
+    {*inspect.signature(Retry.__init__).parameters, *inspect.signature(RetryPolicy.__init__).parameters}
+) - {"self", "kwargs"}
+
+
+def _refuse_unknown_options(kwargs: dict[str, Any]) -> None:
+    # Refused here, by name: urllib3 would raise a TypeError naming Retry.__init__, not the policy made.
+    for name in kwargs:
+        if name not in _KNOWN_OPTIONS:
+            close = difflib.get_close_matches(name, sorted(_KNOWN_OPTIONS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"RetryPolicy got an unknown option {name!r}{hint}")
+
+
+def _check(options: dict[str, Option], values: dict[str, Any]) -> None:
+    """:func:`check_options`, its message naming RetryPolicy (the option's name follows)."""
+    try:
+        check_options(options, values)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"RetryPolicy {exc}") from None
 
 
 def _refuse_redirect_options(total: bool | int | None, kwargs: dict[str, Any]) -> None:
@@ -440,6 +468,7 @@ def as_retry_policy(retry: Retry | int | bool | None) -> Retry:
     ``None`` gives the default :class:`RetryPolicy`, an int ``n`` gives ``RetryPolicy(total=n)``,
     ``False`` disables retries (plain requests' own ``Retry(0, read=False)``), a ``Retry`` is used as is.
     """
+    check_session_option("retry", retry)
     if retry is None or retry is True:
         return RetryPolicy()
     if retry is False:

@@ -15,6 +15,7 @@ from urllib3.util.retry import Retry
 from . import _environ
 from ._call import CallState, current_call, enter, leave
 from ._compat.requests import OriginalSession
+from ._options import check_session_option
 from ._redact import redact_url
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
 from .auth.keys import carry_credentials
@@ -73,6 +74,11 @@ class ResilientSession(OriginalSession):
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.observe.tracing`.
 
+    ``base_url``, ``timeout``, ``retry``, ``deadline``, ``raise_for_status`` and ``request_id_header``
+    are checked here, as the integrations file checks them and with its words (``TypeError`` for a wrong
+    type, ``ValueError`` for a value out of bounds, the option's name first). Without a ``deadline`` a call
+    is bounded by its timeouts and retries only (see ``docs/failure-guide.md``, "The worst case").
+
     Every option is also an attribute, set later with the same values accepted, and read at the next
     call: ``session.retry = RetryPolicy(0)``, ``session.breaker = False``, ``session.deadline = 5``.
     Mounted adapters not given a policy of their own use the session's.
@@ -106,6 +112,9 @@ class ResilientSession(OriginalSession):
         tracing: Any = True,
         max_response_size: int | None = None,
     ) -> None:
+        # Plain attributes, checked here; the options that are properties check themselves.
+        check_session_option("raise_for_status", raise_for_status)
+        check_session_option("request_id_header", request_id_header)
         super().__init__()
         self.max_response_size = max_response_size
         self.events = Events()
@@ -168,6 +177,27 @@ class ResilientSession(OriginalSession):
     @bulkhead.setter
     def bulkhead(self, value: Bulkhead | bool | None) -> None:
         self._bulkhead: Bulkhead | None = _policy(value, Bulkhead, "bulkhead")
+
+    @property
+    def timeout(self) -> TimeoutArg:
+        """The default ``(connect, read)`` timeout of a call that passes none; set a number, a pair (a part
+        may be ``None``: no bound), a urllib3 ``Timeout`` or ``None`` (the library default)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: TimeoutArg) -> None:
+        check_session_option("timeout", value)
+        self._timeout = value
+
+    @property
+    def base_url(self) -> str | None:
+        """Relative URLs are joined to it; an ``http://`` or ``https://`` URL with a host, or ``None``."""
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str | None) -> None:
+        check_session_option("base_url", value)
+        self._base_url = value
 
     @property
     def deadline(self) -> float | None:
@@ -421,10 +451,5 @@ def _policy(value: Any, cls: type[Any], name: str) -> Any:
 
 
 def _seconds(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{name} must be a positive, finite number of seconds, not {value!r}")
-    return float(value)
+    check_session_option(name, value)
+    return None if value is None else float(value)

@@ -386,3 +386,51 @@ def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + VALID.encode())
     assert set(load_config(path)) == {"api"}
+
+
+def test_check_prints_the_worst_case_of_each_integration(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resilient_session._worst_case import worst_case
+    from resilient_session.config import load_config
+
+    monkeypatch.setenv("BILLING_API_TOKEN", SECRET)
+    code, out, _ = run(capsys, "check", str(EXAMPLE))
+    assert code == 0
+    lines = {
+        name: next(line for line in block.splitlines() if line.strip().startswith("worst_case"))
+        for name, block in (part.split("]", 1) for part in out.split("\n[")[1:])
+    }
+    assert set(lines) == {"billing", "crm", "identity"}
+    for name, config in load_config(EXAMPLE).items():
+        wait = config.bulkhead.max_wait if config.bulkhead is not None else 0.0
+        expected = worst_case(config.timeout, config.retry, config.deadline, bulkhead_wait=wait)
+        assert lines[name].split(None, 1)[1] == expected.describe()
+    # By hand, from the example file: billing has a deadline; crm is timeout = 10, retry = 2 and a
+    # bulkhead waiting 0.5 s; identity keeps the default timeouts with total = 3.
+    assert lines["billing"].split(None, 1)[1].startswith("30 s (the deadline; without it 155.25 s per URL")
+    assert "120.5 s per URL = bulkhead 0.5 s + 3 attempts x (10 + 10) s + waits 30 + 30 s" in lines["crm"]
+    assert "222.2 s per URL = 4 attempts x (3.05 + 30) s + waits 30 + 30 + 30 s" in lines["identity"]
+    assert "bounded only by a deadline" in lines["identity"]
+
+    code, out, _ = run(capsys, "check", "--json", str(EXAMPLE))
+    policies = json.loads(out)
+    assert policies["billing"]["worst_case"] == {"seconds": 30, "per_url": pytest.approx(155.25)}
+    assert policies["crm"]["worst_case"] == {"seconds": pytest.approx(120.5), "per_url": pytest.approx(120.5)}
+
+
+def test_the_installed_command_prints_the_worst_case_too(tmp_path: Path) -> None:
+    path = tmp_path / "integrations.toml"
+    path.write_text('[integrations.plain]\nbase_url = "https://api.example.com"\n', encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "resilient_session", "check", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.strip().startswith("worst_case")]
+    assert "222.2 s per URL = 4 attempts x (3.05 + 30) s + waits 30 + 30 + 30 s" in line

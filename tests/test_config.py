@@ -210,7 +210,11 @@ def test_a_budget_table_keeps_its_values() -> None:
             'integrations.api.retry.full_jitter: expected true or false, got "yes"',
         ),
         (one(retry={"backof_factor": 1}), "integrations.api.retry.backof_factor: unknown key"),
-        (one(retry="always"), 'integrations.api.retry: expected a table, got "always"'),
+        (
+            one(retry="always"),
+            "integrations.api.retry: expected a number of retries, true, false or a retry policy, "
+            'got "always"',
+        ),
         (
             one(breaker={"failure_rate_threshold": 1.5}),
             "integrations.api.breaker.failure_rate_threshold: must be <= 1",

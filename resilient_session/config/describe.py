@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._redact import looks_like_env_name, redact_url, shown_env_name
+from .._worst_case import WorstCase, worst_case
 from ..retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def describe(config: IntegrationConfig) -> dict[str, str]:
         "headers": ", ".join(f"{k}: {v}" for k, v in config.headers.items()) or "none",
         "request_id_header": config.request_id_header or "none",
         "raise_for_status": str(config.raise_for_status).lower(),
+        "worst_case": _worst_case(config).describe(),
     }
 
 
@@ -63,7 +65,21 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
         "headers": dict(config.headers),
         "request_id_header": config.request_id_header,
         "raise_for_status": config.raise_for_status,
+        "worst_case": _worst_case_values(config),
     }
+
+
+def _worst_case(config: IntegrationConfig) -> WorstCase:
+    bulkhead = config.bulkhead
+    wait = float(bulkhead.max_wait) if bulkhead is not None else 0.0
+    return worst_case(config.timeout, config.retry, config.deadline, bulkhead_wait=wait)
+
+
+def _worst_case_values(config: IntegrationConfig) -> dict[str, Any]:
+    """The longest a call takes (``seconds``; ``None``: unbounded), and the same bound per URL without
+    the deadline (``per_url``), in seconds."""
+    found = _worst_case(config)
+    return {"seconds": found.seconds, "per_url": found.per_url}
 
 
 def describe_auth(auth: AuthConfig) -> str:

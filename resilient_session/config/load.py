@@ -28,23 +28,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._redact import is_secret_name, redact_text, redact_url, shown_env_name
+from .._options import session_option_problem
+from .._redact import is_secret_name, redact_text, shown_env_name
 from ..adapter import DEFAULT_TIMEOUT
 from ..errors import ConfigurationError, InvalidConfigError
-from ..retry import RetryPolicy
+from ..retry import RetryPolicy, as_retry_policy
 from .model import AuthConfig, IntegrationConfig
 from .schema import (
     AUTH,
     AUTH_TYPES,
-    BOOLEAN,
     EITHER,
     HEADER_NAME,
     INTEGRATION_KEYS,
     LITERAL_SECRETS,
-    OFF_OR_HEADER_NAME,
-    OFF_OR_POSITIVE,
     POLICIES,
-    POSITIVE,
     STORE,
     STRING,
     TIMEOUT,
@@ -243,16 +240,19 @@ class _Checker:
         self.secrets.update(url_secrets(base_url))
         if base_url is None:
             self.problem(f"{where}.base_url", 'missing (e.g. base_url = "https://api.example.com/v1")')
-        elif self.check(f"{where}.base_url", base_url, STRING):
-            self.base_url(f"{where}.base_url", base_url)
-            kwargs["base_url"] = base_url
+        else:
+            valid = self.option(f"{where}.base_url", "base_url", base_url)
+            if isinstance(base_url, str):
+                self.base_url(f"{where}.base_url", base_url)  # a credential is reported on any URL
+            if valid:
+                kwargs["base_url"] = base_url
         if "description" in table and self.check(f"{where}.description", table["description"], STRING):
             kwargs["description"] = table["description"]
         if "timeout" in table:
             kwargs["timeout"] = self.timeout(f"{where}.timeout", table["timeout"])
         if "deadline" in table:
             deadline = table["deadline"]
-            if self.check(f"{where}.deadline", deadline, OFF_OR_POSITIVE):
+            if self.option(f"{where}.deadline", "deadline", deadline):
                 kwargs["deadline"] = deadline or None
         if "retry" in table:
             kwargs["retry"] = self.retry(f"{where}.retry", table["retry"])
@@ -267,27 +267,29 @@ class _Checker:
             kwargs["headers"] = self.headers(f"{where}.headers", table["headers"])
         if "request_id_header" in table:
             value = table["request_id_header"]
-            if self.check(f"{where}.request_id_header", value, OFF_OR_HEADER_NAME):
+            if self.option(f"{where}.request_id_header", "request_id_header", value):
                 kwargs["request_id_header"] = value or None
-        if "raise_for_status" in table and self.check(
-            f"{where}.raise_for_status", table["raise_for_status"], BOOLEAN
+        if "raise_for_status" in table and self.option(
+            f"{where}.raise_for_status", "raise_for_status", table["raise_for_status"]
         ):
             kwargs["raise_for_status"] = table["raise_for_status"]
         if len(self.problems) > before:
             return None
         return IntegrationConfig(**kwargs)
 
+    def option(self, where: str, name: str, value: Any) -> bool:
+        """Check a session option as the session's constructor does (the same words), file values."""
+        found = session_option_problem(name, value, python=False)
+        if found is not None:
+            self.problem(where + found[0], found[1])
+        return found is None
+
     def base_url(self, where: str, url: str) -> None:
+        """What the file refuses beyond the constructor: credentials written in the URL."""
         try:
             parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError:
-            self.problem(where, "not a valid URL (bad port or brackets)")
-            return
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.problem(
-                where, f"expected an http:// or https:// URL with a host, got {show(redact_url(url))}"
-            )
+            return  # already reported: not a valid URL
         if parts.password is not None:
             self.problem(where, "must not contain a password; use an [auth] table with environment variables")
         if any(is_secret_name(k) for k, _ in parse_qsl(parts.query)):
@@ -296,6 +298,8 @@ class _Checker:
             )
 
     def timeout(self, where: str, value: Any) -> tuple[float, float] | None:
+        if not self.option(where, "timeout", value):
+            return None
         if isinstance(value, Mapping):
             table = self.table(where, value, TIMEOUT)
             if table is None:
@@ -304,17 +308,16 @@ class _Checker:
                 float(table.get("connect", DEFAULT_TIMEOUT[0])),
                 float(table.get("read", DEFAULT_TIMEOUT[1])),
             )
-        if self.check(where, value, POSITIVE):
-            return (float(value), float(value))
-        return None
+        if isinstance(value, list):
+            return (float(value[0]), float(value[1]))
+        return (float(value), float(value))
 
     def retry(self, where: str, value: Any) -> RetryPolicy | None:
-        if value is False:
-            return RetryPolicy(0, read=False)
-        if isinstance(value, int) and not isinstance(value, bool):
-            total = RetryPolicy.OPTIONS["total"].file_problem
-            return RetryPolicy(value) if self.check(where, value, total) else None
-        return self.build(where, value, RetryPolicy)  # type: ignore[no-any-return]
+        if not self.option(where, "retry", value):
+            return None
+        if isinstance(value, Mapping):
+            return self.build(where, value, RetryPolicy)  # type: ignore[no-any-return]
+        return as_retry_policy(value)  # type: ignore[return-value]
 
     def policy(self, where: str, value: Any, policy: type[Any]) -> Any:
         """A breaker, budget or bulkhead table: ``false`` is off (None), ``true`` the defaults."""
