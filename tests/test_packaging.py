@@ -4,9 +4,11 @@ the oldest-versions leg of CI installs exactly the floors pyproject.toml allows.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
-from importlib.metadata import packages_distributions
+from collections.abc import Set as AbstractSet
+from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ CI_RUN = ROOT / ".ci" / "run"
 
 def _requirements(*groups: str) -> list[Requirement]:
     """The requirements of the runtime dependencies (group ``""``) and of the named extras."""
-    found = []
+    found: list[Requirement] = []
     for group in groups:
         lines = PROJECT["dependencies"] if group == "" else PROJECT["optional-dependencies"][group]
         found.extend(Requirement(line) for line in lines)
@@ -62,7 +64,9 @@ def test_every_runtime_and_test_dependency_is_pinned_to_its_floor_for_the_oldest
         # A package listed twice (runtime and test) must not have two floors: only one can be tested.
         assert floors.setdefault(name, floor) == floor, f"{name}: two floors, {floors[name]} and {floor}"
     pins = _pins()
-    disagree = {name: (str(floor), str(pins.get(name))) for name, floor in floors.items() if pins.get(name) != floor}
+    disagree = {
+        name: (str(floor), str(pins.get(name))) for name, floor in floors.items() if pins.get(name) != floor
+    }
     assert not disagree, f"pyproject.toml floor vs {CONSTRAINTS.name} pin: {disagree}"
     unknown = sorted(set(pins) - set(floors))
     assert not unknown, f"{CONSTRAINTS.name} pins what pyproject.toml does not require: {unknown}"
@@ -79,6 +83,34 @@ def test_the_oldest_leg_runs_on_the_oldest_python_the_package_supports() -> None
     assert "constraints-oldest.txt" in script
     assert PYPROJECT["tool"]["ruff"]["target-version"] == f"py3{match[1]}"
     assert PYPROJECT["tool"]["mypy"]["python_version"] == f"3.{match[1]}"
+
+
+# tomllib is stdlib from Python 3.11 on, and imported only there.
+STDLIB = sys.stdlib_module_names | {"tomllib"}
+
+
+@functools.cache
+def _module_distributions() -> dict[str, set[str]]:
+    """Each installed top-level module and the distributions that install it, from their file lists
+    (importlib.metadata.packages_distributions() on Python 3.10 reads only top_level.txt, which
+    namespace packages such as opentelemetry and flit-built ones such as werkzeug lack)."""
+    found: dict[str, set[str]] = {}
+    for distribution in distributions():
+        record = distribution.read_text("RECORD")
+        paths = (
+            [line.rpartition(",")[0].rpartition(",")[0] for line in record.splitlines()]
+            if record is not None
+            else [str(file) for file in distribution.files or []]
+        )
+        name = canonicalize_name(distribution.metadata["Name"])
+        for path in paths:
+            top, slash, _ = path.partition("/")
+            if not slash and not top.endswith(".py"):
+                continue
+            if top.endswith((".dist-info", ".egg-info", ".data")) or top in {"..", "__pycache__"}:
+                continue
+            found.setdefault(top.removesuffix(".py"), set()).add(name)
+    return found
 
 
 def _third_party_imports(root: Path) -> dict[str, set[str]]:
@@ -99,22 +131,22 @@ def _third_party_imports(root: Path) -> dict[str, set[str]]:
             names = [node.module]
         for name in names:
             top = name.partition(".")[0]
-            if top not in sys.stdlib_module_names and top not in local:
+            if top not in STDLIB and top not in local:
                 found.setdefault(top, set()).add(where)
-        for child in ast.iter_child_nodes(node):
-            visit(child, where)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner, where)
 
     for path in sorted(root.rglob("*.py")):
         visit(ast.parse(path.read_text(encoding="utf-8")), str(path.relative_to(ROOT)))
     return found
 
 
-def _undeclared(root: Path, declared: set[str]) -> dict[str, list[str]]:
-    distributions = packages_distributions()
+def _undeclared(root: Path, declared: AbstractSet[str]) -> dict[str, list[str]]:
+    installed = _module_distributions()
     missing = {}
     for module, where in _third_party_imports(root).items():
         # Not installed (tomli on Python 3.11+): the distribution is named after the module.
-        names = {canonicalize_name(name) for name in distributions.get(module, [module])}
+        names = installed.get(module, {canonicalize_name(module)})
         if not names & declared:
             missing[module] = sorted(where)
     return missing
