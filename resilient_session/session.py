@@ -15,6 +15,13 @@ from urllib3.util.retry import Retry
 from . import _environ
 from ._call import CallState, current_call, enter, leave
 from ._redact import redact_url
+from ._subclassing import (
+    class_value,
+    defined_by_subclass,
+    given_arguments,
+    inherits_from_requests,
+    remembers_arguments,
+)
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
@@ -88,6 +95,7 @@ class ResilientSession(requests.Session):
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
     tracing: Any = True
 
+    @remembers_arguments
     def __init__(
         self,
         *,
@@ -106,19 +114,39 @@ class ResilientSession(requests.Session):
         max_response_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.max_response_size = max_response_size
-        self.events = Events()
-        self.integration = integration
-        self.request_id_header = request_id_header
-        self.tracing = tracing
-        self.base_url = base_url
-        self.timeout = timeout
-        self.deadline = deadline
-        self.retry = retry
-        self.raise_for_status = raise_for_status
-        self.breaker = breaker
-        self.budget = budget
-        self.bulkhead = bulkhead
+        # What a subclass set on its class or on the instance before super().__init__() stays, unless
+        # the same option was passed here (see _subclassing).
+        given = given_arguments()
+        options: dict[str, Any] = {
+            "max_response_size": max_response_size,
+            "events": Events(),
+            "integration": integration,
+            "request_id_header": request_id_header,
+            "tracing": tracing,
+            "base_url": base_url,
+            "timeout": timeout,
+            "deadline": deadline,
+            "retry": retry,
+            "raise_for_status": raise_for_status,
+            "breaker": breaker,
+            "budget": budget,
+            "bulkhead": bulkhead,
+        }
+        for name, value in options.items():
+            stored_as = f"_{name}" if name in _PROPERTIES else None
+            if name not in given and defined_by_subclass(
+                self, name, stored_as=stored_as, own=ResilientSession
+            ):
+                if stored_as is None:
+                    continue
+                # A plain class value hiding one of our properties still goes through its checks.
+                found, value = class_value(self, name, own=ResilientSession)
+                if not found:
+                    continue
+            if stored_as is not None:
+                getattr(ResilientSession, name).fset(self, value)
+            else:
+                setattr(self, name, value)
         if auth is not None:
             self.auth = auth
         for prefix in ("https://", "http://"):
@@ -240,7 +268,14 @@ class ResilientSession(requests.Session):
     # -- URLs ------------------------------------------------------------------------------------
 
     def join_url(self, url: str | bytes) -> str | bytes:
-        """*url* joined to ``base_url`` when it is relative; absolute URLs come back unchanged."""
+        """*url* joined to ``base_url`` when it is relative; absolute URLs come back unchanged.
+
+        A subclass that also derives from requests-toolbelt's ``BaseUrlSession`` joins as toolbelt
+        does (its ``create_url``: ``urljoin``), whichever of the two comes first in its bases.
+        """
+        create_url = getattr(self, "create_url", None)
+        if create_url is not None and self.base_url and isinstance(url, str):
+            return str(create_url(url))
         if not self.base_url or isinstance(url, bytes) or "://" in url[:16]:
             return url
         if not url:
@@ -251,7 +286,9 @@ class ResilientSession(requests.Session):
         if self.base_url and isinstance(request.url, str) and request.url != self.join_url(request.url):
             request = copy.copy(request)
             request.url = self.join_url(request.url)
-        if _environ.REPLICATES_REQUESTS:
+        if _environ.REPLICATES_REQUESTS and inherits_from_requests(
+            type(self), ResilientSession, "prepare_request"
+        ):
             return _environ.prepare_request(self, request)  # requests' steps, netrc look-up remembered
         return super().prepare_request(request)
 
@@ -404,6 +441,10 @@ class ResilientSession(requests.Session):
             if error is not None:
                 raise error
         return response
+
+
+# Options stored by a property of ours in ``_<name>``.
+_PROPERTIES = frozenset({"retry", "breaker", "budget", "bulkhead", "deadline", "max_response_size"})
 
 
 def _policy(value: Any, cls: type[Any], name: str) -> Any:
