@@ -26,7 +26,14 @@ from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutA
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
 from .normalization.view import ensure_normalized
-from .observe.events import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
+from .observe.events import (
+    DEFAULT_REQUEST_ID_HEADER,
+    Events,
+    begin_call,
+    end_call,
+    report_refused,
+    with_request_id,
+)
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
@@ -94,6 +101,14 @@ class ResilientSession(requests.Session):
 
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
     tracing: Any = True
+
+    # Set by __init__ unless a subclass set them first (see _subclassing).
+    base_url: str | None
+    timeout: TimeoutArg
+    raise_for_status: bool
+    events: Events
+    integration: str | None
+    request_id_header: str | None
 
     @remembers_arguments
     def __init__(
@@ -286,6 +301,9 @@ class ResilientSession(requests.Session):
         if self.base_url and isinstance(request.url, str) and request.url != self.join_url(request.url):
             request = copy.copy(request)
             request.url = self.join_url(request.url)
+        if self.request_id_header:
+            # Before preparing, which runs auth: a scheme that signs every header signs this one too.
+            request = with_request_id(request, self.request_id_header, self.headers)
         if _environ.REPLICATES_REQUESTS and inherits_from_requests(
             type(self), ResilientSession, "prepare_request"
         ):
