@@ -235,7 +235,7 @@ class ResilientSession(requests.Session):
         """As :meth:`requests.Session.mount`; a :class:`ResilientAdapter` given no retry policy of its own
         takes this session's ``retry``."""
         if isinstance(adapter, ResilientAdapter) and adapter.inherits_retry:
-            adapter.max_retries = self.retry
+            adapter.max_retries = self._retry
         super().mount(prefix, adapter)
 
     def __repr__(self) -> str:

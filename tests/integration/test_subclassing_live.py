@@ -65,7 +65,9 @@ def test_base_url_session_keeps_its_base_url_and_joins_as_toolbelt(
 
 
 @pytest.mark.parametrize("cls", [ToolbeltFirst, OursFirst])
-def test_base_url_session_prepare_request_joins_as_toolbelt(cls: type[requests.Session], server: RawServer) -> None:
+def test_base_url_session_prepare_request_joins_as_toolbelt(
+    cls: type[requests.Session], server: RawServer
+) -> None:
     base = server.url + "/api/v1/"
     combined = cls(base_url=base)  # type: ignore[call-arg]
     alone = BaseUrlSession(base_url=base)
