@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 import pickle
+
 import pytest
 import requests
 import responses
 
 from resilient_session import CircuitBreaker, ResilientSession, RetryPolicy
 from resilient_session._subclassing import defined_by_subclass, inherits_from_requests
+from resilient_session.adapter import DEFAULT_TIMEOUT
 
 URL = "https://api.example.com/v1/items"
 
@@ -34,10 +36,9 @@ def test_class_attributes_of_a_subclass_stay() -> None:
 
 
 def test_arguments_passed_win_even_when_equal_to_the_default() -> None:
-    session = Declares(timeout=(3.05, 30), request_id_header="X-Request-ID", raise_for_status=False)
-    assert session.timeout == (3.05, 30)
+    session: ResilientSession = Declares(timeout=DEFAULT_TIMEOUT, request_id_header="X-Request-ID")
+    assert session.timeout is DEFAULT_TIMEOUT
     assert session.request_id_header == "X-Request-ID"
-    assert session.raise_for_status is False
     assert session.base_url == "https://api.example.com/v1"  # not passed: the class's
 
 
@@ -62,7 +63,7 @@ def test_attributes_set_before_super_init_stay() -> None:
 
 def test_a_class_value_hiding_one_of_our_properties_is_checked_and_used() -> None:
     class Shadows(ResilientSession):
-        retry = 0
+        retry = 0  # type: ignore[assignment]
         deadline = 5
 
     session = Shadows()
@@ -83,7 +84,7 @@ def test_a_mixin_after_ours_keeps_what_its_init_set() -> None:
             super().__init__()
             self.timeout = 9
 
-    class Combined(ResilientSession, Mixin):
+    class Combined(ResilientSession, Mixin):  # type: ignore[misc]
         pass
 
     assert Combined().timeout == 9
@@ -92,7 +93,7 @@ def test_a_mixin_after_ours_keeps_what_its_init_set() -> None:
 
 def test_plain_sessions_are_unchanged() -> None:
     session = ResilientSession()
-    assert session.timeout == (3.05, 30)
+    assert session.timeout == DEFAULT_TIMEOUT
     assert session.request_id_header == "X-Request-ID"
     assert isinstance(session.retry, RetryPolicy)
     fresh = ResilientSession.__new__(ResilientSession)

@@ -24,11 +24,11 @@ def server() -> Iterator[RawServer]:
 # -- requests-toolbelt's BaseUrlSession ------------------------------------------------------------------
 
 
-class ToolbeltFirst(BaseUrlSession, ResilientSession):
+class ToolbeltFirst(BaseUrlSession, ResilientSession):  # type: ignore[misc]
     pass
 
 
-class OursFirst(ResilientSession, BaseUrlSession):
+class OursFirst(ResilientSession, BaseUrlSession):  # type: ignore[misc]
     pass
 
 
