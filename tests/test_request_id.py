@@ -49,7 +49,9 @@ def test_the_attribute_turns_it_off_too() -> None:
 
 def test_false_in_the_integrations_file_turns_it_off(tmp_path: Path) -> None:
     path = tmp_path / "integrations.toml"
-    path.write_text('[integrations.orders]\nbase_url = "https://api.example.com/v1"\nrequest_id_header = false\n')
+    path.write_text(
+        '[integrations.orders]\nbase_url = "https://api.example.com/v1"\nrequest_id_header = false\n'
+    )
     session = ResilientSession.from_config(path)
     assert session.request_id_header is None
     with responses.RequestsMock() as mock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ import requests
 from requests.auth import AuthBase
 
 from resilient_session import ResilientSession
+from resilient_session.observe import bind_request_id
 
 from .rawserver import Conn, RawServer, Received, answer, response
 
@@ -117,3 +119,60 @@ def test_traceparent_is_set_per_attempt_after_auth(server: RawServer) -> None:
     assert traced.get(server.url + "/t", auth=SignEveryHeader()).status_code == 401
     assert "traceparent" in server.received[0].headers
     assert ResilientSession(tracing=False).get(server.url + "/t", auth=SignEveryHeader()).status_code == 200
+
+
+# -- cassettes matched on headers (docs/testing.md) ------------------------------------------------------
+
+
+@pytest.fixture
+def plain_server() -> Iterator[RawServer]:
+    with RawServer([answer()]) as running:
+        yield running
+
+
+def test_vcrpy_match_on_headers(plain_server: RawServer, tmp_path: Path) -> None:
+    vcr = pytest.importorskip("vcr")
+    from vcr.errors import CannotOverwriteExistingCassetteException
+
+    url = plain_server.url + "/orders"
+    recorder = vcr.VCR(cassette_library_dir=str(tmp_path), match_on=["method", "uri", "headers"])
+    with recorder.use_cassette("plain.yaml", record_mode="once"):
+        assert requests.Session().get(url).status_code == 200
+    with recorder.use_cassette("ours.yaml", record_mode="once"):
+        assert ResilientSession().get(url).status_code == 200
+    assert plain_server.count == 2
+
+    # A fresh id per call: neither a cassette recorded with plain requests nor one recorded with us matches.
+    for cassette in ("plain.yaml", "ours.yaml"):
+        with (
+            recorder.use_cassette(cassette, record_mode="none"),
+            pytest.raises(CannotOverwriteExistingCassetteException),
+        ):
+            ResilientSession().get(url)
+    # Turned off, the plain cassette replays; a bound id makes our own recording replayable.
+    with recorder.use_cassette("plain.yaml", record_mode="none"):
+        assert ResilientSession(request_id_header=None).get(url).status_code == 200
+    with recorder.use_cassette("bound.yaml", record_mode="once"), bind_request_id("fixed-id"):
+        assert ResilientSession().get(url).status_code == 200
+    with recorder.use_cassette("bound.yaml", record_mode="none"), bind_request_id("fixed-id"):
+        assert ResilientSession().get(url).status_code == 200
+    assert plain_server.count == 3  # replays never reached the server
+
+
+def test_betamax_match_requests_on_headers(plain_server: RawServer, tmp_path: Path) -> None:
+    betamax = pytest.importorskip("betamax")
+    from betamax.exceptions import BetamaxError
+
+    url = plain_server.url + "/orders"
+    options = {"match_requests_on": ["method", "uri", "headers"]}
+
+    def call(session: requests.Session, record: str) -> int:
+        recorder = betamax.Betamax(session, cassette_library_dir=str(tmp_path))
+        with recorder.use_cassette("orders", record=record, **options):
+            return session.get(url).status_code
+
+    assert call(requests.Session(), "once") == 200
+    with pytest.raises(BetamaxError):
+        call(ResilientSession(), "none")
+    assert call(ResilientSession(request_id_header=None), "none") == 200
+    assert plain_server.count == 1
