@@ -76,8 +76,9 @@ class ResilientSession(requests.Session):
         (default).
     :param integration: A name for the upstream (``"stripe"``), put on log lines, events and spans.
     :param request_id_header: Each call sends one id in this header, the same on every retry and
-        redirect hop; a request that already has the header keeps its value. ``None`` sends none.
-        Default ``"X-Request-ID"``.
+        redirect hop; a request that already has the header keeps its value. It is set while the
+        request is prepared, before auth runs, so an auth that signs every header signs it.
+        ``None`` sends none. Default ``"X-Request-ID"``.
     :param max_response_size: Bytes a non-streamed body may have *after* decoding (gzip, br ...). Past
         it the read stops at once and the call raises
         :class:`~resilient_session.MalformedResponseError` with ``code == "body_too_large"``, so a
@@ -91,6 +92,9 @@ class ResilientSession(requests.Session):
     Mounted adapters not given a policy of their own use the session's.
 
     ``session.events`` (:class:`~resilient_session.Events`) takes callbacks told about every call.
+
+    A subclass keeps an option it defines on its class (``timeout = 10``) or sets on the instance before
+    calling ``super().__init__()``; an argument passed here still wins.
     """
 
     __attrs__ = [

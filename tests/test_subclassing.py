@@ -91,6 +91,19 @@ def test_a_mixin_after_ours_keeps_what_its_init_set() -> None:
     assert Combined(timeout=2).timeout == 2
 
 
+def test_an_argument_beats_an_attribute_set_before_super_init() -> None:
+    class SetsFirst(ResilientSession):
+        def __init__(self, **kwargs: object) -> None:
+            self.timeout = 7
+            self.deadline = 4
+            super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    session = SetsFirst(timeout=3, deadline=None)
+    assert session.timeout == 3
+    assert session.deadline is None
+    assert SetsFirst().timeout == 7
+
+
 def test_plain_sessions_are_unchanged() -> None:
     session = ResilientSession()
     assert session.timeout == DEFAULT_TIMEOUT
