@@ -156,10 +156,13 @@ class ResilientSession(requests.Session):
             if name not in given and defined_by_subclass(
                 self, name, stored_as=stored_as, own=ResilientSession
             ):
-                if stored_as is None:
+                if stored_as is None or stored_as in vars(self):
                     continue
-                # A plain class value hiding one of our properties still goes through its checks.
-                found, value = class_value(self, name, own=ResilientSession)
+                # A plain value hiding one of our properties still goes through its checks.
+                if name in vars(self):
+                    found, value = True, vars(self)[name]
+                else:
+                    found, value = class_value(self, name, own=ResilientSession)
                 if not found:
                     continue
             if stored_as is not None:

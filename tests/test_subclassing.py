@@ -71,6 +71,14 @@ def test_a_class_value_hiding_one_of_our_properties_is_checked_and_used() -> Non
     assert session.adapters["https://"].max_retries.total == 0  # type: ignore[attr-defined]
     assert session._deadline == 5.0
 
+    class SetsFirstToo(Shadows):
+        def __init__(self) -> None:
+            self.deadline = 2  # an instance attribute: the class's 5 no longer applies to it
+            super().__init__()
+
+    assert SetsFirstToo().deadline == 2
+    assert SetsFirstToo()._deadline == 2.0
+
     class Wrong(ResilientSession):
         deadline = -1
 
