@@ -17,11 +17,25 @@ from ._call import CallState, current_call, enter, leave
 from ._compat.requests import OriginalSession
 from ._options import check_session_option
 from ._redact import redact_url
+from ._subclassing import (
+    class_value,
+    defined_by_subclass,
+    given_arguments,
+    inherits_from_requests,
+    remembers_arguments,
+)
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
 from .normalization.view import ensure_normalized
-from .observe.events import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
+from .observe.events import (
+    DEFAULT_REQUEST_ID_HEADER,
+    Events,
+    begin_call,
+    end_call,
+    report_refused,
+    with_request_id,
+)
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
@@ -64,8 +78,9 @@ class ResilientSession(OriginalSession):
         (default).
     :param integration: A name for the upstream (``"stripe"``), put on log lines, events and spans.
     :param request_id_header: Each call sends one id in this header, the same on every retry and
-        redirect hop; a request that already has the header keeps its value. ``None`` sends none.
-        Default ``"X-Request-ID"``.
+        redirect hop; a request that already has the header keeps its value. It is set while the
+        request is prepared, before auth runs, so an auth that signs every header signs it.
+        ``None`` sends none. Default ``"X-Request-ID"``.
     :param max_response_size: Bytes a non-streamed body may have *after* decoding (gzip, br ...). Past
         it the read stops at once and the call raises
         :class:`~resilient_session.MalformedResponseError` with ``code == "body_too_large"``, so a
@@ -84,6 +99,9 @@ class ResilientSession(OriginalSession):
     Mounted adapters not given a policy of their own use the session's.
 
     ``session.events`` (:class:`~resilient_session.Events`) takes callbacks told about every call.
+
+    A subclass keeps an option it defines on its class (``timeout = 10``) or sets on the instance before
+    calling ``super().__init__()``; an argument passed here still wins.
     """
 
     __attrs__ = [
@@ -95,6 +113,13 @@ class ResilientSession(OriginalSession):
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
     tracing: Any = True
 
+    # Set by __init__ unless a subclass set them first (see _subclassing).
+    raise_for_status: bool
+    events: Events
+    integration: str | None
+    request_id_header: str | None
+
+    @remembers_arguments
     def __init__(
         self,
         *,
@@ -116,19 +141,46 @@ class ResilientSession(OriginalSession):
         check_session_option("raise_for_status", raise_for_status)
         check_session_option("request_id_header", request_id_header)
         super().__init__()
-        self.max_response_size = max_response_size
-        self.events = Events()
-        self.integration = integration
-        self.request_id_header = request_id_header
-        self.tracing = tracing
-        self.base_url = base_url
-        self.timeout = timeout
-        self.deadline = deadline
-        self.retry = retry
-        self.raise_for_status = raise_for_status
-        self.breaker = breaker
-        self.budget = budget
-        self.bulkhead = bulkhead
+        # What a subclass set on its class or on the instance before super().__init__() stays, unless
+        # the same option was passed here (see _subclassing).
+        given = given_arguments()
+        options: dict[str, Any] = {
+            "max_response_size": max_response_size,
+            "events": Events(),
+            "integration": integration,
+            "request_id_header": request_id_header,
+            "tracing": tracing,
+            "base_url": base_url,
+            "timeout": timeout,
+            "deadline": deadline,
+            "retry": retry,
+            "raise_for_status": raise_for_status,
+            "breaker": breaker,
+            "budget": budget,
+            "bulkhead": bulkhead,
+        }
+        for name, value in options.items():
+            stored_as = f"_{name}" if name in _PROPERTIES else None
+            if name not in given and defined_by_subclass(
+                self, name, stored_as=stored_as, own=ResilientSession
+            ):
+                if stored_as is None or stored_as in vars(self):
+                    continue
+                # A plain value hiding one of our properties still goes through its checks.
+                if name in vars(self):
+                    found, value = True, vars(self)[name]
+                else:
+                    found, value = class_value(self, name, own=ResilientSession)
+                if not found:
+                    continue
+            if stored_as is not None:
+                getattr(ResilientSession, name).fset(self, value)
+                if name in given and getattr(type(self), name) is not getattr(ResilientSession, name):
+                    # A plain class value of the subclass hides our property: the checked value goes
+                    # on the instance, where attribute look-up finds it first.
+                    vars(self)[name] = getattr(self, stored_as)
+            else:
+                setattr(self, name, value)
         if auth is not None:
             self.auth = auth
         for prefix in ("https://", "http://"):
@@ -223,7 +275,7 @@ class ResilientSession(OriginalSession):
         """As :meth:`requests.Session.mount`; a :class:`ResilientAdapter` given no retry policy of its own
         takes this session's ``retry``."""
         if isinstance(adapter, ResilientAdapter) and adapter.inherits_retry:
-            adapter.max_retries = self.retry
+            adapter.max_retries = self._retry
         super().mount(prefix, adapter)
 
     def __repr__(self) -> str:
@@ -271,7 +323,14 @@ class ResilientSession(OriginalSession):
     # -- URLs ------------------------------------------------------------------------------------
 
     def join_url(self, url: str | bytes) -> str | bytes:
-        """*url* joined to ``base_url`` when it is relative; absolute URLs come back unchanged."""
+        """*url* joined to ``base_url`` when it is relative; absolute URLs come back unchanged.
+
+        A subclass that also derives from requests-toolbelt's ``BaseUrlSession`` joins as toolbelt
+        does (its ``create_url``: ``urljoin``), whichever of the two comes first in its bases.
+        """
+        create_url = getattr(self, "create_url", None)
+        if create_url is not None and self.base_url and isinstance(url, str):
+            return str(create_url(url))
         if not self.base_url or isinstance(url, bytes) or "://" in url[:16]:
             return url
         if not url:
@@ -285,7 +344,12 @@ class ResilientSession(OriginalSession):
         if self.base_url and isinstance(request.url, str) and request.url != self.join_url(request.url):
             request = copy.copy(request)
             request.url = self.join_url(request.url)
-        if _environ.REPLICATES_REQUESTS:
+        if self.request_id_header:
+            # Before preparing, which runs auth: a scheme that signs every header signs this one too.
+            request = with_request_id(request, self.request_id_header, self.headers)
+        if _environ.REPLICATES_REQUESTS and inherits_from_requests(
+            type(self), ResilientSession, "prepare_request"
+        ):
             return _environ.prepare_request(self, request)  # requests' steps, netrc look-up remembered
         return super().prepare_request(request)
 
@@ -438,6 +502,12 @@ class ResilientSession(OriginalSession):
             if error is not None:
                 raise error
         return response
+
+
+# Options stored by a property of ours in ``_<name>``.
+_PROPERTIES = frozenset(
+    {"base_url", "timeout", "retry", "breaker", "budget", "bulkhead", "deadline", "max_response_size"}
+)
 
 
 def _policy(value: Any, cls: type[Any], name: str) -> Any:

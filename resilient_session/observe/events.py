@@ -12,6 +12,7 @@ and ``breaker_state``. One INFO line per logical call, one DEBUG line per attemp
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import random
@@ -298,15 +299,42 @@ def report_refused(session: Any, method: str, url: str, error: BaseException) ->
 _random_bits = random.getrandbits
 
 
+def with_request_id(request: requests.Request, header: str, session_headers: Any) -> requests.Request:
+    """*request*, or a copy of it whose headers also carry a new request id in *header*.
+
+    Done before the request is prepared, so an auth that signs every header it sees signs this one.
+    A request or session (*session_headers*) naming *header* already (``None`` included) is left as is.
+    """
+    for headers in (request.headers, session_headers):
+        if headers and any(_lower(key) == header.lower() for key, _ in _items(headers)):
+            return request
+    request = copy.copy(request)
+    request.headers = {**dict(_items(request.headers or {})), header: _new_request_id()}
+    return request
+
+
+def _items(headers: Any) -> Any:
+    # What requests' merge_setting accepts: a mapping or a list of pairs.
+    return headers.items() if hasattr(headers, "items") else headers
+
+
+def _lower(key: Any) -> str:
+    return (key.decode("latin-1") if isinstance(key, bytes) else str(key)).lower()
+
+
 def _ensure_request_id(request: requests.PreparedRequest, header: str) -> str:
     existing = request.headers.get(header)
     if existing:
         return str(existing)
+    # Only a request prepared without the session (requests.Request.prepare()) gets its id this late.
+    request_id = request.headers[header] = _new_request_id()
+    return request_id
+
+
+def _new_request_id() -> str:
     # 128 random bits as 32 hex digits: as unique as a UUID4. An id needs uniqueness, not secrecy, so
     # the process's PRNG (reseeded after fork) serves, without a system call per request.
-    request_id = _bound_request_id.get() or f"{_random_bits(128):032x}"
-    request.headers[header] = request_id
-    return request_id
+    return _bound_request_id.get() or f"{_random_bits(128):032x}"
 
 
 def _trace_for(
