@@ -32,6 +32,7 @@ def describe(config: IntegrationConfig) -> dict[str, str]:
         "bulkhead": _describe_options(config.bulkhead),
         "store": _describe_store(config.store),
         "auth": describe_auth(config.auth) if config.auth is not None else "none",
+        "auth_origins": _describe_origins(config),
         "headers": ", ".join(f"{k}: {v}" for k, v in config.headers.items()) or "none",
         "request_id_header": config.request_id_header or "none",
         "raise_for_status": str(config.raise_for_status).lower(),
@@ -60,10 +61,22 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
             **{k: v for k, v in auth.options.items() if k in ("header", "query", "token_url")},
             "env": auth.env_status(),
         },
+        "auth_origins": _auth_origins(config),
         "headers": dict(config.headers),
         "request_id_header": config.request_id_header,
         "raise_for_status": config.raise_for_status,
     }
+
+
+def _auth_origins(config: IntegrationConfig) -> list[str]:
+    from ..auth.origins import allowed_origins
+
+    own = allowed_origins(config.base_url, ())
+    return [*sorted(own), *(o for o in config.allowed_origins if o not in own)]
+
+
+def _describe_origins(config: IntegrationConfig) -> str:
+    return ", ".join(_auth_origins(config)) + " only"
 
 
 def describe_auth(auth: AuthConfig) -> str:
