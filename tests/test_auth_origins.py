@@ -347,3 +347,30 @@ def test_the_file_reports_bad_allowed_origins_at_their_location() -> None:
     assert problems[1] == "integrations.api.allowed_origins[2]: expected a URL string, got 3"
     assert problems[2].startswith("integrations.two.allowed_origins: expected an array of origins")
     assert "file-secret" not in str(info.value)
+
+
+def test_check_shows_where_the_auth_may_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resilient_session.config.describe import describe, policy
+
+    configs = load_config(
+        {
+            "integrations": {
+                "billing": {
+                    "base_url": f"{API}/v1",
+                    "auth": {"type": "bearer", "token_env": "BILLING_TOKEN"},
+                    "allowed_origins": ["https://uploads.example.test", f"{API}:443"],
+                },
+                "open": {"base_url": f"{API}/v1"},
+            }
+        }
+    )
+    billing, unauthenticated = configs["billing"], configs["open"]
+    assert describe(billing)["auth_origins"] == (
+        "https://api.example.test:443, https://uploads.example.test:443 only"
+    )
+    assert policy(billing)["auth_origins"] == [
+        "https://api.example.test:443",
+        "https://uploads.example.test:443",
+    ]
+    assert describe(unauthenticated)["auth_origins"] == "none (no auth)"
+    assert policy(unauthenticated)["auth_origins"] is None

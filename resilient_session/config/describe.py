@@ -68,15 +68,19 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
     }
 
 
-def _auth_origins(config: IntegrationConfig) -> list[str]:
+def _auth_origins(config: IntegrationConfig) -> list[str] | None:
+    """Where the auth may be sent: ``base_url``'s origin, then ``allowed_origins``; ``None`` with no auth."""
     from ..auth.origins import allowed_origins
 
+    if config.auth is None:
+        return None
     own = allowed_origins(config.base_url, ())
     return [*sorted(own), *(o for o in config.allowed_origins if o not in own)]
 
 
 def _describe_origins(config: IntegrationConfig) -> str:
-    return ", ".join(_auth_origins(config)) + " only"
+    origins = _auth_origins(config)
+    return "none (no auth)" if origins is None else ", ".join(origins) + " only"
 
 
 def describe_auth(auth: AuthConfig) -> str:
