@@ -243,7 +243,8 @@ class ResilientSession(requests.Session):
         session = cls(**config.session_kwargs())
         session.headers.update(config.headers)
         session.allowed_origins = config.allowed_origins
-        session._bound_auth = session.auth if config.auth is not None else None
+        if config.auth is not None:
+            session._bound_auth = session.auth  # the file's credentials, whatever the constructor did
         return session
 
     # -- redirects -------------------------------------------------------------------------------

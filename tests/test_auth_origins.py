@@ -134,6 +134,22 @@ def test_an_oauth2_token_is_neither_fetched_nor_sent_for_another_origin(
     assert leaks(sent(mock), TOKEN) == [] and "Authorization" not in mock.calls[-1].request.headers
 
 
+def test_a_token_endpoint_on_its_own_origin_still_serves_the_integration(
+    mock: responses.RequestsMock,
+) -> None:
+    # The token request is the auth object's own: binding the credentials does not hold it back.
+    token_url = "https://auth.example.test/oauth/token"
+    mock.post(token_url, json={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600})
+    session = ResilientSession(
+        base_url=f"{API}/v1", auth=OAuth2ClientCredentials(token_url, "client-1", CLIENT_SECRET)
+    )
+    session.get("/items")
+    assert [c.request.url for c in mock.calls] == [token_url, f"{API}/v1/items"]
+    assert mock.calls[-1].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    session.get(f"{OTHER}/v1/items")
+    assert "Authorization" not in mock.calls[-1].request.headers
+
+
 def test_the_debug_line_names_the_origin_only(
     mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture
 ) -> None:
