@@ -284,7 +284,7 @@ class ResilientSession(requests.Session):
             base_url=self.base_url,
             extra=self._allowed_origins,
             trust_env=self.trust_env,
-            integration=self.integration,
+            integration=getattr(self, "integration", None),
         )
         if _environ.REPLICATES_REQUESTS:
             return _environ.prepare_request(self, request)  # requests' steps, netrc look-up remembered
