@@ -268,6 +268,22 @@ def test_an_idna_host_matches_its_punycode(mock: responses.RequestsMock) -> None
     assert mock.calls[-1].request.headers["X-API-Key"] == KEY
 
 
+class URLObject:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def test_a_url_object_is_judged_by_its_string_form(mock: responses.RequestsMock) -> None:
+    session = ResilientSession(base_url=f"{API}/v1", auth=APIKeyAuth(KEY))
+    session.get(URLObject(f"{API}/v1/items"))  # type: ignore[arg-type]
+    assert mock.calls[-1].request.headers["X-API-Key"] == KEY
+    session.get(URLObject(f"{OTHER}/v1/items"))  # type: ignore[arg-type]
+    assert "X-API-Key" not in mock.calls[-1].request.headers
+
+
 def test_allowed_origins_set_later_is_read_at_the_next_call(mock: responses.RequestsMock) -> None:
     session = ResilientSession(base_url=f"{API}/v1", auth=APIKeyAuth(KEY))
     session.get(f"{OTHER}/v1/items")

@@ -145,7 +145,8 @@ def without_bound_auth(
     if not allowed:
         return request  # nothing to bind to: requests' semantics
     url = request.url
-    origin = origin_of(url) if isinstance(url, (str, bytes)) else None
+    # requests accepts any object with a string form as a URL (a yarl or furl URL, say).
+    origin = origin_of(url if isinstance(url, (str, bytes)) else str(url))
     if origin in allowed:
         return request
     withheld = copy.copy(request)
