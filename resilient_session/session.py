@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -25,6 +25,7 @@ from ._subclassing import (
     remembers_arguments,
 )
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
+from .auth import origins as _origins
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
 from .normalization.view import ensure_normalized
@@ -67,7 +68,12 @@ class ResilientSession(OriginalSession):
         :class:`~resilient_session.RetryPolicy`, a urllib3 ``Retry``, an int, or ``False``.
     :param deadline: Seconds for the whole call (attempts, backoff and redirects included), or ``None``.
         A call may pass its own ``deadline=``.
-    :param auth: As ``session.auth``.
+    :param auth: As ``session.auth``; with a ``base_url`` (or ``allowed_origins``) these credentials are
+        bound to the integration: sent only to ``base_url``'s origin and ``allowed_origins``, never to
+        another origin an absolute URL names. A ``session.auth`` assigned later is sent everywhere, as in
+        requests.
+    :param allowed_origins: More origins (``"https://files.example.com"``) the credentials given with
+        ``base_url`` may be sent to. See :mod:`resilient_session.auth.origins`.
     :param raise_for_status: When True, a final 4xx/5xx answer (after retries) raises the matching
         :class:`~resilient_session.APIStatusError` subclass. ``response.raise_for_status()`` is unchanged.
     :param breaker: A :class:`~resilient_session.CircuitBreaker` shared by the mounted adapters, ``True``
@@ -108,7 +114,12 @@ class ResilientSession(OriginalSession):
         *OriginalSession.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
         *("events", "integration", "request_id_header", "max_response_size"),
+        *("allowed_origins", "_bound_auth"),
     ]
+
+    #: The auth object bound to this session's origins (the constructor's ``auth=``), or ``None``.
+    _bound_auth: Any = None
+    _allowed_origins: tuple[str, ...] = ()
 
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
     tracing: Any = True
@@ -136,6 +147,7 @@ class ResilientSession(OriginalSession):
         request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
         tracing: Any = True,
         max_response_size: int | None = None,
+        allowed_origins: str | Iterable[str] | None = None,
     ) -> None:
         # Plain attributes, checked here; the options that are properties check themselves.
         check_session_option("raise_for_status", raise_for_status)
@@ -158,6 +170,7 @@ class ResilientSession(OriginalSession):
             "breaker": breaker,
             "budget": budget,
             "bulkhead": bulkhead,
+            "allowed_origins": allowed_origins,
         }
         for name, value in options.items():
             stored_as = f"_{name}" if name in _PROPERTIES else None
@@ -182,7 +195,7 @@ class ResilientSession(OriginalSession):
             else:
                 setattr(self, name, value)
         if auth is not None:
-            self.auth = auth
+            self.auth = self._bound_auth = auth
         for prefix in ("https://", "http://"):
             # No policies of its own: it reads the session's at call time (retry: see mount()).
             self.mount(prefix, ResilientAdapter())
@@ -271,6 +284,16 @@ class ResilientSession(OriginalSession):
             raise ValueError(f"max_response_size must be a number of bytes or None, not {value!r}")
         self._max_response_size = value
 
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """Origins besides ``base_url``'s that the constructor's credentials may be sent to, normalized
+        (``scheme://host:port``); set a URL, a list of them, or ``None``."""
+        return self._allowed_origins
+
+    @allowed_origins.setter
+    def allowed_origins(self, value: str | Iterable[str] | None) -> None:
+        self._allowed_origins = _origins.parse_origins(value)
+
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
         """As :meth:`requests.Session.mount`; a :class:`ResilientAdapter` given no retry policy of its own
         takes this session's ``retry``."""
@@ -302,6 +325,9 @@ class ResilientSession(OriginalSession):
         """The session of one validated integration (an item of :func:`~resilient_session.load_config`)."""
         session = cls(**config.session_kwargs())
         session.headers.update(config.headers)
+        session.allowed_origins = config.allowed_origins
+        if config.auth is not None:
+            session._bound_auth = session.auth  # the file's credentials, whatever the constructor did
         return session
 
     # -- redirects -------------------------------------------------------------------------------
@@ -347,6 +373,15 @@ class ResilientSession(OriginalSession):
         if self.request_id_header:
             # Before preparing, which runs auth: a scheme that signs every header signs this one too.
             request = with_request_id(request, self.request_id_header, self.headers)
+        request = _origins.without_bound_auth(
+            request,
+            auth=self.auth,
+            bound=self._bound_auth,
+            base_url=self.base_url,
+            extra=self._allowed_origins,
+            trust_env=self.trust_env,
+            integration=getattr(self, "integration", None),
+        )
         if _environ.REPLICATES_REQUESTS and inherits_from_requests(
             type(self), ResilientSession, "prepare_request"
         ):
@@ -506,7 +541,10 @@ class ResilientSession(OriginalSession):
 
 # Options stored by a property of ours in ``_<name>``.
 _PROPERTIES = frozenset(
-    {"base_url", "timeout", "retry", "breaker", "budget", "bulkhead", "deadline", "max_response_size"}
+    {
+        *("base_url", "timeout", "retry", "breaker", "budget", "bulkhead", "deadline", "max_response_size"),
+        "allowed_origins",
+    }
 )
 
 

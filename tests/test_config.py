@@ -191,7 +191,10 @@ def test_a_budget_table_keeps_its_values() -> None:
             one(base_url="https://x.example.com/?api_key=abc"),
             "integrations.api.base_url: must not contain a cred",
         ),
-        (one(colour="blue"), "integrations.api.colour: unknown key (expected one of: auth, base_url"),
+        (
+            one(colour="blue"),
+            "integrations.api.colour: unknown key (expected one of: allowed_origins, auth, base_url",
+        ),
         (one(timeout=0), "integrations.api.timeout: must be > 0, got 0"),
         (one(timeout="10s"), 'integrations.api.timeout: expected a number, got "10s"'),
         (one(timeout={"connect": 1, "total": 5}), "integrations.api.timeout.total: unknown key"),
@@ -305,9 +308,9 @@ auth = { type = "bearer", token = "literal" }
     with pytest.raises(InvalidConfigError) as info:
         load_config(path)
     assert info.value.problems == (
-        "integrations.stripe.colour: unknown key (expected one of: auth, base_url, breaker, budget, "
-        "bulkhead, deadline, description, headers, raise_for_status, request_id_header, retry, store, "
-        "timeout)",
+        "integrations.stripe.colour: unknown key (expected one of: allowed_origins, auth, base_url, "
+        "breaker, budget, bulkhead, deadline, description, headers, raise_for_status, request_id_header, "
+        "retry, store, timeout)",
         'integrations.stripe.retry.total: expected an integer, got "three"',
         'integrations.crm.base_url: missing (e.g. base_url = "https://api.example.com/v1")',
         "integrations.crm.timeout: must be > 0, got -2",

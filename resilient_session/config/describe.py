@@ -33,6 +33,7 @@ def describe(config: IntegrationConfig) -> dict[str, str]:
         "bulkhead": _describe_options(config.bulkhead),
         "store": _describe_store(config.store),
         "auth": describe_auth(config.auth) if config.auth is not None else "none",
+        "auth_origins": _describe_origins(config),
         "headers": ", ".join(f"{k}: {v}" for k, v in config.headers.items()) or "none",
         "request_id_header": config.request_id_header or "none",
         "raise_for_status": str(config.raise_for_status).lower(),
@@ -62,6 +63,7 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
             **{k: v for k, v in auth.options.items() if k in ("header", "query", "token_url")},
             "env": auth.env_status(),
         },
+        "auth_origins": _auth_origins(config),
         "headers": dict(config.headers),
         "request_id_header": config.request_id_header,
         "raise_for_status": config.raise_for_status,
@@ -80,6 +82,21 @@ def _worst_case_values(config: IntegrationConfig) -> dict[str, Any]:
     the deadline (``per_url``), in seconds."""
     found = _worst_case(config)
     return {"seconds": found.seconds, "per_url": found.per_url}
+
+
+def _auth_origins(config: IntegrationConfig) -> list[str] | None:
+    """Where the auth may be sent: ``base_url``'s origin, then ``allowed_origins``; ``None`` with no auth."""
+    from ..auth.origins import allowed_origins
+
+    if config.auth is None:
+        return None
+    own = allowed_origins(config.base_url, ())
+    return [*sorted(own), *(o for o in config.allowed_origins if o not in own)]
+
+
+def _describe_origins(config: IntegrationConfig) -> str:
+    origins = _auth_origins(config)
+    return "none (no auth)" if origins is None else ", ".join(origins) + " only"
 
 
 def describe_auth(auth: AuthConfig) -> str:

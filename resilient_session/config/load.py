@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .._options import session_option_problem
 from .._redact import is_secret_name, redact_text, shown_env_name
 from ..adapter import DEFAULT_TIMEOUT
+from ..auth.origins import parse_origins
 from ..errors import ConfigurationError, InvalidConfigError
 from ..retry import RetryPolicy, as_retry_policy
 from .model import AuthConfig, IntegrationConfig
@@ -263,6 +264,8 @@ class _Checker:
             kwargs["store"] = self.store(f"{where}.store", table["store"])
         if "auth" in table:
             kwargs["auth"] = self.auth(f"{where}.auth", table["auth"])
+        if "allowed_origins" in table:
+            kwargs["allowed_origins"] = self.origins(f"{where}.allowed_origins", table["allowed_origins"])
         if "headers" in table:
             kwargs["headers"] = self.headers(f"{where}.headers", table["headers"])
         if "request_id_header" in table:
@@ -296,6 +299,24 @@ class _Checker:
             self.problem(
                 where, 'must not contain a credential in its query; use auth type "api_key" with query'
             )
+
+    def origins(self, where: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            self.problem(
+                where, f'expected an array of origins (["https://files.example.com"]), got {show(value)}'
+            )
+            return ()
+        found: list[str] = []
+        for index, item in enumerate(value):
+            self.secrets.update(url_secrets(item))
+            if not isinstance(item, str):
+                self.problem(f"{where}[{index}]", f"expected a URL string, got {show(item)}")
+                continue
+            try:
+                found += parse_origins(item)
+            except ValueError as exc:
+                self.problem(f"{where}[{index}]", str(exc).removeprefix("allowed_origins: "))
+        return tuple(dict.fromkeys(found))
 
     def timeout(self, where: str, value: Any) -> tuple[float, float] | None:
         if not self.option(where, "timeout", value):

@@ -86,6 +86,8 @@ class IntegrationConfig:
     store: Mapping[str, Any] | None = None
     auth: AuthConfig | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Origins besides ``base_url``'s that the auth may be sent to (normalized ``scheme://host:port``).
+    allowed_origins: tuple[str, ...] = ()
     request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER
     raise_for_status: bool = False
     description: str | None = None
@@ -101,8 +103,9 @@ class IntegrationConfig:
     def session_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`~resilient_session.ResilientSession` for this integration.
 
-        Secrets are read from the environment now; ``headers`` are not among them (set them on the
-        session once built), and a configured store is already bound to the breaker and the budget.
+        Secrets are read from the environment now; ``headers`` and ``allowed_origins`` are not among them
+        (set them on the session once built), and a configured store is already bound to the breaker and
+        the budget.
         """
         store = self._store()
         breaker, budget = self.breaker, self.budget

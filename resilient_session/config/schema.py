@@ -228,6 +228,7 @@ INTEGRATION_KEYS = (
     "bulkhead",
     "store",
     "auth",
+    "allowed_origins",
     "headers",
     "request_id_header",
     "raise_for_status",
