@@ -514,9 +514,13 @@ def _deadline_error(
 def _typed(
     exc: rexc.RequestException, call: CallState, request: requests.PreparedRequest
 ) -> rexc.RequestException:
-    """The typed twin of *exc*, shaped as requests' own (the urllib3 exception first, its URLs redacted);
-    exceptions that signal programming errors pass through unchanged."""
-    if isinstance(exc, errors.APIError):
+    """The typed twin of *exc*, shaped as requests' own (the urllib3 exception first, its URLs redacted).
+
+    Only requests' and urllib3's own classes are translated: a subclass an adapter or a mock raises
+    (``requests_mock``'s ``exc=``, a ``responses`` body) is the caller's, and reaches them as the same
+    object; so do ours and those that signal programming errors.
+    """
+    if isinstance(exc, errors.APIError) or type(exc).__module__ not in _TRANSLATED_MODULES:
         return exc
     cause = _innermost(exc)
     ctx = _context(call, request)
@@ -538,6 +542,9 @@ def _typed(
             return ours(*args, **ctx)
     return exc
 
+
+# Where the exception classes live that become typed errors (exact classes, not their subclasses).
+_TRANSLATED_MODULES = frozenset({rexc.RequestException.__module__, MaxRetryError.__module__})
 
 # requests' exception -> our twin, most specific first (ConnectTimeout is also a ConnectionError ...).
 _TWINS: tuple[tuple[type[rexc.RequestException], type[errors.APIError]], ...] = (
