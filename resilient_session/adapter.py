@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any
 
 import requests
@@ -25,7 +26,7 @@ from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy, call_aware, no_retries
 from .stores.base import host_key
 
-__all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "guarded_send"]
+__all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "follows_session_retry", "guarded_send"]
 
 #: (connect, read) seconds: connect a little over a multiple of 3 s (TCP's SYN retransmit), read 30 s.
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
@@ -224,6 +225,30 @@ def refuse_if_open(adapter: BaseAdapter, method: str, url: str, session: object 
         breaker.check(breaker.key_for(url), method=method, url=url)
 
 
+def follows_session_retry(adapter: BaseAdapter, previous: Retry | None = None) -> bool:
+    """True when *adapter*'s retries are the session's to set: a :class:`ResilientAdapter` given no policy,
+    or an ``HTTPAdapter`` whose ``max_retries`` was never configured (still what ``HTTPAdapter()`` makes)
+    or is the session's *previous* policy, which it took when mounted."""
+    if isinstance(adapter, ResilientAdapter):
+        return adapter.inherits_retry
+    if not isinstance(adapter, HTTPAdapter):
+        return False
+    retries = adapter.max_retries
+    if previous is not None and retries is previous:
+        return True
+    default = _default_max_retries()
+    # requests builds a fresh Retry per adapter: only its type and every option can say "untouched".
+    return type(retries) is type(default) and vars(retries) == vars(default)
+
+
+@cache
+def _default_max_retries() -> Retry:
+    # What this version of requests gives an adapter built with no max_retries (or max_retries=0).
+    adapter = HTTPAdapter()
+    adapter.close()
+    return adapter.max_retries
+
+
 Send = Callable[..., requests.Response]
 
 
@@ -232,7 +257,8 @@ class MountedAdapter(BaseAdapter):
     :class:`ResilientAdapter` (one legacy code mounted): a wrapper for the length of one send.
 
     Through an ``HTTPAdapter`` (or a subclass, whatever it overrides) a call gets what it gets through
-    a ``ResilientAdapter``, except that the adapter's own ``max_retries`` decides what is retried: the
+    a ``ResilientAdapter``, except that a ``max_retries`` the adapter was given decides what is retried
+    (one left at requests' default is the session's, see :meth:`ResilientSession.mount`): the
     deadline reaches every attempt, the breaker, budget and bulkhead are the session's, failures are
     typed. Through any other adapter it gets what needs no socket of ours: the default timeout as
     ``timeout=``, the breaker, budget and bulkhead, the deadline checked before sending, typed errors.

@@ -15,7 +15,14 @@ from urllib3.util.retry import Retry
 from . import _environ
 from ._call import CallState, current_call, enter, leave
 from ._redact import redact_url
-from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
+from .adapter import (
+    DEFAULT_TIMEOUT,
+    MountedAdapter,
+    ResilientAdapter,
+    TimeoutArg,
+    follows_session_retry,
+    refuse_if_open,
+)
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
 from .normalization.view import ensure_normalized
@@ -129,15 +136,16 @@ class ResilientSession(requests.Session):
 
     @property
     def retry(self) -> Retry:
-        """The retry policy of every mounted :class:`ResilientAdapter` not given its own; set a
-        :class:`RetryPolicy`, a urllib3 ``Retry``, an int, ``False`` (none) or ``None`` (the default)."""
+        """The retry policy of every mounted adapter whose retries were never configured (see :meth:`mount`);
+        set a :class:`RetryPolicy`, a urllib3 ``Retry``, an int, ``False`` (none) or ``None`` (default)."""
         return self._retry
 
     @retry.setter
     def retry(self, value: Retry | int | bool | None) -> None:
+        previous: Retry | None = getattr(self, "_retry", None)
         self._retry = as_retry_policy(value)
         for adapter in getattr(self, "adapters", {}).values():
-            if isinstance(adapter, ResilientAdapter) and adapter.inherits_retry:
+            if follows_session_retry(adapter, previous):
                 adapter.max_retries = self._retry
 
     @property
@@ -189,10 +197,12 @@ class ResilientSession(requests.Session):
         self._max_response_size = value
 
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
-        """As :meth:`requests.Session.mount`; a :class:`ResilientAdapter` given no retry policy of its own
-        takes this session's ``retry``."""
-        if isinstance(adapter, ResilientAdapter) and adapter.inherits_retry:
-            adapter.max_retries = self.retry
+        """As :meth:`requests.Session.mount`; an adapter whose retries were never configured (a
+        :class:`ResilientAdapter` given no policy, an ``HTTPAdapter()`` left at requests' default
+        ``max_retries``) takes this session's ``retry``, now and whenever it changes."""
+        retry: Retry | None = getattr(self, "_retry", None)  # None while requests.Session.__init__ mounts
+        if retry is not None and follows_session_retry(adapter):
+            adapter.max_retries = retry  # type: ignore[attr-defined]
         super().mount(prefix, adapter)
 
     def __repr__(self) -> str:
