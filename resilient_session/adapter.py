@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any
 
@@ -26,7 +26,14 @@ from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy, call_aware, no_retries
 from .stores.base import host_key
 
-__all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "follows_session_retry", "guarded_send"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MountedAdapter",
+    "ResilientAdapter",
+    "follows_session_retry",
+    "guarded_send",
+    "hooks_first",
+]
 
 #: (connect, read) seconds: connect a little over a multiple of 3 s (TCP's SYN retransmit), read 30 s.
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
@@ -442,37 +449,104 @@ def _attempts(
         if stream or response.is_redirect:
             # A redirect hop's body is read by requests itself, which ignores its errors.
             return response
-        broken: rexc.RequestException | None = None
-        unusable: BaseException | None = None
         limit = getattr(call.owner, "max_response_size", None)
-        try:
-            # Read inside the retry scope, so a break mid-body is retried.
-            if limit is None:
-                response.content  # noqa: B018 - reading caches the body, as Session.send would
-            elif isinstance(read_bounded(response, limit), Overflow):
-                unusable = errors.MalformedResponseError(
-                    f"the decoded body passed max_response_size ({limit} bytes); nothing more was read",
-                    code="body_too_large",
-                    details={"limit": limit},
-                    response=response,
-                    **_context(call, request),
-                )
-        except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
-            broken = exc
-        except rexc.RequestException as exc:
-            unusable = _typed(exc, call, request)
-        if call.cut_off():
-            # The watchdog shut the socket: whatever the read returned (even a body that merely looks
-            # complete, with no Content-Length) is not the answer.
-            response.close()
-            raise _deadline_error(call, request, "the deadline ran out while reading the body")
-        if unusable is not None:
-            raise unusable
+        if hooks_first(request):
+            # requests hands a response to its hooks with the body unread, and auth handlers rely on it
+            # (requests-ntlm reads the live socket for channel binding). Whoever reads it (a hook, or
+            # requests after them) reads it as below, except that a break mid-body is not sent again.
+            _guard_reads(response, limit, call, request)
+            return response
+        # Read inside the retry scope, so a break mid-body is retried.
+        broken = _read(response, limit, call, request)
         if broken is None:
             return response
         response.close()
         first_break = first_break or broken
         _next_after_broken_body(policy, call, request, broken, first_break)
+
+
+def hooks_first(request: requests.PreparedRequest) -> bool:
+    """True when requests will give the response of *request* to response hooks (the user's, or an auth
+    handler's) before it reads the body: the adapter then leaves the body unread, as requests does."""
+    hooks = getattr(request, "hooks", None)
+    return bool(hooks.get("response")) if isinstance(hooks, dict) else False
+
+
+def _read(
+    response: requests.Response, limit: int | None, call: CallState, request: requests.PreparedRequest
+) -> rexc.RequestException | None:
+    """Read the body of a non-streamed *response*; return the error if it broke off mid-way.
+
+    Raises :class:`~resilient_session.MalformedResponseError` past *limit* decoded bytes (or for an
+    otherwise unusable body) and :class:`~resilient_session.DeadlineExceededError` when the watchdog
+    cut the read off.
+    """
+    broken: rexc.RequestException | None = None
+    unusable: BaseException | None = None
+    try:
+        if limit is None:
+            response.content  # noqa: B018 - reading caches the body, as Session.send would
+        elif isinstance(read_bounded(response, limit), Overflow):
+            unusable = _too_large(limit, response, call, request)
+    except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
+        broken = exc
+    except rexc.RequestException as exc:
+        unusable = _typed(exc, call, request)
+    if call.cut_off():
+        # The watchdog shut the socket: whatever the read returned (even a body that merely looks
+        # complete, with no Content-Length) is not the answer.
+        response.close()
+        raise _deadline_error(call, request, "the deadline ran out while reading the body")
+    if unusable is not None:
+        raise unusable
+    return broken
+
+
+def _guard_reads(
+    response: requests.Response, limit: int | None, call: CallState, request: requests.PreparedRequest
+) -> None:
+    """Make every later read of *response*'s body (a hook's ``r.content``, requests' own after the hooks)
+    what the adapter's own read is: bounded by *limit* decoded bytes, typed errors, and
+    :class:`~resilient_session.DeadlineExceededError` once the watchdog cut the read off."""
+    read = response.iter_content
+
+    def iter_content(chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
+        size = 0
+        failure: BaseException | None = None
+        try:
+            for chunk in read(chunk_size, decode_unicode):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    response._content_consumed = True  # type: ignore[attr-defined]
+                    response.close()
+                    raise _too_large(limit, response, call, request)
+                yield chunk
+        except errors.APIError:
+            raise
+        except rexc.RequestException as exc:
+            failure = _typed(exc, call, request)
+        if call.cut_off():
+            # As in _read: whatever the read returned after the watchdog shut the socket is not the answer.
+            response.close()
+            failure = _deadline_error(call, request, "the deadline ran out while reading the body")
+        if failure is not None:
+            raise failure  # outside the except block: no __context__ holding urllib3's raw message
+        response.__dict__.pop("iter_content", None)  # read: the class's own method serves what is cached
+
+    # Every read goes through iter_content (content, text, json(), iter_lines()).
+    response.iter_content = iter_content  # type: ignore[method-assign]
+
+
+def _too_large(
+    limit: int, response: requests.Response, call: CallState, request: requests.PreparedRequest
+) -> errors.MalformedResponseError:
+    return errors.MalformedResponseError(
+        f"the decoded body passed max_response_size ({limit} bytes); nothing more was read",
+        code="body_too_large",
+        details={"limit": limit},
+        response=response,
+        **_context(call, request),
+    )
 
 
 def _next_after_broken_body(
