@@ -240,7 +240,7 @@ class TranslatingAdapter(HTTPAdapter):
 
     raised: UpstreamDown | None = None
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         try:
             return super().send(request, *args, **kwargs)
         except requests.ConnectionError as exc:
