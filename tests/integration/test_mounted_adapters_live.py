@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 import pytest
 import requests
 import responses
+from cachecontrol import CacheControl
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests_toolbelt.adapters.source import SourceAddressAdapter  # type: ignore[import-untyped]
 from urllib3.util.retry import Retry
 
 from resilient_session import (
@@ -179,7 +182,15 @@ def session_retrying_once() -> ResilientSession:
     return ResilientSession(retry=RetryPolicy(total=1, backoff_factor=0), breaker=False)
 
 
-@pytest.mark.parametrize("make", [HTTPAdapter, CachingAdapter, lambda: HTTPAdapter(max_retries=0)])
+DEFAULT_BUILT: dict[str, Callable[[], HTTPAdapter]] = {
+    "HTTPAdapter()": HTTPAdapter,
+    "HTTPAdapter(max_retries=0)": lambda: HTTPAdapter(max_retries=0),  # requests builds the same object
+    "a subclass": CachingAdapter,
+    "requests-toolbelt's SourceAddressAdapter": lambda: SourceAddressAdapter("127.0.0.1"),
+}
+
+
+@pytest.mark.parametrize("make", list(DEFAULT_BUILT.values()), ids=list(DEFAULT_BUILT))
 def test_an_adapter_left_at_requests_defaults_follows_the_sessions_retry(
     make: Callable[[], HTTPAdapter], raw: RawServer
 ) -> None:
@@ -192,6 +203,16 @@ def test_an_adapter_left_at_requests_defaults_follows_the_sessions_retry(
     assert raw.count == 2
     assert response.status_code == 200
     assert adapter.max_retries is session.retry
+
+
+def test_cachecontrol_wrapping_a_session_follows_its_retry(raw: RawServer) -> None:
+    session = CacheControl(session_retrying_once())
+    cacheable = {"Cache-Control": "max-age=60", "Date": email.utils.formatdate(usegmt=True)}
+    raw.script(answer(503), answer(200, b'{"id": 7}', headers=cacheable))
+    assert session.get(raw.url + "/x").json() == {"id": 7}
+    assert raw.count == 2
+    assert session.get(raw.url + "/x").json() == {"id": 7}  # and it still caches
+    assert raw.count == 2
 
 
 def test_it_keeps_following_when_the_sessions_retry_changes(raw: RawServer) -> None:
