@@ -33,7 +33,14 @@ from resilient_session import (
     RetryPolicy,
 )
 from resilient_session.errors import IncompleteBodyError
-from tests.integration.rawserver import RawServer, answer, cut_mid_body, drip_body
+from tests.integration.rawserver import (
+    Behaviour,
+    RawServer,
+    answer,
+    cut_mid_body,
+    drip_body,
+    reset_before_answer,
+)
 
 USER, PASSWORD = "alice", "correct horse battery staple"
 
@@ -235,10 +242,31 @@ def test_a_hook_sees_the_body_unread_and_the_socket_live_as_in_requests(
     assert response.json() == {"id": 7}
 
 
-def test_status_retries_happen_before_the_hooks() -> None:
+def test_a_hook_reads_the_peer_certificate_from_the_socket_over_https(ca: trustme.CA) -> None:
+    # What requests-kerberos and negotiate-sspi do in their hook for channel binding.
+    issued = ca.issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    issued.configure_cert(context)
+    served = ssl.PEM_cert_to_DER_cert(issued.cert_chain_pems[0].bytes().decode())
+    certificates: list[bytes] = []
+
+    def hook(r: requests.Response, *args: Any, **kwargs: Any) -> None:
+        certificates.append(r.raw._fp.fp.raw._sock.getpeercert(True))  # type: ignore[union-attr]
+
+    with RawServer(tls=context) as server, ca.cert_pem.tempfile() as ca_file:
+        server.script(answer(200, b'{"id": 7}'))
+        response = ResilientSession(breaker=False).get(
+            server.url + "/x", verify=ca_file, hooks={"response": hook}
+        )
+    assert certificates == [served]
+    assert response.json() == {"id": 7}
+
+
+@pytest.mark.parametrize("failure", [answer(503), reset_before_answer()], ids=["503", "connection reset"])
+def test_retries_happen_before_the_hooks(failure: Behaviour) -> None:
     seen: list[int] = []
     with RawServer() as server:
-        server.script(answer(503), answer(200))
+        server.script(failure, answer(200))
         session = ResilientSession(retry=RetryPolicy(2, backoff_factor=0), breaker=False)
         response = session.get(
             server.url + "/x", hooks={"response": lambda r, *a, **k: seen.append(r.status_code)}
