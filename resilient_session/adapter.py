@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -28,6 +29,7 @@ from .stores.base import host_key
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "BrokenAfterHooks",
     "MountedAdapter",
     "ResilientAdapter",
     "follows_session_retry",
@@ -416,6 +418,13 @@ def _attempts(
     # exception plain requests raises here (ChunkedEncodingError ...), not the last attempt's.
     first_break: rexc.RequestException | None = None
     call.hop = ((request.method or call.method).upper(), request.url or call.raw_url)
+    carried = call.broken_after_hooks
+    if isinstance(carried, BrokenAfterHooks) and carried.resend:
+        # The session sends this hop again: its body broke off after the hooks. Same chain, same count.
+        call.broken_after_hooks = None
+        call.attempts, call.retries = carried.attempts, carried.chain
+        first_break = carried.broken
+        _next_after_broken_body(policy, call, request, carried.broken, first_break)
     while True:
         if call.deadline_passed():
             raise _deadline_error(call, request, "the deadline ran out before an attempt")
@@ -453,7 +462,7 @@ def _attempts(
         if hooks_first(request):
             # requests hands a response to its hooks with the body unread, and auth handlers rely on it
             # (requests-ntlm reads the live socket for channel binding). Whoever reads it (a hook, or
-            # requests after them) reads it as below, except that a break mid-body is not sent again.
+            # requests after them) reads it as below; a break mid-body is sent again by the session.
             _guard_reads(response, limit, call, request)
             return response
         # Read inside the retry scope, so a break mid-body is retried.
@@ -502,13 +511,30 @@ def _read(
     return broken
 
 
+@dataclass
+class BrokenAfterHooks:
+    """A body that broke off while read after the response hooks: what sending the hop again needs."""
+
+    #: The typed error raised; the session sends again only when this very object reaches it.
+    error: BaseException
+    #: requests' exception, as the adapter's own read would have caught it.
+    broken: rexc.RequestException
+    #: The retry chain of the attempt that answered, and the attempts made so far.
+    chain: Any
+    attempts: int
+    #: Set by the session: the next send through an adapter continues the chain.
+    resend: bool = False
+
+
 def _guard_reads(
     response: requests.Response, limit: int | None, call: CallState, request: requests.PreparedRequest
 ) -> None:
     """Make every later read of *response*'s body (a hook's ``r.content``, requests' own after the hooks)
-    what the adapter's own read is: bounded by *limit* decoded bytes, typed errors, and
-    :class:`~resilient_session.DeadlineExceededError` once the watchdog cut the read off."""
+    what the adapter's own read is: bounded by *limit* decoded bytes, typed errors,
+    :class:`~resilient_session.DeadlineExceededError` once the watchdog cut the read off, and a body
+    that breaks off counted on the retry chain (a session sends the hop again, see ``BrokenAfterHooks``)."""
     read = response.iter_content
+    chain, attempts = call.retries, call.attempts
 
     def iter_content(chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
         size = 0
@@ -525,9 +551,12 @@ def _guard_reads(
             raise
         except rexc.RequestException as exc:
             failure = _typed(exc, call, request)
+            if isinstance(exc, (rexc.ChunkedEncodingError, rexc.ConnectionError)):
+                call.broken_after_hooks = BrokenAfterHooks(failure, exc, chain, attempts)
         if call.cut_off():
             # As in _read: whatever the read returned after the watchdog shut the socket is not the answer.
             response.close()
+            call.broken_after_hooks = None
             failure = _deadline_error(call, request, "the deadline ran out while reading the body")
         if failure is not None:
             raise failure  # outside the except block: no __context__ holding urllib3's raw message

@@ -385,7 +385,7 @@ class ResilientSession(requests.Session):
         if call is not None and call.owner is self and call.sent:
             # A redirect hop or a re-send from a hook: part of the call already in progress.
             call.sending = True
-            return super().send(request, **kwargs)
+            return self._send(call, request, kwargs)
         token = None
         if call is None or call.owner is not self:
             # send() called directly, not through request().
@@ -397,7 +397,7 @@ class ResilientSession(requests.Session):
         observer = call.observer = begin_call(self, call, request)
         call.sending = True
         try:
-            response = super().send(request, **kwargs)
+            response = self._send(call, request, kwargs)
         except BaseException as exc:
             if observer is not None:
                 end_call(observer, call, error=exc)
@@ -414,6 +414,25 @@ class ResilientSession(requests.Session):
             if error is not None:
                 raise error
         return response
+
+    def _send(
+        self, call: CallState, request: requests.PreparedRequest, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """requests' send; when a body broke off after the response hooks (a hook's read or requests'
+        own), the hop goes again: the adapter continues its retry chain, the hooks see the new answer."""
+        try:
+            while True:
+                try:
+                    return super().send(request, **kwargs)
+                except requests.RequestException as exc:
+                    broken = call.broken_after_hooks
+                    if broken is None or broken.error is not exc or broken.resend:
+                        raise
+                    broken.resend = True
+                    call.sending = True  # requests looks the adapter up again
+        finally:
+            if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
+                call.broken_after_hooks = None  # the send again ended before reaching an adapter
 
 
 def _policy(value: Any, cls: type[Any], name: str) -> Any:

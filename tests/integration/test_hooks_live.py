@@ -309,12 +309,54 @@ def test_the_deadline_ends_a_body_read_after_the_hooks() -> None:
     assert elapsed < 1.5
 
 
-def test_a_body_that_breaks_off_after_the_hooks_is_typed_and_not_sent_again() -> None:
-    # The hooks already acted on that response (an auth handshake on its connection): no second send.
+@pytest.mark.parametrize("hook_reads", [False, True], ids=["requests reads", "the hook reads"])
+def test_a_body_that_breaks_off_after_the_hooks_sends_the_hop_again(hook_reads: bool) -> None:
     seen: list[int] = []
+
+    def hook(r: requests.Response, *args: Any, **kwargs: Any) -> None:
+        seen.append(r.status_code)
+        if hook_reads:
+            r.content  # noqa: B018
+
+    with RawServer() as server:
+        server.script(cut_mid_body(), answer(200, b'{"id": 7}'))
+        session = ResilientSession(retry=RetryPolicy(2, backoff_factor=0), breaker=False)
+        response = session.get(server.url + "/x", hooks={"response": hook})
+        assert server.count == 2
+    assert response.json() == {"id": 7}
+    assert seen == [200, 200]  # the hooks saw each answer
+    assert response.attempts == 2  # type: ignore[attr-defined]
+
+
+def test_a_body_broken_after_the_hooks_counts_on_the_same_retry_chain() -> None:
+    with RawServer() as server:
+        server.script(answer(503), cut_mid_body(), cut_mid_body(), answer(200))
+        session = ResilientSession(retry=RetryPolicy(2, backoff_factor=0), breaker=False)
+        with pytest.raises(IncompleteBodyError) as caught:
+            session.get(server.url + "/x", hooks={"response": lambda r, *a, **k: None})
+        assert server.count == 3  # total=2: at most three requests, the 503 included
+    assert isinstance(caught.value, requests.exceptions.ChunkedEncodingError)
+    assert caught.value.attempts == 3
+
+
+def test_a_body_that_cannot_be_sent_twice_is_not_sent_again() -> None:
     with RawServer() as server:
         server.script(cut_mid_body(), answer(200))
         session = ResilientSession(retry=RetryPolicy(2, backoff_factor=0), breaker=False)
+        with pytest.raises(IncompleteBodyError):
+            session.put(
+                server.url + "/x", data=iter([b"a", b"b"]), hooks={"response": lambda r, *a, **k: None}
+            )
+        assert server.count == 1
+
+
+def test_on_a_plain_session_a_body_broken_after_the_hooks_is_typed_and_not_sent_again() -> None:
+    # Only a ResilientSession can send the hop again (requests dispatched the hooks), not the adapter alone.
+    seen: list[int] = []
+    with RawServer() as server:
+        server.script(cut_mid_body(), answer(200))
+        session = requests.Session()
+        session.mount("http://", ResilientAdapter(RetryPolicy(2, backoff_factor=0)))
         with pytest.raises(IncompleteBodyError) as caught:
             session.get(server.url + "/x", hooks={"response": lambda r, *a, **k: seen.append(r.status_code)})
         assert server.count == 1
