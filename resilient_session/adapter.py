@@ -382,7 +382,11 @@ def _guarded(
     if breaker is not None and permit is not None:
         breaker.record(permit, response=response)
     if budget_gate is not None and response.status_code < 500 and response.status_code != 429:
-        budget_gate.record_success()
+        guard = response.__dict__.get("iter_content")
+        if isinstance(guard, _GuardedRead):
+            guard.after_read.append(budget_gate.record_success)  # a body broken after the hooks earns none
+        else:
+            budget_gate.record_success()
     return response
 
 
@@ -463,7 +467,7 @@ def _attempts(
             # requests hands a response to its hooks with the body unread, and auth handlers rely on it
             # (requests-ntlm reads the live socket for channel binding). Whoever reads it (a hook, or
             # requests after them) reads it as below; a break mid-body is sent again by the session.
-            _guard_reads(response, limit, call, request)
+            _GuardedRead(response, limit, call, request)
             return response
         # Read inside the retry scope, so a break mid-body is retried.
         broken = _read(response, limit, call, request)
@@ -526,21 +530,37 @@ class BrokenAfterHooks:
     resend: bool = False
 
 
-def _guard_reads(
-    response: requests.Response, limit: int | None, call: CallState, request: requests.PreparedRequest
-) -> None:
-    """Make every later read of *response*'s body (a hook's ``r.content``, requests' own after the hooks)
-    what the adapter's own read is: bounded by *limit* decoded bytes, typed errors,
+class _GuardedRead:
+    """Stands in for ``response.iter_content`` while the body waits for the response hooks, so every later
+    read of it (a hook's ``r.content``, ``r.text``, ``r.json()``, requests' own after the hooks) is what
+    the adapter's own read is: bounded by *limit* decoded bytes, typed errors,
     :class:`~resilient_session.DeadlineExceededError` once the watchdog cut the read off, and a body
-    that breaks off counted on the retry chain (a session sends the hop again, see ``BrokenAfterHooks``)."""
-    read = response.iter_content
-    chain, attempts = call.retries, call.attempts
+    that breaks off counted on the retry chain (a session sends the hop again, see ``BrokenAfterHooks``).
+    """
 
-    def iter_content(chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
+    __slots__ = ("after_read", "attempts", "call", "chain", "limit", "read", "request", "response")
+
+    def __init__(
+        self,
+        response: requests.Response,
+        limit: int | None,
+        call: CallState,
+        request: requests.PreparedRequest,
+    ) -> None:
+        self.response, self.limit, self.call, self.request = response, limit, call, request
+        self.read = response.iter_content
+        self.chain, self.attempts = call.retries, call.attempts
+        #: Run once the body was read whole (the budget's refund: a body that broke off earns none).
+        self.after_read: list[Callable[[], None]] = []
+        # Every read goes through iter_content (content, text, json(), iter_lines()).
+        response.iter_content = self  # type: ignore[method-assign]
+
+    def __call__(self, chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
+        response, limit, call, request = self.response, self.limit, self.call, self.request
         size = 0
         failure: BaseException | None = None
         try:
-            for chunk in read(chunk_size, decode_unicode):
+            for chunk in self.read(chunk_size, decode_unicode):
                 size += len(chunk)
                 if limit is not None and size > limit:
                     response._content_consumed = True  # type: ignore[attr-defined]
@@ -552,7 +572,7 @@ def _guard_reads(
         except rexc.RequestException as exc:
             failure = _typed(exc, call, request)
             if isinstance(exc, (rexc.ChunkedEncodingError, rexc.ConnectionError)):
-                call.broken_after_hooks = BrokenAfterHooks(failure, exc, chain, attempts)
+                call.broken_after_hooks = BrokenAfterHooks(failure, exc, self.chain, self.attempts)
         if call.cut_off():
             # As in _read: whatever the read returned after the watchdog shut the socket is not the answer.
             response.close()
@@ -561,9 +581,8 @@ def _guard_reads(
         if failure is not None:
             raise failure  # outside the except block: no __context__ holding urllib3's raw message
         response.__dict__.pop("iter_content", None)  # read: the class's own method serves what is cached
-
-    # Every read goes through iter_content (content, text, json(), iter_lines()).
-    response.iter_content = iter_content  # type: ignore[method-assign]
+        for done in self.after_read:
+            done()
 
 
 def _too_large(

@@ -30,6 +30,7 @@ from resilient_session import (
     MalformedResponseError,
     ResilientAdapter,
     ResilientSession,
+    RetryBudget,
     RetryPolicy,
 )
 from resilient_session.errors import IncompleteBodyError
@@ -70,6 +71,8 @@ class NtlmServer:
     context: ssl.SSLContext
     der: bytes
     binding: bytes | None = None
+    #: Logins whose answer breaks off mid-body (the connection closes short of its Content-Length).
+    cut_logins: int = 0
     seen: list[Seen] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -125,16 +128,24 @@ class NtlmServer:
                         401, b"challenge", {"WWW-Authenticate": "NTLM " + base64.b64encode(token).decode()}
                     )
                     return
-                self._reply(200, json.dumps({"user": self.acceptor.client_principal}).encode(), {})
+                with server.lock:
+                    cut = server.cut_logins > 0
+                    server.cut_logins -= cut
+                body = json.dumps({"user": self.acceptor.client_principal}).encode()
+                self._reply(200, body, {}, promised=len(body) + 100 if cut else None)
 
-            def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            def _reply(
+                self, status: int, body: bytes, headers: dict[str, str], promised: int | None = None
+            ) -> None:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(promised or len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                if promised:
+                    self.close_connection = True
 
         return Handler
 
@@ -216,6 +227,22 @@ def test_an_ntlm_login_with_channel_binding_succeeds(
     # Anonymous, negotiate, authenticate: three requests, the handshake on one connection.
     assert [s.authorization.split(" ")[0] for s in server.seen] == ["", "NTLM", "NTLM"]
     assert len({s.client_port for s in server.seen[1:]}) == 1
+
+
+@pytest.mark.usefixtures("users")
+def test_a_login_whose_answer_breaks_off_logs_in_again(ca: trustme.CA) -> None:
+    # The hooks already completed the handshake on the connection that broke: the session sends the hop
+    # again, and requests-ntlm logs in again on a new connection.
+    with ntlm_server(ca) as (server, ca_file):
+        server.cut_logins = 1
+        session = ResilientSession(retry=RetryPolicy(2, backoff_factor=0), breaker=False)
+        response = session.get(
+            server.url + "/me", auth=HttpNtlmAuth(f"TESTDOM\\{USER}", PASSWORD), verify=ca_file
+        )
+    assert server.failures == []
+    assert response.json() == {"user": f"TESTDOM\\{USER}"}
+    assert [s.authorization.split(" ")[0] for s in server.seen] == ["", "NTLM", "NTLM"] * 2
+    assert server.seen[1].client_port != server.seen[4].client_port
 
 
 # -- what a hook sees, and what still holds ------------------------------------------------------
@@ -337,6 +364,28 @@ def test_a_body_broken_after_the_hooks_counts_on_the_same_retry_chain() -> None:
         assert server.count == 3  # total=2: at most three requests, the 503 included
     assert isinstance(caught.value, requests.exceptions.ChunkedEncodingError)
     assert caught.value.attempts == 3
+
+
+def test_the_budget_pays_for_sending_again_after_the_hooks() -> None:
+    # 10 tokens pay for exactly two retries of 5, as without hooks.
+    with RawServer() as server:
+        server.script(answer(503), cut_mid_body())
+        budget = RetryBudget(capacity=10, retry_cost=5)
+        session = ResilientSession(retry=RetryPolicy(5, backoff_factor=0), breaker=False, budget=budget)
+        with pytest.raises(IncompleteBodyError):
+            session.get(server.url + "/x", hooks={"response": lambda r, *a, **k: None})
+        assert server.count == 3
+
+
+def test_no_send_again_waits_past_the_deadline() -> None:
+    with RawServer() as server:
+        server.script(cut_mid_body(), answer(200))
+        session = ResilientSession(retry=RetryPolicy(3, backoff_factor=5, backoff_jitter=0), breaker=False)
+        started = time.monotonic()
+        with pytest.raises(IncompleteBodyError):
+            session.get(server.url + "/x", deadline=1.0, hooks={"response": lambda r, *a, **k: None})
+        assert time.monotonic() - started < 1.0
+        assert server.count == 1
 
 
 def test_a_body_that_cannot_be_sent_twice_is_not_sent_again() -> None:
