@@ -27,15 +27,7 @@ from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy, call_aware, no_retries
 from .stores.base import host_key
 
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "BrokenAfterHooks",
-    "MountedAdapter",
-    "ResilientAdapter",
-    "follows_session_retry",
-    "guarded_send",
-    "hooks_first",
-]
+__all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "follows_session_retry", "guarded_send"]
 
 #: (connect, read) seconds: connect a little over a multiple of 3 s (TCP's SYN retransmit), read 30 s.
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
@@ -423,7 +415,7 @@ def _attempts(
     first_break: rexc.RequestException | None = None
     call.hop = ((request.method or call.method).upper(), request.url or call.raw_url)
     carried = call.broken_after_hooks
-    if isinstance(carried, BrokenAfterHooks) and carried.resend:
+    if isinstance(carried, _BrokenAfterHooks) and carried.resend:
         # The session sends this hop again: its body broke off after the hooks. Same chain, same count.
         call.broken_after_hooks = None
         call.attempts, call.retries = carried.attempts, carried.chain
@@ -463,7 +455,7 @@ def _attempts(
             # A redirect hop's body is read by requests itself, which ignores its errors.
             return response
         limit = getattr(call.owner, "max_response_size", None)
-        if hooks_first(request):
+        if _hooks_first(request):
             # requests hands a response to its hooks with the body unread, and auth handlers rely on it
             # (requests-ntlm reads the live socket for channel binding). Whoever reads it (a hook, or
             # requests after them) reads it as below; a break mid-body is sent again by the session.
@@ -478,7 +470,7 @@ def _attempts(
         _next_after_broken_body(policy, call, request, broken, first_break)
 
 
-def hooks_first(request: requests.PreparedRequest) -> bool:
+def _hooks_first(request: requests.PreparedRequest) -> bool:
     """True when requests will give the response of *request* to response hooks (the user's, or an auth
     handler's) before it reads the body: the adapter then leaves the body unread, as requests does."""
     hooks = getattr(request, "hooks", None)
@@ -516,7 +508,7 @@ def _read(
 
 
 @dataclass
-class BrokenAfterHooks:
+class _BrokenAfterHooks:
     """A body that broke off while read after the response hooks: what sending the hop again needs."""
 
     #: The typed error raised; the session sends again only when this very object reaches it.
@@ -535,7 +527,7 @@ class _GuardedRead:
     read of it (a hook's ``r.content``, ``r.text``, ``r.json()``, requests' own after the hooks) is what
     the adapter's own read is: bounded by *limit* decoded bytes, typed errors,
     :class:`~resilient_session.DeadlineExceededError` once the watchdog cut the read off, and a body
-    that breaks off counted on the retry chain (a session sends the hop again, see ``BrokenAfterHooks``).
+    that breaks off counted on the retry chain (a session sends the hop again, see ``_BrokenAfterHooks``).
     """
 
     __slots__ = ("after_read", "attempts", "call", "chain", "limit", "read", "request", "response")
@@ -572,7 +564,7 @@ class _GuardedRead:
         except rexc.RequestException as exc:
             failure = _typed(exc, call, request)
             if isinstance(exc, (rexc.ChunkedEncodingError, rexc.ConnectionError)):
-                call.broken_after_hooks = BrokenAfterHooks(failure, exc, self.chain, self.attempts)
+                call.broken_after_hooks = _BrokenAfterHooks(failure, exc, self.chain, self.attempts)
         if call.cut_off():
             # As in _read: whatever the read returned after the watchdog shut the socket is not the answer.
             response.close()
