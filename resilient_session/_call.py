@@ -85,6 +85,9 @@ class CallState:
     connection: Any = None
     #: Method and URL of the hop being sent: a redirect changes the URL, a 303 the method too.
     hop: tuple[str, str] | None = None
+    #: A body that broke off after the response hooks (``adapter._BrokenAfterHooks``): the session sends
+    #: the hop again, and the adapter continues the retry chain of the attempt that broke.
+    broken_after_hooks: Any = None
 
     @classmethod
     def begin(cls, method: str | None, url: str | None, **kwargs: Any) -> CallState:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import requests
@@ -26,7 +28,7 @@ from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy, call_aware, no_retries
 from .stores.base import host_key
 
-__all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "guarded_send"]
+__all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "follows_session_retry", "guarded_send"]
 
 #: (connect, read) seconds: connect a little over a multiple of 3 s (TCP's SYN retransmit), read 30 s.
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 30.0)
@@ -227,6 +229,30 @@ def refuse_if_open(adapter: BaseAdapter, method: str, url: str, session: object 
         breaker.check(breaker.key_for(url), method=method, url=url)
 
 
+def follows_session_retry(adapter: BaseAdapter, previous: Retry | None = None) -> bool:
+    """True when *adapter*'s retries are the session's to set: a :class:`ResilientAdapter` given no policy,
+    or an ``HTTPAdapter`` whose ``max_retries`` was never configured (still what ``HTTPAdapter()`` makes)
+    or is the session's *previous* policy, which it took when mounted."""
+    if isinstance(adapter, ResilientAdapter):
+        return adapter.inherits_retry
+    if not isinstance(adapter, HTTPAdapter):
+        return False
+    retries = adapter.max_retries
+    if previous is not None and retries is previous:
+        return True
+    default = _default_max_retries()
+    # requests builds a fresh Retry per adapter: only its type and every option can say "untouched".
+    return type(retries) is type(default) and vars(retries) == vars(default)
+
+
+@cache
+def _default_max_retries() -> Retry:
+    # What this version of requests gives an adapter built with no max_retries (or max_retries=0).
+    adapter = HTTPAdapter()
+    adapter.close()
+    return adapter.max_retries
+
+
 Send = Callable[..., requests.Response]
 
 
@@ -235,7 +261,8 @@ class MountedAdapter(BaseAdapter):
     :class:`ResilientAdapter` (one legacy code mounted): a wrapper for the length of one send.
 
     Through an ``HTTPAdapter`` (or a subclass, whatever it overrides) a call gets what it gets through
-    a ``ResilientAdapter``, except that the adapter's own ``max_retries`` decides what is retried: the
+    a ``ResilientAdapter``, except that a ``max_retries`` the adapter was given decides what is retried
+    (one left at requests' default is the session's, see :meth:`ResilientSession.mount`): the
     deadline reaches every attempt, the breaker, budget and bulkhead are the session's, failures are
     typed. Through any other adapter it gets what needs no socket of ours: the default timeout as
     ``timeout=``, the breaker, budget and bulkhead, the deadline checked before sending, typed errors.
@@ -350,7 +377,11 @@ def _guarded(
     if breaker is not None and permit is not None:
         breaker.record(permit, response=response)
     if budget_gate is not None and response.status_code < 500 and response.status_code != 429:
-        budget_gate.record_success()
+        guard = response.__dict__.get("iter_content")
+        if isinstance(guard, _GuardedRead):
+            guard.after_read.append(budget_gate.record_success)  # a body broken after the hooks earns none
+        else:
+            budget_gate.record_success()
     return response
 
 
@@ -386,6 +417,13 @@ def _attempts(
     # exception plain requests raises here (ChunkedEncodingError ...), not the last attempt's.
     first_break: rexc.RequestException | None = None
     call.hop = ((request.method or call.method).upper(), request.url or call.raw_url)
+    carried = call.broken_after_hooks
+    if isinstance(carried, _BrokenAfterHooks) and carried.resend:
+        # The session sends this hop again: its body broke off after the hooks. Same chain, same count.
+        call.broken_after_hooks = None
+        call.attempts, call.retries = carried.attempts, carried.chain
+        first_break = carried.broken
+        _next_after_broken_body(policy, call, request, carried.broken, first_break)
     while True:
         if call.deadline_passed():
             raise _deadline_error(call, request, "the deadline ran out before an attempt")
@@ -419,37 +457,139 @@ def _attempts(
         if stream or response.is_redirect:
             # A redirect hop's body is read by requests itself, which ignores its errors.
             return response
-        broken: rexc.RequestException | None = None
-        unusable: BaseException | None = None
         limit = getattr(call.owner, "max_response_size", None)
-        try:
-            # Read inside the retry scope, so a break mid-body is retried.
-            if limit is None:
-                response.content  # noqa: B018 - reading caches the body, as Session.send would
-            elif isinstance(read_bounded(response, limit), Overflow):
-                unusable = errors.MalformedResponseError(
-                    f"the decoded body passed max_response_size ({limit} bytes); nothing more was read",
-                    code="body_too_large",
-                    details={"limit": limit},
-                    response=response,
-                    **_context(call, request),
-                )
-        except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
-            broken = exc
-        except rexc.RequestException as exc:
-            unusable = _typed(exc, call, request)
-        if call.cut_off():
-            # The watchdog shut the socket: whatever the read returned (even a body that merely looks
-            # complete, with no Content-Length) is not the answer.
-            response.close()
-            raise _deadline_error(call, request, "the deadline ran out while reading the body")
-        if unusable is not None:
-            raise unusable
+        if _hooks_first(request):
+            # requests hands a response to its hooks with the body unread, and auth handlers rely on it
+            # (requests-ntlm reads the live socket for channel binding). Whoever reads it (a hook, or
+            # requests after them) reads it as below; a break mid-body is sent again by the session.
+            _GuardedRead(response, limit, call, request)
+            return response
+        # Read inside the retry scope, so a break mid-body is retried.
+        broken = _read(response, limit, call, request)
         if broken is None:
             return response
         response.close()
         first_break = first_break or broken
         _next_after_broken_body(policy, call, request, broken, first_break)
+
+
+def _hooks_first(request: requests.PreparedRequest) -> bool:
+    """True when requests will give the response of *request* to response hooks (the user's, or an auth
+    handler's) before it reads the body: the adapter then leaves the body unread, as requests does."""
+    hooks = getattr(request, "hooks", None)
+    return bool(hooks.get("response")) if isinstance(hooks, dict) else False
+
+
+def _read(
+    response: requests.Response, limit: int | None, call: CallState, request: requests.PreparedRequest
+) -> rexc.RequestException | None:
+    """Read the body of a non-streamed *response*; return the error if it broke off mid-way.
+
+    Raises :class:`~resilient_session.MalformedResponseError` past *limit* decoded bytes (or for an
+    otherwise unusable body) and :class:`~resilient_session.DeadlineExceededError` when the watchdog
+    cut the read off.
+    """
+    broken: rexc.RequestException | None = None
+    unusable: BaseException | None = None
+    try:
+        if limit is None:
+            response.content  # noqa: B018 - reading caches the body, as Session.send would
+        elif isinstance(read_bounded(response, limit), Overflow):
+            unusable = _too_large(limit, response, call, request)
+    except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:
+        broken = exc
+    except rexc.RequestException as exc:
+        unusable = _typed(exc, call, request)
+    if call.cut_off():
+        # The watchdog shut the socket: whatever the read returned (even a body that merely looks
+        # complete, with no Content-Length) is not the answer.
+        response.close()
+        raise _deadline_error(call, request, "the deadline ran out while reading the body")
+    if unusable is not None:
+        raise unusable
+    return broken
+
+
+@dataclass
+class _BrokenAfterHooks:
+    """A body that broke off while read after the response hooks: what sending the hop again needs."""
+
+    #: The typed error raised; the session sends again only when this very object reaches it.
+    error: BaseException
+    #: requests' exception, as the adapter's own read would have caught it.
+    broken: rexc.RequestException
+    #: The retry chain of the attempt that answered, and the attempts made so far.
+    chain: Any
+    attempts: int
+    #: Set by the session: the next send through an adapter continues the chain.
+    resend: bool = False
+
+
+class _GuardedRead:
+    """Stands in for ``response.iter_content`` while the body waits for the response hooks, so every later
+    read of it (a hook's ``r.content``, ``r.text``, ``r.json()``, requests' own after the hooks) is what
+    the adapter's own read is: bounded by *limit* decoded bytes, typed errors,
+    :class:`~resilient_session.DeadlineExceededError` once the watchdog cut the read off, and a body
+    that breaks off counted on the retry chain (a session sends the hop again, see ``_BrokenAfterHooks``).
+    """
+
+    __slots__ = ("after_read", "attempts", "call", "chain", "limit", "read", "request", "response")
+
+    def __init__(
+        self,
+        response: requests.Response,
+        limit: int | None,
+        call: CallState,
+        request: requests.PreparedRequest,
+    ) -> None:
+        self.response, self.limit, self.call, self.request = response, limit, call, request
+        self.read = response.iter_content
+        self.chain, self.attempts = call.retries, call.attempts
+        #: Run once the body was read whole (the budget's refund: a body that broke off earns none).
+        self.after_read: list[Callable[[], None]] = []
+        # Every read goes through iter_content (content, text, json(), iter_lines()).
+        response.iter_content = self  # type: ignore[method-assign]
+
+    def __call__(self, chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
+        response, limit, call, request = self.response, self.limit, self.call, self.request
+        size = 0
+        failure: BaseException | None = None
+        try:
+            for chunk in self.read(chunk_size, decode_unicode):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    response._content_consumed = True  # type: ignore[attr-defined]
+                    response.close()
+                    raise _too_large(limit, response, call, request)
+                yield chunk
+        except errors.APIError:
+            raise
+        except rexc.RequestException as exc:
+            failure = _typed(exc, call, request)
+            if isinstance(exc, (rexc.ChunkedEncodingError, rexc.ConnectionError)):
+                call.broken_after_hooks = _BrokenAfterHooks(failure, exc, self.chain, self.attempts)
+        if call.cut_off():
+            # As in _read: whatever the read returned after the watchdog shut the socket is not the answer.
+            response.close()
+            call.broken_after_hooks = None
+            failure = _deadline_error(call, request, "the deadline ran out while reading the body")
+        if failure is not None:
+            raise failure  # outside the except block: no __context__ holding urllib3's raw message
+        response.__dict__.pop("iter_content", None)  # read: the class's own method serves what is cached
+        for done in self.after_read:
+            done()
+
+
+def _too_large(
+    limit: int, response: requests.Response, call: CallState, request: requests.PreparedRequest
+) -> errors.MalformedResponseError:
+    return errors.MalformedResponseError(
+        f"the decoded body passed max_response_size ({limit} bytes); nothing more was read",
+        code="body_too_large",
+        details={"limit": limit},
+        response=response,
+        **_context(call, request),
+    )
 
 
 def _next_after_broken_body(
@@ -517,9 +657,13 @@ def _deadline_error(
 def _typed(
     exc: rexc.RequestException, call: CallState, request: requests.PreparedRequest
 ) -> rexc.RequestException:
-    """The typed twin of *exc*, shaped as requests' own (the urllib3 exception first, its URLs redacted);
-    exceptions that signal programming errors pass through unchanged."""
-    if isinstance(exc, errors.APIError):
+    """The typed twin of *exc*, shaped as requests' own (the urllib3 exception first, its URLs redacted).
+
+    Only requests' and urllib3's own classes are translated: a subclass an adapter or a mock raises
+    (``requests_mock``'s ``exc=``, a ``responses`` body) is the caller's, and reaches them as the same
+    object; so do ours and those that signal programming errors.
+    """
+    if isinstance(exc, errors.APIError) or type(exc).__module__ not in _TRANSLATED_MODULES:
         return exc
     cause = _innermost(exc)
     ctx = _context(call, request)
@@ -541,6 +685,9 @@ def _typed(
             return ours(*args, **ctx)
     return exc
 
+
+# Where the exception classes live that become typed errors (exact classes, not their subclasses).
+_TRANSLATED_MODULES = frozenset({rexc.RequestException.__module__, MaxRetryError.__module__})
 
 # requests' exception -> our twin, most specific first (ConnectTimeout is also a ConnectionError ...).
 _TWINS: tuple[tuple[type[rexc.RequestException], type[errors.APIError]], ...] = (

@@ -24,7 +24,14 @@ from ._subclassing import (
     inherits_from_requests,
     remembers_arguments,
 )
-from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
+from .adapter import (
+    DEFAULT_TIMEOUT,
+    MountedAdapter,
+    ResilientAdapter,
+    TimeoutArg,
+    follows_session_retry,
+    refuse_if_open,
+)
 from .auth import origins as _origins
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
@@ -204,15 +211,16 @@ class ResilientSession(OriginalSession):
 
     @property
     def retry(self) -> Retry:
-        """The retry policy of every mounted :class:`ResilientAdapter` not given its own; set a
-        :class:`RetryPolicy`, a urllib3 ``Retry``, an int, ``False`` (none) or ``None`` (the default)."""
+        """The retry policy of every mounted adapter whose retries were never configured (see :meth:`mount`);
+        set a :class:`RetryPolicy`, a urllib3 ``Retry``, an int, ``False`` (none) or ``None`` (default)."""
         return self._retry
 
     @retry.setter
     def retry(self, value: Retry | int | bool | None) -> None:
+        previous: Retry | None = getattr(self, "_retry", None)
         self._retry = as_retry_policy(value)
         for adapter in getattr(self, "adapters", {}).values():
-            if isinstance(adapter, ResilientAdapter) and adapter.inherits_retry:
+            if follows_session_retry(adapter, previous):
                 adapter.max_retries = self._retry
 
     @property
@@ -295,10 +303,12 @@ class ResilientSession(OriginalSession):
         self._allowed_origins = _origins.parse_origins(value)
 
     def mount(self, prefix: str | bytes, adapter: BaseAdapter) -> None:
-        """As :meth:`requests.Session.mount`; a :class:`ResilientAdapter` given no retry policy of its own
-        takes this session's ``retry``."""
-        if isinstance(adapter, ResilientAdapter) and adapter.inherits_retry:
-            adapter.max_retries = self._retry
+        """As :meth:`requests.Session.mount`; an adapter whose retries were never configured (a
+        :class:`ResilientAdapter` given no policy, an ``HTTPAdapter()`` left at requests' default
+        ``max_retries``) takes this session's ``retry``, now and whenever it changes."""
+        retry: Retry | None = getattr(self, "_retry", None)  # None while requests.Session.__init__ mounts
+        if retry is not None and follows_session_retry(adapter):
+            adapter.max_retries = retry  # type: ignore[attr-defined]
         super().mount(prefix, adapter)
 
     def __repr__(self) -> str:
@@ -508,7 +518,7 @@ class ResilientSession(OriginalSession):
         if call is not None and call.owner is self and call.sent:
             # A redirect hop or a re-send from a hook: part of the call already in progress.
             call.sending = True
-            return super().send(request, **kwargs)
+            return self._send(call, request, kwargs)
         token = None
         if call is None or call.owner is not self:
             # send() called directly, not through request().
@@ -520,7 +530,7 @@ class ResilientSession(OriginalSession):
         observer = call.observer = begin_call(self, call, request)
         call.sending = True
         try:
-            response = super().send(request, **kwargs)
+            response = self._send(call, request, kwargs)
         except BaseException as exc:
             if observer is not None:
                 end_call(observer, call, error=exc)
@@ -537,6 +547,25 @@ class ResilientSession(OriginalSession):
             if error is not None:
                 raise error
         return response
+
+    def _send(
+        self, call: CallState, request: requests.PreparedRequest, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        """requests' send; when a body broke off after the response hooks (a hook's read or requests'
+        own), the hop goes again: the adapter continues its retry chain, the hooks see the new answer."""
+        try:
+            while True:
+                try:
+                    return super().send(request, **kwargs)
+                except requests.RequestException as exc:
+                    broken = call.broken_after_hooks
+                    if broken is None or broken.error is not exc or broken.resend:
+                        raise
+                    broken.resend = True
+                    call.sending = True  # requests looks the adapter up again
+        finally:
+            if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
+                call.broken_after_hooks = None  # the send again ended before reaching an adapter
 
 
 # Options stored by a property of ours in ``_<name>``.

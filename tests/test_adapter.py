@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 import requests
+import requests_mock
 import responses
 from requests import exceptions as rexc
 
@@ -41,6 +42,48 @@ def test_programming_errors_pass_through_unchanged() -> None:
     with pytest.raises(rexc.InvalidHeader) as info:
         ResilientSession().get("https://api.test/x")
     assert type(info.value) is rexc.InvalidHeader
+
+
+class UpstreamDown(rexc.ConnectionError):
+    """What an API client or a test double defines: its own subclass of a requests exception."""
+
+
+class SlowUpstream(rexc.ReadTimeout):
+    pass
+
+
+@responses.activate
+@pytest.mark.parametrize("raised", [UpstreamDown("down"), SlowUpstream("slow")], ids=type)
+def test_a_responses_body_that_subclasses_a_requests_exception_keeps_its_identity(raised: Exception) -> None:
+    responses.get("https://api.test/x", body=raised)
+    with pytest.raises(type(raised)) as info:
+        ResilientSession().get("https://api.test/x")
+    assert info.value is raised
+    assert not isinstance(info.value, APIConnectionError | APIReadTimeout)
+
+
+def mocked(exc: Exception) -> ResilientSession:
+    """A session sending through a mounted ``requests_mock`` adapter (not a ``Mocker``, which bypasses the
+    session's adapter look-up altogether)."""
+    adapter = requests_mock.Adapter()
+    adapter.register_uri("GET", "https://api.test/x", exc=exc)
+    session = ResilientSession()
+    session.mount("https://api.test/", adapter)
+    return session
+
+
+@pytest.mark.parametrize("raised", [UpstreamDown("down"), SlowUpstream("slow")], ids=type)
+def test_requests_mock_exc_that_subclasses_a_requests_exception_keeps_its_identity(raised: Exception) -> None:
+    with pytest.raises(type(raised)) as info:
+        mocked(raised).get("https://api.test/x")
+    assert info.value is raised
+
+
+def test_requests_mock_exc_of_requests_own_class_is_still_typed() -> None:
+    raised = rexc.ConnectionError("refused")
+    with pytest.raises(APIConnectionError) as info:
+        mocked(raised).get("https://api.test/x")
+    assert info.value is not raised
 
 
 def test_missing_schema_is_requests_own_error() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import requests
 import responses
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from resilient_session import (
     AuthenticationError,
@@ -180,3 +183,23 @@ def test_mounted_adapter_inherits_the_session_breaker_and_budget_unless_given() 
     assert len(responses.calls) == 2  # the refusal opened no connection
     for _ in range(4):
         assert session.get("https://off.test/x").status_code == 503
+
+
+@responses.activate
+def test_a_default_built_adapter_follows_the_session_retry_under_responses() -> None:
+    responses.get("https://legacy.test/x", status=503)
+    responses.get("https://legacy.test/x", json={"ok": True})
+    session = ResilientSession(retry=RetryPolicy(1, backoff_factor=0))
+    session.mount("https://legacy.test/", HTTPAdapter())
+    assert session.get("https://legacy.test/x").json() == {"ok": True}
+    assert len(responses.calls) == 2
+
+
+def test_a_pickled_session_keeps_a_default_built_adapter_following_its_retry() -> None:
+    session = ResilientSession(retry=RetryPolicy(1))
+    session.mount("https://legacy.test/", HTTPAdapter())
+    session.mount("https://own.test/", HTTPAdapter(max_retries=Retry(2)))
+    copy = pickle.loads(pickle.dumps(session))
+    copy.retry = RetryPolicy(4)
+    assert copy.get_adapter("https://legacy.test/x").max_retries is copy.retry
+    assert copy.get_adapter("https://own.test/x").max_retries.total == 2

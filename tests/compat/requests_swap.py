@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
         swap_options=options if swapped else None,
         requests_version=requests.__version__,
         requests_file=requests.__file__,
-        resilient_session_plugin=config.pluginmanager.has_plugin("resilient_session"),
+        resilient_session_plugin=config.pluginmanager.has_plugin("resilient_session.testing.pytest_plugin"),
         outcomes={},
         deselected=[],
         deselect_unmatched=[],

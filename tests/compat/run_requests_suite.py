@@ -119,6 +119,8 @@ def run_suite(tree: Path, workdir: Path, name: str, swap: bool, pytest_args: lis
     outcomes.unlink(missing_ok=True)
     command = [
         *(sys.executable, "-m", "pytest", "tests", "-p", "requests_swap", "-p", "no:cacheprovider"),
+        # Opt-in, as for any suite: the reset of breaker state between tests.
+        *("-p", "resilient_session.testing.pytest_plugin"),
         *("-q", "-rfE", "--resilient-outcomes", str(outcomes)),
         *(arg for nodeid in DESELECT for arg in ("--resilient-deselect", nodeid)),
         *(["--resilient-swap"] if swap else []),
@@ -209,7 +211,7 @@ def harness_problems(plain: dict[str, Any], swapped: dict[str, Any]) -> list[str
     if not swapped.get("resilient_session_plugin"):
         problems.append(
             "resilient-session's pytest plugin (breaker state reset between tests) was not active in the "
-            "swapped run: is resilient-session installed, and PYTEST_DISABLE_PLUGIN_AUTOLOAD unset?"
+            "swapped run (it is loaded with -p resilient_session.testing.pytest_plugin)"
         )
     expected = str(REPO / "resilient_session")
     if swapped.get("resilient_session_file") and not swapped["resilient_session_file"].startswith(expected):

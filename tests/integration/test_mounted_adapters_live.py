@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 import pytest
 import requests
 import responses
+from cachecontrol import CacheControl
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests_toolbelt.adapters.source import SourceAddressAdapter
 from urllib3.util.retry import Retry
 
 from resilient_session import (
@@ -21,6 +24,7 @@ from resilient_session import (
     CircuitOpenError,
     DeadlineExceededError,
     ResilientSession,
+    RetryPolicy,
 )
 from resilient_session.adapter import DeadlineAwarePool
 from resilient_session.stores import MemoryStore
@@ -165,3 +169,113 @@ def test_responses_mocks_still_work_through_a_mounted_adapter() -> None:
         mock.get("https://api.example.test/x", json={"ok": True})
         assert session.get("https://api.example.test/x").json() == {"ok": True}
         assert len(mock.calls) == 2
+
+
+# -- retries of an adapter nobody configured ------------------------------------------------------
+
+
+class CachingAdapter(HTTPAdapter):
+    """What ``CacheControl(session)`` and requests-toolbelt mount: a subclass left at requests' defaults."""
+
+
+def session_retrying_once() -> ResilientSession:
+    return ResilientSession(retry=RetryPolicy(total=1, backoff_factor=0), breaker=False)
+
+
+DEFAULT_BUILT: dict[str, Callable[[], HTTPAdapter]] = {
+    "HTTPAdapter()": HTTPAdapter,
+    "HTTPAdapter(max_retries=0)": lambda: HTTPAdapter(max_retries=0),  # requests builds the same object
+    "a subclass": CachingAdapter,
+    "requests-toolbelt's SourceAddressAdapter": lambda: SourceAddressAdapter("127.0.0.1"),
+}
+
+
+@pytest.mark.parametrize("make", list(DEFAULT_BUILT.values()), ids=list(DEFAULT_BUILT))
+def test_an_adapter_left_at_requests_defaults_follows_the_sessions_retry(
+    make: Callable[[], HTTPAdapter], raw: RawServer
+) -> None:
+    # Before: its Retry(0, read=False) won, and the 503 came back after one request.
+    session = session_retrying_once()
+    adapter = make()
+    session.mount("http://", adapter)
+    raw.script(answer(503), answer(200, b'{"id": 7}'))
+    response = session.get(raw.url + "/x")
+    assert raw.count == 2
+    assert response.status_code == 200
+    assert adapter.max_retries is session.retry
+
+
+def test_cachecontrol_wrapping_a_session_follows_its_retry(raw: RawServer) -> None:
+    session = CacheControl(session_retrying_once())
+    cacheable = {"Cache-Control": "max-age=60", "Date": email.utils.formatdate(usegmt=True)}
+    raw.script(answer(503), answer(200, b'{"id": 7}', headers=cacheable))
+    assert session.get(raw.url + "/x").json() == {"id": 7}
+    assert raw.count == 2
+    assert session.get(raw.url + "/x").json() == {"id": 7}  # and it still caches
+    assert raw.count == 2
+
+
+def test_it_keeps_following_when_the_sessions_retry_changes(raw: RawServer) -> None:
+    session = session_retrying_once()
+    adapter = HTTPAdapter()
+    session.mount("http://", adapter)
+    session.retry = RetryPolicy(total=3, backoff_factor=0)
+    raw.script(answer(503), answer(503), answer(503), answer(200))
+    assert session.get(raw.url + "/x").status_code == 200
+    assert raw.count == 4
+    session.retry = False
+    raw.script(answer(503), answer(200))
+    assert session.get(raw.url + "/x").status_code == 503
+    assert raw.count == 1
+
+
+@pytest.mark.parametrize(
+    ("configured", "sent", "status"),
+    [
+        (Retry(0), 1, 503),  # "no retries", said explicitly: read=None is not requests' default
+        (Retry(total=3, status_forcelist=[503], backoff_factor=0), 3, 200),  # more than the session's 1
+    ],
+)
+def test_an_adapter_with_configured_retries_keeps_its_own(
+    configured: Retry, sent: int, status: int, raw: RawServer
+) -> None:
+    session = session_retrying_once()
+    adapter = HTTPAdapter(max_retries=configured)
+    session.mount("http://", adapter)
+    raw.script(answer(503), answer(503), answer(200))
+    assert session.get(raw.url + "/x").status_code == status
+    assert raw.count == sent
+    session.retry = RetryPolicy(total=5, backoff_factor=0)
+    assert adapter.max_retries is configured
+
+
+# -- exceptions of the adapter's own -------------------------------------------------------------
+
+
+class UpstreamDown(requests.ConnectionError):
+    """An API client's own exception, a subclass of requests'."""
+
+
+class TranslatingAdapter(HTTPAdapter):
+    """An API client's adapter that turns requests' connection errors into its own subclass."""
+
+    raised: UpstreamDown | None = None
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.ConnectionError as exc:
+            self.raised = UpstreamDown(f"upstream down: {request.url}")
+            raise self.raised from exc
+
+
+def test_a_subclass_of_a_requests_exception_reaches_the_caller_as_the_same_object(raw: RawServer) -> None:
+    session = session_retrying_once()
+    adapter = TranslatingAdapter()
+    session.mount("http://", adapter)
+    raw.script(reset_before_answer())
+    with pytest.raises(UpstreamDown) as caught:
+        session.get(raw.url + "/x")
+    assert caught.value is adapter.raised
+    assert not isinstance(caught.value, APIConnectionError)
+    assert raw.count == 2  # the session's retry still ran inside the adapter's send
