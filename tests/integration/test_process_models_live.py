@@ -126,6 +126,7 @@ FORK_WHILE_THREADS_CALL = """
 from resilient_session import ResilientSession
 
 drip, fast, children, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sys.setswitchinterval(1e-5)  # threads are preempted often, inside the package's locks too
 stop = threading.Event()
 calls = []
 
@@ -147,6 +148,7 @@ for _ in range(children):
     pid = os.fork()
     if pid == 0:
         # A session made in the child: only what the package shares process-wide is inherited.
+        sys.setswitchinterval(0.005)
         session = ResilientSession(breaker=False)
         report(side="child", **outcome(lambda: session.get(drip, deadline=0.5)))
         os._exit(0)
