@@ -25,7 +25,7 @@ _hooked = False
 
 
 def track(obj: ForkAware) -> None:
-    """Call ``obj._after_fork_in_child()`` in every child this process forks from now on, while *obj* lives."""
+    """Call ``obj._after_fork_in_child()`` in every child forked from now on, while *obj* lives."""
     global _hooked
     if not _hooked:
         _hooked = True  # two threads racing here register twice: the reset runs twice, harmlessly

@@ -82,8 +82,6 @@ class Watchdog:
 
     def unwatch(self, call: CallState) -> None:
         """Stop watching *call*: its sockets are never touched again."""
-        if not call.watched:
-            return
         with self._lock:
             if not call.watched:
                 return

@@ -274,9 +274,12 @@ def test_after_fork_the_child_forgets_the_parents_lock_thread_and_calls() -> Non
     watchdog._after_fork_in_child()
     ours, theirs = socket.socketpair()
     call = call_with_deadline(0.3)
-    watched = threading.Thread(
-        target=lambda: (watchdog.watch(call), watchdog.attach(call, SimpleNamespace(sock=ours)))
-    )
+
+    def watch() -> None:
+        watchdog.watch(call)
+        watchdog.attach(call, SimpleNamespace(sock=ours))
+
+    watched = threading.Thread(target=watch)
     watched.start()
     watched.join(2)
     assert not watched.is_alive()  # the inherited held lock is not the child's
