@@ -162,6 +162,7 @@ def test_an_error_in_the_thread_is_logged_and_later_deadlines_still_end_their_ca
     assert ended and call.expired  # the thread lived on
     records = [r for r in caplog.records if r.name == "resilient_session" and r.exc_info]
     assert len(records) == 1 and "GET" in records[0].getMessage()
+    assert records[0].levelno == logging.WARNING
     assert "hunter2" not in caplog.text
     ours.close()
     theirs.close()
@@ -192,6 +193,7 @@ def test_a_thread_that_died_is_started_again_by_the_next_call() -> None:
 
 def test_the_thread_ends_when_idle_after_the_last_call_not_at_its_deadline() -> None:
     watchdog = Watchdog()
+    assert watchdog.idle_exit == 60.0  # the documented minute; shortened here
     watchdog.idle_exit = 0.2
     call = call_with_deadline(600.0)
     watchdog.watch(call)

@@ -200,6 +200,14 @@ pid = os.fork()
 if pid == 0:
     report(side="child", **outcome(lambda: session.get(fast)))
     report(side="child", **outcome(lambda: session.get(fast)))
+    # The cap holds for the child's own calls.
+    mine = [threading.Thread(target=lambda: session.get(drip, deadline=1.5)) for _ in range(2)]
+    for thread in mine:
+        thread.start()
+    time.sleep(0.5)
+    report(side="child", **outcome(lambda: session.get(fast)))
+    for thread in mine:
+        thread.join()
     os._exit(0)
 os.waitpid(pid, 0)
 for holder in holders:
@@ -213,8 +221,9 @@ def test_a_bulkhead_full_at_fork_is_empty_in_the_child(drip: RawServer, fast: Ra
     parent = [r["outcome"] for r in results if r["side"] == "parent"]
     child = [r["outcome"] for r in results if r["side"] == "child"]
     assert parent == ["BulkheadFullError", "status 200"]  # full at fork time, freed when the calls ended
-    assert child == ["status 200", "status 200"]
+    assert child == ["status 200", "status 200", "BulkheadFullError"]
     assert fast.count == 3
+    assert drip.count == 4  # two calls of the parent's, two of the child's
 
 
 # -- idle exit -----------------------------------------------------------------------------------------
@@ -231,6 +240,7 @@ def watchdogs():
 
 session = ResilientSession(deadline=600.0, breaker=False)
 report(**outcome(lambda: session.get(fast)), threads=watchdogs())
+report(daemon=[t.daemon for t in threading.enumerate() if t.name == "resilient-session-watchdog"])
 time.sleep(idle + 0.7)
 before = watchdogs()
 report(**outcome(lambda: session.get(fast)), threads_before=before, threads=watchdogs())
@@ -238,8 +248,9 @@ report(**outcome(lambda: session.get(fast)), threads_before=before, threads=watc
 
 
 def test_the_watchdog_ends_when_idle_even_after_a_long_deadline(fast: RawServer) -> None:
-    first, second = run(IDLE_AFTER_LONG_DEADLINE, fast.url + "/ok", "0.3")
+    first, daemon, second = run(IDLE_AFTER_LONG_DEADLINE, fast.url + "/ok", "0.3")
     assert first["outcome"] == "status 200" and first["threads"] == 1
+    assert daemon["daemon"] == [True]  # never keeps the process alive
     assert second["threads_before"] == 0  # ended 0.3 s after the last call, not 600 s after it began
     assert second["outcome"] == "status 200" and second["threads"] == 1  # and the next call restarts it
 
