@@ -259,12 +259,14 @@ def test_the_watchdog_ends_when_idle_even_after_a_long_deadline(fast: RawServer)
 
 GREEN = """
 import resilient_session
-from resilient_session import ResilientSession
+from resilient_session import Bulkhead, ResilientSession
 
 drip, fast, library, started_before = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "yes"
 session = ResilientSession(breaker=False)
+capped = ResilientSession(bulkhead=Bulkhead(1, max_wait=3.0, name="one"), breaker=False)
 if started_before:
     session.get(fast, deadline=5.0)  # the watchdog runs as a real thread when the patch comes
+    capped.get(fast)  # and the bulkhead's lock is a real one
 if library == "gevent":
     from gevent import monkey
     monkey.patch_all()
@@ -293,6 +295,12 @@ join(jobs)
 report(ticks=len(ticks))
 report(**outcome(lambda: session.get(drip, deadline=0.5)))
 report(**outcome(lambda: session.get(fast, deadline=5.0)))
+
+# A green thread waiting for the bulkhead's only slot gets it when the call holding it ends.
+holder = spawn(lambda: report(bulkhead="holder", **outcome(lambda: capped.get(drip, deadline=0.5))))
+sleep(0.1)
+waiter = spawn(lambda: report(bulkhead="waiter", **outcome(lambda: capped.get(fast, deadline=5.0))))
+join([holder, waiter])
 """
 
 
@@ -303,11 +311,15 @@ def test_green_threads_patched_after_import_keep_every_deadline(
 ) -> None:
     pytest.importorskip(library)
     results = run(GREEN, drip.url + "/drip", fast.url + "/ok", library, started_before, timeout=30)
-    calls = [r for r in results if "outcome" in r]
+    calls = [r for r in results if "outcome" in r and "bulkhead" not in r]
     assert [r["outcome"] for r in calls] == ["DeadlineExceededError"] * 5 + ["status 200"], calls
     assert all(deadline_kept(r) for r in calls[:5]), calls
     assert next(r["ticks"] for r in results if "ticks" in r) == 10
-    assert drip.count == 5
+    capped = {r["bulkhead"]: r for r in results if "bulkhead" in r}
+    assert deadline_kept(capped["holder"])
+    assert capped["waiter"]["outcome"] == "status 200"
+    assert 0.2 < capped["waiter"]["elapsed"] < DEADLINE + SLACK  # it waited for the holder's slot
+    assert drip.count == 6
 
 
 # -- pyOpenSSL -----------------------------------------------------------------------------------------
