@@ -8,8 +8,8 @@ watchdog shuts that socket down: the blocked read returns at once and the call r
 :class:`~resilient_session.DeadlineExceededError`.
 
 Calls without a deadline never come here. A call with one pays a heap push and two short lock holds per
-attempt; the thread starts with the first such call, not at import, and ends after a minute with
-nothing to watch.
+attempt; the thread starts with the first such call, not at import, and ends a minute after the last
+watched call returned (whatever deadline that call had).
 
 Process models: a forked child gets a new lock and forgets the parent's thread and calls (see
 :mod:`._fork`); when ``threading`` was monkey-patched (gevent, eventlet) after the lock was made, the next
