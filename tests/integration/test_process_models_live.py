@@ -63,14 +63,17 @@ def fast() -> Iterator[RawServer]:
 
 def run(script: str, *args: str, timeout: float = 60.0) -> list[dict[str, Any]]:
     """Run *script* in a fresh interpreter with *args*; its JSON lines, in the order printed."""
-    completed = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-c", PRELUDE + textwrap.dedent(script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=Path(__file__).resolve().parents[2],
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"the process hung for {timeout} s; it printed: {hung.stdout!r}")
     assert completed.returncode == 0, completed.stderr[-3000:]
     return [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
 
