@@ -137,7 +137,7 @@ def test_a_wrapped_socket_is_shut_down_underneath(wrap: Callable[[socket.socket]
     thread, ended = blocked_read(ours)
     thread.join(2)
     assert call.deadline_at is not None
-    assert ended and call.deadline_at <= ended[0] < call.deadline_at + 0.3
+    assert ended and call.deadline_at <= ended[0] < call.deadline_at + 0.5
     ours.close()
     theirs.close()
 
@@ -204,7 +204,7 @@ def test_the_thread_ends_when_idle_after_the_last_call_not_at_its_deadline() -> 
     ended_at = time.monotonic()
     thread.join(2)
     assert not thread.is_alive()
-    assert time.monotonic() - ended_at < 0.6  # not 600 s
+    assert time.monotonic() - ended_at < 1.5  # not 600 s
     assert watchdog._heap == [] and watchdog._thread is None
 
 
