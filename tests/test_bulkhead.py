@@ -5,16 +5,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
+import os
 import pickle
+import signal
 import threading
 import time
 import warnings
+from collections.abc import Callable
 
 import pytest
 import requests
 import responses
 
-from resilient_session import APIError, Bulkhead, BulkheadFullError, ResilientSession
+from resilient_session import APIError, Bulkhead, BulkheadFullError, ResilientSession, _fork
 from resilient_session.policies import BulkheadSlots
 
 HOST = "https://api.example.com:443"
@@ -265,3 +268,79 @@ def test_a_pickle_from_before_the_slots_still_loads() -> None:
     restored = old_module._new_bulkhead(4, 0.5, "crm")
     assert (restored.max_concurrent, restored.max_wait, restored.name) == (4, 0.5, "crm")
     assert restored.in_flight("crm") == 0
+
+
+# -- after os.fork() ---------------------------------------------------------------------------------
+
+
+def in_forked_child(check: Callable[[], bool], timeout: float = 10.0) -> str:
+    """Run *check* in a child forked now: "ok", "failed", or "hung" (killed after *timeout*)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code only
+        code = 1
+        try:
+            code = 0 if check() else 1
+        finally:
+            os._exit(code)
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return "ok" if os.waitstatus_to_exitcode(status) == 0 else "failed"
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return "hung"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_with_every_slot_taken_starts_with_every_slot_free() -> None:
+    bulkhead = Bulkhead(2, max_wait=0)
+    bulkhead.acquire(HOST)
+    bulkhead.acquire(HOST)
+
+    def child() -> bool:
+        bulkhead.acquire(HOST)
+        bulkhead.acquire(HOST)
+        try:
+            bulkhead.acquire(HOST)  # the cap still holds in the child
+        except BulkheadFullError:
+            return bulkhead.in_flight(HOST) == 2
+        return False
+
+    assert in_forked_child(child) == "ok"
+    assert bulkhead.in_flight(HOST) == 2  # the parent's calls are still the parent's
+    with pytest.raises(BulkheadFullError):
+        bulkhead.acquire(HOST)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_a_thread_holds_a_compartment_lock_does_not_hang() -> None:
+    bulkhead = Bulkhead(1, max_wait=0)
+    bulkhead.acquire(HOST)
+    bulkhead.release(HOST)
+    compartment = bulkhead.slots._compartments[HOST]
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a parent thread inside the compartment's lock at the moment of the fork
+        with compartment.changed:
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(2)
+    try:
+        assert in_forked_child(lambda: bulkhead.slot(HOST).__enter__() is None) == "ok"
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_slots_are_registered_for_fork_on_first_use_only() -> None:
+    slots = BulkheadSlots()
+    assert slots not in _fork._objects
+    slots.take(HOST, 1, 0)
+    assert slots in _fork._objects
+    slots._after_fork_in_child()
+    assert slots.in_flight(HOST) == 0

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import requests
 
+from .. import _fork
 from .._options import Option, check_attributes
 from ..errors import BulkheadFullError
 from ..stores.base import host_key
@@ -36,7 +37,8 @@ class BulkheadSlots:
     call waits for a slot (``threading.Condition.wait``: True when woken, False on timeout). A test may
     give both, so that waits take no real time.
 
-    Thread-safe. Pickling or copying gives empty slots: calls in flight belong to the live process.
+    Thread-safe. Pickling or copying gives empty slots: calls in flight belong to the live process. For
+    the same reason a child forked while calls were in flight starts with every slot free.
     """
 
     def __init__(
@@ -90,8 +92,16 @@ class BulkheadSlots:
         compartment = self._compartments.get(key)
         if compartment is None:
             with self._lock:
+                if not self._compartments:
+                    _fork.track(self)  # first use: nothing to reset before
                 compartment = self._compartments.setdefault(key, _Compartment())
         return compartment
+
+    def _after_fork_in_child(self) -> None:
+        # The calls holding slots ran in the parent's other threads, which do not exist here: they will
+        # never give their slots back, and a compartment's lock may have been held by one of them.
+        self._lock = threading.Lock()
+        self._compartments = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
