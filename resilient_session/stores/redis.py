@@ -136,10 +136,7 @@ class RedisStore(StateStore):
         if call is not None and call.deadline_passed():
             return self.fallback.run(op, key, args)  # no time left to ask Redis; it is not down
         argv = [repr(self.clock()), repr(float(self.ttl)), *[repr(float(a)) for a in args]]
-        bound = self.op_timeout
-        remaining = call.remaining() if call is not None else None
-        if remaining is not None:
-            bound = min(bound, max(OP_FLOOR, OP_SHARE * remaining), remaining)
+        bound = _op_bound(self.op_timeout, call.remaining() if call is not None else None)
         token = _op_ends.set(time.monotonic() + bound)
         try:
             raw = self._script(op)(keys=[f"{self.prefix}:{key}"], args=argv)
@@ -244,6 +241,13 @@ class RedisStore(StateStore):
             _rebuild,
             (self._url, self.prefix, self.ttl, self.retry_interval, self.clock, self.op_timeout),
         )
+
+
+def _op_bound(op_timeout: float, remaining: float | None) -> float:
+    """Seconds one op may take, given the call's time left (``None`` without a deadline)."""
+    if remaining is None:
+        return op_timeout
+    return min(op_timeout, max(OP_FLOOR, OP_SHARE * remaining), remaining)
 
 
 def _rebuild(
