@@ -263,58 +263,88 @@ def _rebuild(
     )
 
 
+def _time_left() -> float | None:
+    """Seconds the store op in progress has left, else the call in progress; ``None`` when unbounded."""
+    ends = _op_ends.get()
+    if ends is not None:
+        return ends - time.monotonic()
+    call = current_call()
+    return call.remaining() if call is not None else None
+
+
 class _ClampedConnection:
     """redis-py connection mixin: no connect, read or write waits past the end of the store op, or of
     the call, in progress.
 
     The client's ``socket_timeout`` and ``socket_connect_timeout`` bound each socket operation; during a
-    :meth:`RedisStore.run` each is also bounded by the time the op has left, and otherwise (the client
-    used directly inside a call) by the call's time left.
+    :meth:`RedisStore.run` the op's time left bounds them too, and otherwise (the client used directly
+    inside a call) the call's time left. Every ``recv`` and ``send`` is bounded afresh (see
+    :class:`_BoundedSocket`), so an answer dripping in byte by byte cannot outlast the op either.
     """
 
     socket_timeout: float | None
     socket_connect_timeout: float | None
-    _sock: Any
-
-    def _left(self) -> float | None:
-        ends = _op_ends.get()
-        if ends is not None:
-            return max(0.001, ends - time.monotonic())
-        call = current_call()
-        remaining = call.remaining() if call is not None else None
-        return None if remaining is None else max(0.001, remaining)
-
-    def _clamp(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        left = self._left()
-        timeout = self.socket_timeout
-        if left is not None:
-            timeout = left if timeout is None else min(timeout, left)
-        sock.settimeout(timeout)
 
     def _connect(self) -> Any:
-        left = self._left()
+        left = _time_left()
         if left is None:
-            return super()._connect()  # type: ignore[misc]
+            return _BoundedSocket(super()._connect())  # type: ignore[misc]
+        left = max(0.001, left)
         # A connection is used by one thread at a time (it is out of the pool), so its timeouts can be
         # lowered for this connect (and a TLS handshake, which runs under socket_timeout) and put back.
         connect, read = self.socket_connect_timeout, self.socket_timeout
         self.socket_connect_timeout = left if connect is None else min(connect, left)
         self.socket_timeout = left if read is None else min(read, left)
         try:
-            return super()._connect()  # type: ignore[misc]
+            return _BoundedSocket(super()._connect())  # type: ignore[misc]
         finally:
             self.socket_connect_timeout, self.socket_timeout = connect, read
 
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        self._clamp()
-        super().send_packed_command(command, check_health)  # type: ignore[misc]
 
-    def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        self._clamp()
-        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+class _BoundedSocket:
+    """A connection's socket whose every ``recv`` and ``send`` waits at most its own timeout and the
+    time the op (or call) in progress has left; everything else is the socket's."""
+
+    __slots__ = ("_sock", "_timeout")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._timeout: float | None = sock.gettimeout()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _bound(self) -> None:
+        left = _time_left()
+        timeout = self._timeout
+        if left is not None:
+            if left <= 0:
+                raise TimeoutError("timed out")  # what socket.timeout is; redis-py's TimeoutError follows
+            timeout = left if timeout is None else min(timeout, left)
+        self._sock.settimeout(timeout)
+
+    def recv(self, *args: Any) -> Any:
+        self._bound()
+        return self._sock.recv(*args)
+
+    def recv_into(self, *args: Any) -> Any:
+        self._bound()
+        return self._sock.recv_into(*args)
+
+    def send(self, *args: Any) -> Any:
+        self._bound()
+        return self._sock.send(*args)
+
+    def sendall(self, *args: Any) -> Any:
+        self._bound()
+        return self._sock.sendall(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def _clamp_connections(client: Any) -> None:
