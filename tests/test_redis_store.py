@@ -6,6 +6,7 @@ Skipped only when the binary is missing outside CI; with ``CI`` set, a missing b
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -14,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -631,6 +633,64 @@ def test_a_healthy_redis_answers_within_a_short_deadline(
         assert session.get(url).status_code == 200
     assert not store.degraded
     assert redis.Redis.from_url(redis_server.url).keys(f"{store.prefix}:*")  # the state is in Redis
+
+
+CHILD = """
+import json, os, sys, time
+import resilient_session  # imported first: patching comes after, as in applications that patch late
+from resilient_session import CircuitBreaker, RetryBudget
+from resilient_session._call import CallState, active, clock
+from resilient_session.stores import RedisStore
+
+mode, redis_url, host = sys.argv[1:]
+if mode == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+elif mode == "eventlet":
+    import eventlet
+    eventlet.monkey_patch()
+store = RedisStore(redis_url)
+breaker, budget = CircuitBreaker(store=store), RetryBudget(store=store)
+
+def call():
+    # what a call with deadline=0.3 asks the store: leave to go, the outcome, a retry
+    with active(CallState.begin("GET", host, deadline_at=clock() + 0.3)):
+        started = time.monotonic()
+        breaker.record(breaker.acquire(host))
+        granted = budget.try_retry(host)
+        elapsed = time.monotonic() - started
+    return {"granted": granted, "elapsed": elapsed, "degraded": store.degraded}
+
+if mode == "fork":
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, json.dumps(call()).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(os.read(read, 4096).decode())
+else:
+    print(json.dumps(call()))
+"""
+
+
+@pytest.mark.parametrize("mode", ["gevent", "eventlet", "fork"])
+def test_a_hung_redis_costs_a_tenth_of_the_deadline_under_gevent_eventlet_and_after_fork(mode: str) -> None:
+    if mode != "fork":
+        pytest.importorskip(mode)
+    with silent_peer() as (redis_url, accepted):
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, mode, redis_url, HOST],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert len(accepted) == 1  # the child asked the silent Redis once, then answered locally
+    assert result == {"granted": True, "elapsed": result["elapsed"], "degraded": True}
+    assert 0.025 <= result["elapsed"] < 0.15
 
 
 @pytest.mark.parametrize("value", [0, -1, 0.0, math.nan, math.inf, "0.1", True, None])
