@@ -531,6 +531,15 @@ def test_the_configuration_reference_lists_every_option_and_no_other(table: str)
     assert documented == set(POLICY_TABLES[table].OPTIONS)
 
 
+def test_the_configuration_reference_lists_every_store_option_and_no_other() -> None:
+    from resilient_session.config.schema import STORE
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text.split("### `store`\n", 1)[1].split("\n### ", 1)[0]
+    documented = {row.split("|")[1].strip(" `") for row in section.splitlines() if row.startswith("| `")}
+    assert documented == set(STORE)
+
+
 def test_a_valid_table_builds_the_policy_its_constructor_would() -> None:
     (config,) = load_config(
         one(
