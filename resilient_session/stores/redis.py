@@ -321,7 +321,7 @@ class _BoundedSocket:
     def _bound(self) -> None:
         left = _time_left()
         timeout = self._timeout
-        if left is not None:
+        if left is not None and timeout != 0:  # a non-blocking read or peek never waits
             if left <= 0:
                 raise TimeoutError("timed out")  # what socket.timeout is; redis-py's TimeoutError follows
             timeout = left if timeout is None else min(timeout, left)
