@@ -23,6 +23,7 @@ from resilient_session import (
     load_integrations,
 )
 from resilient_session.config import load_config
+from resilient_session.stores import RedisStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
 ENV = {
@@ -167,6 +168,16 @@ def test_a_budget_table_keeps_its_values() -> None:
     assert config.budget == RetryBudget(capacity=50, retry_cost=2, name="shared", store=config.budget.store)
 
 
+def test_a_redis_store_table_builds_the_store_its_constructor_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_URL", "redis://127.0.0.1:1/0")
+    table = {"type": "redis", "url_env": "STATE_URL", "prefix": "p", "ttl": 60, "op_timeout": 0.02}
+    store = load_config(one(store=table))["api"].session_kwargs()["breaker"].store
+    assert isinstance(store, RedisStore)
+    assert (store.prefix, store.ttl, store.op_timeout) == ("p", 60, 0.02)
+    default = load_config(one(store={"type": "redis", "url_env": "STATE_URL"}))["api"]
+    assert default.session_kwargs()["budget"].store.op_timeout == 0.1
+
+
 # -- invalid ------------------------------------------------------------------------------------------
 
 
@@ -235,6 +246,20 @@ def test_a_budget_table_keeps_its_values() -> None:
         (one(bulkhead="lots"), 'integrations.api.bulkhead: expected a table, got "lots"'),
         (one(store={"type": "redis"}), 'integrations.api.store.url_env: required when type = "redis"'),
         (one(store={"type": "memcached"}), 'integrations.api.store.type: expected one of "memory", "redis"'),
+        (
+            one(store={"type": "memory", "op_timeout": 0.1}),
+            'integrations.api.store.op_timeout: applies to type = "redis" only',
+        ),
+        (one(store={"op_timeout": 0.1}), 'integrations.api.store.op_timeout: applies to type = "redis" only'),
+        (one(store={"prefix": "p"}), 'integrations.api.store.prefix: applies to type = "redis" only'),
+        (
+            one(store={"type": "redis", "url_env": "R", "op_timeout": 0}),
+            "integrations.api.store.op_timeout: must be > 0, got 0",
+        ),
+        (
+            one(store={"type": "redis", "url_env": "R", "op_timeout": "fast"}),
+            'integrations.api.store.op_timeout: expected a number, got "fast"',
+        ),
         (one(headers={"Accept": 1}), "integrations.api.headers.Accept: expected a string, got 1"),
         (one(headers={"Bad Header": "x"}), "integrations.api.headers.Bad Header: not a valid header name"),
         (
@@ -511,6 +536,15 @@ def test_the_configuration_reference_lists_every_option_and_no_other(table: str)
             first_cell = row.split("|")[1]
             documented.update(part.strip(" `") for part in first_cell.split(","))
     assert documented == set(POLICY_TABLES[table].OPTIONS)
+
+
+def test_the_configuration_reference_lists_every_store_option_and_no_other() -> None:
+    from resilient_session.config.schema import STORE
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text.split("### `store`\n", 1)[1].split("\n### ", 1)[0]
+    documented = {row.split("|")[1].strip(" `") for row in section.splitlines() if row.startswith("| `")}
+    assert documented == set(STORE)
 
 
 def test_a_valid_table_builds_the_policy_its_constructor_would() -> None:

@@ -5,13 +5,17 @@ Skipped only when the binary is missing outside CI; with ``CI`` set, a missing b
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
 import os
 import pickle
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,6 +33,7 @@ from resilient_session.policies.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPS
 from resilient_session.policies.budget import _DEPOSIT, _LEVEL, _WITHDRAW
 from resilient_session.stores import MemoryStore, RedisStore
 from resilient_session.stores.base import AtomicOp, host_key
+from resilient_session.stores.redis import _op_bound
 from tests.integration.upstream import Reply, Upstream
 
 redis = pytest.importorskip("redis")
@@ -55,8 +60,16 @@ def require_redis_server() -> str:
     return binary
 
 
+def redis_server_version(binary: str) -> tuple[int, ...]:
+    """``redis-server --version`` as numbers (``v=7.0.15`` gives ``(7, 0, 15)``)."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(part) for part in match.groups()) if match else (0, 0, 0)
+
+
 class RedisServer:
-    """A throwaway ``redis-server`` on 127.0.0.1 without persistence; can be stopped and restarted."""
+    """A throwaway ``redis-server`` on 127.0.0.1 without persistence; can be stopped and restarted, and
+    paused (``DEBUG SLEEP``, which Redis 7 refuses unless ``enable-debug-command`` allows it)."""
 
     def __init__(self, port: int | None = None) -> None:
         self.binary = require_redis_server()
@@ -76,6 +89,8 @@ class RedisServer:
             "--appendonly",
             "no",
         ]
+        if redis_server_version(self.binary) >= (7,):
+            command += ["--enable-debug-command", "local"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
@@ -89,6 +104,35 @@ class RedisServer:
                 time.sleep(0.02)
         client.close()
         return self
+
+    def pause(self, seconds: float) -> threading.Thread:
+        """Stall the server for *seconds* (``DEBUG SLEEP``); returns once it no longer answers."""
+        client = redis.Redis(port=self.port)
+        client.ping()
+        errors: list[BaseException] = []
+
+        def sleep() -> None:
+            try:
+                client.execute_command("DEBUG", "SLEEP", seconds)
+            except redis.RedisError as exc:  # e.g. DEBUG refused: reported below, not hung on
+                errors.append(exc)
+
+        sleeper = threading.Thread(target=sleep, daemon=True)
+        sleeper.start()
+        probe = redis.Redis(
+            port=self.port,
+            socket_timeout=0.05,
+            socket_connect_timeout=0.05,
+            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),  # a timeout must surface, not be retried
+        )
+        give_up = time.monotonic() + seconds / 2
+        while not errors and time.monotonic() < give_up:
+            try:
+                probe.ping()
+            except redis.TimeoutError:
+                return sleeper
+            time.sleep(0.005)
+        raise RuntimeError(f"redis-server did not pause: {errors or 'it kept answering'}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -346,6 +390,315 @@ def test_a_down_redis_is_not_asked_again_before_the_retry_interval() -> None:
     assert time.perf_counter() - started < 0.5  # no connection attempts: the fallback answers
 
 
+# -- when Redis is slow or hung: a store op costs a call a small share of its time -------------------------
+
+
+@contextlib.contextmanager
+def silent_peer() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A "Redis" on 127.0.0.1 that accepts connections and never answers: its URL and what it accepted."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0", accepted
+    finally:
+        server.close()
+        for sock in accepted:
+            sock.close()
+
+
+@contextlib.contextmanager
+def unconnectable_peer() -> Iterator[str]:
+    """A "Redis" on 127.0.0.1 whose accept queue is full: a connect to it never completes."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = server.getsockname()[1]
+    queued: list[socket.socket] = []
+    try:
+        while True:  # fill the queue until a connect hangs (Linux queues backlog + 1)
+            sock = socket.socket()
+            sock.settimeout(0.2)
+            try:
+                sock.connect(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                break
+            queued.append(sock)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.close()
+        for sock in queued:
+            sock.close()
+
+
+def _fail_open_session(store: RedisStore, deadline: float | None) -> ResilientSession:
+    return ResilientSession(
+        breaker=CircuitBreaker(store=store), budget=RetryBudget(store=store), deadline=deadline
+    )
+
+
+def _store_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "cannot be used" in r.getMessage()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("remaining", "bound"),
+    [(None, 0.1), (5.0, 0.1), (1.0, 0.1), (0.3, 0.03), (0.03, 0.005), (0.004, 0.004)],
+)
+def test_an_op_is_bounded_by_op_timeout_a_tenth_of_the_time_left_5_ms_and_the_deadline(
+    remaining: float | None, bound: float
+) -> None:
+    assert _op_bound(0.1, remaining) == pytest.approx(bound)
+    assert _op_bound(0.01, 5.0) == 0.01  # op_timeout caps the share
+
+
+@pytest.mark.parametrize("shape", ["silent", "unconnectable"])
+def test_a_hung_redis_costs_a_call_a_tenth_of_its_deadline_then_the_store_degrades(
+    upstream: Upstream, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = upstream.script("/ok", Reply())
+    with contextlib.ExitStack() as stack:
+        if shape == "silent":
+            redis_url, accepted = stack.enter_context(silent_peer())
+        else:
+            redis_url, accepted = stack.enter_context(unconnectable_peer()), []
+        store = RedisStore(redis_url)
+        session = _fail_open_session(store, deadline=0.3)
+        with caplog.at_level(logging.WARNING, logger="resilient_session"):
+            started = time.monotonic()
+            response = session.get(url)
+            elapsed = time.monotonic() - started
+            assert response.status_code == 200 and upstream.count("/ok") == 1
+            # one op waited 0.03 s (a tenth of 0.3 s), the others were answered locally
+            assert 0.025 <= elapsed < 0.15
+            assert store.degraded
+            assert len(_store_warnings(caplog)) == 1 and "TimeoutError" in _store_warnings(caplog)[0]
+            # one connection: after the first op ran out of time, no other op of the call asked Redis
+            assert len(accepted) == (1 if shape == "silent" else 0)
+            # while degraded, Redis is not asked again before retry_interval
+            connections = len(accepted)
+            started = time.monotonic()
+            assert session.get(url).status_code == 200
+            assert time.monotonic() - started < 0.1
+            assert len(accepted) == connections
+        assert len(_store_warnings(caplog)) == 1
+
+
+def test_a_paused_redis_costs_a_call_a_tenth_of_its_deadline_and_is_used_again_after_it_wakes(
+    upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = upstream.script("/ok", Reply())
+    server = RedisServer().start()
+    try:
+        store = RedisStore(server.url, retry_interval=0.2, prefix=f"pause-{uuid.uuid4().hex}")
+        session = _fail_open_session(store, deadline=0.3)
+        assert (session.get(url).status_code, store.degraded) == (200, False)  # connected, healthy
+        sleeper = server.pause(1.0)
+        with caplog.at_level(logging.INFO, logger="resilient_session"):
+            started = time.monotonic()
+            response = session.get(url)
+            elapsed = time.monotonic() - started
+            assert response.status_code == 200
+            assert 0.025 <= elapsed < 0.15
+            assert store.degraded
+            sleeper.join(timeout=5)
+            time.sleep(0.25)  # past retry_interval: the next op asks Redis again
+            assert (session.get(url).status_code, store.degraded) == (200, False)
+        messages = [r.getMessage() for r in caplog.records if "Redis at" in r.getMessage()]
+        assert len(messages) == 2
+        assert "cannot be used (TimeoutError" in messages[0] and "answers again" in messages[1]
+        assert upstream.count("/ok") == 3
+    finally:
+        server.stop()
+
+
+def test_without_a_deadline_an_op_waits_op_timeout_at_most() -> None:
+    with silent_peer() as (redis_url, _):
+        store = RedisStore(redis_url)
+        budget = RetryBudget(store=store)
+        started = time.monotonic()
+        assert budget.try_retry(HOST)  # answered by the local fallback: a full bucket
+        elapsed = time.monotonic() - started
+    assert 0.095 <= elapsed < 0.4  # the default op_timeout, 0.1 s
+    assert store.degraded
+
+
+@contextlib.contextmanager
+def dripping_peer() -> Iterator[str]:
+    """A "Redis" on 127.0.0.1 that answers any command with a bulk string one byte every 10 ms, forever:
+    no single read waits long, the answer never ends."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            conn.recv(65536)
+            conn.sendall(b"$1000000\r\n")
+            while not stop.wait(0.01):
+                conn.sendall(b"x")
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    finally:
+        stop.set()
+        server.close()
+
+
+def test_the_bound_holds_for_the_whole_op_not_for_each_read(upstream: Upstream) -> None:
+    url = upstream.script("/ok", Reply())
+    with dripping_peer() as redis_url:
+        store = RedisStore(redis_url)
+        started = time.monotonic()
+        assert _fail_open_session(store, deadline=0.3).get(url).status_code == 200
+        elapsed = time.monotonic() - started
+    assert elapsed < 0.15
+    assert store.degraded
+
+
+def test_with_under_5_ms_left_the_deadline_cuts_the_op_short_and_redis_is_not_marked_down() -> None:
+    from resilient_session._call import CallState, active, clock
+
+    with silent_peer() as (redis_url, accepted):
+        store = RedisStore(redis_url)
+        budget = RetryBudget(store=store)
+        with active(CallState.begin("GET", HOST, deadline_at=clock() + 0.004)):
+            started = time.monotonic()
+            assert budget.try_retry(HOST)  # answered locally
+            elapsed = time.monotonic() - started
+        assert accepted  # Redis was asked
+    assert elapsed < 0.05
+    assert not store.degraded  # the deadline, not Redis, ended the op
+
+
+def test_an_op_cut_short_may_still_run_on_the_server_when_it_wakes() -> None:
+    server = RedisServer().start()
+    try:
+        store = RedisStore(server.url, op_timeout=0.05, prefix=f"late-{uuid.uuid4().hex}")
+        lua = "redis.call('INCR', KEYS[1])\nreturn {num(1)}"
+        count = AtomicOp("count", lambda state, args, now: (state, (1.0,)), lua)
+        assert store.run(count, "n", ()) == (1.0,)
+        sleeper = server.pause(0.5)
+        assert store.run(count, "n", ()) == (1.0,)  # from the local fallback
+        assert store.degraded
+        sleeper.join(timeout=5)
+        assert redis.Redis(port=server.port).get(f"{store.prefix}:n") == b"2"  # the late command ran
+    finally:
+        server.stop()
+
+
+def test_op_timeout_caps_the_share_of_a_long_deadline(upstream: Upstream) -> None:
+    url = upstream.script("/ok", Reply())
+    with silent_peer() as (redis_url, _):
+        store = RedisStore(redis_url, op_timeout=0.05)
+        started = time.monotonic()
+        assert _fail_open_session(store, deadline=10.0).get(url).status_code == 200
+        elapsed = time.monotonic() - started
+    assert 0.045 <= elapsed < 0.5  # 0.05 s, not a tenth of 10 s
+    assert store.degraded
+
+
+def test_a_long_op_timeout_still_takes_only_a_tenth_of_the_time_left(upstream: Upstream) -> None:
+    url = upstream.script("/ok", Reply())
+    with silent_peer() as (redis_url, _):
+        store = RedisStore(redis_url, op_timeout=30.0)
+        started = time.monotonic()
+        assert _fail_open_session(store, deadline=1.0).get(url).status_code == 200
+        elapsed = time.monotonic() - started
+    assert 0.095 <= elapsed < 0.5
+    assert store.degraded
+
+
+def test_a_healthy_redis_answers_within_a_short_deadline(
+    redis_server: RedisServer, upstream: Upstream
+) -> None:
+    url = upstream.script("/ok", Reply())
+    store = RedisStore(redis_server.url, prefix=f"short-{uuid.uuid4().hex}")
+    session = _fail_open_session(store, deadline=0.1)  # 10 ms per op: plenty for loopback
+    for _ in range(20):
+        assert session.get(url).status_code == 200
+    assert not store.degraded
+    assert redis.Redis.from_url(redis_server.url).keys(f"{store.prefix}:*")  # the state is in Redis
+
+
+CHILD = """
+import json, os, sys, time
+import resilient_session  # imported first: patching comes after, as in applications that patch late
+from resilient_session import CircuitBreaker, RetryBudget
+from resilient_session._call import CallState, active, clock
+from resilient_session.stores import RedisStore
+
+mode, redis_url, host = sys.argv[1:]
+if mode == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+elif mode == "eventlet":
+    import eventlet
+    eventlet.monkey_patch()
+store = RedisStore(redis_url)
+breaker, budget = CircuitBreaker(store=store), RetryBudget(store=store)
+
+def call():
+    # what a call with deadline=0.3 asks the store: leave to go, the outcome, a retry
+    with active(CallState.begin("GET", host, deadline_at=clock() + 0.3)):
+        started = time.monotonic()
+        breaker.record(breaker.acquire(host))
+        granted = budget.try_retry(host)
+        elapsed = time.monotonic() - started
+    return {"granted": granted, "elapsed": elapsed, "degraded": store.degraded}
+
+if mode == "fork":
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, json.dumps(call()).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(os.read(read, 4096).decode())
+else:
+    print(json.dumps(call()))
+"""
+
+
+@pytest.mark.parametrize("mode", ["gevent", "eventlet", "fork"])
+def test_a_hung_redis_costs_a_tenth_of_the_deadline_under_gevent_eventlet_and_after_fork(mode: str) -> None:
+    if mode != "fork":
+        pytest.importorskip(mode)
+    with silent_peer() as (redis_url, accepted):
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, mode, redis_url, HOST],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert len(accepted) == 1  # the child asked the silent Redis once, then answered locally
+    assert result == {"granted": True, "elapsed": result["elapsed"], "degraded": True}
+    assert 0.025 <= result["elapsed"] < 0.15
+
+
+@pytest.mark.parametrize("value", [0, -1, 0.0, math.nan, math.inf, "0.1", True, None])
+def test_op_timeout_must_be_a_positive_finite_number(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"^op_timeout must be a positive finite number"):
+        RedisStore("redis://127.0.0.1:6379/0", op_timeout=value)
+
+
 # -- the object itself --------------------------------------------------------------------------------------
 
 
@@ -356,11 +709,23 @@ def test_repr_never_shows_the_password() -> None:
 
 
 def test_pickling_works_for_stores_built_from_a_url(redis_server: RedisServer) -> None:
-    store = RedisStore(redis_server.url, prefix="p", ttl=99.0)
+    store = RedisStore(redis_server.url, prefix="p", ttl=99.0, op_timeout=0.25)
     copy = pickle.loads(pickle.dumps(store))
-    assert (copy.prefix, copy.ttl, copy.address) == ("p", 99.0, store.address)
+    assert (copy.prefix, copy.ttl, copy.address, copy.op_timeout) == ("p", 99.0, store.address, 0.25)
     with pytest.raises(TypeError, match="from a URL"):
         pickle.dumps(RedisStore(redis.Redis.from_url(redis_server.url)))
+
+
+def test_a_store_pickled_before_op_timeout_existed_loads_with_the_default(redis_server: RedisServer) -> None:
+    from resilient_session.stores.redis import _rebuild
+
+    class Before:  # what RedisStore.__reduce__ gave before op_timeout: five arguments
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (_rebuild, (redis_server.url, "p", 99.0, 5.0, time.time))
+
+    copy = pickle.loads(pickle.dumps(Before()))
+    assert isinstance(copy, RedisStore)
+    assert (copy.prefix, copy.ttl, copy.retry_interval, copy.op_timeout) == ("p", 99.0, 5.0, 0.1)
 
 
 def test_invalid_settings_are_refused(redis_server: RedisServer) -> None:

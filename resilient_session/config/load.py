@@ -43,6 +43,7 @@ from .schema import (
     INTEGRATION_KEYS,
     LITERAL_SECRETS,
     POLICIES,
+    REDIS_ONLY,
     STORE,
     STRING,
     TIMEOUT,
@@ -368,8 +369,10 @@ class _Checker:
             self.problem(
                 f"{where}.url_env", 'required when type = "redis" (the variable holding redis://...)'
             )
-        if table.get("type", "memory") == "memory" and ("url_env" in table or "prefix" in table):
-            self.problem(where, 'url_env and prefix apply to type = "redis" only')
+        if table.get("type", "memory") == "memory":
+            for key in REDIS_ONLY:
+                if key in table:
+                    self.problem(f"{where}.{key}", 'applies to type = "redis" only')
         return table
 
     def headers(self, where: str, value: Any) -> dict[str, str]:

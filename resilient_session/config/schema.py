@@ -32,6 +32,7 @@ __all__ = [
     "OFF_OR_POSITIVE",
     "POLICIES",
     "POSITIVE",
+    "REDIS_ONLY",
     "STORE",
     "STRING",
     "TIMEOUT",
@@ -185,7 +186,10 @@ STORE: dict[str, Check] = {
     "url_env": env_name,
     "prefix": STRING,
     "ttl": POSITIVE,
+    "op_timeout": POSITIVE,
 }
+#: Store options that only a Redis store takes.
+REDIS_ONLY = ("url_env", "prefix", "op_timeout")
 TIMEOUT: dict[str, Check] = {"connect": POSITIVE, "read": POSITIVE}
 
 # Per auth type: (required, optional) options. ``*_env`` options name environment variables.

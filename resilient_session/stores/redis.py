@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._call import current_call
@@ -31,6 +32,16 @@ log = logging.getLogger("resilient_session")
 #: and redis-py's own retries (seconds of backoff by default) would stall the HTTP call behind it.
 CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
 
+#: Inside a call with a deadline, one store op may take at most this share of the time left ...
+OP_SHARE = 0.1
+#: ... but never less than this many seconds (a loopback or LAN round trip takes well under a millisecond),
+#: and never more than the time left.
+OP_FLOOR = 0.005
+
+# When the op in progress must be over (monotonic seconds); read by _ClampedConnection. A ContextVar, so
+# each thread, asyncio task or greenlet running an op sees its own.
+_op_ends: ContextVar[float | None] = ContextVar("resilient_session_redis_op_ends", default=None)
+
 
 class RedisStore(StateStore):
     """Keeps policy state in Redis; every op is one Lua script, atomic on the server.
@@ -39,12 +50,16 @@ class RedisStore(StateStore):
     retry budget. An update is never lost: each script reads, decides and writes in one step, whatever
     the number of concurrent clients. Keys expire after ``ttl`` seconds untouched.
 
-    **When Redis cannot be used** (down, unreachable, timing out, refusing the command), no call
-    fails because of it: the store logs one WARNING on the ``resilient_session`` logger and carries on
-    with a process-local :class:`~resilient_session.MemoryStore` (``fallback``), so each process
-    protects itself alone. After ``retry_interval`` seconds it tries Redis again; once Redis answers it
-    logs at INFO and the shared state, as Redis kept it, is used again (what was recorded locally
-    meanwhile is dropped). :attr:`degraded` tells whether the fallback is in use.
+    **Each op is bounded** by ``op_timeout`` (connecting, sending and reading together), and inside a
+    call with a deadline also by a tenth of the time left (never below 5 ms, never past the deadline),
+    so a stalled Redis costs a call a small share of its time, not all of it.
+
+    **When Redis cannot be used** (down, unreachable, not answering within the op's bound, refusing the
+    command), no call fails because of it: the store logs one WARNING on the ``resilient_session``
+    logger and carries on with a process-local :class:`~resilient_session.MemoryStore` (``fallback``),
+    so each process protects itself alone. After ``retry_interval`` seconds it tries Redis again; once
+    Redis answers it logs at INFO and the shared state, as Redis kept it, is used again (what was
+    recorded locally meanwhile is dropped). :attr:`degraded` tells whether the fallback is in use.
 
     **When a key holds garbage** (``nan``, ``inf``, ``1e400``, text, a negative count, a circuit open
     until later than ``ttl`` from now, set by hand or by another program), no call fails because of it
@@ -58,6 +73,8 @@ class RedisStore(StateStore):
         Default ``"resilient_session"``.
     :param ttl: Seconds an untouched key lives; must exceed the longest open wait. Default one day.
     :param retry_interval: Seconds between attempts to reach Redis again after it failed. Default 5.
+    :param op_timeout: Most seconds one op may take before Redis counts as unusable; a positive finite
+        number, default 0.1. The client's own (shorter) socket timeouts still apply.
     :param clock: Wall-clock time, shared by every machine (keep them NTP-synced); default ``time.time``.
     """
 
@@ -69,10 +86,18 @@ class RedisStore(StateStore):
         ttl: float = 86400.0,
         retry_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
+        op_timeout: float = 0.1,
     ) -> None:
         redis_module = _import_redis()
         if ttl <= 0 or retry_interval < 0:
             raise ValueError("need ttl > 0 and retry_interval >= 0")
+        if (
+            isinstance(op_timeout, bool)
+            or not isinstance(op_timeout, (int, float))
+            or not math.isfinite(op_timeout)
+            or op_timeout <= 0
+        ):
+            raise ValueError(f"op_timeout must be a positive finite number of seconds, got {op_timeout!r}")
         self._url: str | None = None
         if isinstance(client, str):
             self._url = client
@@ -82,6 +107,7 @@ class RedisStore(StateStore):
         self.prefix = prefix
         self.ttl = ttl
         self.retry_interval = retry_interval
+        self.op_timeout = float(op_timeout)
         self.clock = clock
         self.hints = {}
         self.fallback = MemoryStore(clock=clock, ttl=ttl)
@@ -110,14 +136,18 @@ class RedisStore(StateStore):
         if call is not None and call.deadline_passed():
             return self.fallback.run(op, key, args)  # no time left to ask Redis; it is not down
         argv = [repr(self.clock()), repr(float(self.ttl)), *[repr(float(a)) for a in args]]
+        bound = _op_bound(self.op_timeout, call.remaining() if call is not None else None)
+        token = _op_ends.set(time.monotonic() + bound)
         try:
             raw = self._script(op)(keys=[f"{self.prefix}:{key}"], args=argv)
         except self._errors as exc:
             if call is not None and call.deadline_passed():
-                # The call's deadline cut the command short (see _ClampedConnection), not an outage.
+                # The call's deadline cut the command short (less than OP_FLOOR was left), not an outage.
                 return self.fallback.run(op, key, args)
             self._went_down(exc)
             return self.fallback.run(op, key, args)
+        finally:
+            _op_ends.reset(token)
         if self._degraded:
             self._came_back()
         if raw and raw[-1] in (b"corrupt", "corrupt"):
@@ -207,43 +237,114 @@ class RedisStore(StateStore):
             raise TypeError(
                 "a RedisStore built on a client object cannot be pickled; build it from a URL instead"
             )
-        return (_rebuild, (self._url, self.prefix, self.ttl, self.retry_interval, self.clock))
+        return (
+            _rebuild,
+            (self._url, self.prefix, self.ttl, self.retry_interval, self.clock, self.op_timeout),
+        )
+
+
+def _op_bound(op_timeout: float, remaining: float | None) -> float:
+    """Seconds one op may take, given the call's time left (``None`` without a deadline)."""
+    if remaining is None:
+        return op_timeout
+    return min(op_timeout, max(OP_FLOOR, OP_SHARE * remaining), remaining)
 
 
 def _rebuild(
-    url: str, prefix: str, ttl: float, retry_interval: float, clock: Callable[[], float]
+    url: str,
+    prefix: str,
+    ttl: float,
+    retry_interval: float,
+    clock: Callable[[], float],
+    op_timeout: float = 0.1,  # absent from pickles made before the option existed
 ) -> RedisStore:
-    return RedisStore(url, prefix=prefix, ttl=ttl, retry_interval=retry_interval, clock=clock)
+    return RedisStore(
+        url, prefix=prefix, ttl=ttl, retry_interval=retry_interval, clock=clock, op_timeout=op_timeout
+    )
+
+
+def _time_left() -> float | None:
+    """Seconds the store op in progress has left, else the call in progress; ``None`` when unbounded."""
+    ends = _op_ends.get()
+    if ends is not None:
+        return ends - time.monotonic()
+    call = current_call()
+    return call.remaining() if call is not None else None
 
 
 class _ClampedConnection:
-    """redis-py connection mixin: no read or write waits past the deadline of the call in progress.
+    """redis-py connection mixin: no connect, read or write waits past the end of the store op, or of
+    the call, in progress.
 
-    The client's ``socket_timeout`` bounds each command; inside a call with a deadline the socket
-    timeout is the smaller of it and the time left, so a slow Redis cannot hold a call past its deadline.
+    The client's ``socket_timeout`` and ``socket_connect_timeout`` bound each socket operation; during a
+    :meth:`RedisStore.run` the op's time left bounds them too, and otherwise (the client used directly
+    inside a call) the call's time left. Every ``recv`` and ``send`` is bounded afresh (see
+    :class:`_BoundedSocket`), so an answer dripping in byte by byte cannot outlast the op either.
     """
 
     socket_timeout: float | None
-    _sock: Any
+    socket_connect_timeout: float | None
 
-    def _clamp(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        call = current_call()
-        remaining = call.remaining() if call is not None else None
-        timeout = self.socket_timeout
-        if remaining is not None:
-            timeout = max(0.001, remaining if timeout is None else min(timeout, remaining))
-        sock.settimeout(timeout)
+    def _connect(self) -> Any:
+        left = _time_left()
+        if left is None:
+            return _BoundedSocket(super()._connect())  # type: ignore[misc]
+        left = max(0.001, left)
+        # A connection is used by one thread at a time (it is out of the pool), so its timeouts can be
+        # lowered for this connect (and a TLS handshake, which runs under socket_timeout) and put back.
+        connect, read = self.socket_connect_timeout, self.socket_timeout
+        self.socket_connect_timeout = left if connect is None else min(connect, left)
+        self.socket_timeout = left if read is None else min(read, left)
+        try:
+            return _BoundedSocket(super()._connect())  # type: ignore[misc]
+        finally:
+            self.socket_connect_timeout, self.socket_timeout = connect, read
 
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        self._clamp()
-        super().send_packed_command(command, check_health)  # type: ignore[misc]
 
-    def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        self._clamp()
-        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+class _BoundedSocket:
+    """A connection's socket whose every ``recv`` and ``send`` waits at most its own timeout and the
+    time the op (or call) in progress has left; everything else is the socket's."""
+
+    __slots__ = ("_sock", "_timeout")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._timeout: float | None = sock.gettimeout()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _bound(self) -> None:
+        left = _time_left()
+        timeout = self._timeout
+        if left is not None and timeout != 0:  # a non-blocking read or peek never waits
+            if left <= 0:
+                raise TimeoutError("timed out")  # what socket.timeout is; redis-py's TimeoutError follows
+            timeout = left if timeout is None else min(timeout, left)
+        self._sock.settimeout(timeout)
+
+    def recv(self, *args: Any) -> Any:
+        self._bound()
+        return self._sock.recv(*args)
+
+    def recv_into(self, *args: Any) -> Any:
+        self._bound()
+        return self._sock.recv_into(*args)
+
+    def send(self, *args: Any) -> Any:
+        self._bound()
+        return self._sock.send(*args)
+
+    def sendall(self, *args: Any) -> Any:
+        self._bound()
+        return self._sock.sendall(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def _clamp_connections(client: Any) -> None:

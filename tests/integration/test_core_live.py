@@ -373,7 +373,7 @@ def test_the_first_token_fetch_counts_against_the_deadline(
     assert [r.path for r in raw.received] == ["/token"]
 
 
-def test_a_silent_redis_cannot_hold_a_call_past_its_deadline(raw: RawServer) -> None:
+def test_a_silent_redis_costs_a_call_a_tenth_of_its_deadline_and_the_call_answers(raw: RawServer) -> None:
     import socket
     import threading
 
@@ -397,13 +397,18 @@ def test_a_silent_redis_cannot_hold_a_call_past_its_deadline(raw: RawServer) -> 
     raw.script(answer(200))
     session = ResilientSession(breaker=CircuitBreaker(store=store), budget=False, deadline=0.5)
     try:
-        error, elapsed = timed(lambda: session.get(raw.url + "/x"))
-        assert elapsed < 0.5 + SLACK  # the client's own 5 s socket timeout was clamped to the time left
-        assert isinstance(error, (requests.Response, DeadlineExceededError))
+        response, elapsed = timed(lambda: session.get(raw.url + "/x"))
+        assert isinstance(response, requests.Response) and response.status_code == 200
+        # The client's own 5 s socket timeout gave way to a tenth of the time left (0.05 s) for the
+        # first op; the store then degraded and answered the breaker's other op locally.
+        assert elapsed < 0.25
         assert accepted, "the store did talk to the (silent) Redis"
-        assert not store.degraded  # the deadline cut the command short: Redis is not declared down
+        assert store.degraded
+        assert raw.count == 1
     finally:
         silent.close()
+        for sock in accepted:
+            sock.close()
 
 
 def test_max_response_size_stops_a_gzip_bomb_after_the_limit(raw: RawServer) -> None:
