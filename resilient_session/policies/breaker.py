@@ -18,7 +18,7 @@ from .._numbers import clamp
 from .._options import Option, check_attributes
 from ..errors import BulkheadFullError, CircuitOpenError
 from ..stores.base import AtomicOp, Result, StateStore, host_key
-from ..stores.memory import MemoryStore
+from ..stores.memory import default_store
 
 __all__ = ["BreakerSnapshot", "CircuitBreaker", "CircuitState", "Permit", "StateChange"]
 
@@ -129,8 +129,11 @@ class CircuitBreaker:
     :param name: ``None`` (default) keeps one circuit per ``scheme://host:port``; a name makes every
         call through this policy share one circuit (per adapter or per named integration; with a shared
         store, per name across the fleet).
-    :param store: Where the state lives: a private :class:`~resilient_session.MemoryStore` by default,
-        a :class:`~resilient_session.RedisStore` to share it between processes.
+    :param store: Where the state lives: by default the process-wide
+        :func:`~resilient_session.stores.default_store`, so every breaker of the process built without a
+        store shares one circuit per key (sessions made per call included); a
+        :class:`~resilient_session.RedisStore` shares it between processes; a
+        :class:`~resilient_session.MemoryStore` of its own keeps it private.
     :param listeners: Callables given a :class:`StateChange` on every transition (also logged on the
         ``resilient_session`` logger: WARNING when opening, INFO otherwise). An exception in a listener is
         logged and never reaches the call.
@@ -151,7 +154,7 @@ class CircuitBreaker:
     failure_statuses: Collection[int] = DEFAULT_FAILURE_STATUSES
     failure_exceptions: ErrorTypes = DEFAULT_FAILURE_EXCEPTIONS
     name: str | None = None
-    store: StateStore = field(default_factory=MemoryStore)
+    store: StateStore = field(default_factory=default_store)
     listeners: Sequence[Callable[[StateChange], None]] = ()
     _acquire_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _record_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
