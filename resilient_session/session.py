@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,9 @@ class ResilientSession(requests.Session):
     :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` for ``Bulkhead()``, or ``False``
         (default).
     :param integration: A name for the upstream (``"stripe"``), put on log lines, events and spans.
+        When an integration is registered under that name (:mod:`resilient_session.registry`), every
+        option left at its default here takes the integration's value: its base URL, its breaker and
+        budget (shared with every other session of the integration), its headers ...
     :param request_id_header: Each call sends one id in this header, the same on every retry and
         redirect hop; a request that already has the header keeps its value. ``None`` sends none.
         Default ``"X-Request-ID"``.
@@ -105,6 +109,7 @@ class ResilientSession(requests.Session):
         tracing: Any = True,
         max_response_size: int | None = None,
     ) -> None:
+        given = locals().copy()
         super().__init__()
         self.max_response_size = max_response_size
         self.events = Events()
@@ -124,6 +129,11 @@ class ResilientSession(requests.Session):
         for prefix in ("https://", "http://"):
             # No policies of its own: it reads the session's at call time (retry: see mount()).
             self.mount(prefix, ResilientAdapter())
+        # Looked up, not imported: nothing can be registered before the registry module is imported,
+        # and the registry builds sessions itself.
+        registry = sys.modules.get("resilient_session.registry") if integration is not None else None
+        if registry is not None:
+            registry.configure(self, integration, given)
 
     # -- policies: the same values are accepted here, at construction and as attributes later -------
 

@@ -11,9 +11,13 @@
 ``resilient_session``
     The old name of ``chaos_session`` (it shadowed the package's name); deprecated, it warns.
 
-Between tests (autouse, for every test of the run) the plugin also clears in-memory circuit-breaker and
-retry-budget state, so a circuit one test opened (say, on a module-level session) never refuses the next
-test's calls. Redis-backed state is not touched.
+Between tests (autouse, for every test of the run) the plugin also resets process-wide state: it clears
+in-memory circuit-breaker and retry-budget state (the process-wide
+:func:`~resilient_session.stores.default_store` included), so a circuit one test opened (say, on a
+module-level session or through sessions made per call) never refuses the next test's calls, and it puts
+the integrations registry (:mod:`resilient_session.registry`) back as it was before the test: what a
+test registered or unregistered is undone, what was registered before it (at import, in a conftest) stays.
+Redis-backed state is not touched.
 
 This module is loaded by every pytest run in an environment where resilient-session is installed, so it
 imports nothing beyond pytest until a fixture is used.
@@ -71,10 +75,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _resilient_session_clean_state() -> Iterator[None]:
+    registry = sys.modules.get("resilient_session.registry")
+    saved = registry.snapshot() if registry is not None else None
     yield
+    # Looked up, not imported: nothing to reset when the test run never imported us.
+    registry = sys.modules.get("resilient_session.registry")
+    if registry is not None:
+        if saved is not None:
+            registry.restore(saved)
+        else:
+            registry.reset()  # imported during this test: whatever it registered was this test's
     store = sys.modules.get("resilient_session.stores.memory")
-    if store is not None:  # nothing to clear when the test never imported us
-        store.clear_memory_stores()
+    if store is not None:
+        store.clear_memory_stores()  # the process-wide default store included
 
 
 @pytest.fixture(scope="session")
