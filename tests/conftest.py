@@ -8,8 +8,20 @@ from collections.abc import Iterator
 
 import pytest
 
+from resilient_session import registry
 from resilient_session.observe.logging import REDACTED_LOGGERS, redact_library_logs
+from resilient_session.stores.memory import clear_memory_stores
 from tests.integration.upstream import Upstream
+
+
+@pytest.fixture(autouse=True)
+def _process_state_reset() -> Iterator[None]:
+    """What the package's pytest plugin does between tests, also when it is not loaded through its entry
+    point (an editable install made before the entry point existed): registry put back, state cleared."""
+    saved = registry.snapshot()
+    yield
+    registry.restore(saved)
+    clear_memory_stores()
 
 
 @pytest.fixture
