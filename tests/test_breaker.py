@@ -572,7 +572,11 @@ def test_a_probe_is_not_retried(clock: Clock) -> None:
     clock.advance(5.0)
     assert session.get(URL).status_code == 503
     assert len(responses.calls) == sent + 1
-    assert breaker.state(HOST).state is CircuitState.OPEN
+    # A 503 is the route group's failure: its circuit reopened; the host's never opened.
+    route = breaker.route_key_for(URL)
+    assert route is not None and route.startswith(HOST + " ")
+    assert breaker.state(route).state is CircuitState.OPEN
+    assert breaker.state(HOST).state is CircuitState.CLOSED
 
 
 @responses.activate
