@@ -122,7 +122,9 @@ def routes_problem(value: Any) -> str | None:
     return None
 
 
-def group_for(routes: bool | RouteGroups, url: str, base_url: str | None = None) -> str | None:
+def group_for(
+    routes: bool | Mapping[str, str] | RouteGroups, url: str, base_url: str | None = None
+) -> str | None:
     """The route group of *url* under *routes*, or ``None`` when routes are off.
 
     ``True``: the first resource-like path segment below *base_url*'s path (when *url* is under it),
@@ -132,6 +134,8 @@ def group_for(routes: bool | RouteGroups, url: str, base_url: str | None = None)
     if routes is False:
         return None
     path = _path(url)
+    if isinstance(routes, Mapping):
+        routes = RouteGroups.of(routes)
     if isinstance(routes, RouteGroups):
         return routes.group(path)
     prefix = ""
