@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -230,6 +233,7 @@ def test_a_forked_child_starts_with_an_empty_process_store(upstream: Upstream) -
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
+        signal.alarm(20)  # a lock inherited held would hang the child: end it instead
         code = b"?"
         try:
             code = str(ResilientSession(retry=False).get(url).status_code).encode()
@@ -292,3 +296,43 @@ def test_processes_sharing_redis_share_the_integrations_circuit(
         assert process.exitcode == 0
     assert outcomes == [[503] * 4 + ["refused"] * 2, ["refused"] * 6]
     assert upstream.count("/v1/charges") == 4
+
+
+_GREEN = """
+import sys
+from resilient_session import CircuitOpenError, ResilientSession  # imported before patching
+if sys.argv[1] == "gevent":
+    from gevent import monkey; monkey.patch_all()
+    import gevent
+    spawn, joinall = gevent.spawn, gevent.joinall
+else:
+    import eventlet; eventlet.monkey_patch()
+    pool = eventlet.GreenPool()
+    spawn, joinall = pool.spawn, lambda threads: [t.wait() for t in threads]
+outcomes = []
+def call():
+    with ResilientSession(retry=False) as session:  # a session per call, per greenlet
+        try:
+            outcomes.append(session.post(sys.argv[2], json={}).status_code)
+        except CircuitOpenError:
+            outcomes.append("refused")
+joinall([spawn(call) for _ in range(5)])  # concurrent: all five in flight before the circuit opens
+joinall([spawn(call) for _ in range(15)])
+print(outcomes.count(503), outcomes.count("refused"))
+"""
+
+
+@pytest.mark.parametrize("library", ["gevent", "eventlet"])
+def test_greenlets_making_sessions_per_call_share_one_circuit(upstream: Upstream, library: str) -> None:
+    pytest.importorskip(library)
+    url = upstream.script("/v1/charges", Reply(503))
+    done = subprocess.run(
+        [sys.executable, "-c", _GREEN, library, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["5", "15"]
+    assert upstream.count("/v1/charges") == 5
