@@ -175,7 +175,8 @@ def register(
         budget.
     :raises ConfigurationError: *name* is invalid or already registered, or an origin is not an
         ``http(s)://`` URL with a host.
-    :raises TypeError, ValueError: an option is unknown or refused, as the session would refuse it.
+    :raises TypeError: an option is unknown, or of a type the session refuses.
+    :raises ValueError: an option's value is one the session refuses.
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigurationError(

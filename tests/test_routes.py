@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import socket
 
 import pytest
 import requests
 import responses
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError, ReadTimeoutError
 
 from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession
 from resilient_session.errors import APIConnectionError, APIConnectTimeout, APIReadTimeout, APISSLError
@@ -122,6 +123,8 @@ def test_which_errors_say_the_host_is_unreachable() -> None:
     assert is_connection_failure(APIConnectTimeout("connect timed out"))
     assert is_connection_failure(APISSLError("handshake failed"))
     assert is_connection_failure(requests.exceptions.ConnectionError(ConnectionRefusedError(111, "refused")))
+    unknown = NameResolutionError("api.example.com", None, socket.gaierror(-2, "Name or service not known"))  # type: ignore[arg-type]
+    assert is_connection_failure(APIConnectionError(MaxRetryError(None, "/x", unknown)))  # type: ignore[arg-type]
     read = ReadTimeoutError(None, "/x", "read timed out")  # type: ignore[arg-type]
     assert not is_connection_failure(APIReadTimeout(MaxRetryError(None, "/x", read)))  # type: ignore[arg-type]
     assert not is_connection_failure(requests.exceptions.ChunkedEncodingError("broken"))
