@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Integration",
     "RegistrySnapshot",
+    "find",
     "get",
     "lookup",
     "register",
