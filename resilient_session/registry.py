@@ -340,8 +340,8 @@ def configure(session: ResilientSession, name: str, given: Mapping[str, Any]) ->
         if _explicit(given.get(option, defaults[option]), defaults[option]):
             continue
         setattr(session, option, value)
-    for header, value in integration.headers.items():
-        session.headers.setdefault(header, value)
+    # The session was just made: its headers are requests' defaults, which the integration's replace.
+    session.headers.update(integration.headers)
 
 
 def _explicit(value: Any, default: Any) -> bool:

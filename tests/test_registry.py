@@ -200,9 +200,10 @@ def test_a_session_of_the_integration_takes_its_options() -> None:
         auth=auth,
         raise_for_status=True,
         bulkhead=Bulkhead(max_concurrent=3),
-        headers={"Stripe-Version": "2024-01-01"},
+        headers={"Stripe-Version": "2024-01-01", "Accept": "application/json"},
     )
     session = ResilientSession(integration="stripe")
+    assert session.headers["Accept"] == "application/json"  # replaces requests' default
     assert session.base_url == BASE and session.timeout == 4 and session.deadline == 9
     assert session.retry.total == 1 and session.auth is auth and session.raise_for_status is True
     assert session.breaker is item.breaker and session.budget is item.budget

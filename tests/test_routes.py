@@ -222,3 +222,53 @@ def test_routes_false_keeps_one_circuit_per_origin() -> None:
     with pytest.raises(CircuitOpenError) as refused:
         session.get("https://api.example.com/v1/users")
     assert refused.value.host == HOST
+
+
+def test_the_integrations_file_takes_routes_and_check_shows_them() -> None:
+    from resilient_session.config import load_config
+
+    configs = load_config(
+        {
+            "integrations": {
+                "crm": {
+                    "base_url": "https://crm.example.com/v1",
+                    "breaker": {"routes": {"/v1/reports": "reports", "/v1/users/{id}/orders": "orders"}},
+                },
+                "flat": {"base_url": "https://flat.example.com", "breaker": {"routes": False}},
+                "plain": {"base_url": "https://plain.example.com"},
+            }
+        }
+    )
+    crm = configs["crm"]
+    assert crm.breaker is not None
+    assert crm.breaker.route_key_for("https://crm.example.com/v1/users/9/orders") == (
+        "https://crm.example.com:443 orders"
+    )
+    assert "routes={'/v1/reports': 'reports'" in crm.describe()["breaker"]
+    assert crm.policy()["breaker"]["routes"] == {"/v1/reports": "reports", "/v1/users/{id}/orders": "orders"}
+    assert "routes=off" in configs["flat"].describe()["breaker"]
+    assert configs["flat"].policy()["breaker"]["routes"] is False
+    assert "routes" not in configs["plain"].describe()["breaker"]
+    assert configs["plain"].policy()["breaker"]["routes"] is True
+
+
+@pytest.mark.parametrize(
+    ("routes", "problem"),
+    [
+        ("yes", "expected true, false or a table"),
+        ({"reports": "r"}, 'starting with "/"'),
+        ({"/a/{x": "g"}, "neither literal nor a {name} template"),
+        ({"/a": ""}, "non-empty string"),
+    ],
+)
+def test_the_integrations_file_reports_bad_routes(routes: object, problem: str) -> None:
+    from resilient_session import InvalidConfigError
+    from resilient_session.config import load_config
+
+    with pytest.raises(InvalidConfigError) as caught:
+        load_config(
+            {"integrations": {"a": {"base_url": "https://a.example.com", "breaker": {"routes": routes}}}}
+        )
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith("integrations.a.breaker.routes: ")
+    assert problem in caught.value.problems[0]

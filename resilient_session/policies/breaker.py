@@ -367,7 +367,7 @@ class CircuitBreaker:
     # -- inspection and control ------------------------------------------------------------------
 
     def state(self, host: str) -> BreakerSnapshot:
-        """The circuit of *host* now (``host`` as returned by :meth:`key_for`)."""
+        """The circuit of *host* now (``host`` as returned by :meth:`key_for` or :meth:`route_key_for`)."""
         st, _, until, calls, failures, consecutive, trips = self.store.run(_SNAPSHOT, "breaker:" + host, ())
         retry_in = self._retry_in(until) if st == _OPEN else 0.0
         return BreakerSnapshot(
@@ -375,7 +375,8 @@ class CircuitBreaker:
         )
 
     def reset(self, host: str) -> None:
-        """Close the circuit of *host* and forget its history (calls in flight are not counted)."""
+        """Close the circuit of *host* (as for :meth:`state`) and forget its history (calls in flight are
+        not counted)."""
         key = "breaker:" + host
         self.store.hints.pop(key, None)
         self._observe(host, key, self.store.run(_RESET, key, ()))

@@ -31,6 +31,7 @@ class MemoryStore(StateStore):
     :param ttl: seconds an untouched key lives (default one hour).
 
     Pickling or copying a session gives a new, empty store: breaker state is about the live process.
+    The process-wide :func:`default_store` is the exception: its copies are the receiving process's own.
     """
 
     _SWEEP_EVERY = 4096
