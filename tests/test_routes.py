@@ -49,6 +49,11 @@ class Clock:
         ("https://api.example.com/%40me", None, DEFAULT_GROUP),
         ("https://api.example.com/v1", "https://api.example.com/v1", DEFAULT_GROUP),
         ("https://api.example.com/oauth2/token", None, "/oauth2"),
+        ("https://api.example.com?next=/users", None, DEFAULT_GROUP),  # a "/" in the query is no path
+        ("https://api.example.com#/users", None, DEFAULT_GROUP),
+        ("https://api.example.com/reports?next=/users#x", None, "/reports"),
+        ("http://[::1]:8080/users/1", None, "/users"),
+        ("/users/1?x=2", None, "/users"),  # a path alone
     ],
 )
 def test_the_default_groups_by_the_first_resource_segment(url: str, base_url: str | None, group: str) -> None:
