@@ -336,3 +336,49 @@ def test_greenlets_making_sessions_per_call_share_one_circuit(upstream: Upstream
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["5", "15"]
     assert upstream.count("/v1/charges") == 5
+
+
+_PYOPENSSL = """
+import socket, threading
+import urllib3.contrib.pyopenssl
+urllib3.contrib.pyopenssl.inject_into_urllib3()
+from resilient_session import APIConnectionError, CircuitOpenError, ResilientSession
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(16)
+port = server.getsockname()[1]
+accepted = []
+def serve():
+    while True:
+        conn, _ = server.accept()
+        accepted.append(conn)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\\r\\nContent-Length: 0\\r\\n\\r\\n")
+        conn.close()
+threading.Thread(target=serve, daemon=True).start()
+failed = []
+for path in ("/v1/reports", "/v1/users", "/v1/orders", "/v1/reports", "/v1/users"):
+    try:
+        ResilientSession(retry=False).get(f"https://127.0.0.1:{port}{path}")
+    except CircuitOpenError:
+        failed.append("refused")
+    except APIConnectionError as error:
+        failed.append(type(error).__name__)
+try:
+    ResilientSession(retry=False).get(f"https://127.0.0.1:{port}/v1/invoices")
+except CircuitOpenError as error:
+    failed.append(error.host == f"https://127.0.0.1:{port}")
+print(" ".join(map(str, failed)), len(accepted))
+"""
+
+
+def test_a_tls_failure_through_pyopenssl_closes_every_route_of_the_origin() -> None:
+    pytest.importorskip("OpenSSL")
+    done = subprocess.run(
+        [sys.executable, "-c", _PYOPENSSL],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["APISSLError"] * 5 + ["True", "5"]
