@@ -10,6 +10,7 @@ the errors worth catching. Everything else lives in a subpackage by concept:
 - :mod:`resilient_session.normalization`: the normalized view of responses and errors;
 - :mod:`resilient_session.observe`: call events, request ids, log redaction, tracing;
 - :mod:`resilient_session.config`: the integrations file;
+- :mod:`resilient_session.registry`: integrations registered once for the whole process;
 - :mod:`resilient_session.testing`: ``responses`` scenarios, the chaos server, the pytest plugin;
 - :mod:`resilient_session.contrib.flask`: the Flask integration.
 """

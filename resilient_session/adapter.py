@@ -226,7 +226,8 @@ def refuse_if_open(adapter: BaseAdapter, method: str, url: str, session: object 
     """:meth:`ResilientAdapter.refuse_if_open` for any adapter (one without a breaker uses the session's)."""
     breaker = _inherit(getattr(adapter, "breaker", None), session, "breaker")
     if breaker is not None and breaker.store.hints:
-        breaker.check(breaker.key_for(url), method=method, url=url)
+        base_url = getattr(session, "base_url", None)
+        breaker.check(breaker.key_for(url), method=method, url=url, base_url=base_url)
 
 
 def follows_session_retry(adapter: BaseAdapter, previous: Retry | None = None) -> bool:
@@ -348,7 +349,10 @@ def _guarded(
     if breaker is None and budget is None and bulkhead is None:
         return _attempts(adapter, send, call, request, *args)
     host = host_key(request.url or "")  # each policy's key_for(), parsing the URL once
-    permit = breaker.acquire(_scope(breaker.name, host), request) if breaker is not None else None
+    permit = None
+    if breaker is not None:
+        base_url = getattr(call.owner, "base_url", None)  # the default route groups start below it
+        permit = breaker.acquire(_scope(breaker.name, host), request, base_url=base_url)
     if permit is not None and call.observer is not None:
         call.observer.circuit(call, "half_open" if permit.probe else "closed")
     compartment = _scope(bulkhead.name, host) if bulkhead is not None else None

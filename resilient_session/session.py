@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,9 @@ class ResilientSession(OriginalSession):
     :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` for ``Bulkhead()``, or ``False``
         (default).
     :param integration: A name for the upstream (``"stripe"``), put on log lines, events and spans.
+        When an integration is registered under that name (:mod:`resilient_session.registry`), every
+        option left at its default here takes the integration's value: its base URL, its breaker and
+        budget (shared with every other session of the integration), its headers ...
     :param request_id_header: Each call sends one id in this header, the same on every retry and
         redirect hop; a request that already has the header keeps its value. It is set while the
         request is prepared, before auth runs, so an auth that signs every header signs it.
@@ -156,6 +160,7 @@ class ResilientSession(OriginalSession):
         max_response_size: int | None = None,
         allowed_origins: str | Iterable[str] | None = None,
     ) -> None:
+        passed = locals().copy()  # for a registered integration: what was left at its default
         # Plain attributes, checked here; the options that are properties check themselves.
         check_session_option("raise_for_status", raise_for_status)
         check_session_option("request_id_header", request_id_header)
@@ -206,6 +211,11 @@ class ResilientSession(OriginalSession):
         for prefix in ("https://", "http://"):
             # No policies of its own: it reads the session's at call time (retry: see mount()).
             self.mount(prefix, ResilientAdapter())
+        # Looked up, not imported: nothing can be registered before the registry module is imported,
+        # and the registry builds sessions itself.
+        registry = sys.modules.get("resilient_session.registry") if integration is not None else None
+        if registry is not None:
+            registry.configure(self, integration, passed)
 
     # -- policies: the same values are accepted here, at construction and as attributes later -------
 

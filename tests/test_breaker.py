@@ -16,7 +16,7 @@ from resilient_session import APIError, BulkheadFullError, CircuitBreaker, Circu
 from resilient_session.errors import ClientError, ServerError
 from resilient_session.policies import CircuitState, StateChange
 from resilient_session.policies.breaker import Permit
-from resilient_session.stores import MemoryStore
+from resilient_session.stores import MemoryStore, default_store
 from resilient_session.stores.base import AtomicOp, Result
 
 HOST = "https://api.example.com:443"
@@ -450,11 +450,23 @@ def test_an_open_wait_over_the_cap_is_kept_as_is(clock: Clock, events: list[Stat
 
 
 def test_pickling_gives_the_same_policy_with_fresh_state(clock: Clock) -> None:
-    breaker = CircuitBreaker(consecutive_failures=1, open_wait=7.0)
+    breaker = CircuitBreaker(consecutive_failures=1, open_wait=7.0, store=MemoryStore())
     fail(breaker)
     copy = pickle.loads(pickle.dumps(breaker))
     assert copy.open_wait == 7.0
     assert copy.state(HOST).state is CircuitState.CLOSED
+
+
+def test_a_breaker_without_a_store_shares_the_process_store_also_after_pickling() -> None:
+    # The process-wide store is the receiving process's own: unpickled in this process, the same state.
+    breaker = CircuitBreaker(consecutive_failures=1)
+    assert breaker.store is default_store()
+    fail(breaker)
+    other = CircuitBreaker(consecutive_failures=1)
+    assert other.state(HOST).state is CircuitState.OPEN
+    copy = pickle.loads(pickle.dumps(breaker))
+    assert copy.store is default_store()
+    assert copy.state(HOST).state is CircuitState.OPEN
 
 
 def test_retry_gate_stops_probes_and_retries_into_an_open_circuit(clock: Clock) -> None:
@@ -560,7 +572,11 @@ def test_a_probe_is_not_retried(clock: Clock) -> None:
     clock.advance(5.0)
     assert session.get(URL).status_code == 503
     assert len(responses.calls) == sent + 1
-    assert breaker.state(HOST).state is CircuitState.OPEN
+    # A 503 is the route group's failure: its circuit reopened; the host's never opened.
+    route = breaker.route_key_for(URL)
+    assert route is not None and route.startswith(HOST + " ")
+    assert breaker.state(route).state is CircuitState.OPEN
+    assert breaker.state(HOST).state is CircuitState.CLOSED
 
 
 @responses.activate

@@ -23,6 +23,7 @@ from resilient_session import (
     load_integrations,
 )
 from resilient_session.config import load_config
+from resilient_session.config.schema import TABLE_OPTIONS, policy_schema
 from resilient_session.stores import RedisStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
@@ -522,8 +523,10 @@ def test_every_option_of_a_policy_is_a_key_of_its_table(table: str) -> None:
     (problem,) = problems_of(one(**{table: {"no_such_option": 1}}))
     assert problem == (
         f"integrations.api.{table}.no_such_option: unknown key (expected one of: "
-        f"{', '.join(sorted(policy.OPTIONS))})"
+        f"{', '.join(sorted(policy_schema(policy)))})"
     )
+    # The policy's plain-data options, plus the tables only the file spells as tables (a breaker's routes).
+    assert set(policy_schema(policy)) == {*policy.OPTIONS, *TABLE_OPTIONS.get(policy, {})}
 
 
 @pytest.mark.parametrize("table", sorted(POLICY_TABLES))
@@ -535,7 +538,7 @@ def test_the_configuration_reference_lists_every_option_and_no_other(table: str)
         if row.startswith("| `"):
             first_cell = row.split("|")[1]
             documented.update(part.strip(" `") for part in first_cell.split(","))
-    assert documented == set(POLICY_TABLES[table].OPTIONS)
+    assert documented == set(policy_schema(POLICY_TABLES[table]))
 
 
 def test_the_configuration_reference_lists_every_store_option_and_no_other() -> None:

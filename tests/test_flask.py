@@ -528,16 +528,16 @@ def test_health_reports_open_then_probe_ready_then_closed(app: Flask) -> None:
     assert report["integrations"]["crm"]["last_error"] is None
 
     with responses.RequestsMock() as mock:
-        mock.get(CRM + "/down", status=503)
-        assert client.get("/crm/down").get_json() == {"status": 503}
-        assert client.get("/crm/down").get_json() == {"status": 503}
+        mock.get(CRM + "/down", body=requests.exceptions.ConnectTimeout("connect timed out"))
+        assert client.get("/crm/down").status_code == 504
+        assert client.get("/crm/down").status_code == 504
     opened = client.get("/integrations/health")
     assert opened.status_code == 503
     crm_report = opened.get_json()["integrations"]["crm"]
     assert crm_report["status"] == "unavailable"
     assert crm_report["circuits"]["https://crm.test:443"]["state"] == "open"
     assert crm_report["circuits"]["https://crm.test:443"]["retry_in"] == 10.0
-    assert crm_report["last_error"]["type"] == "status 503"
+    assert crm_report["last_error"]["type"] == "APIConnectTimeout"
     assert opened.get_json()["integrations"]["billing"]["status"] == "ok"
 
     clock.now += 10.0  # the open wait is over: the next call probes, so not "down" any more
@@ -551,6 +551,24 @@ def test_health_reports_open_then_probe_ready_then_closed(app: Flask) -> None:
     closed = client.get("/integrations/health").get_json()
     assert closed["status"] == "ok"
     assert closed["integrations"]["crm"]["circuits"]["https://crm.test:443"]["state"] == "closed"
+
+
+def test_health_reports_a_route_groups_open_circuit_as_degraded(app: Flask) -> None:
+    """503s from one path open only its route group's circuit: the integration's other paths work, so
+    the report says degraded (HTTP 200), and names the group's circuit."""
+    client = app.test_client()
+    with responses.RequestsMock() as mock:
+        mock.get(CRM + "/down", status=503)
+        mock.get(CRM + "/up", json={})
+        assert [client.get("/crm/down").get_json() for _ in range(2)] == [{"status": 503}] * 2
+        assert client.get("/crm/up").get_json() == {"status": 200}
+    report = client.get("/integrations/health")
+    assert report.status_code == 200
+    crm_report = report.get_json()["integrations"]["crm"]
+    assert crm_report["status"] == "degraded"
+    assert crm_report["circuits"]["https://crm.test:443 /down"]["state"] == "open"
+    assert crm_report["circuits"]["https://crm.test:443 /up"]["state"] == "closed"
+    assert crm_report["circuits"]["https://crm.test:443"]["state"] == "closed"
 
 
 def test_health_blueprint_is_under_integrations_by_default() -> None:
@@ -569,7 +587,12 @@ def test_health_lists_hosts_called_outside_base_url(app: Flask) -> None:
         mock.get("https://files.crm.test/a", json={})
         crm.get("https://files.crm.test/a")
     circuits = app.test_client().get("/integrations/health").get_json()["integrations"]["crm"]["circuits"]
-    assert set(circuits) == {"https://crm.test:443", "https://files.crm.test:443"}
+    # The route group's circuit of the call, too.
+    assert set(circuits) == {
+        "https://crm.test:443",
+        "https://files.crm.test:443",
+        "https://files.crm.test:443 /a",
+    }
 
 
 def test_health_reports_an_unreadable_store_as_unavailable(

@@ -221,3 +221,46 @@ def test_no_backoff_is_undone_after_the_test(opted_in: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("-q")
     result.assert_outcomes(passed=2)
+
+
+def _plugin_args() -> list[str]:
+    # Loaded through its entry point once the package is installed; named here when it is not (an
+    # editable install made before the entry point existed), never both (pytest refuses a plugin twice).
+    from importlib.metadata import entry_points
+
+    if any(ep.name == "resilient_session" for ep in entry_points(group="pytest11")):
+        return []
+    return ["-p", "resilient_session.testing.pytest_plugin"]
+
+
+def test_process_wide_state_and_registrations_are_reset_between_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import requests
+
+        from resilient_session import CircuitBreaker, registry
+
+        HOST = "https://api.example.com:443"
+        registry.register("kept", base_url="https://kept.example.com")  # at import: stays for every test
+
+        def test_first_changes_everything():
+            registry.register("added", base_url="https://added.example.com")
+            registry.register("kept", base_url="https://changed.example.com", replace=True)
+            breaker = CircuitBreaker(consecutive_failures=1)  # the process-wide store
+            breaker.record(breaker.acquire(HOST), error=requests.ConnectionError("refused"))
+            assert breaker.state(HOST).state.value == "open"
+
+        def test_second_sees_none_of_it():
+            assert sorted(registry.registered()) == ["kept"]
+            assert registry.get("kept").base_url == "https://kept.example.com"
+            assert CircuitBreaker().state(HOST).state.value == "closed"
+
+        def test_third_unregisters():
+            registry.unregister("kept")
+
+        def test_fourth_has_it_back():
+            assert sorted(registry.registered()) == ["kept"]
+        """
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:randomly", *_plugin_args())
+    result.assert_outcomes(passed=4)

@@ -122,6 +122,9 @@ def _option_values(policy: Any) -> dict[str, Any] | None:
     for name in type(policy).OPTIONS:
         value = getattr(policy, name)
         values[name] = sorted(value) if isinstance(value, (frozenset, set, tuple, list)) else value
+    routes = getattr(policy, "routes", None)
+    if routes is not None:  # a breaker's: true, false or its table of patterns to groups
+        values["routes"] = routes if isinstance(routes, bool) else dict(routes.patterns)
     return values
 
 
@@ -155,6 +158,9 @@ def _describe_options(policy: Any) -> str:
         elif isinstance(value, float):
             value = f"{value:g}"  # 5.0 and 5 read the same: as written in the file
         parts.append(f"{name}={value}")
+    routes = getattr(policy, "routes", True)
+    if routes is not True:  # the default (a group per resource) goes unsaid, like the store
+        parts.append("routes=off" if routes is False else f"routes={dict(routes.patterns)}")
     name = getattr(policy, "name", None)
     return ", ".join(parts) + (f", name={name!r}" if name else "")
 

@@ -18,6 +18,7 @@ from .._redact import is_secret_name, looks_like_env_name
 from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead
+from ..policies.routes import routes_problem
 from ..retry import RetryPolicy
 
 __all__ = [
@@ -60,14 +61,22 @@ POLICIES: dict[str, type[Any]] = {
 }
 
 
+#: Keys of a policy table that are not plain-data options: checked by their own module, passed as read.
+TABLE_OPTIONS: dict[type[Any], dict[str, Check]] = {CircuitBreaker: {"routes": routes_problem}}
+
+
 def policy_schema(policy: type[Any]) -> dict[str, Check]:
     """The keys of *policy*'s table, each checked by the policy's own option spec."""
-    return {name: option.file_problem for name, option in policy.OPTIONS.items()}
+    own = {name: option.file_problem for name, option in policy.OPTIONS.items()}
+    return {**own, **TABLE_OPTIONS.get(policy, {})}
 
 
 def policy_kwargs(policy: type[Any], table: Mapping[str, Any]) -> dict[str, Any]:
     """The constructor arguments for a checked table of *policy* (arrays become sets, ``false`` None)."""
-    return {name: policy.OPTIONS[name].from_file(value) for name, value in table.items()}
+    return {
+        name: policy.OPTIONS[name].from_file(value) if name in policy.OPTIONS else value
+        for name, value in table.items()
+    }
 
 
 BOOLEAN = Option("boolean").file_problem

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -18,7 +18,8 @@ from .._numbers import clamp
 from .._options import Option, check_attributes
 from ..errors import BulkheadFullError, CircuitOpenError
 from ..stores.base import AtomicOp, Result, StateStore, host_key
-from ..stores.memory import MemoryStore
+from ..stores.memory import default_store
+from .routes import RouteGroups, group_for, is_connection_failure
 
 __all__ = ["BreakerSnapshot", "CircuitBreaker", "CircuitState", "Permit", "StateChange"]
 
@@ -77,12 +78,16 @@ class BreakerSnapshot:
 class Permit(NamedTuple):
     """Leave to make one call; hand it back to :meth:`CircuitBreaker.record`.
 
-    ``probe`` is True when the circuit is half-open and this call is one of its probes.
+    ``probe`` is True when a circuit of the call (its origin's or its route group's) is half-open and
+    this call is one of its probes. ``route`` is the route group's circuit (``None`` without route
+    groups) and ``route_generation`` its generation.
     """
 
     host: str
     generation: int
     probe: bool = False
+    route: str | None = None
+    route_generation: int = 0
 
 
 ErrorTypes = tuple[type[BaseException], ...]
@@ -129,8 +134,20 @@ class CircuitBreaker:
     :param name: ``None`` (default) keeps one circuit per ``scheme://host:port``; a name makes every
         call through this policy share one circuit (per adapter or per named integration; with a shared
         store, per name across the fleet).
-    :param store: Where the state lives: a private :class:`~resilient_session.MemoryStore` by default,
-        a :class:`~resilient_session.RedisStore` to share it between processes.
+    :param routes: Route groups, each with a circuit of its own inside the origin's (or the named)
+        circuit; see :mod:`resilient_session.policies.routes`. ``True`` (default): one group per first
+        resource-like path segment below the session's ``base_url`` (``/v1/users``, ``/v1/reports``;
+        ids and empty paths in group ``"*"``). A mapping of path prefixes or templates to group names
+        (``{"/v1/reports": "reports", "/v1/users/{id}/orders": "orders"}``): those groups, every other
+        path in ``"*"``. With groups, failure statuses, read timeouts and broken bodies count against the
+        call's group only, and what says the host is unreachable (refused connections, DNS and TLS
+        failures, connect timeouts) against the origin's circuit, which refuses every group while open.
+        ``False``: one circuit per origin (or name) counting everything, as before route groups.
+    :param store: Where the state lives: by default the process-wide
+        :func:`~resilient_session.stores.default_store`, so every breaker of the process built without a
+        store shares one circuit per key (sessions made per call included); a
+        :class:`~resilient_session.RedisStore` shares it between processes; a
+        :class:`~resilient_session.MemoryStore` of its own keeps it private.
     :param listeners: Callables given a :class:`StateChange` on every transition (also logged on the
         ``resilient_session`` logger: WARNING when opening, INFO otherwise). An exception in a listener is
         logged and never reaches the call.
@@ -151,8 +168,9 @@ class CircuitBreaker:
     failure_statuses: Collection[int] = DEFAULT_FAILURE_STATUSES
     failure_exceptions: ErrorTypes = DEFAULT_FAILURE_EXCEPTIONS
     name: str | None = None
-    store: StateStore = field(default_factory=MemoryStore)
+    store: StateStore = field(default_factory=default_store)
     listeners: Sequence[Callable[[StateChange], None]] = ()
+    routes: bool | Mapping[str, str] | RouteGroups = True
     _acquire_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _record_args: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
@@ -183,6 +201,8 @@ class CircuitBreaker:
         object.__setattr__(self, "failure_statuses", frozenset(self.failure_statuses))
         object.__setattr__(self, "failure_exceptions", tuple(self.failure_exceptions))
         object.__setattr__(self, "listeners", tuple(self.listeners))
+        if not isinstance(self.routes, (bool, RouteGroups)):
+            object.__setattr__(self, "routes", RouteGroups.of(self.routes))
         # The ops take plain numbers (they also run as Lua); build them once, not per call.
         object.__setattr__(self, "_acquire_args", (float(self.probes), float(self.probe_lease)))
         record_args = (
@@ -216,30 +236,74 @@ class CircuitBreaker:
         """The circuit a call to *url* belongs to: the policy's name, or ``scheme://host:port``."""
         return self.name if self.name is not None else host_key(url)
 
-    def acquire(self, host: str, request: requests.PreparedRequest | None = None) -> Permit:
+    def route_key_for(self, url: str, base_url: str | None = None) -> str | None:
+        """The route group's circuit of a call to *url* (``"https://api.example.com:443 /v1/users"``,
+        ``"stripe reports"``), for :meth:`state` and :meth:`reset`; ``None`` when ``routes`` is False.
+        *base_url* is the calling session's, which the default grouping starts below."""
+        group = group_for(self.routes, url, base_url)
+        return None if group is None else f"{self.key_for(url)} {group}"
+
+    def acquire(
+        self,
+        host: str,
+        request: requests.PreparedRequest | None = None,
+        *,
+        base_url: str | None = None,
+    ) -> Permit:
         """Leave to call *host* now, or :class:`~resilient_session.CircuitOpenError`.
 
-        An open circuit is answered from a process-local hint, without touching the store.
+        With route groups, the call to *request*'s URL also needs its group's circuit closed
+        (*base_url*: the calling session's). An open circuit is answered from a process-local hint,
+        without touching the store.
         """
         key = "breaker:" + host
+        group = group_for(self.routes, request.url, base_url) if request is not None and request.url else None
+        route = None if group is None else f"{host} {group}"
         remaining = self._known_open(key)
         if remaining > 0:
             raise _open_error(host, remaining, request=request)
+        if route is not None:
+            remaining = self._known_open("breaker:" + route)
+            if remaining > 0:
+                raise _open_error(route, remaining, request=request)
         result = self.store.run(_ACQUIRE, key, self._acquire_args)
         self._observe(host, key, result)
         if not result[0]:
             raise _open_error(host, self._retry_in(result[3]), request=request)
-        return Permit(host, int(result[1]), result[2] == _HALF_OPEN)
+        probe = result[2] == _HALF_OPEN
+        if route is None:
+            return Permit(host, int(result[1]), probe)
+        route_key = "breaker:" + route
+        routed = self.store.run(_ACQUIRE, route_key, self._acquire_args)
+        self._observe(route, route_key, routed)
+        if not routed[0]:
+            if probe:  # hand back the origin's probe slot: this call will not be made
+                self.store.run(_RECORD, key, (result[1], _IGNORE, *self._record_args))
+            raise _open_error(route, self._retry_in(routed[3]), request=request)
+        return Permit(host, int(result[1]), probe or routed[2] == _HALF_OPEN, route, int(routed[1]))
 
-    def check(self, host: str, *, method: str | None = None, url: str | None = None) -> None:
-        """Raise :class:`~resilient_session.CircuitOpenError` if this process knows *host*'s circuit is
-        open; otherwise do nothing. Never asks the store and takes no probe slot, so it can run before
-        the request is even built; :meth:`acquire` still decides."""
+    def check(
+        self,
+        host: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        """Raise :class:`~resilient_session.CircuitOpenError` if this process knows *host*'s circuit, or
+        the circuit of *url*'s route group, is open; otherwise do nothing. Never asks the store and takes
+        no probe slot, so it can run before the request is even built; :meth:`acquire` still decides."""
         if not self.store.hints:  # the common case: this process knows of no open circuit
             return
         remaining = self._known_open("breaker:" + host)
         if remaining > 0:
             raise _open_error(host, remaining, method=method, url=url)
+        group = group_for(self.routes, url, base_url) if url else None
+        if group is not None:
+            route = f"{host} {group}"
+            remaining = self._known_open("breaker:" + route)
+            if remaining > 0:
+                raise _open_error(route, remaining, method=method, url=url)
 
     def record(
         self,
@@ -248,10 +312,23 @@ class CircuitBreaker:
         response: requests.Response | None = None,
         error: BaseException | None = None,
     ) -> None:
-        """Record how the call made under *permit* ended (a response or an error)."""
+        """Record how the call made under *permit* ended (a response or an error).
+
+        With a route group, a failure to reach the host counts against the origin's circuit only, and
+        any other outcome against the group's, the origin's counting it as a success (the host answered).
+        """
         outcome = self.classify(response=response, error=error)
+        origin_outcome = outcome
+        if permit.route is not None:
+            connection = outcome == _FAILURE and error is not None and is_connection_failure(error)
+            route_outcome = _IGNORE if connection else outcome
+            if outcome == _FAILURE and not connection:
+                origin_outcome = _SUCCESS
+            route_key = "breaker:" + permit.route
+            args = (float(permit.route_generation), route_outcome, *self._record_args)
+            self._observe(permit.route, route_key, self.store.run(_RECORD, route_key, args))
         key = "breaker:" + permit.host
-        result = self.store.run(_RECORD, key, (float(permit.generation), outcome, *self._record_args))
+        result = self.store.run(_RECORD, key, (float(permit.generation), origin_outcome, *self._record_args))
         self._observe(permit.host, key, result)
 
     def gate(self, permit: Permit) -> Callable[[object, str], bool]:
@@ -259,10 +336,12 @@ class CircuitBreaker:
         knows the circuit is open (more attempts would only load an upstream declared down)."""
         if permit.probe:
             return _no_retry
-        key = "breaker:" + permit.host
+        keys = ["breaker:" + permit.host]
+        if permit.route is not None:
+            keys.append("breaker:" + permit.route)
 
         def circuit_allows_retry(call: object, reason: str) -> bool:
-            return self._known_open(key) <= 0
+            return all(self._known_open(key) <= 0 for key in keys)
 
         return circuit_allows_retry
 
@@ -288,7 +367,7 @@ class CircuitBreaker:
     # -- inspection and control ------------------------------------------------------------------
 
     def state(self, host: str) -> BreakerSnapshot:
-        """The circuit of *host* now (``host`` as returned by :meth:`key_for`)."""
+        """The circuit of *host* now (``host`` as returned by :meth:`key_for` or :meth:`route_key_for`)."""
         st, _, until, calls, failures, consecutive, trips = self.store.run(_SNAPSHOT, "breaker:" + host, ())
         retry_in = self._retry_in(until) if st == _OPEN else 0.0
         return BreakerSnapshot(
@@ -296,7 +375,8 @@ class CircuitBreaker:
         )
 
     def reset(self, host: str) -> None:
-        """Close the circuit of *host* and forget its history (calls in flight are not counted)."""
+        """Close the circuit of *host* (as for :meth:`state`) and forget its history (calls in flight are
+        not counted)."""
         key = "breaker:" + host
         self.store.hints.pop(key, None)
         self._observe(host, key, self.store.run(_RESET, key, ()))

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from .._options import Option, check_attributes
 from ..stores.base import AtomicOp, Result, StateStore, host_key
-from ..stores.memory import MemoryStore
+from ..stores.memory import default_store
 
 __all__ = ["BudgetGate", "RetryBudget"]
 
@@ -38,8 +38,10 @@ class RetryBudget:
     :param success_refund: Tokens a success without retries returns. Default 1.
     :param name: ``None`` (default) keeps one bucket per ``scheme://host:port``; a name makes every call
         through this policy share one bucket.
-    :param store: Where the buckets live: a private :class:`~resilient_session.MemoryStore` by default,
-        a :class:`~resilient_session.RedisStore` to share them between processes. A bucket left
+    :param store: Where the buckets live: by default the process-wide
+        :func:`~resilient_session.stores.default_store` (one bucket per key for the whole process), a
+        :class:`~resilient_session.RedisStore` to share them between processes, a
+        :class:`~resilient_session.MemoryStore` of its own to keep them private. A bucket left
         untouched for the store's ``ttl`` is full again.
 
     The policy is immutable and safe to share between threads; :meth:`new` returns a changed copy.
@@ -50,7 +52,7 @@ class RetryBudget:
     timeout_retry_cost: float = 10.0
     success_refund: float = 1.0
     name: str | None = None
-    store: StateStore = field(default_factory=MemoryStore)
+    store: StateStore = field(default_factory=default_store)
 
     #: The plain-data options and what each accepts (the integrations file's ``budget`` table).
     OPTIONS: ClassVar[dict[str, Option]] = {

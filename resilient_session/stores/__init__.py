@@ -6,7 +6,7 @@ A custom store subclasses :class:`StateStore` and runs each :class:`AtomicOp` at
 from __future__ import annotations
 
 from .base import AtomicOp, Result, StateStore, host_key
-from .memory import MemoryStore
+from .memory import MemoryStore, default_store
 from .redis import RedisStore
 
-__all__ = ["AtomicOp", "MemoryStore", "RedisStore", "Result", "StateStore", "host_key"]
+__all__ = ["AtomicOp", "MemoryStore", "RedisStore", "Result", "StateStore", "default_store", "host_key"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -10,7 +11,7 @@ from typing import Any
 
 from .base import AtomicOp, Result, StateStore
 
-__all__ = ["MemoryStore", "clear_memory_stores"]
+__all__ = ["MemoryStore", "clear_memory_stores", "default_store"]
 
 
 # Every MemoryStore alive in this process, so a test runner can start each test from a clean slate.
@@ -30,6 +31,7 @@ class MemoryStore(StateStore):
     :param ttl: seconds an untouched key lives (default one hour).
 
     Pickling or copying a session gives a new, empty store: breaker state is about the live process.
+    The process-wide :func:`default_store` is the exception: its copies are the receiving process's own.
     """
 
     _SWEEP_EVERY = 4096
@@ -81,6 +83,46 @@ class MemoryStore(StateStore):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_new_memory_store, (self.clock, self.ttl))
+
+
+class _ProcessStore(MemoryStore):
+    """The process-wide store: pickled, it unpickles as the receiving process's own."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (default_store, ())
+
+    def __repr__(self) -> str:
+        return "default_store()"
+
+    def _after_fork(self) -> None:
+        # The parent's lock may have been held by one of its threads at the fork, and its circuits and
+        # budgets describe the parent's calls: the child starts with a fresh, empty store.
+        self._lock = threading.Lock()
+        self._data.clear()
+        self.hints.clear()
+
+
+_default: _ProcessStore | None = None
+_default_lock = threading.Lock()
+
+
+def default_store() -> MemoryStore:
+    """The process-wide :class:`MemoryStore` every policy uses when it is given no store.
+
+    Created on first use. Every breaker and budget built without ``store=`` keeps its state here, keyed by
+    origin (or by the policy's ``name``), so sessions made per call, per thread or per request share one
+    circuit and one budget per upstream. A child process made by ``os.fork()`` starts with it empty.
+    """
+    global _default
+    store = _default
+    if store is None:
+        with _default_lock:
+            if _default is None:
+                _default = _ProcessStore()
+                if hasattr(os, "register_at_fork"):  # not on Windows
+                    os.register_at_fork(after_in_child=_default._after_fork)
+            store = _default
+    return store
 
 
 def _new_memory_store(clock: Callable[[], float], ttl: float) -> MemoryStore:

@@ -14,9 +14,13 @@ Opt-in: ``pytest_plugins = ["resilient_session.testing.pytest_plugin"]`` in a su
 ``resilient_session``
     The old name of ``chaos_session`` (it shadowed the package's name); deprecated, it warns.
 
-Between tests (autouse, for every test of a suite that loaded the plugin) it also clears in-memory
-circuit-breaker and retry-budget state, so a circuit one test opened (say, on a module-level session)
-never refuses the next test's calls. Redis-backed state is not touched.
+Between tests (autouse, for every test of a suite that loaded the plugin) it also resets process-wide state: it clears
+in-memory circuit-breaker and retry-budget state (the process-wide
+:func:`~resilient_session.stores.default_store` included), so a circuit one test opened (say, on a
+module-level session or through sessions made per call) never refuses the next test's calls, and it puts
+the integrations registry (:mod:`resilient_session.registry`) back as it was before the test: what a
+test registered or unregistered is undone, what was registered before it (at import, in a conftest) stays.
+Redis-backed state is not touched.
 
 Installing the package registers nothing with pytest; this module imports nothing beyond pytest until a
 fixture is used.
@@ -74,10 +78,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _resilient_session_clean_state() -> Iterator[None]:
+    registry = sys.modules.get("resilient_session.registry")
+    saved = registry.snapshot() if registry is not None else None
     yield
+    # Looked up, not imported: nothing to reset when the test run never imported us.
+    registry = sys.modules.get("resilient_session.registry")
+    if registry is not None:
+        if saved is not None:
+            registry.restore(saved)
+        else:
+            registry.reset()  # imported during this test: whatever it registered was this test's
     store = sys.modules.get("resilient_session.stores.memory")
-    if store is not None:  # nothing to clear when the test never imported us
-        store.clear_memory_stores()
+    if store is not None:
+        store.clear_memory_stores()  # the process-wide default store included
 
 
 @pytest.fixture(scope="session")

@@ -292,23 +292,35 @@ def test_read_timeouts_open_the_circuit_by_default(upstream: Upstream) -> None:
 
 
 def test_a_health_endpoint_answering_503_by_design(upstream: Upstream) -> None:
-    """A sealed vault answers its health check with 503: by default that is host evidence (a gateway
-    answers the same way), so the circuit opens; the two documented ways out keep the checks working."""
+    """A sealed vault answers its health check with 503: by default that is its route group's failure,
+    so the health group's circuit opens and the data path keeps working; with ``routes=False`` the whole
+    host's circuit opens, and the two documented ways out keep the checks working."""
     health = upstream.script("/v1/sys/health", Reply(503, b'{"sealed": true}'))
     data = upstream.script("/v1/secret/app", Reply(200, b'{"data": {}}'))
 
     default = ResilientSession(retry=False)
     for _ in range(5):
         assert default.get(health).status_code == 503
-    with pytest.raises(CircuitOpenError):
+    with pytest.raises(CircuitOpenError) as refused:
         default.get(health)
+    assert refused.value.host == upstream.url + " /v1/sys"
+    assert default.get(data).status_code == 200  # another group: its circuit is closed
+    assert upstream.count("/v1/sys/health") == 5 and upstream.count("/v1/secret/app") == 1
+
+    upstream.script("/v1/sys/health", Reply(503, b'{"sealed": true}'))
+    upstream.script("/v1/secret/app", Reply(200, b'{"data": {}}'))
+    whole_host = ResilientSession(retry=False, breaker=CircuitBreaker(routes=False, store=MemoryStore()))
+    for _ in range(5):
+        assert whole_host.get(health).status_code == 503
     with pytest.raises(CircuitOpenError):
-        default.get(data)  # the same host: its circuit is open
+        whole_host.get(data)  # one circuit for the host: open
     assert upstream.count("/v1/sys/health") == 5 and upstream.count("/v1/secret/app") == 0
 
     # 1. failure_statuses without 503: the checks keep answering 503, the circuit never opens.
     upstream.script("/v1/sys/health", Reply(503, b'{"sealed": true}'))
-    tolerant = ResilientSession(retry=False, breaker=CircuitBreaker(failure_statuses={502, 504}))
+    tolerant = ResilientSession(
+        retry=False, breaker=CircuitBreaker(failure_statuses={502, 504}, routes=False, store=MemoryStore())
+    )
     assert [tolerant.get(health).status_code for _ in range(10)] == [503] * 10
     assert tolerant.get(data).status_code == 200
     assert upstream.count("/v1/sys/health") == 10
@@ -316,10 +328,10 @@ def test_a_health_endpoint_answering_503_by_design(upstream: Upstream) -> None:
     # 2. a separate circuit (a name) for the health endpoint: it opens alone, the data path still works.
     upstream.script("/v1/sys/health", Reply(503, b'{"sealed": true}'))
     upstream.script("/v1/secret/app", Reply(200, b'{"data": {}}'))
-    session = ResilientSession(retry=False)
+    session = ResilientSession(retry=False, breaker=CircuitBreaker(routes=False, store=MemoryStore()))
     session.mount(
         upstream.url + "/v1/sys/health",
-        ResilientAdapter(retry=False, breaker=CircuitBreaker(name="vault-health")),
+        ResilientAdapter(retry=False, breaker=CircuitBreaker(name="vault-health", routes=False)),
     )
     for _ in range(5):
         assert session.get(health).status_code == 503

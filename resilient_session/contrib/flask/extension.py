@@ -99,6 +99,7 @@ _CALLS = "_resilient_session_calls"
 _RESPONSES = "_resilient_session_responses"
 _RESPONSES_KEPT = 16
 _MAX_SEEN_HOSTS = 32
+_MAX_SEEN_ROUTES = 64
 
 
 # -- the sessions of one app --------------------------------------------------------------------------
@@ -122,10 +123,12 @@ class AppIntegrations(Mapping[str, ResilientSession]):
         self._sessions = dict(sessions)
         self._lock = threading.Lock()
         self._hosts: dict[str, set[str]] = {}
+        self._routes: dict[str, set[str]] = {}  # route groups' circuits each integration has called
         self._last_error: dict[str, _LastError] = {}
         self._closed = False
         for name, session in self._sessions.items():
             self._hosts[name] = {host_key(session.base_url)} if session.base_url else set()
+            self._routes[name] = set()
             observe = self._observer(name)
             session.events.on_response(observe)
             session.events.on_error(observe)
@@ -192,10 +195,16 @@ class AppIntegrations(Mapping[str, ResilientSession]):
                         responses = g.setdefault(_RESPONSES, deque(maxlen=_RESPONSES_KEPT))
                     responses.append((name, event.response))
             host = host_key(event.url) if event.url else None
+            session = self._sessions[name]
+            breaker = session.breaker
+            route = breaker.route_key_for(event.url, session.base_url) if breaker and event.url else None
             with self._lock:
                 hosts = self._hosts[name]
                 if host and host not in hosts and len(hosts) < _MAX_SEEN_HOSTS:
                     hosts.add(host)
+                routes = self._routes[name]
+                if route and route not in routes and len(routes) < _MAX_SEEN_ROUTES:
+                    routes.add(route)
                 if kind:
                     self._last_error[name] = _LastError(time.time(), kind)
 
@@ -241,13 +250,15 @@ class AppIntegrations(Mapping[str, ResilientSession]):
     def _integration_health(self, name: str, session: ResilientSession) -> dict[str, Any]:
         with self._lock:
             hosts = sorted(self._hosts[name])
+            routes = sorted(self._routes[name])
             last = self._last_error.get(name)
         breaker, budget = session.breaker, session.budget
         circuits: dict[str, Any] = {}
         budgets: dict[str, Any] = {}
         status = "ok"
         try:
-            for key in dict.fromkeys(breaker.key_for(h) for h in hosts) if breaker is not None else ():
+            keys = [*dict.fromkeys(breaker.key_for(h) for h in hosts), *routes] if breaker is not None else []
+            for key in keys:
                 snapshot = breaker.state(key)  # type: ignore[union-attr]
                 circuits[key] = {
                     "state": snapshot.state.value,
@@ -256,7 +267,10 @@ class AppIntegrations(Mapping[str, ResilientSession]):
                     "consecutive_failures": snapshot.consecutive_failures,
                     "trips": snapshot.trips,
                 }
-                if snapshot.state is CircuitState.OPEN and snapshot.retry_in > 0:
+                if key in routes and snapshot.state is not CircuitState.CLOSED:
+                    # One route group refused: the integration's other paths still work.
+                    status = "degraded" if status == "ok" else status
+                elif snapshot.state is CircuitState.OPEN and snapshot.retry_in > 0:
                     status = "unavailable"
                 elif snapshot.state is not CircuitState.CLOSED and status == "ok":
                     # Half-open, or open with its wait over: the next call is a probe. Reporting it as
