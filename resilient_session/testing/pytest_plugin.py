@@ -14,8 +14,8 @@ Opt-in: ``pytest_plugins = ["resilient_session.testing.pytest_plugin"]`` in a su
 ``resilient_session``
     The old name of ``chaos_session`` (it shadowed the package's name); deprecated, it warns.
 
-Between tests (autouse, for every test of a suite that loaded the plugin) it also resets process-wide state: it clears
-in-memory circuit-breaker and retry-budget state (the process-wide
+Between tests (autouse, for every test of a suite that loaded the plugin) it also resets process-wide
+state: it clears in-memory circuit-breaker and retry-budget state (the process-wide
 :func:`~resilient_session.stores.default_store` included), so a circuit one test opened (say, on a
 module-level session or through sessions made per call) never refuses the next test's calls, and it puts
 the integrations registry (:mod:`resilient_session.registry`) back as it was before the test: what a
