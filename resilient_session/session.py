@@ -13,7 +13,7 @@ from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
-from . import _environ
+from . import _degrade, _environ
 from ._call import CallState, current_call, enter, leave
 from ._compat.requests import OriginalSession
 from ._options import check_session_option
@@ -48,6 +48,7 @@ from .observe.events import (
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
+from .policies.degrade import Degrade
 from .retry import as_retry_policy
 
 if TYPE_CHECKING:
@@ -102,6 +103,10 @@ class ResilientSession(OriginalSession):
         it the read stops at once and the call raises
         :class:`~resilient_session.MalformedResponseError` with ``code == "body_too_large"``, so a
         compression bomb never reaches memory. ``None`` (default): no limit, as in requests.
+    :param degrade: A :class:`~resilient_session.policies.Degrade` policy: a ``GET`` or ``HEAD`` that fails
+        (open circuit, timeout, refused connection, 5xx/429 after retries ...) is answered with the
+        stored answer, or a fallback, marked as such in ``response.normalized.degraded``. ``None``
+        (default): failures raise. A call passing ``allow_stale=False`` is never answered this way.
     :param tracing: ``True`` (default): OpenTelemetry spans once the application installed a tracer
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.observe.tracing`.
@@ -125,7 +130,7 @@ class ResilientSession(OriginalSession):
         *OriginalSession.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
         *("events", "integration", "request_id_header", "max_response_size"),
-        *("allowed_origins", "_bound_auth"),
+        *("allowed_origins", "_bound_auth", "degrade"),
     ]
 
     #: The auth object bound to this session's origins (the constructor's ``auth=``), or ``None``.
@@ -136,6 +141,7 @@ class ResilientSession(OriginalSession):
     tracing: Any = True
 
     # Set by __init__ unless a subclass set them first (see _subclassing).
+    degrade: Degrade | None
     raise_for_status: bool
     events: Events
     integration: str | None
@@ -159,11 +165,14 @@ class ResilientSession(OriginalSession):
         tracing: Any = True,
         max_response_size: int | None = None,
         allowed_origins: str | Iterable[str] | None = None,
+        degrade: Degrade | None = None,
     ) -> None:
         passed = locals().copy()  # for a registered integration: what was left at its default
         # Plain attributes, checked here; the options that are properties check themselves.
         check_session_option("raise_for_status", raise_for_status)
         check_session_option("request_id_header", request_id_header)
+        if degrade is not None and not isinstance(degrade, Degrade):
+            raise TypeError(f"degrade must be a Degrade or None, not {type(degrade).__name__}")
         super().__init__()
         # What a subclass set on its class or on the instance before super().__init__() stays, unless
         # the same option was passed here (see _subclassing).
@@ -183,6 +192,7 @@ class ResilientSession(OriginalSession):
             "budget": budget,
             "bulkhead": bulkhead,
             "allowed_origins": allowed_origins,
+            "degrade": degrade,
         }
         for name, value in options.items():
             stored_as = f"_{name}" if name in _PROPERTIES else None
@@ -423,17 +433,32 @@ class ResilientSession(OriginalSession):
     # -- sending ---------------------------------------------------------------------------------
 
     def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, deadline: float | None = None, **kwargs: Any
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> requests.Response:
-        """As :meth:`requests.Session.request`, plus ``deadline=`` (seconds) for this call alone.
+        """As :meth:`requests.Session.request`, plus ``deadline=`` (seconds) for this call alone, and
+        ``allow_stale=False`` to refuse a degraded answer (see the ``degrade`` option).
 
         The deadline starts here, so preparing the request (an OAuth2 token fetch included) counts.
         """
-        if isinstance(url, str) and self._knows_open_circuits():
+        if (
+            isinstance(url, str)
+            and self._knows_open_circuits()
+            and not self._answers_open(method, url, allow_stale)
+        ):
             self._fail_fast(method, url)
         call = self._begin(method, url, self.deadline if deadline is None else _seconds(deadline, "deadline"))
+        if not allow_stale:
+            call.extras["allow_stale"] = False
         token = enter(call)
         try:
+            if _degrade.fronted(self):
+                return _degrade.through_cache(self, call, super().request, method, url, *args, **kwargs)
             return super().request(method, url, *args, **kwargs)
         finally:
             leave(token)
@@ -507,6 +532,13 @@ class ResilientSession(OriginalSession):
                 return True
         return False
 
+    def _answers_open(self, method: str | bytes, url: str, allow_stale: bool) -> bool:
+        # A call the degrade policy may answer, or one a requests-cache CacheMixin in front of this class
+        # may answer from its cache, meets the open circuit in the adapter, after the request is prepared.
+        return _degrade.fronted(self) or _degrade.may_answer(
+            self, method, str(self.join_url(url)), allow_stale
+        )
+
     def _fail_fast(self, method: str | bytes, url: str) -> None:
         # Before requests prepares anything (merging settings and reading proxy variables from the
         # environment alone takes ~0.2 ms), so an open circuit refuses in microseconds.
@@ -540,7 +572,16 @@ class ResilientSession(OriginalSession):
         observer = call.observer = begin_call(self, call, request)
         call.sending = True
         try:
-            response = self._send(call, request, kwargs)
+            try:
+                response = self._send(call, request, kwargs)
+            except Exception as exc:
+                # A degrade policy may answer in place of the failure (None: it does not).
+                stand_in = _degrade.instead_of_error(self, call, request, exc)
+                if stand_in is None:
+                    raise
+                response = stand_in
+            else:
+                response = _degrade.after_response(self, call, request, response, bool(kwargs.get("stream")))
         except BaseException as exc:
             if observer is not None:
                 end_call(observer, call, error=exc)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import requests
 from lxml import etree
@@ -38,6 +38,9 @@ from .sniff import (
     _xml_reason,
 )
 from .xml import NamespaceMode, UnsafeXMLError, element_to_dict, local_name, parse_xml
+
+if TYPE_CHECKING:
+    from ..policies.degrade import Degraded
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -206,7 +209,7 @@ class _Parsed:
 
 class NormalizedResponse:
     """One schema for every response: ``ok, status, format, data, error, headers, url, method, elapsed,
-    attempts, request_id, content_type``.
+    attempts, request_id, content_type, degraded``.
 
     Cheap fields read through to the response; ``format``, ``data``, ``error`` and ``ok`` parse the body
     on first access and cache the result. Reading any field never raises. Holds a reference to its response.
@@ -262,6 +265,14 @@ class NormalizedResponse:
             if value:
                 return value
         return None
+
+    @property
+    def degraded(self) -> Degraded | None:
+        """``None`` for a fresh answer; for one a :class:`~resilient_session.policies.Degrade` policy gave
+        in place of a failure, the :class:`~resilient_session.policies.degrade.Degraded` saying how
+        (``kind`` ``"stale"`` or ``"fallback"``, ``reason``, ``age``)."""
+        info: Degraded | None = getattr(self._response, "degraded", None)
+        return info
 
     @property
     def content_type(self) -> str | None:

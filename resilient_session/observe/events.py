@@ -6,8 +6,9 @@ A :class:`~resilient_session.ResilientSession` observes a call only when someone
 
 Log lines (logger ``resilient_session``) carry these ``extra`` fields: ``integration``, ``method``,
 ``url`` (credentials redacted), ``status``, ``attempt``, ``elapsed_ms``, ``outcome`` (``"ok"``,
-``"http_error"``, ``"error"``; ``"retry"`` on an attempt that is retried), ``error_type``, ``request_id``
-and ``breaker_state``. One INFO line per logical call, one DEBUG line per attempt.
+``"http_error"``, ``"error"``, ``"degraded"``; ``"retry"`` on an attempt that is retried), ``error_type``,
+``request_id`` and ``breaker_state``; a degraded answer adds ``degraded`` (``"stale"``/``"fallback"``),
+``degraded_reason`` and ``degraded_age``. One INFO line per logical call, one DEBUG line per attempt.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class CallEvent:
     :param breaker_state: ``"closed"``, ``"half_open"`` or ``"open"`` when a circuit breaker is used.
     :param response: The final response (``response`` only).
     :param error: The exception the call raised (``error`` only).
+    :param degraded: For a ``response`` a degrade policy gave in place of a failure (``outcome``
+        ``"degraded"``), its :class:`~resilient_session.policies.Degraded`; otherwise ``None``.
     """
 
     kind: str
@@ -108,6 +111,7 @@ class CallEvent:
     breaker_state: str | None = None
     response: requests.Response | None = dataclasses.field(default=None, repr=False)
     error: BaseException | None = None
+    degraded: Any = None
 
 
 @dataclass(frozen=True)
@@ -384,19 +388,41 @@ class _Observer(CallObserver):
     def finish(
         self, call: CallState, response: requests.Response | None, error: BaseException | None
     ) -> None:
-        if isinstance(error, CircuitOpenError):
-            self.breaker_state = "open"
         status = response.status_code if response is not None else None
+        degraded = getattr(response, "degraded", None) if response is not None else None
+        if isinstance(error, CircuitOpenError) or isinstance(
+            getattr(degraded, "error", None), CircuitOpenError
+        ):
+            self.breaker_state = "open"
+        error_type: str | None
         if error is not None:
             outcome, error_type = "error", type(error).__name__
+        elif degraded is not None:
+            # Answered in place of a failure: the failure is what the attempts saw.
+            outcome, error_type = "degraded", type(degraded.error).__name__ if degraded.error else None
         else:
             outcome, error_type = ("ok" if status is not None and status < 400 else "http_error"), None
         if self.current is not None:
-            self._end_attempt(call, status if status is not None else call.last_status, error_type, outcome)
+            seen = call.last_status if degraded is not None or status is None else status
+            self._end_attempt(call, seen, error_type, outcome)
         elapsed = call.elapsed()
         if log.isEnabledFor(logging.INFO):
             fields = self._fields(call, status, self.count, elapsed, outcome, error_type)
-            if error is None:
+            if degraded is not None:
+                fields["degraded"] = degraded.kind
+                fields["degraded_reason"] = degraded.reason
+                fields["degraded_age"] = degraded.age
+                log.info(
+                    "%s %s -> %s degraded (%s) in %.1f ms (%s)",
+                    call.method,
+                    call.url,
+                    status,
+                    degraded.header_value(),
+                    elapsed * 1e3,
+                    _plural(self.count),
+                    extra=fields,
+                )
+            elif error is None:
                 log.info(
                     "%s %s -> %s in %.1f ms (%s)",
                     call.method,
@@ -417,12 +443,22 @@ class _Observer(CallObserver):
                     extra=fields,
                 )
         if self.trace is not None:
+            if degraded is not None:
+                self.trace.degraded(degraded)
             self.trace.end(status, error, self.count, self.retries, self.breaker_state)
         if self.events:
             kind = "error" if error is not None else "response"
             self.events.emit(
                 kind,
-                self._event(kind, call, status=status, outcome=outcome, response=response, error=error),
+                self._event(
+                    kind,
+                    call,
+                    status=status,
+                    outcome=outcome,
+                    response=response,
+                    error=error,
+                    degraded=degraded,
+                ),
             )
 
     # -- CallObserver ---------------------------------------------------------------------------

@@ -121,6 +121,14 @@ class CallTrace:
         """Add an event (a circuit state change, a refused retry) to the call span."""
         self._parent.add_event(name, attributes)
 
+    def degraded(self, info: Any) -> None:
+        """Mark the call span as answered by a degrade policy (*info* is a ``Degraded``)."""
+        span = self._parent
+        span.set_attribute("resilient_session.degraded", info.kind)
+        span.set_attribute("resilient_session.degraded.reason", info.reason)
+        if info.age is not None:
+            span.set_attribute("resilient_session.degraded.age", float(info.age))
+
     def end(
         self,
         status: int | None,

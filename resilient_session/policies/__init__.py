@@ -1,8 +1,10 @@
-"""The policies a session applies per host: a circuit breaker, a retry budget and a bulkhead.
+"""The policies a session applies per host: a circuit breaker, a retry budget, a bulkhead,
+and graceful degradation (:class:`Degrade`).
 
 Each is an immutable policy object (``new()`` returns a changed copy) whose state lives apart from it:
 a breaker's failures and a budget's tokens in a :mod:`~resilient_session.stores` store, in process or
-shared through Redis; a bulkhead's calls in flight in its :class:`BulkheadSlots`, in process by design
+shared through Redis; a degrade policy's answers in a :class:`~resilient_session.stores.ResponseStore`;
+a bulkhead's calls in flight in its :class:`BulkheadSlots`, in process by design
 (a waiting call sleeps on a condition variable).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from .breaker import BreakerSnapshot, CircuitBreaker, CircuitState, Permit, StateChange
 from .budget import RetryBudget
 from .bulkhead import Bulkhead, BulkheadSlots
+from .degrade import Degrade, Degraded
 
 __all__ = [
     "BreakerSnapshot",
@@ -18,6 +21,8 @@ __all__ = [
     "BulkheadSlots",
     "CircuitBreaker",
     "CircuitState",
+    "Degrade",
+    "Degraded",
     "Permit",
     "RetryBudget",
     "StateChange",

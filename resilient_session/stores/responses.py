@@ -1,0 +1,262 @@
+"""Where degraded answers come from: the last good response of each request, in a requests-cache backend.
+
+A :class:`ResponseStore` keeps what a :class:`~resilient_session.policies.Degrade` policy stores and
+reads it back when a fresh answer cannot be had. The storage is a requests-cache backend (memory,
+SQLite, Redis, or any ``BaseCache``), its ``CachedResponse`` the stored form; requests-cache is the
+``degrade`` extra (``pip install resilient-session[degrade]``) and is imported on first use only.
+
+Every operation is bounded by ``timeout`` (given to the backend's client) and fails open: an error is
+logged once per ``cooldown`` and the call goes on as without the store, which is skipped until the
+cooldown has passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+
+from .._redact import SECRET_HEADERS, is_secret_name
+
+__all__ = ["ResponseStore", "credential_names", "request_key"]
+
+log = logging.getLogger("resilient_session")
+
+#: Seconds a store operation may take before the call goes on without it.
+DEFAULT_STORE_TIMEOUT = 0.05
+
+
+class ResponseStore:
+    """The last good answer of each request and credential identity, in a requests-cache backend.
+
+    Build one with :meth:`memory` (this process; tests), :meth:`sqlite` (one machine; the default of a
+    :class:`~resilient_session.policies.Degrade` policy) or :meth:`redis` (a fleet), or wrap any
+    requests-cache ``BaseCache`` instance: ``ResponseStore(backend)``.
+
+    :param backend: A requests-cache ``BaseCache``, or a function returning one (called on first use,
+        so building a store does no I/O).
+    :param timeout: Seconds each operation may take. The backends built here pass it to their client
+        (SQLite's busy timeout, Redis' socket timeouts); a backend given ready-made is trusted to be
+        bounded.
+    :param cooldown: Seconds the store is skipped after an operation failed.
+    :param key_secret: Bytes keying the hash of the credential identity in every key. Keys never hold a
+        credential, but without a secret anyone able to read the store can test a guessed credential
+        against them; with one shared by the fleet, they cannot.
+
+    Thread-safe when its backend is (requests-cache's are).
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        timeout: float = DEFAULT_STORE_TIMEOUT,
+        cooldown: float = 5.0,
+        key_secret: bytes | None = None,
+    ) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or cooldown < 0:
+            raise ValueError(f"cooldown must be a number of seconds >= 0, not {cooldown!r}")
+        if key_secret is not None and not isinstance(key_secret, bytes):
+            raise TypeError("key_secret must be bytes or None")
+        self.timeout = float(timeout)
+        self.cooldown = float(cooldown)
+        self._key_secret = key_secret[:64] if key_secret else b""
+        self._factory: Callable[[], Any] | None = backend if callable(backend) else None
+        self._backend: Any = None if callable(backend) else backend
+        self._lock = threading.Lock()
+        self._skip_until = 0.0
+
+    @classmethod
+    def memory(cls, **options: Any) -> ResponseStore:
+        """A store in this process's memory (requests-cache's ``BaseCache``), for tests and one worker."""
+
+        def build() -> Any:
+            from requests_cache.backends.base import BaseCache
+
+            return BaseCache()
+
+        return cls(build, **options)
+
+    @classmethod
+    def sqlite(
+        cls, path: str | None = None, *, timeout: float = DEFAULT_STORE_TIMEOUT, **options: Any
+    ) -> ResponseStore:
+        """A SQLite file shared by the processes of one machine (requests-cache's ``SQLiteCache``).
+
+        :param path: The database file; ``None`` puts ``resilient_session_degrade.sqlite`` in the
+            user's cache directory (``~/.cache`` on Linux).
+        """
+
+        def build() -> Any:
+            from requests_cache.backends.sqlite import SQLiteCache
+
+            busy = max(1, int(timeout * 1000))
+            if path is None:
+                return SQLiteCache(
+                    "resilient_session_degrade", use_cache_dir=True, busy_timeout=busy, wal=True
+                )
+            return SQLiteCache(path, busy_timeout=busy, wal=True, timeout=timeout)
+
+        return cls(build, timeout=timeout, **options)
+
+    @classmethod
+    def redis(
+        cls,
+        url: str | None = None,
+        *,
+        connection: Any = None,
+        namespace: str = "resilient_session_degrade",
+        timeout: float = DEFAULT_STORE_TIMEOUT,
+        **options: Any,
+    ) -> ResponseStore:
+        """A Redis database shared by a fleet (requests-cache's ``RedisCache``); entries expire when
+        they are too old to be served.
+
+        :param url: ``redis://host:port/db``; the client is built with ``timeout`` as its socket
+            timeouts.
+        :param connection: A ``redis.Redis`` client to use instead (its own timeouts apply).
+        """
+
+        def build() -> Any:
+            from redis import Redis
+            from requests_cache.backends.redis import RedisCache
+
+            client = connection
+            if client is None:
+                client = Redis.from_url(
+                    url or "redis://127.0.0.1:6379/0",
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                )
+            return RedisCache(namespace, connection=client)
+
+        return cls(build, timeout=timeout, **options)
+
+    # -- operations (all fail open) ---------------------------------------------------------------
+
+    def get(self, key: str) -> Any:
+        """The ``CachedResponse`` stored under *key*, or ``None`` (also when the store failed)."""
+        return self._run("read", lambda backend: backend.responses.get(key))
+
+    def put(self, key: str, response: requests.Response, *, keep_for: float, redact: Iterable[str]) -> bool:
+        """Store *response* under *key* for *keep_for* seconds, the request's *redact* headers and query
+        parameters removed from the stored copy. False when the store failed."""
+
+        def put(backend: Any) -> bool:
+            from requests_cache.cache_keys import redact_response
+            from requests_cache.models.response import CachedResponse
+
+            expires = datetime.now(timezone.utc) + timedelta(seconds=keep_for)
+            cached = CachedResponse.from_response(response, expires=expires)
+            cached = redact_response(cached, list(redact))
+            backend.responses[key] = cached
+            return True
+
+        return bool(self._run("write", put))
+
+    def delete(self, key: str) -> None:
+        """Forget what is stored under *key* (nothing when there is none, or the store failed)."""
+        self._run("delete", lambda backend: backend.responses.pop(key, None))
+
+    def clear(self) -> None:
+        """Forget everything stored."""
+        self._run("clear", lambda backend: backend.clear())
+
+    def close(self) -> None:
+        """Close the backend's connections."""
+        backend = self._backend
+        if backend is not None:
+            with contextlib.suppress(Exception):  # closing is best effort
+                backend.close()
+
+    @property
+    def backend(self) -> Any:
+        """The requests-cache backend (built on first use)."""
+        backend = self._backend
+        if backend is None:
+            with self._lock:
+                if self._backend is None and self._factory is not None:
+                    self._backend = self._factory()
+                backend = self._backend
+        return backend
+
+    def __repr__(self) -> str:
+        kind = type(self._backend).__name__ if self._backend is not None else "not built yet"
+        return f"<ResponseStore {kind} timeout={self.timeout}s>"
+
+    def _run(self, what: str, operation: Callable[[Any], Any]) -> Any:
+        if self._skip_until and time.monotonic() < self._skip_until:
+            return None
+        try:
+            return operation(self.backend)
+        except Exception as exc:
+            self._skip_until = time.monotonic() + self.cooldown
+            # The type only: a backend's message may quote a connection URL with its password.
+            log.warning(
+                "degrade store %s failed (%s); calls go on without it for %.0f s",
+                what,
+                type(exc).__name__,
+                self.cooldown,
+            )
+            return None
+
+
+#: Request headers that carry the caller's identity, besides those named like secrets.
+_IDENTITY_HEADERS = frozenset({*SECRET_HEADERS, "authorization", "proxy-authorization", "cookie"})
+
+
+def credential_names(request: requests.PreparedRequest) -> tuple[list[str], list[str]]:
+    """The headers and query parameters of *request* that carry credentials."""
+    headers = [name for name in request.headers if name.lower() in _IDENTITY_HEADERS or is_secret_name(name)]
+    query = urlsplit(request.url or "").query
+    params = sorted({name for name, _ in parse_qsl(query, keep_blank_values=True) if is_secret_name(name)})
+    return headers, params
+
+
+def request_key(
+    request: requests.PreparedRequest,
+    *,
+    extra_headers: Collection[str] = (),
+    cert: Any = None,
+    secret: bytes = b"",
+) -> tuple[str, list[str]]:
+    """The store key of *request* and the names to redact from what is stored.
+
+    requests-cache's ``create_key`` (method, normalized URL, body) without the credentials, followed
+    by a keyed hash of the credential identity: every header and query parameter that carries a
+    credential, the client certificate and *extra_headers*. Two callers with different credentials
+    never share a key, and no key holds a credential in clear.
+    """
+    from requests_cache.cache_keys import create_key
+    from requests_cache.policy.settings import DEFAULT_IGNORED_PARAMS
+
+    headers, params = credential_names(request)
+    redact = [*DEFAULT_IGNORED_PARAMS, *headers, *params]
+    base = create_key(request, ignored_parameters=redact)
+    identity = hashlib.blake2b(digest_size=16, key=secret, person=b"rs-degrade-v1")
+    for name in sorted({*headers, *extra_headers}, key=str.lower):
+        value = request.headers.get(name)
+        if value is not None:
+            identity.update(b"h\0" + name.lower().encode() + b"\0" + _bytes(value) + b"\0")
+    if params:
+        wanted = set(params)
+        pairs = parse_qsl(urlsplit(request.url or "").query, keep_blank_values=True)
+        for name, value in sorted(p for p in pairs if p[0] in wanted):
+            identity.update(b"q\0" + name.encode() + b"\0" + value.encode() + b"\0")
+    if cert:
+        identity.update(b"c\0" + repr(cert).encode() + b"\0")
+    return f"{base}.{identity.hexdigest()}", redact
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("latin-1", "replace")
