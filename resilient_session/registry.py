@@ -64,6 +64,7 @@ SESSION_OPTIONS = (
     "request_id_header",
     "tracing",
     "max_response_size",
+    "degrade",
     "headers",
 )
 
@@ -169,10 +170,10 @@ def register(
     :param replace: Replace an integration already registered under *name* (otherwise an error).
     :param options: Session keywords (see :class:`~resilient_session.ResilientSession`): ``timeout``,
         ``retry``, ``deadline``, ``auth``, ``raise_for_status``, ``breaker``, ``budget``, ``bulkhead``,
-        ``request_id_header``, ``tracing``, ``max_response_size``, and ``headers`` (a mapping sent by
-        every session). ``breaker`` and ``budget`` default to ``True``, as for a session; an unnamed
-        :class:`~resilient_session.CircuitBreaker` or :class:`~resilient_session.RetryBudget` is
-        named after the integration (it keeps its store), so its sessions share one circuit and one
+        ``request_id_header``, ``tracing``, ``max_response_size``, ``degrade``, and ``headers`` (a
+        mapping sent by every session). ``breaker`` and ``budget`` default to ``True``, as for a session;
+        an unnamed :class:`~resilient_session.CircuitBreaker` or :class:`~resilient_session.RetryBudget`
+        is named after the integration (it keeps its store), so its sessions share one circuit and one
         budget.
     :raises ConfigurationError: *name* is invalid or already registered, or an origin is not an
         ``http(s)://`` URL with a host.

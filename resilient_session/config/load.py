@@ -261,6 +261,10 @@ class _Checker:
         for key in ("breaker", "budget", "bulkhead"):
             if key in table:
                 kwargs[key] = self.policy(f"{where}.{key}", table[key], POLICIES[key])
+        if "degrade" in table:
+            from .degrade import check as check_degrade
+
+            kwargs["degrade"] = check_degrade(f"{where}.degrade", table["degrade"], self.problem)
         if "store" in table:
             kwargs["store"] = self.store(f"{where}.store", table["store"])
         if "auth" in table:

@@ -83,6 +83,8 @@ class IntegrationConfig:
     breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)
     budget: RetryBudget | None = field(default_factory=RetryBudget)
     bulkhead: Bulkhead | None = None
+    #: The checked ``degrade`` table (built into a policy with its store by :meth:`session_kwargs`).
+    degrade: Mapping[str, Any] | None = None
     store: Mapping[str, Any] | None = None
     auth: AuthConfig | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -98,6 +100,9 @@ class IntegrationConfig:
         found = {f"{prefix}.auth.{key}": name for key, name in (self.auth.env.items() if self.auth else ())}
         if self.store and "url_env" in self.store:
             found[f"{prefix}.store.url_env"] = self.store["url_env"]
+        degrade_store = (self.degrade or {}).get("store") or {}
+        if "url_env" in degrade_store:
+            found[f"{prefix}.degrade.store.url_env"] = degrade_store["url_env"]
         return found
 
     def session_kwargs(self) -> dict[str, Any]:
@@ -124,7 +129,15 @@ class IntegrationConfig:
             "bulkhead": self.bulkhead or False,
             "integration": self.name,
             "request_id_header": self.request_id_header,
+            "degrade": self._degrade(),
         }
+
+    def _degrade(self) -> Any:
+        if self.degrade is None:
+            return None
+        from .degrade import build
+
+        return build(self.degrade)
 
     def _store(self) -> StateStore | None:
         if not self.store:

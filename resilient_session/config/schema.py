@@ -239,6 +239,7 @@ INTEGRATION_KEYS = (
     "breaker",
     "budget",
     "bulkhead",
+    "degrade",
     "store",
     "auth",
     "allowed_origins",

@@ -1,0 +1,212 @@
+"""The degrade policy, its failure classes, its keys, and how a degraded answer is reported."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+pytest.importorskip("requests_cache")
+
+from resilient_session import CircuitBreaker, ResilientSession, registry
+from resilient_session._degrade import classify
+from resilient_session.errors import (
+    APIConnectionError,
+    APIReadTimeout,
+    BulkheadFullError,
+    CircuitOpenError,
+    DeadlineExceededError,
+    IncompleteBodyError,
+    MalformedResponseError,
+    RetryExhaustedError,
+)
+from resilient_session.observe import CallEvent
+from resilient_session.policies import Degrade
+from resilient_session.stores import MemoryStore, ResponseStore
+from resilient_session.stores.responses import request_key
+
+URL = "https://api.example.com/v1/users/1"
+
+
+def _prepared(url: str = URL, **kwargs: Any) -> requests.PreparedRequest:
+    return requests.Request("GET", url, **kwargs).prepare()
+
+
+# -- the policy ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "words"),
+    [
+        ({"max_stale": -1}, ValueError, "max_stale"),
+        ({"max_stale": "ten"}, TypeError, "max_stale"),
+        ({"on": {"circuit_open", "sunspots"}}, ValueError, "sunspots"),
+        ({"failure_statuses": {700}}, ValueError, "failure_statuses"),
+        ({"key_headers": "X-Tenant"}, TypeError, "key_headers"),
+        ({"store": MemoryStore()}, TypeError, "store"),
+        ({"routes": {"reports": False}}, ValueError, "routes"),
+        ({"routes": {"/reports": 5}}, TypeError, "routes"),
+    ],
+)
+def test_a_wrong_option_is_refused_with_its_name(
+    changes: dict[str, Any], error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        Degrade(**changes)
+
+
+def test_session_refuses_what_is_not_a_policy() -> None:
+    with pytest.raises(TypeError, match="degrade"):
+        ResilientSession(degrade=True)  # type: ignore[arg-type]
+
+
+def test_routes_pick_the_policy_of_a_path() -> None:
+    reports = Degrade(max_stale=3600)
+    policy = Degrade(routes={"/v1/reports": reports, "/v1/payments": False})
+    assert policy.for_path("/v1/reports/9") is reports
+    assert policy.for_path("/v1/payments/9") is None
+    assert policy.for_path("/v1/users/9") is policy
+    assert policy.new(max_stale=5).max_stale == 5
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (CircuitOpenError("open"), "circuit_open"),
+        (BulkheadFullError("full"), "bulkhead_full"),
+        (DeadlineExceededError("late"), "deadline"),
+        (RetryExhaustedError("503 x3"), "status"),
+        (APIReadTimeout("slow"), "timeout"),
+        (requests.ConnectTimeout("slow"), "timeout"),
+        (APIConnectionError("refused"), "connection"),
+        (IncompleteBodyError("cut"), "connection"),
+        (MalformedResponseError("big", code="body_too_large"), None),
+        (requests.exceptions.InvalidURL("bad"), None),
+    ],
+)
+def test_failures_are_classified(error: BaseException, reason: str | None) -> None:
+    assert classify(error) == reason
+
+
+def test_an_error_class_may_declare_its_failure() -> None:
+    class QuotaSpent(requests.RequestException):
+        degrade_reason = "quota"
+
+    assert classify(QuotaSpent()) == "quota"
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+def test_keys_separate_credentials_and_never_hold_them() -> None:
+    alice, _ = request_key(_prepared(headers={"Authorization": "Bearer alice-secret"}))
+    bob, _ = request_key(_prepared(headers={"Authorization": "Bearer bob-secret"}))
+    nobody, _ = request_key(_prepared())
+    assert len({alice, bob, nobody}) == 3
+    assert "alice-secret" not in alice
+    again, _ = request_key(_prepared(headers={"Authorization": "Bearer alice-secret", "X-Request-ID": "1"}))
+    assert again == alice  # headers that are no credential do not split the key
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        ({"headers": {"X-API-Key": "k1"}}, {"headers": {"X-API-Key": "k2"}}),
+        ({"headers": {"Cookie": "session=a"}}, {"headers": {"Cookie": "session=b"}}),
+        ({"params": {"api_key": "k1"}}, {"params": {"api_key": "k2"}}),
+        ({"params": {"access_token": "t1"}}, {"params": {"access_token": "t2"}}),
+    ],
+)
+def test_every_kind_of_credential_splits_the_key(one: dict[str, Any], two: dict[str, Any]) -> None:
+    first, redact = request_key(_prepared(**one))
+    second, _ = request_key(_prepared(**two))
+    assert first != second
+    assert not any(
+        str(v) in first for v in [*one.get("headers", {}).values(), *one.get("params", {}).values()]
+    )
+    assert redact  # the credential is removed from what is stored
+
+
+def test_a_key_secret_changes_every_key() -> None:
+    request = _prepared(headers={"Authorization": "Bearer alice-secret"})
+    assert request_key(request)[0] != request_key(request, secret=b"fleet-secret")[0]
+
+
+def test_client_certificate_and_key_headers_split_the_key() -> None:
+    request = _prepared()
+    assert request_key(request, cert="/a.pem")[0] != request_key(request, cert="/b.pem")[0]
+    one = _prepared(headers={"X-Tenant": "a"})
+    two = _prepared(headers={"X-Tenant": "b"})
+    assert request_key(one)[0] == request_key(two)[0]
+    assert request_key(one, extra_headers=["X-Tenant"])[0] != request_key(two, extra_headers=["X-Tenant"])[0]
+
+
+# -- the store fails open ----------------------------------------------------------------------------
+
+
+def test_a_failing_backend_fails_open_and_is_skipped_for_the_cooldown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = []
+
+    class Broken:
+        @property
+        def responses(self) -> Any:
+            calls.append(1)
+            raise OSError("redis://:hunter2@db:6379 unreachable")
+
+    store = ResponseStore(Broken(), cooldown=60)
+    with caplog.at_level(logging.WARNING, logger="resilient_session"):
+        assert store.get("k") is None
+        assert store.get("k") is None
+    assert calls == [1]
+    assert "hunter2" not in caplog.text
+    assert "OSError" in caplog.text
+
+
+# -- reporting -----------------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_a_degraded_answer_is_reported_in_events_and_the_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    responses.get(URL, json={"id": 1})
+    session = ResilientSession(
+        retry=0,
+        breaker=CircuitBreaker(consecutive_failures=1, routes=False, store=MemoryStore()),
+        degrade=Degrade(store=ResponseStore.memory()),
+    )
+    seen: list[CallEvent] = []
+    session.events.on_response(seen.append)
+    session.events.on_error(seen.append)
+    session.get(URL)
+    responses.replace(responses.GET, URL, status=503)
+    with caplog.at_level(logging.INFO, logger="resilient_session"):
+        answer = session.get(URL)
+        again = session.get(URL)
+    assert answer.json() == again.json() == {"id": 1}
+    assert [e.kind for e in seen] == ["response", "response", "response"]
+    first, second = seen[1], seen[2]
+    assert first.outcome == second.outcome == "degraded"
+    assert first.degraded is not None and first.degraded.reason == "status"
+    assert second.degraded is not None and second.degraded.reason == "circuit_open"
+    assert second.breaker_state == "open"
+    lines = [r for r in caplog.records if getattr(r, "outcome", None) == "degraded"]
+    assert len(lines) == 2
+    assert "degraded (stale; reason=status" in lines[0].getMessage()
+    assert getattr(lines[1], "degraded_reason", None) == "circuit_open"
+    assert len(responses.calls) == 2  # the open circuit sent nothing
+
+
+@responses.activate
+def test_registered_integration_shares_its_policy() -> None:
+    saved = registry.snapshot()
+    try:
+        policy = Degrade(store=ResponseStore.memory())
+        registry.register("catalog", base_url="https://api.example.com/v1", degrade=policy)
+        assert ResilientSession(integration="catalog").degrade is policy
+        assert registry.session("catalog").degrade is policy
+    finally:
+        registry.restore(saved)
