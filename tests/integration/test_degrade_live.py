@@ -364,3 +364,60 @@ def test_cache_mixin_subclass_with_a_degrade_policy_serves_stale_past_its_cache(
     assert stale.json() == {"id": 1}
     assert _degraded(stale) is not None
     assert upstream.count("/users/1") == 1
+
+
+# -- the Flask layer -----------------------------------------------------------------------------------
+
+
+def test_flask_answers_200_marked_and_health_reports_the_degraded_integration(upstream: Upstream) -> None:
+    flask = pytest.importorskip("flask")
+    from resilient_session.contrib.flask import Integrations
+
+    app = flask.Flask(__name__)
+    app.config["RESILIENT_INTEGRATIONS"] = {
+        "integrations": {
+            "catalog": {
+                "base_url": upstream.url,
+                "retry": False,
+                "timeout": {"connect": 0.5, "read": 0.5},
+                "breaker": {"consecutive_failures": 1, "open_wait": 30, "routes": False},
+                "degrade": {"max_stale": 60, "store": {"type": "memory"}},
+            }
+        }
+    }
+    integrations = Integrations(app, error_handlers=True)
+    app.register_blueprint(integrations.health_blueprint(), url_prefix="/integrations")
+
+    @app.get("/products/<id>")
+    def product(id: str) -> Any:
+        return flask.jsonify(integrations["catalog"].get(f"/products/{id}").json())
+
+    client = app.test_client()
+    upstream.script("/products/1", Reply(body=b'{"id": 1, "price": 10}'))
+    fresh = client.get("/products/1")
+    assert fresh.status_code == 200 and "Resilient-Degraded" not in fresh.headers
+    assert "Warning" not in fresh.headers
+    assert client.get("/integrations/health").get_json()["integrations"]["catalog"]["status"] == "ok"
+
+    upstream.script("/products/1", Reply(status=503))
+    stale = client.get("/products/1")  # the 503 opens the circuit; the stored answer is served
+    assert stale.status_code == 200
+    assert stale.get_json() == {"id": 1, "price": 10}
+    assert stale.headers["Resilient-Degraded"].startswith("stale; reason=status; age=")
+    assert stale.headers["Resilient-Degraded"].endswith("; integration=catalog")
+    assert stale.headers["Warning"] == '110 - "Response is Stale"'
+    again = client.get("/products/1")
+    assert again.status_code == 200 and "reason=circuit_open" in again.headers["Resilient-Degraded"]
+    assert upstream.count("/products/1") == 1  # since the 503 was scripted: the open circuit sent nothing
+
+    health = client.get("/integrations/health")
+    assert health.status_code == 200  # its reads are answered: not unavailable
+    report = health.get_json()["integrations"]["catalog"]
+    assert report["status"] == "degraded"
+    assert report["degraded_answers"]["count"] == 2
+    assert report["degraded_answers"]["last"]["reason"] == "circuit_open"
+
+    # Nothing stored for this one: the open circuit is a 503 problem, as without the policy.
+    missing = client.get("/products/2")
+    assert missing.status_code == 503
+    assert "Resilient-Degraded" not in missing.headers

@@ -75,6 +75,7 @@ from ...errors import (
 from ...normalization.secrets import _request_secrets
 from ...observe.events import CallEvent, bind_request_id
 from ...policies.breaker import CircuitState
+from ...policies.degrade import DEGRADED_HEADER
 from ...session import ResilientSession
 from ...stores.base import host_key
 
@@ -111,6 +112,19 @@ class _LastError:
     kind: str
 
 
+@dataclass(frozen=True)
+class _Degraded:
+    at: float
+    kind: str
+    reason: str
+    count: int
+
+
+#: Seconds after its last degraded answer that an integration still reports ``"degraded"`` in ``/health``.
+DEGRADED_WINDOW = 60.0
+_DEGRADED = "_resilient_session_degraded"
+
+
 class AppIntegrations(Mapping[str, ResilientSession]):
     """The sessions of one app, by integration name: ``current_app.extensions["resilient_session"]``.
 
@@ -125,6 +139,7 @@ class AppIntegrations(Mapping[str, ResilientSession]):
         self._hosts: dict[str, set[str]] = {}
         self._routes: dict[str, set[str]] = {}  # route groups' circuits each integration has called
         self._last_error: dict[str, _LastError] = {}
+        self._degraded: dict[str, _Degraded] = {}  # the last answer a degrade policy gave, per integration
         self._closed = False
         for name, session in self._sessions.items():
             self._hosts[name] = {host_key(session.base_url)} if session.base_url else set()
@@ -183,6 +198,14 @@ class AppIntegrations(Mapping[str, ResilientSession]):
                 kind = f"status {event.status}"
             else:
                 kind = ""
+            degraded = event.degraded
+            if degraded is not None:
+                with self._lock:
+                    before = self._degraded.get(name)
+                    count = before.count + 1 if before is not None else 1
+                    self._degraded[name] = _Degraded(time.time(), degraded.kind, degraded.reason, count)
+                if has_request_context():
+                    g.setdefault(_DEGRADED, []).append((name, degraded))
             if has_request_context():
                 # Which session made which call in this request: names the integration of an error
                 # exactly, even when two integrations share a host.
@@ -252,6 +275,7 @@ class AppIntegrations(Mapping[str, ResilientSession]):
             hosts = sorted(self._hosts[name])
             routes = sorted(self._routes[name])
             last = self._last_error.get(name)
+            degraded = self._degraded.get(name)
         breaker, budget = session.breaker, session.budget
         circuits: dict[str, Any] = {}
         budgets: dict[str, Any] = {}
@@ -284,8 +308,27 @@ class AppIntegrations(Mapping[str, ResilientSession]):
         except Exception as error:  # a shared store (Redis) that cannot be reached
             status = "unknown"
             circuits = {"error": type(error).__name__}
+        recent = degraded is not None and time.time() - degraded.at < DEGRADED_WINDOW
+        if session.degrade is not None and status == "unavailable":
+            # Its reads are answered from the store (or a fallback) while the circuit is open.
+            status = "degraded"
+        elif recent and status == "ok":
+            status = "degraded"
         return {
             "status": status,
+            "degraded_answers": None
+            if degraded is None
+            else {
+                "count": degraded.count,
+                "recent": recent,
+                "last": {
+                    "at": datetime.fromtimestamp(degraded.at, timezone.utc).isoformat(
+                        timespec="milliseconds"
+                    ),
+                    "kind": degraded.kind,
+                    "reason": degraded.reason,
+                },
+            },
             "circuits": circuits,
             "budget": budgets,
             "last_error": None
@@ -380,9 +423,11 @@ class Integrations(Mapping[str, ResilientSession]):
         """A blueprint serving ``GET {url_prefix}/health`` (``/integrations/health`` by default); a
         ``url_prefix`` given to ``app.register_blueprint`` replaces this one.
 
-        The JSON report gives each integration's circuits (state per host), retry budget and last
-        failure; the status is 200 unless a circuit is open (then 503). It names upstream hosts: keep
-        it off the public internet.
+        The JSON report gives each integration's circuits (state per host), retry budget, last
+        failure and degraded answers; the status is 200 unless a circuit is open (then 503). An
+        integration with a degrade policy is ``"degraded"``, not unavailable, while its circuit is open,
+        and so is one that gave a degraded answer in the last :data:`DEGRADED_WINDOW` seconds. It names
+        upstream hosts: keep it off the public internet.
         """
         blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
 
@@ -430,7 +475,23 @@ def _echo_request_id(response: flask.Response) -> flask.Response:
     request_id = g.get(_REQUEST_ID)
     if header and request_id and header not in response.headers:
         response.headers[header] = request_id
+    _mark_degraded(response)
     return response
+
+
+def _mark_degraded(response: flask.Response) -> None:
+    """A response built from degraded upstream answers says so: one ``Resilient-Degraded`` header per
+    answer (``stale; reason=circuit_open; age=42; integration=billing``) and a ``Warning`` (``110``
+    for a stale answer, ``199`` for a fallback). Its status stays the view's."""
+    answers: list[tuple[str, Any]] = g.get(_DEGRADED) or []
+    if not answers:
+        return
+    for name, info in answers:
+        response.headers.add(DEGRADED_HEADER, f"{info.header_value()}; integration={name}")
+    if any(info.kind == "stale" for _, info in answers):
+        response.headers.add("Warning", '110 - "Response is Stale"')
+    if any(info.kind == "fallback" for _, info in answers):
+        response.headers.add("Warning", '199 - "Fallback answer: the upstream could not be reached"')
 
 
 def _unbind_request_id(exc: BaseException | None) -> None:
