@@ -138,7 +138,8 @@ class ResponseStore:
                     socket_timeout=timeout,
                     socket_connect_timeout=timeout,
                 )
-            return RedisCache(namespace, connection=client)
+            # Deleted by Redis as soon as they are too old to be served.
+            return RedisCache(namespace, connection=client, ttl_offset=0)
 
         return cls(build, timeout=timeout, **options)
 
