@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("requests_cache")
-redis = pytest.importorskip("redis")
+import redis
 
 from resilient_session import ResilientSession
 from resilient_session.policies import Degrade
@@ -20,6 +18,8 @@ from resilient_session.stores import ResponseStore
 from tests.test_redis_store import RedisServer
 
 from .upstream import Reply, Upstream
+
+pytest.importorskip("requests_cache")
 
 
 @pytest.fixture(scope="module")
