@@ -210,3 +210,18 @@ def test_registered_integration_shares_its_policy() -> None:
         assert registry.session("catalog").degrade is policy
     finally:
         registry.restore(saved)
+
+
+def test_a_session_with_a_policy_pickles_with_an_equal_store(tmp_path: Any) -> None:
+    import pickle
+
+    path = str(tmp_path / "d.sqlite")
+    session = ResilientSession(degrade=Degrade(max_stale=7, store=ResponseStore.sqlite(path, timeout=0.2)))
+    copy = pickle.loads(pickle.dumps(session))
+    assert copy.degrade is not None and copy.degrade.max_stale == 7
+    assert copy.degrade.store is not None and copy.degrade.store.timeout == 0.2
+    assert str(copy.degrade.store.backend.db_path) == path
+    memory = pickle.loads(pickle.dumps(ResponseStore.memory(key_secret=b"s")))
+    assert memory._key_secret == b"s"
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(ResponseStore(object()))

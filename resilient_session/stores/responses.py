@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
+from .. import _fork
 from .._redact import SECRET_HEADERS, is_secret_name
 
 __all__ = ["ResponseStore", "credential_names", "request_key"]
@@ -76,6 +77,8 @@ class ResponseStore:
         self._backend: Any = None if callable(backend) else backend
         self._lock = threading.Lock()
         self._skip_until = 0.0
+        #: How to build an equal store in another process (see __reduce__), or None: not picklable.
+        self._recipe: tuple[str, tuple[Any, ...]] | None = None
 
     @classmethod
     def memory(cls, **options: Any) -> ResponseStore:
@@ -86,7 +89,9 @@ class ResponseStore:
 
             return BaseCache()
 
-        return cls(build, **options)
+        store = cls(build, **options)
+        store._recipe = ("memory", ())
+        return store
 
     @classmethod
     def sqlite(
@@ -108,7 +113,9 @@ class ResponseStore:
                 )
             return SQLiteCache(path, busy_timeout=busy, wal=True, timeout=timeout)
 
-        return cls(build, timeout=timeout, **options)
+        store = cls(build, timeout=timeout, **options)
+        store._recipe = ("sqlite", (path,))
+        return store
 
     @classmethod
     def redis(
@@ -142,7 +149,10 @@ class ResponseStore:
             # Deleted by Redis as soon as they are too old to be served.
             return RedisCache(namespace, connection=client, ttl_offset=0)
 
-        return cls(build, timeout=timeout, **options)
+        store = cls(build, timeout=timeout, **options)
+        if connection is None:
+            store._recipe = ("redis", (url, namespace))
+        return store
 
     # -- operations (all fail open) ---------------------------------------------------------------
 
@@ -189,8 +199,29 @@ class ResponseStore:
             with self._lock:
                 if self._backend is None and self._factory is not None:
                     self._backend = self._factory()
+                    _fork.track(self)
                 backend = self._backend
         return backend
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's lock may be held by a thread that does not exist here, and a SQLite connection or
+        # a Redis socket must not be shared by two processes: the child builds its own on first use.
+        self._lock = threading.Lock()
+        self._skip_until = 0.0
+        if self._factory is not None and (self._recipe is None or self._recipe[0] != "memory"):
+            self._backend = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickled session (or policy) gets the same store in the receiving process: the same SQLite
+        # file or Redis URL, or a new empty memory store (as a pickled MemoryStore does).
+        if self._recipe is None:
+            raise TypeError(
+                "a ResponseStore built on a backend or client object cannot be pickled; build it with "
+                "ResponseStore.memory(), .sqlite(path) or .redis(url)"
+            )
+        kind, args = self._recipe
+        options = {"timeout": self.timeout, "cooldown": self.cooldown, "key_secret": self._key_secret or None}
+        return (_rebuild, (kind, args, options))
 
     def __repr__(self) -> str:
         kind = type(self._backend).__name__ if self._backend is not None else "not built yet"
@@ -211,6 +242,15 @@ class ResponseStore:
                 self.cooldown,
             )
             return None
+
+
+def _rebuild(kind: str, args: tuple[Any, ...], options: dict[str, Any]) -> ResponseStore:
+    if kind == "memory":
+        return ResponseStore.memory(**options)
+    if kind == "sqlite":
+        return ResponseStore.sqlite(*args, **options)
+    url, namespace = args
+    return ResponseStore.redis(url, namespace=namespace, **options)
 
 
 #: Request headers that carry the caller's identity, besides those named like secrets.

@@ -4,6 +4,7 @@ store stalls."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,3 +105,42 @@ def test_a_stalled_redis_costs_each_call_at_most_the_store_timeout(
         sleeper.join(5)
     # The server is back: the stored answer is served again.
     assert session.get("/users/1").json() == {"id": 1}
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+def test_a_forked_child_builds_its_own_connection_and_serves_what_the_parent_kept(
+    kind: str, upstream: Upstream, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    if kind == "memory":
+        store = ResponseStore.memory()
+    elif kind == "sqlite":
+        store = ResponseStore.sqlite(str(tmp_path / "fork.sqlite"), timeout=1)
+    else:
+        store = ResponseStore.redis(redis_server.url, namespace="fork", timeout=1)
+    session = _session(upstream.url, store)
+    upstream.script("/users/1", Reply(body=b'{"id": 1}'))
+    session.get("/users/1")
+    session.close()  # no kept-alive connection shared with the child
+    upstream.script("/users/1", Reply(status=503))
+    parent_backend = store.backend
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running the parent's cleanup
+        code = 1
+        try:
+            answer = session.get("/users/1")
+            fresh_backend = store.backend is not parent_backend
+            ok = answer.json() == {"id": 1} and answer.headers.get("Resilient-Degraded", "").startswith(
+                "stale"
+            )
+            os.write(write, f"{ok} {fresh_backend}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    report = os.read(read, 100).decode()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert report == f"True {kind != 'memory'}"
+    assert session.get("/users/1").json() == {"id": 1}  # the parent's store still works
