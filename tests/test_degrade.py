@@ -225,3 +225,91 @@ def test_a_session_with_a_policy_pickles_with_an_equal_store(tmp_path: Any) -> N
     assert memory._key_secret == b"s"
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(ResponseStore(object()))
+
+
+@responses.activate
+def test_a_degraded_answer_marks_the_call_span() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    responses.get(URL, json={"id": 1})
+    session = ResilientSession(retry=0, tracing=provider, degrade=Degrade(store=ResponseStore.memory()))
+    session.get(URL)
+    responses.replace(responses.GET, URL, status=503)
+    exporter.clear()
+    assert session.get(URL).json() == {"id": 1}
+    (parent,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.INTERNAL]
+    attributes = dict(parent.attributes or {})
+    assert attributes["resilient_session.degraded"] == "stale"
+    assert attributes["resilient_session.degraded.reason"] == "status"
+    assert 0 <= float(attributes["resilient_session.degraded.age"]) < 5  # type: ignore[arg-type]
+    assert attributes["http.response.status_code"] == 200
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("fallback", "body", "content_type"),
+    [
+        (b"\x00raw", b"\x00raw", None),
+        ("plain text", b"plain text", "text/plain; charset=utf-8"),
+        ({"items": []}, b'{"items": []}', "application/json"),
+    ],
+)
+def test_each_kind_of_fallback_value(fallback: Any, body: bytes, content_type: str | None) -> None:
+    responses.get(URL, status=503)
+    session = ResilientSession(
+        retry=0, breaker=False, degrade=Degrade(store=ResponseStore.memory(), fallback=fallback)
+    )
+    answer = session.get(URL)
+    assert (answer.status_code, answer.content) == (200, body)
+    assert answer.headers.get("Content-Type") == content_type
+    assert answer.headers["Resilient-Degraded"] == "fallback; reason=status"
+
+
+@responses.activate
+def test_a_fallback_that_raises_leaves_the_failure_as_it_was(caplog: pytest.LogCaptureFixture) -> None:
+    responses.get(URL, status=503)
+
+    def broken(request: requests.PreparedRequest) -> Any:
+        raise RuntimeError("no")
+
+    session = ResilientSession(
+        retry=0, breaker=False, degrade=Degrade(store=ResponseStore.memory(), fallback=broken)
+    )
+    with caplog.at_level(logging.WARNING, logger="resilient_session"):
+        assert session.get(URL).status_code == 503
+    assert "fallback failed (RuntimeError)" in caplog.text
+
+
+@responses.activate
+def test_head_is_kept_and_served_apart_from_get() -> None:
+    responses.get(URL, json={"id": 1})
+    responses.head(URL, headers={"X-Total": "7"})
+    store = ResponseStore.memory()
+    session = ResilientSession(retry=0, breaker=False, degrade=Degrade(store=store))
+    session.get(URL)
+    session.head(URL)
+    responses.replace(responses.GET, URL, status=503)
+    responses.replace(responses.HEAD, URL, status=503)
+    assert session.head(URL).headers["X-Total"] == "7"
+    assert session.get(URL).json() == {"id": 1}
+    assert len(list(store.backend.responses.keys())) == 2
+
+
+@responses.activate
+def test_streamed_and_oversized_answers_are_not_kept() -> None:
+    responses.get(URL, body=b"x" * 100)
+    store = ResponseStore.memory()
+    session = ResilientSession(retry=0, breaker=False, degrade=Degrade(store=store, max_body=50))
+    session.get(URL)
+    session.get(URL, stream=True).close()
+    assert list(store.backend.responses.keys()) == []
+    session.max_response_size = 200
+    session.degrade = Degrade(store=store, max_body=1000)
+    session.get(URL)
+    assert len(list(store.backend.responses.keys())) == 1
