@@ -94,3 +94,25 @@ def test_a_redis_store_reads_its_url_from_the_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("DEGRADE_REDIS", "redis://127.0.0.1:1/0")
     policy = ResilientSession.from_config(document, "api").degrade
     assert policy is not None and isinstance(policy.store, ResponseStore)
+
+
+def test_check_describes_the_policy_without_the_fallback_or_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEGRADE_REDIS", raising=False)
+    document = one(
+        degrade={
+            "max_stale": 60,
+            "fallback": {"internal": "value"},
+            "store": {"type": "redis", "url_env": "DEGRADE_REDIS"},
+            "routes": {"/v1/payments": False},
+        }
+    )
+    config = load_config(document)["api"]
+    line = config.describe()["degrade"]
+    assert (
+        line
+        == "max_stale=60, fallback=declared, store=redis; URL from $DEGRADE_REDIS (NOT SET), /v1/payments: off"
+    )
+    values = config.policy()["degrade"]
+    assert values["store"] == {"type": "redis", "env": {"DEGRADE_REDIS": False}}
+    assert config.env_vars()["integrations.api.degrade.store.url_env"] == "DEGRADE_REDIS"
+    assert load_config(one())["api"].describe()["degrade"] == "off"

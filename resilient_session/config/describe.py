@@ -31,6 +31,7 @@ def describe(config: IntegrationConfig) -> dict[str, str]:
         "breaker": _describe_options(config.breaker),
         "budget": _describe_options(config.budget),
         "bulkhead": _describe_options(config.bulkhead),
+        "degrade": _describe_degrade(config.degrade),
         "store": _describe_store(config.store),
         "auth": describe_auth(config.auth) if config.auth is not None else "none",
         "auth_origins": _describe_origins(config),
@@ -55,6 +56,7 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
         "breaker": _option_values(config.breaker),
         "budget": _option_values(config.budget),
         "bulkhead": _option_values(config.bulkhead),
+        "degrade": _policy_degrade(config.degrade),
         "store": _policy_store(config.store),
         "auth": None
         if auth is None
@@ -179,6 +181,38 @@ def _describe_store(store: Mapping[str, Any] | None) -> str:
     name = store["url_env"]
     state = "set" if os.environ.get(name, "").strip() else "NOT SET"
     return f"redis; URL from {_dollar(name)} ({state})"
+
+
+def _describe_degrade(table: Mapping[str, Any] | None) -> str:
+    if table is None:
+        return "off"
+    parts = [
+        f"{k}={'declared' if k == 'fallback' else v}"
+        for k, v in table.items()
+        if k not in ("store", "routes")
+    ]
+    store = table.get("store") or {}
+    kind = store.get("type", "sqlite")
+    if kind == "redis":
+        state = "set" if os.environ.get(store["url_env"], "").strip() else "NOT SET"
+        parts.append(f"store=redis; URL from {_dollar(store['url_env'])} ({state})")
+    else:
+        where = store.get("path") or ("this process" if kind == "memory" else "user cache directory")
+        parts.append(f"store={kind} ({where})")
+    for pattern, sub in (table.get("routes") or {}).items():
+        parts.append(f"{pattern}: off" if sub is False else f"{pattern}: {dict(sub)}")
+    return ", ".join(parts)
+
+
+def _policy_degrade(table: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if table is None:
+        return None
+    found = {k: v for k, v in table.items() if k != "store"}
+    store = dict(table.get("store") or {"type": "sqlite"})
+    name = store.pop("url_env", None)
+    if name is not None:
+        store["env"] = {name: bool(os.environ.get(name, "").strip())}
+    return {**found, "store": store}
 
 
 def _dollar(name: str) -> str:
