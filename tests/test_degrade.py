@@ -313,3 +313,22 @@ def test_streamed_and_oversized_answers_are_not_kept() -> None:
     session.degrade = Degrade(store=store, max_body=1000)
     session.get(URL)
     assert len(list(store.backend.responses.keys())) == 1
+
+
+@responses.activate
+def test_a_policy_without_a_store_uses_one_sqlite_file_in_the_user_cache_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from resilient_session import _degrade
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(_degrade, "_default_store", None)
+    responses.get(URL, json={"id": 1})
+    session = ResilientSession(retry=0, breaker=False, degrade=Degrade())
+    session.get(URL)
+    responses.replace(responses.GET, URL, status=503)
+    assert session.get(URL).json() == {"id": 1}
+    store = _degrade.default_store()
+    assert str(store.backend.db_path).startswith(str(tmp_path))
+    assert str(store.backend.db_path).endswith("resilient_session_degrade.sqlite")
+    store.close()
