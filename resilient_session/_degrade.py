@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +89,11 @@ def may_answer(session: Any, method: str | bytes, url: str, allow_stale: bool) -
 
 
 def instead_of_error(
-    session: ResilientSession, call: CallState, request: requests.PreparedRequest, error: BaseException
+    session: ResilientSession,
+    call: CallState,
+    request: requests.PreparedRequest,
+    error: BaseException,
+    send_kwargs: Mapping[str, Any],
 ) -> requests.Response | None:
     """A degraded answer in place of *error*, or ``None``: the call raises it."""
     if call.extras.get("allow_stale") is False:
@@ -100,6 +104,7 @@ def instead_of_error(
     reason = classify(error)
     if reason is None or reason not in policy.on:
         return None
+    call.extras["cert"] = send_kwargs.get("cert")  # the client certificate is part of the identity
     if fronted(session):
         # A CacheMixin in front would store the answer as fresh: answered in request(), past it.
         call.extras["degrade_pending"] = (request, policy, reason, error, None)
@@ -147,13 +152,14 @@ def after_response(
     call: CallState,
     request: requests.PreparedRequest,
     response: requests.Response,
-    stream: bool,
+    send_kwargs: Mapping[str, Any],
 ) -> requests.Response:
     """*response*, kept in the store when it may be; or a degraded answer in place of a failure status."""
     policy = policy_for(session, request.method, request.url)
     if policy is None:
         return response
     status = response.status_code
+    call.extras["cert"] = send_kwargs.get("cert")  # the client certificate is part of the identity
     if status in policy.failure_statuses:
         if "status" in policy.on and call.extras.get("allow_stale") is not False:
             if fronted(session):
@@ -164,8 +170,8 @@ def after_response(
                 response.close()
                 return answer
         return response
-    if status in policy.keep_statuses and not stream:
-        _keep(session, request, response, policy)
+    if status in policy.keep_statuses and not send_kwargs.get("stream"):
+        _keep(call, request, response, policy)
     return response
 
 
@@ -177,11 +183,12 @@ def _directives(value: str | None) -> set[str]:
 
 
 def _keep(
-    session: ResilientSession, request: requests.PreparedRequest, response: requests.Response, policy: Degrade
+    call: CallState, request: requests.PreparedRequest, response: requests.Response, policy: Degrade
 ) -> None:
+    session = call.owner
     store = policy.store or default_store()
     key, redact = request_key(
-        request, extra_headers=policy.key_headers, cert=session.cert, secret=store._key_secret
+        request, extra_headers=policy.key_headers, cert=call.extras.get("cert"), secret=store._key_secret
     )
     response_cc = _directives(response.headers.get("Cache-Control"))
     request_cc = _directives(request.headers.get("Cache-Control"))
@@ -196,7 +203,7 @@ def _keep(
     if not policy.store_authorized:
         if "private" in response_cc:
             return
-        if (headers or params or session.cert) and not response_cc & {
+        if (headers or params or call.extras.get("cert")) and not response_cc & {
             "public",
             "s-maxage",
             "must-revalidate",
@@ -226,7 +233,7 @@ def _answer(
 ) -> requests.Response | None:
     store = policy.store or default_store()
     key, _ = request_key(
-        request, extra_headers=policy.key_headers, cert=session.cert, secret=store._key_secret
+        request, extra_headers=policy.key_headers, cert=call.extras.get("cert"), secret=store._key_secret
     )
     cached = store.get(key)
     if cached is not None:

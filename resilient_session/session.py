@@ -576,12 +576,12 @@ class ResilientSession(OriginalSession):
                 response = self._send(call, request, kwargs)
             except Exception as exc:
                 # A degrade policy may answer in place of the failure (None: it does not).
-                stand_in = _degrade.instead_of_error(self, call, request, exc)
+                stand_in = _degrade.instead_of_error(self, call, request, exc, kwargs)
                 if stand_in is None:
                     raise
                 response = stand_in
             else:
-                response = _degrade.after_response(self, call, request, response, bool(kwargs.get("stream")))
+                response = _degrade.after_response(self, call, request, response, kwargs)
         except BaseException as exc:
             if observer is not None:
                 end_call(observer, call, error=exc)
