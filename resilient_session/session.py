@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -561,21 +561,32 @@ class ResilientSession(OriginalSession):
     def _send(
         self, call: CallState, request: requests.PreparedRequest, kwargs: dict[str, Any]
     ) -> requests.Response:
-        """requests' send; when a body broke off after the response hooks (a hook's read or requests'
-        own), the hop goes again: the adapter continues its retry chain, the hooks see the new answer."""
-        try:
-            while True:
-                try:
-                    return super().send(request, **kwargs)
-                except requests.RequestException as exc:
-                    broken = call.broken_after_hooks
-                    if broken is None or broken.error is not exc or broken.resend:
-                        raise
-                    broken.resend = True
-                    call.sending = True  # requests looks the adapter up again
-        finally:
-            if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
-                call.broken_after_hooks = None  # the send again ended before reaching an adapter
+        """requests' send, through :func:`send_again_if_broken`."""
+        return send_again_if_broken(call, super().send, request, kwargs)
+
+
+def send_again_if_broken(
+    call: CallState,
+    send: Callable[..., requests.Response],
+    request: requests.PreparedRequest,
+    kwargs: dict[str, Any],
+) -> requests.Response:
+    """``send(request, **kwargs)`` (requests' ``Session.send``); when a body broke off after the response
+    hooks (a hook's read or requests' own), the hop goes again: the adapter continues its retry chain, the
+    hooks see the new answer."""
+    try:
+        while True:
+            try:
+                return send(request, **kwargs)
+            except requests.RequestException as exc:
+                broken = call.broken_after_hooks
+                if broken is None or broken.error is not exc or broken.resend:
+                    raise
+                broken.resend = True
+                call.sending = True  # requests looks the adapter up again
+    finally:
+        if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
+            call.broken_after_hooks = None  # the send again ended before reaching an adapter
 
 
 # Options stored by a property of ours in ``_<name>``.
