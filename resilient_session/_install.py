@@ -53,6 +53,8 @@ class _Switch:
         self.all_origins = False
         #: Method name -> (the function found on the class, ours), while ours is in the class's chain.
         self.patched: dict[str, tuple[Any, Any]] = {}
+        #: Method name -> (the function found, ours) of the last install(), for the next one to reuse.
+        self.made: dict[str, tuple[Any, Any]] = {}
         #: Integration name -> (the integration, its session); a re-registered integration gets a new one.
         self.sessions: dict[str, tuple[registry.Integration, ResilientSession]] = {}
         self.default: ResilientSession | None = None
@@ -94,7 +96,11 @@ def install(*, all_origins: bool = False) -> None:
             if name in switch.patched:
                 continue  # ours is still in the chain (maybe wrapped by another library): switched on below
             found = OriginalSession.__dict__[name]
-            ours = make(found)
+            made = switch.made.get(name)
+            # The same wrapper as last time around the same function: install() after uninstall() puts
+            # back the very object the class had.
+            ours = made[1] if made is not None and made[0] is found else make(found)
+            switch.made[name] = (found, ours)
             switch.patched[name] = (found, ours)
             setattr(OriginalSession, name, ours)
         switch.on = True
@@ -109,7 +115,7 @@ def uninstall() -> None:
     """
     switch = _SWITCH
     with switch.lock:
-        switch.on = False
+        switch.on = switch.all_origins = False
         for name, (found, ours) in list(switch.patched.items()):
             if OriginalSession.__dict__.get(name) is ours:
                 setattr(OriginalSession, name, found)
