@@ -4,10 +4,16 @@ received. The pytest plugin uninstalls after every test that installed."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -372,3 +378,133 @@ def test_a_resilient_session_caches_with_requests_caches_mixin(upstream: Upstrea
         cached = session.get(url)
         assert cached.json() == {"n": 1} and cached.from_cache
         assert upstream.count("/items") == 2
+
+
+# -- green threads and pyOpenSSL, each in a fresh interpreter ----------------------------------------
+
+GREEN = """
+import json, sys, time
+
+import requests
+
+import resilient_session
+from resilient_session import RetryPolicy, registry
+
+flaky, slow, library = sys.argv[1:4]
+registry.register("flaky", base_url=flaky, retry=RetryPolicy(total=2, backoff_factor=0))
+registry.register("slow", base_url=slow, deadline=0.5, retry=False)
+resilient_session.install()  # before the patch: its lock is a real one
+if library == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+    import gevent
+    spawn, sleep = gevent.spawn, gevent.sleep
+    join = lambda jobs: gevent.joinall(jobs, timeout=20)
+else:
+    import eventlet
+    eventlet.monkey_patch()
+    spawn, sleep = eventlet.spawn, eventlet.sleep
+    join = lambda jobs: [job.wait() for job in jobs]
+
+def report(**fields):
+    sys.stdout.write(json.dumps(fields) + "\\n")
+    sys.stdout.flush()
+
+def call(url):
+    started = time.monotonic()
+    try:
+        outcome = "status %d" % requests.get(url).status_code
+    except Exception as exc:
+        outcome = type(exc).__name__
+    report(url=url, outcome=outcome, elapsed=time.monotonic() - started)
+
+def toggle():
+    for _ in range(20):
+        resilient_session.uninstall()
+        sleep(0)
+        resilient_session.install()
+        sleep(0)
+
+join([spawn(toggle)] + [spawn(call, flaky + "/ok") for _ in range(4)])
+resilient_session.install()
+join([spawn(call, slow + "/drip") for _ in range(3)] + [spawn(call, flaky + "/f%d" % i) for i in range(3)])
+"""
+
+
+@pytest.mark.parametrize("library", ["gevent", "eventlet"])
+def test_green_threads_patched_after_install_keep_retries_and_deadlines(
+    upstream: Upstream, second: Upstream, library: str
+) -> None:
+    if importlib.util.find_spec(library) is None:  # not imported here: eventlet hooks fork on import
+        pytest.skip(f"{library} is not installed")
+    upstream.script("/ok", Reply(200))
+    for i in range(3):
+        upstream.script(f"/f{i}", Reply(503), Reply(200))
+    second.script("/drip", Reply(200, b"x" * 100, drip=0.05))
+    completed = subprocess.run(
+        [sys.executable, "-c", GREEN, upstream.url, second.url, library],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+    outcomes = sorted((r["url"].rsplit("/", 1)[1], r["outcome"]) for r in results)
+    assert outcomes == sorted(
+        [("ok", "status 200")] * 4
+        + [("drip", "DeadlineExceededError")] * 3
+        + [(f"f{i}", "status 200") for i in range(3)]
+    ), results
+    assert all(r["elapsed"] < 0.5 + 0.5 for r in results if r["url"].endswith("/drip")), results
+    assert [upstream.count(f"/f{i}") for i in range(3)] == [2, 2, 2]  # each 503 retried once
+    assert second.count("/drip") == 3  # no retry: the integration's retry=False
+
+
+PYOPENSSL = """
+import sys
+
+import requests
+import urllib3.contrib.pyopenssl
+
+import resilient_session
+from resilient_session import RetryPolicy, registry
+
+base, ca = sys.argv[1:3]
+urllib3.contrib.pyopenssl.inject_into_urllib3()
+registry.register("tls", base_url=base, retry=RetryPolicy(total=2, backoff_factor=0))
+resilient_session.install()
+response = requests.get(base + "/items", verify=ca, stream=True)
+print(response.status_code, response.attempts, type(response.raw._connection.sock).__name__)
+response.close()
+"""
+
+
+def test_pyopenssl_injected_keeps_the_retries(tmp_path: Path) -> None:
+    if importlib.util.find_spec("OpenSSL") is None:
+        pytest.skip("pyOpenSSL is not installed")
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = Upstream()
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    with server:
+        url = f"https://127.0.0.1:{server.port}"
+        server.script("/items", Reply(503), Reply(200))
+        completed = subprocess.run(
+            [sys.executable, "-c", PYOPENSSL, url, str(ca_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parents[2],
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert completed.stdout.split() == ["200", "2", "WrappedSocket"]  # pyOpenSSL's socket, really
+        assert server.count("/items") == 2
