@@ -93,9 +93,10 @@ def install(*, all_origins: bool = False) -> None:
             _fork.track(switch)
         switch.all_origins = bool(all_origins)
         for name, make in _WRAPPERS.items():
-            if name in switch.patched:
-                continue  # ours is still in the chain (maybe wrapped by another library): switched on below
             found = OriginalSession.__dict__[name]
+            patched = switch.patched.get(name)
+            if patched is not None and _reaches(found, patched[1]):
+                continue  # ours is still there (maybe wrapped by another library): switched on below
             made = switch.made.get(name)
             # The same wrapper as last time around the same function: install() after uninstall() puts
             # back the very object the class had.
@@ -124,6 +125,17 @@ def uninstall() -> None:
                 log.debug("uninstall(): requests' Session.%s was wrapped again since install(); kept", name)
         switch.sessions.clear()
         switch.default = None
+
+
+def _reaches(function: Any, ours: Any) -> bool:
+    """True when *function* is *ours* or a wrapper of it that says so (``functools.wraps``, wrapt)."""
+    for _ in range(16):
+        if function is ours:
+            return True
+        function = getattr(function, "__wrapped__", None)
+        if function is None:
+            return False
+    return False
 
 
 def state() -> tuple[bool, bool]:

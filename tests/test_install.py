@@ -204,3 +204,33 @@ def test_a_session_of_ours_under_install_has_its_own_framework_once(mocked: resp
     with ResilientSession(retry=1) as session:
         assert session.get(API + "/x").status_code == 503
     assert len(mocked.calls) == 2  # its own retry, not wrapped once more
+
+
+def test_requests_mock_started_and_stopped_while_installed_leaves_it_working() -> None:
+    """requests_mock patches send and get_adapter on the class; its mock answers, and everything is put
+    back in order when both stop."""
+    requests_mock = pytest.importorskip("requests_mock")
+    registry.register("billing", base_url=API, retry=False)
+    resilient_session.install()
+    with requests_mock.Mocker() as mock:
+        mock.get(API + "/x", status_code=503)
+        assert [requests.get(API + "/x").status_code for _ in range(2)] == [503, 503]
+        assert mock.call_count == 2
+    resilient_session.uninstall()
+    assert _is_requests_own()
+
+
+def test_install_wraps_again_when_another_library_dropped_our_wrapper(mocked: responses.RequestsMock) -> None:
+    registry.register(
+        "billing", base_url=API, retry=False, breaker=CircuitBreaker(consecutive_failures=1, open_wait=30)
+    )
+    mocked.get(API + "/x", status=503)
+    resilient_session.install()
+    OriginalSession.send = REQUESTS_OWN["send"]  # type: ignore[method-assign]  # restored what it found
+    resilient_session.install()
+    assert OriginalSession.__dict__["send"] is not REQUESTS_OWN["send"]
+    assert requests.get(API + "/x").status_code == 503
+    with pytest.raises(CircuitOpenError):
+        requests.get(API + "/x")
+    resilient_session.uninstall()
+    assert _is_requests_own()
