@@ -508,3 +508,72 @@ def test_pyopenssl_injected_keeps_the_retries(tmp_path: Path) -> None:
         assert completed.returncode == 0, completed.stderr[-3000:]
         assert completed.stdout.split() == ["200", "2", "WrappedSocket"]  # pyOpenSSL's socket, really
         assert server.count("/items") == 2
+
+
+# -- what else an installed call gets, and what it leaves alone ------------------------------------------
+
+
+def test_the_integrations_deadline_and_bulkhead_apply(upstream: Upstream) -> None:
+    from resilient_session import Bulkhead
+    from resilient_session.errors import BulkheadFullError, DeadlineExceededError
+
+    upstream.script("/drip", Reply(200, b"x" * 100, drip=0.05))
+    upstream.script("/slow", Reply(200, delay=0.3))
+    registry.register(
+        "slow", base_url=upstream.url, deadline=0.5, retry=False, bulkhead=Bulkhead(1, max_wait=0)
+    )
+    resilient_session.install()
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError):
+        requests.get(upstream.url + "/drip", timeout=5)  # each read is quick; the whole call is not
+    assert time.monotonic() - started < 0.5 + 0.4
+
+    held: list[int] = []
+    holder = threading.Thread(target=lambda: held.append(requests.get(upstream.url + "/slow").status_code))
+    holder.start()
+    deadline = time.monotonic() + 2
+    while upstream.count("/slow") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(requests.ConnectionError) as caught:  # what legacy code already catches
+        requests.get(upstream.url + "/slow", timeout=5)
+    holder.join(5)
+    assert isinstance(caught.value, BulkheadFullError)
+    assert held == [200]
+    assert upstream.count("/slow") == 1  # refused without a request
+
+
+def test_the_integrations_headers_and_credentials_are_not_added(upstream: Upstream) -> None:
+    from resilient_session import BearerAuth
+
+    registry.register(
+        "billing", base_url=upstream.url, auth=BearerAuth("tok-0123456789"), headers={"X-Team": "billing"}
+    )
+    url = upstream.script("/items", Reply(503), Reply(200))
+    resilient_session.install()
+    assert requests.get(url, headers={"X-Mine": "1"}).status_code == 200
+    received = upstream.calls["/items"]
+    assert len(received) == 2
+    for call in received:
+        assert call.headers["X-Mine"] == "1"
+        assert not {"Authorization", "X-Team", "X-Request-ID"} & set(call.headers)
+
+
+def test_a_traced_integrations_installed_call_has_its_spans_and_traceparent(upstream: Upstream) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    registry.register("billing", base_url=upstream.url, tracing=provider, retry=FAST)
+    url = upstream.script("/items", Reply(503), Reply(200))
+    resilient_session.install()
+    assert requests.get(url).status_code == 200
+    spans = exporter.get_finished_spans()
+    (parent,) = [s for s in spans if s.kind is SpanKind.INTERNAL]
+    children = [s for s in spans if s.kind is SpanKind.CLIENT]
+    assert parent.name == "GET billing" and len(children) == 2
+    sent = [call.headers["traceparent"].split("-")[2] for call in upstream.calls["/items"]]
+    assert sent == [f"{child.context.span_id:016x}" for child in children]
