@@ -182,12 +182,16 @@ def _send(
         # A redirect hop or a hook's re-send: part of the call already in progress.
         outer.sending = True
         return send_again_if_broken(outer, own_send, request, kwargs)
+    if outer is not None and outer.owner is None:
+        # A request our own code makes on behalf of a call in progress (an OAuth2 token request, see
+        # _call.nested) runs as that code set it up, under the call's deadline.
+        return own_send(request, **kwargs)
     protector = _protector(request.url)
     if protector is None:
-        if outer is None:
+        if outer is None or _is_ours(session, request.url):
             return own_send(request, **kwargs)
-        # Another session's call is in progress (this send is made from its hook or auth): none of its
-        # deadline, retries or policies belong to this one.
+        # Another session's call is in progress (this send is made from its hook): an adapter of requests
+        # never saw its deadline, retries or policies, and still does not.
         token = enter(None)
         try:
             return own_send(request, **kwargs)
@@ -216,6 +220,15 @@ def _send(
         if error is not None:
             raise error
     return response
+
+
+def _is_ours(session: Any, url: str | None) -> bool:
+    """True when *session* sends *url* through a :class:`ResilientAdapter`, which reads the call in
+    progress whoever started it."""
+    try:
+        return isinstance(session.get_adapter(url or ""), ResilientAdapter)
+    except requests.RequestException:  # no adapter: requests' send raises it, as always
+        return False
 
 
 def _protector(url: str | None) -> ResilientSession | None:

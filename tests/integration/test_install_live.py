@@ -4,6 +4,7 @@ received. The pytest plugin uninstalls after every test that installed."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -577,3 +578,51 @@ def test_a_traced_integrations_installed_call_has_its_spans_and_traceparent(upst
     assert parent.name == "GET billing" and len(children) == 2
     sent = [call.headers["traceparent"].split("-")[2] for call in upstream.calls["/items"]]
     assert sent == [f"{child.context.span_id:016x}" for child in children]
+
+
+def test_our_own_token_requests_run_as_designed_even_for_every_origin(
+    upstream: Upstream, second: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OAuth2 token request is made through a requests session of its own, on behalf of the call: no
+    breaker of the token origin refuses it under install(all_origins=True)."""
+    from resilient_session import OAuth2ClientCredentials
+    from resilient_session.errors import TokenEndpointError
+
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    token_url = second.script("/token", Reply(503, b'{"error": "busy"}'))
+    api = upstream.script("/items", Reply(200))
+    resilient_session.install(all_origins=True)
+    for _ in range(7):  # past the default breaker's 5 consecutive failures
+        session = ResilientSession(auth=OAuth2ClientCredentials(token_url, "client-1", "s3cr3t"))
+        with session, pytest.raises(TokenEndpointError):
+            session.get(api)
+    assert second.count("/token") == 7  # every one reached the token endpoint
+    assert upstream.count("/items") == 0
+
+
+def test_a_plain_session_called_from_another_calls_hook_does_not_inherit_that_call(
+    upstream: Upstream, second: Upstream
+) -> None:
+    """A plain adapter once used by an installed call keeps its pools; a call of no integration made from
+    a hook of another call still sends as requests does, outside that call's deadline."""
+    registry.register("billing", base_url=upstream.url)
+    upstream.script("/items", Reply(200))
+    side = second.script("/side", Reply(200, delay=0.5))
+    plain = requests.Session()
+    resilient_session.install()
+    assert plain.get(upstream.url + "/items").status_code == 200  # through the integration
+    seen: list[int | str] = []
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        try:
+            seen.append(plain.get(side, timeout=5).status_code)
+        except requests.RequestException as exc:
+            seen.append(type(exc).__name__)
+
+    with ResilientSession(deadline=0.3) as session:
+        session.hooks["response"].append(hook)
+        # The outer call may well end past its own deadline; the hook's call is what is checked.
+        with contextlib.suppress(requests.RequestException):
+            session.get(upstream.url + "/items")
+    assert seen == [200]
+    assert second.count("/side") == 1
