@@ -626,3 +626,18 @@ def test_a_plain_session_called_from_another_calls_hook_does_not_inherit_that_ca
             session.get(upstream.url + "/items")
     assert seen == [200]
     assert second.count("/side") == 1
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["no-hook", "response-hook"])
+def test_a_body_broken_mid_way_is_sent_again(upstream: Upstream, hooked: bool) -> None:
+    registry.register("billing", base_url=upstream.url, retry=FAST)
+    url = upstream.script("/items", Reply(200, b'{"items": [1, 2, 3, 4]}', reset="mid"), Reply(200))
+    session = requests.Session()
+    seen: list[int] = []
+    if hooked:  # requests reads the body after the hooks: the hop is sent again from the session
+        session.hooks["response"].append(lambda r, *a, **k: seen.append(r.status_code))
+    resilient_session.install()
+    response = session.get(url)
+    assert (response.status_code, response.json()) == (200, {"ok": True})
+    assert upstream.count("/items") == 2
+    assert seen == ([200, 200] if hooked else [])
