@@ -41,6 +41,7 @@ from .errors import (
     NotFoundError,
     RateLimitedError,
     RetryExhaustedError,
+    SchemaMismatchError,
     ServerError,
 )
 from .normalization import normalize
@@ -110,6 +111,7 @@ __all__ = [
     "RetryBudget",
     "RetryExhaustedError",
     "RetryPolicy",
+    "SchemaMismatchError",
     "ServerError",
     "__version__",
     "load_integrations",

@@ -20,6 +20,7 @@ from ._redact import redact_url
 from .adapter import DEFAULT_TIMEOUT, MountedAdapter, ResilientAdapter, TimeoutArg, refuse_if_open
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
+from .normalization.drift import DriftPolicy, check_drift_policy
 from .normalization.view import ensure_normalized
 from .observe.events import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call, report_refused
 from .policies.breaker import CircuitBreaker
@@ -73,6 +74,9 @@ class ResilientSession(OriginalSession):
     :param tracing: ``True`` (default): OpenTelemetry spans once the application installed a tracer
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.observe.tracing`.
+    :param drift: What ``response.normalized.into(Model)`` does with a body that does not fit:
+        ``"raise"`` (default) :class:`~resilient_session.SchemaMismatchError`, ``"warn"`` (return what
+        validates and report) or ``"ignore"``. See ``docs/normalization.md``.
 
     ``base_url``, ``timeout``, ``retry``, ``deadline``, ``raise_for_status`` and ``request_id_header``
     are checked here, as the integrations file checks them and with its words (``TypeError`` for a wrong
@@ -89,11 +93,13 @@ class ResilientSession(OriginalSession):
     __attrs__ = [
         *OriginalSession.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
-        *("events", "integration", "request_id_header", "max_response_size"),
+        *("events", "integration", "request_id_header", "max_response_size", "drift"),
     ]
 
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
     tracing: Any = True
+    #: The class default, for sessions unpickled from before the option existed.
+    drift: DriftPolicy = "raise"
 
     def __init__(
         self,
@@ -111,11 +117,14 @@ class ResilientSession(OriginalSession):
         request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
         tracing: Any = True,
         max_response_size: int | None = None,
+        drift: DriftPolicy = "raise",
     ) -> None:
         # Plain attributes, checked here; the options that are properties check themselves.
         check_session_option("raise_for_status", raise_for_status)
         check_session_option("request_id_header", request_id_header)
+        check_drift_policy(drift)
         super().__init__()
+        self.drift = drift
         self.max_response_size = max_response_size
         self.events = Events()
         self.integration = integration
@@ -431,6 +440,7 @@ class ResilientSession(OriginalSession):
                 leave(token)
                 call.unwatch()
         ensure_normalized(response)  # a plain adapter the user mounted does not attach it
+        response._resilient_session = self  # type: ignore[attr-defined]  # into(): integration, drift, events
         if observer is not None:
             end_call(observer, call, response=response)
         if self.raise_for_status:
