@@ -41,7 +41,6 @@ from .errors import (
     NotFoundError,
     RateLimitedError,
     RetryExhaustedError,
-    SchemaMismatchError,
     ServerError,
 )
 from .normalization import normalize
@@ -111,7 +110,6 @@ __all__ = [
     "RetryBudget",
     "RetryExhaustedError",
     "RetryPolicy",
-    "SchemaMismatchError",
     "ServerError",
     "__version__",
     "load_integrations",

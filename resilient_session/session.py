@@ -75,7 +75,7 @@ class ResilientSession(OriginalSession):
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.observe.tracing`.
     :param drift: What ``response.normalized.into(Model)`` does with a body that does not fit:
-        ``"raise"`` (default) :class:`~resilient_session.SchemaMismatchError`, ``"warn"`` (return what
+        ``"raise"`` (default) :class:`~resilient_session.errors.SchemaMismatchError`, ``"warn"`` (return what
         validates and report) or ``"ignore"``. See ``docs/normalization.md``.
 
     ``base_url``, ``timeout``, ``retry``, ``deadline``, ``raise_for_status`` and ``request_id_header``

@@ -94,7 +94,7 @@ class SchemaDrift:
     :param url: The URL, credentials redacted.
     :param status: The HTTP status.
     :param request_id: The server's (or the call's) request id, if known.
-    :param raised: True when the caller got a :class:`~resilient_session.SchemaMismatchError`.
+    :param raised: True when the caller got a :class:`~resilient_session.errors.SchemaMismatchError`.
     """
 
     integration: str | None

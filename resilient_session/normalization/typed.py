@@ -5,7 +5,7 @@ body goes from bytes straight into ``TypeAdapter.validate_json``; an XML body is
 fields (:mod:`.xmlmodel`) and validated with ``validate_python``. A body that does not fit is schema
 drift, handled by the drift policy (see :mod:`.drift` and ``docs/normalization.md``):
 
-* ``"raise"`` (default): :class:`~resilient_session.SchemaMismatchError`, reported;
+* ``"raise"`` (default): :class:`~resilient_session.errors.SchemaMismatchError`, reported;
 * ``"warn"``: what validates, in lax mode, is returned (an invalid value of a field with a default falls
   back to the default, a list item that does not fit is left out), and the drift is reported; only a
   body whose top level cannot be built raises;
