@@ -18,6 +18,7 @@ import logging
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -30,6 +31,8 @@ __all__ = [
     "Mismatch",
     "SchemaDrift",
     "check_drift_policy",
+    "look_for_unknown",
+    "note_unknown",
     "report_drift",
     "reset_drift_warnings",
     "route_of",
@@ -136,10 +139,32 @@ _warned_lock = threading.Lock()
 _MAX_WARNED = 10_000
 
 
+# Once a route's JSON bodies were seen with undeclared fields, they are looked for again at most this
+# often: looking costs a second validation of every such body, and the report has been made.
+_UNKNOWN_RECHECK = 60.0
+_unknown_seen: dict[Any, float] = {}
+
+
+def look_for_unknown(key: Any) -> bool:
+    """Whether to look for undeclared fields now, for *key* (type, integration, route)."""
+    seen = _unknown_seen.get(key)
+    return seen is None or time.monotonic() - seen >= _UNKNOWN_RECHECK
+
+
+def note_unknown(key: Any) -> None:
+    """Undeclared fields were found (and reported) for *key*."""
+    with _warned_lock:
+        if len(_unknown_seen) >= _MAX_WARNED:
+            _unknown_seen.clear()
+        _unknown_seen[key] = time.monotonic()
+
+
 def reset_drift_warnings() -> None:
-    """Forget which drift WARNINGs were logged, so each is logged once more (for tests and long jobs)."""
+    """Forget which drift WARNINGs were logged, so each is logged once more (for tests and long jobs);
+    undeclared fields are looked for again on the next call of every route."""
     with _warned_lock:
         _warned.clear()
+        _unknown_seen.clear()
 
 
 def report_drift(drift: SchemaDrift, session: Any) -> None:

@@ -20,14 +20,21 @@ from __future__ import annotations
 import codecs
 import re
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from ..errors import SchemaMismatchError
-from .drift import Mismatch, SchemaDrift, check_drift_policy, report_drift, route_of
+from .drift import (
+    Mismatch,
+    SchemaDrift,
+    check_drift_policy,
+    look_for_unknown,
+    note_unknown,
+    report_drift,
+    route_of,
+)
 from .sniff import _declared_format
 from .xml import UnsafeXMLError, local_name, parse_xml
 from .xmlmodel import Shape, map_xml, shape_of
@@ -38,9 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["into"]
 
 _UNKNOWN_TYPES = frozenset({"extra_forbidden", "unexpected_keyword_argument"})
-# Once a route's JSON bodies were seen with undeclared fields, they are looked for again at most this
-# often: looking costs a second validation of every body, and the first report has been made.
-_UNKNOWN_RECHECK = 60.0
 _MAX_REPAIRS = 16
 _MAX_SHOWN = 10
 _CACHE_LIMIT = 1024
@@ -70,7 +74,6 @@ class _Target:
 
 
 _targets: dict[Any, _Target] = {}
-_unknown_seen: dict[tuple[Any, str | None, str], float] = {}
 _lock = threading.Lock()
 
 
@@ -330,18 +333,11 @@ class _Call:
             found = str(value) if value else None
         return found
 
-    def _memo_key(self) -> tuple[Any, str | None, str]:
-        return (self.target, self.integration, self.route)
-
     def _look_for_unknown(self) -> bool:
-        seen = _unknown_seen.get(self._memo_key())
-        return seen is None or time.monotonic() - seen >= _UNKNOWN_RECHECK
+        return look_for_unknown((self.target, self.integration, self.route))
 
     def _note_unknown(self) -> None:
-        with _lock:
-            if len(_unknown_seen) >= _CACHE_LIMIT:
-                _unknown_seen.clear()
-            _unknown_seen[self._memo_key()] = time.monotonic()
+        note_unknown((self.target, self.integration, self.route))
 
 
 # -- pydantic errors, without their values ---------------------------------------------------------------

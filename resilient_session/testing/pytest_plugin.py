@@ -16,7 +16,8 @@ Opt-in: ``pytest_plugins = ["resilient_session.testing.pytest_plugin"]`` in a su
 
 Between tests (autouse, for every test of a suite that loaded the plugin) it also clears in-memory
 circuit-breaker and retry-budget state, so a circuit one test opened (say, on a module-level session)
-never refuses the next test's calls. Redis-backed state is not touched.
+never refuses the next test's calls, and forgets which schema-drift WARNINGs were logged, so each test
+sees its own. Redis-backed state is not touched.
 
 Installing the package registers nothing with pytest; this module imports nothing beyond pytest until a
 fixture is used.
@@ -78,6 +79,9 @@ def _resilient_session_clean_state() -> Iterator[None]:
     store = sys.modules.get("resilient_session.stores.memory")
     if store is not None:  # nothing to clear when the test never imported us
         store.clear_memory_stores()
+    drift = sys.modules.get("resilient_session.normalization.drift")
+    if drift is not None:
+        drift.reset_drift_warnings()
 
 
 @pytest.fixture(scope="session")
