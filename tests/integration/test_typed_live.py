@@ -265,13 +265,13 @@ def _drift_call(
     url = upstream.script(f"/users/{case}", Reply(200, body, JSON if fmt == "json" else XML))
     drifts: list[SchemaDrift] = []
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="resilient_session"):
-        with ResilientSession(integration="crm", drift=policy) as session:  # type: ignore[arg-type]
-            session.events.on_schema_drift(drifts.append)
-            try:
-                outcome: Any = session.get(url).normalized.into(User)  # type: ignore[attr-defined]
-            except SchemaMismatchError as exc:
-                outcome = exc
+    session = ResilientSession(integration="crm", drift=policy)  # type: ignore[arg-type]
+    session.events.on_schema_drift(drifts.append)
+    with caplog.at_level(logging.WARNING, logger="resilient_session"), session:
+        try:
+            outcome: Any = session.get(url).normalized.into(User)  # type: ignore[attr-defined]
+        except SchemaMismatchError as exc:
+            outcome = exc
     records = [r for r in caplog.records if r.name == "resilient_session" and r.levelno == logging.WARNING]
     return outcome, drifts, records
 
@@ -370,10 +370,10 @@ def test_warn_returns_what_validates_and_reports_each_path_once(
     body = json.dumps({"users": users, "total": 5, "note": {"text": SECRET}}).encode()
     url = upstream.script("/page", Reply(200, body, JSON))
     drifts: list[SchemaDrift] = []
-    with caplog.at_level(logging.WARNING, logger="resilient_session"):
-        with ResilientSession(integration="crm", drift="warn") as session:
-            session.events.on_schema_drift(drifts.append)
-            pages = [session.get(url).normalized.into(Page) for _ in range(3)]  # type: ignore[attr-defined]
+    session = ResilientSession(integration="crm", drift="warn")
+    session.events.on_schema_drift(drifts.append)
+    with caplog.at_level(logging.WARNING, logger="resilient_session"), session:
+        pages = [session.get(url).normalized.into(Page) for _ in range(3)]  # type: ignore[attr-defined]
     assert [u.id for u in pages[0].users] == ["u-1", "u-3", "u-5"]
     assert pages[0].users[1].nickname is None
     assert pages[0].total == 5 and pages[0].note == "none"  # the bad value fell back to the default
@@ -431,9 +431,9 @@ def test_drift_is_a_span_event_on_the_current_span(upstream: Upstream) -> None:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     with ResilientSession(integration="crm", drift="warn", tracing=provider) as session:
         response = session.get(url)
-        with provider.get_tracer("app").start_as_current_span("handler"):
-            with pytest.raises(SchemaMismatchError):
-                response.normalized.into(User)  # type: ignore[attr-defined]
+        handler_span = provider.get_tracer("app").start_as_current_span("handler")
+        with handler_span, pytest.raises(SchemaMismatchError):
+            response.normalized.into(User)  # type: ignore[attr-defined]
     handler = next(s for s in exporter.get_finished_spans() if s.name == "handler")
     (event,) = [e for e in handler.events if e.name == "schema drift"]
     attributes = dict(event.attributes or {})
