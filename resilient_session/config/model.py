@@ -88,6 +88,7 @@ class IntegrationConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER
     raise_for_status: bool = False
+    drift: str = "raise"
     description: str | None = None
 
     def env_vars(self) -> dict[str, str]:
@@ -121,6 +122,7 @@ class IntegrationConfig:
             "bulkhead": self.bulkhead or False,
             "integration": self.name,
             "request_id_header": self.request_id_header,
+            "drift": self.drift,
         }
 
     def _store(self) -> StateStore | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .._options import DRIFT_POLICIES, check_session_option
 from .._redact import redact_url
 
 __all__ = [
@@ -41,16 +42,11 @@ __all__ = [
 log = logging.getLogger("resilient_session")
 
 DriftPolicy = Literal["raise", "warn", "ignore"]
-#: The drift policies, the default first.
-DRIFT_POLICIES: tuple[str, ...] = ("raise", "warn", "ignore")
 
 
 def check_drift_policy(value: Any) -> None:
     """Raise ``TypeError``/``ValueError`` (worded as the integrations file words it) for a bad policy."""
-    if not isinstance(value, str):
-        raise TypeError(f'drift: expected "raise", "warn" or "ignore", got {type(value).__name__}')
-    if value not in DRIFT_POLICIES:
-        raise ValueError(f'drift: expected "raise", "warn" or "ignore", got "{value}"')
+    check_session_option("drift", value)
 
 
 @dataclass(frozen=True)
