@@ -52,6 +52,12 @@ class Shape:
     fallback: dict[str, str] = field(default_factory=dict)  # plain keys: the attribute when no child
     text_key: str | None = None
     keeps_extra: bool = False
+    # object: element tag -> what it fills (see _Mapper.resolve), filled as tags are first seen.
+    resolved: dict[Any, _Entry | None] = field(default_factory=dict)
+
+
+# (key, shape of one value, is_list, is a scalar leaf field, the value of an empty element)
+_Entry = tuple[str, "Shape", bool, bool, "str | None"]
 
 
 _ANY = Shape("any")
@@ -230,51 +236,85 @@ class _Mapper:
             return text
         return None if shape.nullable else ""
 
+    @staticmethod
+    def repeat(existing: Any, value: Any, key: str, repeated: set[str] | None) -> list[Any]:
+        """The same name twice for a field that takes one value: a list, which validation reports."""
+        values: list[Any] = existing if repeated is not None and key in repeated else [existing]
+        values.append(value)
+        return values
+
+    def resolve(self, shape: Shape, tag: Any) -> _Entry | None:
+        """The field an element named *tag* fills in *shape* (cached on the shape), or ``None``."""
+        name = self.local(tag)  # refuses entity nodes before anything is cached
+        elements = shape.elements
+        found = elements.get(tag)
+        if found is None and tag != name:
+            found = elements.get(name)
+        entry = None
+        if found is not None:
+            key, item, is_list = found
+            leaf = item.kind == "scalar" and not is_list
+            entry = (key, item, is_list, leaf, None if item.nullable else "")
+        shape.resolved[tag] = entry
+        return entry
+
     def object(self, element: Any, shape: Shape, path: str) -> Any:
         node: dict[str, Any] = {}
-        elements = shape.elements
-        locals_ = self.locals
+        resolved = shape.resolved
         prefix = path + "." if path else ""
         repeated: set[str] | None = None
         pieces: list[str] | None = None
+        length = len
         for child in element.getchildren():
             tag = child.tag
-            name = locals_.get(tag) or self.local(tag)
-            entry = elements.get(tag)
-            if entry is None and tag != name:
-                entry = elements.get(name)
+            try:
+                entry = resolved[tag]
+            except (KeyError, TypeError):
+                entry = self.resolve(shape, tag)
             tail = child.tail
             if tail:
                 pieces = [*(pieces or ()), tail]
             if entry is None:
+                name = self.local(tag)
                 if shape.keeps_extra:
                     node.setdefault(name, element_to_dict(child)[name])
                 else:
                     self.unknown.add(prefix + name)
                 continue
-            key: str | None
-            key, item, is_list = entry
-            child_path = prefix + key
-            if is_list:
+            key, item, is_list, leaf, empty = entry
+            value: Any
+            if leaf and not length(child):
+                # A leaf for a scalar field, the bulk of any document: handled here, without a call.
+                value = child.text
+                if child.items():
+                    value = self.scalar(child, item, prefix + key)
+                elif value:
+                    value = value.strip() or empty
+                else:
+                    value = empty
+            elif is_list:
+                child_path = prefix + key + "[*]"
                 if item.kind == "scalar" and len(child):
                     # A wrapper element around a list of scalars: <tags><tag>a</tag><tag>b</tag></tags>.
-                    values = [self.scalar(c, item, child_path + "[*]") for c in self.children(child)]
+                    values = [self.scalar(c, item, child_path) for c in self.children(child)]
                     node.setdefault(key, []).extend(values)
+                elif item.kind == "object":
+                    node.setdefault(key, []).append(self.object(child, item, child_path))
                 else:
-                    node.setdefault(key, []).append(self.value(child, item, child_path + "[*]"))
+                    node.setdefault(key, []).append(self.value(child, item, child_path))
                 continue
-            value = self.value(child, item, child_path)
+            elif item.kind == "object":
+                value = self.object(child, item, prefix + key)
+            else:
+                value = self.value(child, item, prefix + key)
             if key in node:
-                # The same name twice for a field that takes one value: a list, which validation reports.
-                if repeated is None:
-                    repeated = set()
-                if key not in repeated:
-                    repeated.add(key)
-                    node[key] = [node[key]]
-                node[key].append(value)
+                node[key] = self.repeat(node[key], value, key, repeated)
+                repeated = repeated or set()
+                repeated.add(key)
             else:
                 node[key] = value
         explicit, fallback = shape.attributes, shape.fallback
+        attribute_key: str | None
         for name, value in element.items():
             if name[:1] == "{":
                 if name == _XSI_NIL:
@@ -284,25 +324,25 @@ class _Mapper:
                 if name[: len(_XSI)] == _XSI:
                     continue
                 local = self.local(name)
-                key = explicit.get(name) or explicit.get(local)
-                if key is None:
-                    key = fallback.get(name) or fallback.get(local)
-                    if key in node:
-                        key = None  # a child took the field: this attribute is something else
+                attribute_key = explicit.get(name) or explicit.get(local)
+                if attribute_key is None:
+                    attribute_key = fallback.get(name) or fallback.get(local)
+                    if attribute_key in node:
+                        attribute_key = None  # a child took the field: this attribute is something else
             else:
                 local = name
-                key = explicit.get(name)
-                if key is None:
-                    key = fallback.get(name)
-                    if key in node:
-                        key = None
-            if key is None:
+                attribute_key = explicit.get(name)
+                if attribute_key is None:
+                    attribute_key = fallback.get(name)
+                    if attribute_key in node:
+                        attribute_key = None
+            if attribute_key is None:
                 if shape.keeps_extra:
                     node.setdefault("@" + local, value)
                 else:
                     self.unknown.add(f"{prefix}@{local}")
             else:
-                node[key] = value
+                node[attribute_key] = value
         text = element.text
         if pieces:
             text = "".join([text or "", *pieces])
