@@ -18,7 +18,7 @@ import logging
 import re
 import sys
 import threading
-import time
+from time import monotonic
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -144,7 +144,7 @@ _unknown_seen: dict[Any, float] = {}
 def look_for_unknown(key: Any) -> bool:
     """Whether to look for undeclared fields now, for *key* (type, integration, route)."""
     seen = _unknown_seen.get(key)
-    return seen is None or time.monotonic() - seen >= _UNKNOWN_RECHECK
+    return seen is None or monotonic() - seen >= _UNKNOWN_RECHECK
 
 
 def note_unknown(key: Any) -> None:
@@ -152,7 +152,7 @@ def note_unknown(key: Any) -> None:
     with _warned_lock:
         if len(_unknown_seen) >= _MAX_WARNED:
             _unknown_seen.clear()
-        _unknown_seen[key] = time.monotonic()
+        _unknown_seen[key] = monotonic()
 
 
 def reset_drift_warnings() -> None:
