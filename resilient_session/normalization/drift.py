@@ -18,8 +18,8 @@ import logging
 import re
 import sys
 import threading
-from time import monotonic
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
