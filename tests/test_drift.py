@@ -82,3 +82,32 @@ def test_empty_xml_elements_are_empty_strings_unless_none_is_accepted() -> None:
         mock.get(URL, body=b"<row><a/><b/><c>  </c></row>", content_type="application/xml")
         row = ResilientSession().get(URL).normalized.into(Row)  # type: ignore[attr-defined]
     assert (row.a, row.b, row.c) == ("", None, None)
+
+
+def test_racing_threads_log_the_first_report_exactly_once(caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    from resilient_session.normalization import Mismatch
+    from resilient_session.normalization.drift import report_drift
+
+    report = SchemaDrift(
+        "crm", "GET /v1/users", "Users", "warn", (Mismatch("users[0].id", "x", "integer", "t"),), (),
+        "json", "GET", URL, 200, None, False,
+    )  # fmt: skip
+    barrier = threading.Barrier(8)
+
+    def go() -> None:
+        barrier.wait()
+        for _ in range(200):
+            report_drift(report, None)
+
+    for _ in range(20):
+        reset_drift_warnings()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="resilient_session"):
+            threads = [threading.Thread(target=go) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1

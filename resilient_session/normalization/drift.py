@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import threading
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Literal
@@ -129,8 +128,9 @@ def route_of(method: str | None, url: str) -> str:
     return f"{method or '?'} {'/'.join(segments)}"
 
 
-_warned: set[tuple[str | None, str, str]] = set()
-_warned_lock = threading.Lock()
+# No lock (nothing here may deadlock a forked child or block a green thread): dict.setdefault with
+# tuple-of-str keys is atomic, so exactly one caller sees its own marker stored.
+_warned: dict[tuple[str | None, str, str], object] = {}
 #: Past this many (integration, route, path) keys, new ones are still logged but no longer remembered.
 _MAX_WARNED = 10_000
 
@@ -149,18 +149,16 @@ def look_for_unknown(key: Any) -> bool:
 
 def note_unknown(key: Any) -> None:
     """Undeclared fields were found (and reported) for *key*."""
-    with _warned_lock:
-        if len(_unknown_seen) >= _MAX_WARNED:
-            _unknown_seen.clear()
-        _unknown_seen[key] = monotonic()
+    if len(_unknown_seen) >= _MAX_WARNED:
+        _unknown_seen.clear()
+    _unknown_seen[key] = monotonic()
 
 
 def reset_drift_warnings() -> None:
     """Forget which drift WARNINGs were logged, so each is logged once more (for tests and long jobs);
     undeclared fields are looked for again on the next call of every route."""
-    with _warned_lock:
-        _warned.clear()
-        _unknown_seen.clear()
+    _warned.clear()
+    _unknown_seen.clear()
 
 
 def report_drift(drift: SchemaDrift, session: Any) -> None:
@@ -171,13 +169,16 @@ def report_drift(drift: SchemaDrift, session: Any) -> None:
     ]
     paths += [(path, f"{path}: not declared by {drift.model}", "unknown") for path in drift.unknown]
     fresh: list[str] = []
-    with _warned_lock:
-        for pattern, text, _kind in paths:
-            key = (drift.integration, drift.route, pattern)
-            if key not in _warned:
-                if len(_warned) < _MAX_WARNED:
-                    _warned.add(key)
-                fresh.append(text)
+    for pattern, text, _kind in paths:
+        key = (drift.integration, drift.route, pattern)
+        if key in _warned:
+            continue
+        if len(_warned) >= _MAX_WARNED:
+            fresh.append(text)  # logged, not remembered: the memory stays bounded
+            continue
+        marker = object()
+        if _warned.setdefault(key, marker) is marker:
+            fresh.append(text)
     if fresh:
         where = f"{drift.integration} " if drift.integration else ""
         log.warning(

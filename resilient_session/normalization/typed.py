@@ -20,7 +20,6 @@ from __future__ import annotations
 import codecs
 import gc
 import re
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +75,6 @@ class _Target:
 
 
 _targets: dict[Any, _Target] = {}
-_lock = threading.Lock()
 
 
 def _target(type_: Any) -> _Target:
@@ -86,10 +84,9 @@ def _target(type_: Any) -> _Target:
         return _Target(type_)
     if target is None:
         target = _Target(type_)
-        with _lock:
-            if len(_targets) >= _CACHE_LIMIT:  # types made per call (create_model): do not grow forever
-                _targets.clear()
-            _targets[type_] = target
+        if len(_targets) >= _CACHE_LIMIT:  # types made per call (create_model): do not grow forever
+            _targets.clear()
+        _targets[type_] = target  # two threads may both build one: the same adapter, either is kept
     return target
 
 
