@@ -151,7 +151,7 @@ class _Call:
         if expected not in ("json", "xml"):
             return _NOT_HANDLED
         content = read(expected)
-        if not isinstance(content, bytes) or not content.strip():
+        if not isinstance(content, bytes) or not content:
             return _NOT_HANDLED
         if expected == "json":
             return self.json(content)

@@ -265,6 +265,7 @@ class _Mapper:
         repeated: set[str] | None = None
         pieces: list[str] | None = None
         length = len
+        obj = self.object
         for child in element.getchildren():
             tag = child.tag
             try:
@@ -299,12 +300,12 @@ class _Mapper:
                     values = [self.scalar(c, item, child_path) for c in self.children(child)]
                     node.setdefault(key, []).extend(values)
                 elif item.kind == "object":
-                    node.setdefault(key, []).append(self.object(child, item, child_path))
+                    node.setdefault(key, []).append(obj(child, item, child_path))
                 else:
                     node.setdefault(key, []).append(self.value(child, item, child_path))
                 continue
             elif item.kind == "object":
-                value = self.object(child, item, prefix + key)
+                value = obj(child, item, prefix + key)
             else:
                 value = self.value(child, item, prefix + key)
             if key in node:
