@@ -275,6 +275,7 @@ def test_json_details_charset_bom_lying_header_and_data_read_first() -> None:
         id="é"
     )
     assert _get(b'\xef\xbb\xbf{"id": "x"}').into(Thing) == Thing(id="x")
+    assert _get('{"id": "é"}'.encode("utf-16")).into(Thing) == Thing(id="é")  # a BOM, no charset
     assert _get(b"<t><id>x</id></t>", "application/json").into(Thing) == Thing(id="x")
     view = _get(b'{"id": "x", "size": 2}')
     assert view.data == {"id": "x", "size": 2}

@@ -35,7 +35,7 @@ from .drift import (
     report_drift,
     route_of,
 )
-from .sniff import _declared_format
+from .sniff import _declared_format, _media_type
 from .xml import UnsafeXMLError, local_name, parse_xml
 from .xmlmodel import Shape, map_xml, shape_of
 
@@ -136,8 +136,6 @@ class _Call:
         self.policy: str = drift or getattr(self.session, "drift", None) or "raise"
         self.route = route or route_of(view.method, response.url or "")
         self.integration: str | None = getattr(self.session, "integration", None)
-        from .sniff import _media_type
-
         self.media, self.charset = _media_type(response.headers.get("Content-Type"))
 
     # -- formats -----------------------------------------------------------------------------------
@@ -168,6 +166,10 @@ class _Call:
 
         data: str | bytes = content
         charset = (self.charset or "utf-8").lower().replace("_", "-")
+        if content[:4] in (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE):
+            charset = "utf-32"
+        elif content[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            charset = "utf-16"
         if charset not in ("utf-8", "utf8"):
             try:
                 data = content.decode(charset)
@@ -177,7 +179,7 @@ class _Call:
             data = content[len(codecs.BOM_UTF8) :]
         adapter = self.target.adapter
         strict = None if self.policy == "raise" else False
-        look = self.policy != "ignore" and self._look_for_unknown()
+        look = self.policy != "ignore" and _extra_override() and self._look_for_unknown()
         errors: list[Any]
         try:
             if look:
@@ -345,6 +347,20 @@ class _Call:
 
     def _note_unknown(self) -> None:
         note_unknown((self.target, self.integration, self.route))
+
+
+_EXTRA_OVERRIDE: list[bool] = []
+
+
+def _extra_override() -> bool:
+    """Whether pydantic validates with ``extra=`` per call (2.12 on): how undeclared JSON fields are found."""
+    if not _EXTRA_OVERRIDE:
+        import inspect
+
+        from pydantic import TypeAdapter
+
+        _EXTRA_OVERRIDE.append("extra" in inspect.signature(TypeAdapter.validate_json).parameters)
+    return _EXTRA_OVERRIDE[0]
 
 
 # -- pydantic errors, without their values ---------------------------------------------------------------
