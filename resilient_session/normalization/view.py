@@ -341,8 +341,13 @@ class NormalizedResponse:
         return into(self, type_, self._read_declared, drift=drift, route=route)
 
     def _read_declared(self, expected: str) -> bytes | NormalizedError:
-        """The body (read within the size limit), for a body declared *expected*; no parsing."""
-        return _Body(self._response, self._normalizer)._content(expected)
+        """The body (read within the size limit), for a body declared *expected*; no parsing. A body
+        that could not be read is recorded as the parse result: it cannot be read a second time."""
+        body = _Body(self._response, self._normalizer)
+        content = body._content(expected)
+        if isinstance(content, NormalizedError) and self._parsed is None:
+            self._parsed = body._finish(_EXPECTED.get(expected, "binary"), None, content)
+        return content
 
     def _raise_malformed(self, error: NormalizedError) -> NoReturn:
         response = self._response

@@ -491,3 +491,23 @@ def test_drift_counter_in_a_fresh_process(upstream: Upstream) -> None:
     ]
     assert lines[3:] == [f"resilient_session.schema_drift {expected} 3"]
     assert upstream.count("/users/7/orders") == 3
+
+
+def test_a_body_reset_mid_way_is_malformed_and_retryable_not_drift(upstream: Upstream) -> None:
+    body = _page_json(_objects(0, 3), None)
+    url = upstream.script("/reset", Reply(200, body, JSON, reset="mid"))
+    with ResilientSession() as session:
+        response = session.get(url, stream=True)  # the body is read by into(), and breaks off there
+        with pytest.raises(MalformedResponseError) as raised:
+            response.normalized.into(Listing)  # type: ignore[attr-defined]
+    assert not isinstance(raised.value, SchemaMismatchError)
+    assert raised.value.details.get("reason") == "incomplete"
+
+
+def test_a_dripped_xml_body_is_read_whole(upstream: Upstream) -> None:
+    body = _page_xml(_objects(0, 1), None)
+    url = upstream.script("/drip", Reply(200, body, XML, drip=0.0005))
+    with ResilientSession() as session:
+        page = session.get(url).normalized.into(Listing)  # type: ignore[attr-defined]
+    assert [o.Key for o in page.Contents] == ["photos/0000.jpg"]
+    assert upstream.count("/drip") == 1
