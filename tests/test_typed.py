@@ -105,10 +105,17 @@ def test_expected_values_from_the_type_are_named() -> None:
     ("body", "content_type", "received"),
     [(b"", "application/json", "an empty body"), (b"hello", "text/plain", "a text body")],
 )
-def test_a_body_that_is_not_json_or_xml_is_a_mismatch(body: bytes, content_type: str, received: str) -> None:
-    with pytest.raises(SchemaMismatchError) as raised:
-        _get(body, content_type).into(Thing)
+def test_a_body_that_is_not_json_or_xml_is_a_mismatch(
+    body: bytes, content_type: str, received: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="resilient_session"),
+        pytest.raises(SchemaMismatchError) as raised,
+    ):
+        _get(body, content_type).into(Thing, drift="warn")  # nothing to return, whatever the policy
     assert [(m.path, m.received, m.type) for m in raised.value.mismatches] == [("", received, "body_format")]
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"(body): a JSON or XML body for Thing (got {received})" in record.getMessage()
 
 
 def test_malformed_too_large_and_unsafe_bodies_keep_their_own_errors() -> None:

@@ -119,7 +119,8 @@ def into(
     elif fmt == "xml":
         return call.xml(parse_xml(response.content, call.charset))
     what = {"json": "malformed JSON", "empty": "an empty body"}.get(fmt, f"a {fmt} body")
-    raise call.error((Mismatch("", f"a JSON or XML body for {target.name}", what, "body_format"),), ())
+    mismatch = Mismatch("", f"a JSON or XML body for {target.name}", what, "body_format")
+    return call.fail([], (), fmt, reported=(mismatch,))  # reported as drift, then raised
 
 
 class _Call:
