@@ -20,6 +20,7 @@ state: it clears in-memory circuit-breaker and retry-budget state (the process-w
 module-level session or through sessions made per call) never refuses the next test's calls, and it puts
 the integrations registry (:mod:`resilient_session.registry`) back as it was before the test: what a
 test registered or unregistered is undone, what was registered before it (at import, in a conftest) stays.
+It also forgets which schema-drift WARNINGs were logged, so each test sees its own.
 Redis-backed state is not touched.
 
 Installing the package registers nothing with pytest; this module imports nothing beyond pytest until a
@@ -91,6 +92,9 @@ def _resilient_session_clean_state() -> Iterator[None]:
     store = sys.modules.get("resilient_session.stores.memory")
     if store is not None:
         store.clear_memory_stores()  # the process-wide default store included
+    drift = sys.modules.get("resilient_session.normalization.drift")
+    if drift is not None:
+        drift.reset_drift_warnings()
 
 
 @pytest.fixture(scope="session")
