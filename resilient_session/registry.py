@@ -65,6 +65,8 @@ SESSION_OPTIONS = (
     "tracing",
     "max_response_size",
     "headers",
+    "allowed_origins",
+    "drift",
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")

@@ -36,6 +36,7 @@ from .adapter import (
 from .auth import origins as _origins
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
+from .normalization.drift import DriftPolicy, check_drift_policy
 from .normalization.view import ensure_normalized
 from .observe.events import (
     DEFAULT_REQUEST_ID_HEADER,
@@ -105,6 +106,9 @@ class ResilientSession(OriginalSession):
     :param tracing: ``True`` (default): OpenTelemetry spans once the application installed a tracer
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.observe.tracing`.
+    :param drift: What ``response.normalized.into(Model)`` does with a body that does not fit:
+        ``"raise"`` (default) :class:`~resilient_session.errors.SchemaMismatchError`, ``"warn"`` (return what
+        validates and report) or ``"ignore"``. See ``docs/normalization.md``.
 
     ``base_url``, ``timeout``, ``retry``, ``deadline``, ``raise_for_status`` and ``request_id_header``
     are checked here, as the integrations file checks them and with its words (``TypeError`` for a wrong
@@ -124,7 +128,7 @@ class ResilientSession(OriginalSession):
     __attrs__ = [
         *OriginalSession.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
-        *("events", "integration", "request_id_header", "max_response_size"),
+        *("events", "integration", "request_id_header", "max_response_size", "drift"),
         *("allowed_origins", "_bound_auth"),
     ]
 
@@ -134,6 +138,8 @@ class ResilientSession(OriginalSession):
 
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
     tracing: Any = True
+    #: The class default, for sessions unpickled from before the option existed.
+    drift: DriftPolicy = "raise"
 
     # Set by __init__ unless a subclass set them first (see _subclassing).
     raise_for_status: bool
@@ -159,11 +165,13 @@ class ResilientSession(OriginalSession):
         tracing: Any = True,
         max_response_size: int | None = None,
         allowed_origins: str | Iterable[str] | None = None,
+        drift: DriftPolicy = "raise",
     ) -> None:
         passed = locals().copy()  # for a registered integration: what was left at its default
         # Plain attributes, checked here; the options that are properties check themselves.
         check_session_option("raise_for_status", raise_for_status)
         check_session_option("request_id_header", request_id_header)
+        check_drift_policy(drift)
         super().__init__()
         # What a subclass set on its class or on the instance before super().__init__() stays, unless
         # the same option was passed here (see _subclassing).
@@ -183,6 +191,7 @@ class ResilientSession(OriginalSession):
             "budget": budget,
             "bulkhead": bulkhead,
             "allowed_origins": allowed_origins,
+            "drift": drift,
         }
         for name, value in options.items():
             stored_as = f"_{name}" if name in _PROPERTIES else None
@@ -550,6 +559,7 @@ class ResilientSession(OriginalSession):
                 leave(token)
                 call.unwatch()
         ensure_normalized(response)  # a plain adapter the user mounted does not attach it
+        response._resilient_session = self  # type: ignore[attr-defined]  # into(): integration, drift, events
         if observer is not None:
             end_call(observer, call, response=response)
         if self.raise_for_status:

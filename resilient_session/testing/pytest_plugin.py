@@ -21,7 +21,7 @@ module-level session or through sessions made per call) never refuses the next t
 the integrations registry (:mod:`resilient_session.registry`) back as it was before the test: what a
 test registered or unregistered is undone, what was registered before it (at import, in a conftest) stays.
 Likewise :func:`~resilient_session.install`: a test that called it (or ``uninstall()``) leaves requests as
-the test found it.
+the test found it. It also forgets which schema-drift WARNINGs were logged, so each test sees its own.
 Redis-backed state is not touched.
 
 Installing the package registers nothing with pytest; this module imports nothing beyond pytest until a
@@ -102,6 +102,9 @@ def _resilient_session_clean_state() -> Iterator[None]:
     store = sys.modules.get("resilient_session.stores.memory")
     if store is not None:
         store.clear_memory_stores()  # the process-wide default store included
+    drift = sys.modules.get("resilient_session.normalization.drift")
+    if drift is not None:
+        drift.reset_drift_warnings()
 
 
 @pytest.fixture(scope="session")
