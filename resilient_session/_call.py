@@ -79,6 +79,9 @@ class CallState:
     retries: Any = None
     #: A ``Retry`` the next attempt continues from (set before re-sending after a broken body).
     resume: Any = None
+    #: The owner's retry policy, standing in for the untouched default ``max_retries`` of an adapter the
+    #: owner may not change (a plain session's, under ``install()``); ``None``: the adapter's own.
+    retry_standin: Any = None
     # Watchdog bookkeeping (see _watchdog): registered, deadline passed, connection being read.
     watched: bool = False
     expired: bool = False

@@ -74,7 +74,7 @@ class DeadlineAwarePool:
                 retries, call.resume = call.resume, None
             elif call.retries is None and isinstance(retries, Retry):
                 # First attempt of this send: the adapter's own policy, whoever wrote it.
-                retries = call_aware(retries)
+                retries = call_aware(_stand_in(call, retries))
                 if not call.replayable:
                     retries = no_retries(retries)
                 call.retries = retries
@@ -241,9 +241,22 @@ def follows_session_retry(adapter: BaseAdapter, previous: Retry | None = None) -
     retries = adapter.max_retries
     if previous is not None and retries is previous:
         return True
+    return _untouched(retries)
+
+
+def _untouched(retries: Any) -> bool:
+    """True when *retries* is what ``HTTPAdapter()`` makes when given no ``max_retries``."""
     default = _default_max_retries()
     # requests builds a fresh Retry per adapter: only its type and every option can say "untouched".
     return type(retries) is type(default) and vars(retries) == vars(default)
+
+
+def _stand_in(call: CallState, retries: Any) -> Any:
+    """*retries*, or the call's stand-in policy when *retries* is an untouched default (see CallState)."""
+    standin = call.retry_standin
+    if standin is not None and _untouched(retries):
+        return standin
+    return retries
 
 
 @cache
@@ -409,12 +422,12 @@ def _attempts(
     if timeout is None:
         own = getattr(adapter, "timeout", None)
         timeout = own if _is_timeout(own) else call.default_timeout or DEFAULT_TIMEOUT
-    policy = getattr(adapter, "max_retries", None)
+    policy = _stand_in(call, getattr(adapter, "max_retries", None))
     call.attempts = 1
     call.retries = call.resume = None
     call.replayable = _replayable(request)
     call.idempotency_key = bool(
-        getattr(policy, "idempotency_key_header", None) and policy.idempotency_key_header in request.headers  # type: ignore[union-attr]
+        getattr(policy, "idempotency_key_header", None) and policy.idempotency_key_header in request.headers
     )
     call.tighten_deadline(getattr(adapter, "deadline", None))
     # The first body that broke off: if the attempts after it fail too, the call raises this, the

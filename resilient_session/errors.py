@@ -38,6 +38,7 @@ __all__ = [
     "OAuth2TokenError",
     "RateLimitedError",
     "RetryExhaustedError",
+    "SchemaMismatchError",
     "ServerError",
     "StalledBodyError",
     "TokenEndpointError",
@@ -326,6 +327,41 @@ class MalformedResponseError(APIError, ValueError):
         super().__init__(message, **kwargs)
         self.code = code
         self.details = dict(details or {})
+
+
+class SchemaMismatchError(MalformedResponseError):
+    """A well-formed body that does not fit the caller's type (``response.normalized.into(Model)``):
+    schema drift. ``code`` is ``"schema_mismatch"``.
+
+    ``mismatches`` holds one :class:`~resilient_session.normalization.Mismatch` per failing place (its
+    path, what was expected, the kind of value received); ``unknown`` the paths of fields the type does not
+    declare. ``model`` names the type, ``integration``, ``route`` and ``request_id`` the call. Neither the
+    message nor any attribute holds a value of the body: it may carry personal data or secrets.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        mismatches: tuple[Any, ...] = (),
+        unknown: tuple[str, ...] = (),
+        model: str = "",
+        integration: str | None = None,
+        route: str | None = None,
+        request_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("code", "schema_mismatch")
+        super().__init__(message, **kwargs)
+        self.mismatches = tuple(mismatches)
+        self.unknown = tuple(unknown)
+        self.model = model
+        self.integration = integration
+        self.route = route
+        self.request_id = request_id
+
+    def _context(self) -> list[tuple[str, Any]]:
+        return [*super()._context(), ("integration", self.integration), ("request_id", self.request_id)]
 
 
 class InvalidConfigError(ConfigurationError):

@@ -66,6 +66,8 @@ SESSION_OPTIONS = (
     "max_response_size",
     "degrade",
     "headers",
+    "allowed_origins",
+    "drift",
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")

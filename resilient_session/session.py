@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -36,6 +36,7 @@ from .adapter import (
 from .auth import origins as _origins
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
+from .normalization.drift import DriftPolicy, check_drift_policy
 from .normalization.view import ensure_normalized
 from .observe.events import (
     DEFAULT_REQUEST_ID_HEADER,
@@ -110,6 +111,9 @@ class ResilientSession(OriginalSession):
     :param tracing: ``True`` (default): OpenTelemetry spans once the application installed a tracer
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.observe.tracing`.
+    :param drift: What ``response.normalized.into(Model)`` does with a body that does not fit:
+        ``"raise"`` (default) :class:`~resilient_session.errors.SchemaMismatchError`, ``"warn"`` (return what
+        validates and report) or ``"ignore"``. See ``docs/normalization.md``.
 
     ``base_url``, ``timeout``, ``retry``, ``deadline``, ``raise_for_status`` and ``request_id_header``
     are checked here, as the integrations file checks them and with its words (``TypeError`` for a wrong
@@ -129,7 +133,7 @@ class ResilientSession(OriginalSession):
     __attrs__ = [
         *OriginalSession.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
-        *("events", "integration", "request_id_header", "max_response_size"),
+        *("events", "integration", "request_id_header", "max_response_size", "drift"),
         *("allowed_origins", "_bound_auth", "degrade"),
     ]
 
@@ -139,6 +143,8 @@ class ResilientSession(OriginalSession):
 
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
     tracing: Any = True
+    #: The class default, for sessions unpickled from before the option existed.
+    drift: DriftPolicy = "raise"
 
     # Set by __init__ unless a subclass set them first (see _subclassing).
     degrade: Degrade | None
@@ -165,12 +171,14 @@ class ResilientSession(OriginalSession):
         tracing: Any = True,
         max_response_size: int | None = None,
         allowed_origins: str | Iterable[str] | None = None,
+        drift: DriftPolicy = "raise",
         degrade: Degrade | None = None,
     ) -> None:
         passed = locals().copy()  # for a registered integration: what was left at its default
         # Plain attributes, checked here; the options that are properties check themselves.
         check_session_option("raise_for_status", raise_for_status)
         check_session_option("request_id_header", request_id_header)
+        check_drift_policy(drift)
         if degrade is not None and not isinstance(degrade, Degrade):
             raise TypeError(f"degrade must be a Degrade or None, not {type(degrade).__name__}")
         super().__init__()
@@ -192,6 +200,7 @@ class ResilientSession(OriginalSession):
             "budget": budget,
             "bulkhead": bulkhead,
             "allowed_origins": allowed_origins,
+            "drift": drift,
             "degrade": degrade,
         }
         for name, value in options.items():
@@ -591,6 +600,7 @@ class ResilientSession(OriginalSession):
                 leave(token)
                 call.unwatch()
         ensure_normalized(response)  # a plain adapter the user mounted does not attach it
+        response._resilient_session = self  # type: ignore[attr-defined]  # into(): integration, drift, events
         if observer is not None:
             end_call(observer, call, response=response)
         if self.raise_for_status:
@@ -602,21 +612,32 @@ class ResilientSession(OriginalSession):
     def _send(
         self, call: CallState, request: requests.PreparedRequest, kwargs: dict[str, Any]
     ) -> requests.Response:
-        """requests' send; when a body broke off after the response hooks (a hook's read or requests'
-        own), the hop goes again: the adapter continues its retry chain, the hooks see the new answer."""
-        try:
-            while True:
-                try:
-                    return super().send(request, **kwargs)
-                except requests.RequestException as exc:
-                    broken = call.broken_after_hooks
-                    if broken is None or broken.error is not exc or broken.resend:
-                        raise
-                    broken.resend = True
-                    call.sending = True  # requests looks the adapter up again
-        finally:
-            if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
-                call.broken_after_hooks = None  # the send again ended before reaching an adapter
+        """requests' send, through :func:`send_again_if_broken`."""
+        return send_again_if_broken(call, super().send, request, kwargs)
+
+
+def send_again_if_broken(
+    call: CallState,
+    send: Callable[..., requests.Response],
+    request: requests.PreparedRequest,
+    kwargs: dict[str, Any],
+) -> requests.Response:
+    """``send(request, **kwargs)`` (requests' ``Session.send``); when a body broke off after the response
+    hooks (a hook's read or requests' own), the hop goes again: the adapter continues its retry chain, the
+    hooks see the new answer."""
+    try:
+        while True:
+            try:
+                return send(request, **kwargs)
+            except requests.RequestException as exc:
+                broken = call.broken_after_hooks
+                if broken is None or broken.error is not exc or broken.resend:
+                    raise
+                broken.resend = True
+                call.sending = True  # requests looks the adapter up again
+    finally:
+        if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
+            call.broken_after_hooks = None  # the send again ended before reaching an adapter
 
 
 # Options stored by a property of ours in ``_<name>``.

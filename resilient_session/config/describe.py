@@ -38,6 +38,7 @@ def describe(config: IntegrationConfig) -> dict[str, str]:
         "headers": ", ".join(f"{k}: {v}" for k, v in config.headers.items()) or "none",
         "request_id_header": config.request_id_header or "none",
         "raise_for_status": str(config.raise_for_status).lower(),
+        "drift": config.drift,
         "worst_case": _worst_case(config).describe(),
     }
 
@@ -69,6 +70,7 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
         "headers": dict(config.headers),
         "request_id_header": config.request_id_header,
         "raise_for_status": config.raise_for_status,
+        "drift": config.drift,
         "worst_case": _worst_case_values(config),
     }
 

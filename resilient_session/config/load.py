@@ -281,6 +281,8 @@ class _Checker:
             f"{where}.raise_for_status", "raise_for_status", table["raise_for_status"]
         ):
             kwargs["raise_for_status"] = table["raise_for_status"]
+        if "drift" in table and self.option(f"{where}.drift", "drift", table["drift"]):
+            kwargs["drift"] = table["drift"]
         if len(self.problems) > before:
             return None
         return IntegrationConfig(**kwargs)

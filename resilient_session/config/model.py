@@ -92,6 +92,7 @@ class IntegrationConfig:
     allowed_origins: tuple[str, ...] = ()
     request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER
     raise_for_status: bool = False
+    drift: str = "raise"
     description: str | None = None
 
     def env_vars(self) -> dict[str, str]:
@@ -129,6 +130,7 @@ class IntegrationConfig:
             "bulkhead": self.bulkhead or False,
             "integration": self.name,
             "request_id_header": self.request_id_header,
+            "drift": self.drift,
             "degrade": self._degrade(),
         }
 

@@ -246,6 +246,7 @@ INTEGRATION_KEYS = (
     "headers",
     "request_id_header",
     "raise_for_status",
+    "drift",
 )
 
 

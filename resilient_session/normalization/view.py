@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 import requests
 from lxml import etree
@@ -21,6 +21,7 @@ from .._redact import redact_text, redact_url
 from ..errors import MalformedResponseError, status_error_for
 from ..retry import DEFAULT_STATUS_FORCELIST
 from .body import Overflow, read_bounded
+from .drift import DriftPolicy
 from .envelopes import _Envelope, _json_envelope, _xml_envelope
 from .secrets import _request_secrets
 from .sniff import (
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 Format = Literal["json", "xml", "text", "empty", "binary"]
+T = TypeVar("T")
 
 #: Bodies larger than this many bytes are not parsed (10 MiB).
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
@@ -323,6 +325,40 @@ class NormalizedResponse:
             status_error.normalized_error = error  # type: ignore[attr-defined]
             raise status_error
         self._raise_malformed(error)
+
+    @overload
+    def into(self, type_: type[T], *, drift: DriftPolicy | None = None, route: str | None = None) -> T: ...
+    @overload
+    def into(self, type_: Any, *, drift: DriftPolicy | None = None, route: str | None = None) -> Any: ...
+    def into(self, type_: Any, *, drift: DriftPolicy | None = None, route: str | None = None) -> Any:
+        """The body as an instance of *type_*: a pydantic model, a dataclass, a ``TypedDict``,
+        ``list[Model]``, anything pydantic's ``TypeAdapter`` takes (needs the ``models`` extra).
+
+        The same type reads a JSON body and an XML one (the XML mapping rules are in
+        ``docs/normalization.md``). Nothing is validated before this call; a JSON body goes from bytes
+        straight into pydantic's JSON validation.
+
+        :param drift: What to do when the body does not fit: ``"raise"``, ``"warn"`` (return what
+            validates, in lax mode, and report) or ``"ignore"``. Default: the session's ``drift``
+            (``"raise"`` outside a session).
+        :param route: The name drift is reported under (default: method and path, ids as ``{id}``).
+        :raises APIStatusError: for a 4xx/5xx response (the typed status error, as ``raise_for_error``).
+        :raises SchemaMismatchError: the body does not fit (under ``"warn"`` and ``"ignore"`` only when its
+            top level cannot be built).
+        :raises MalformedResponseError: the body is malformed, too large, unreadable or an error envelope.
+        """
+        from .typed import into
+
+        return into(self, type_, self._read_declared, drift=drift, route=route)
+
+    def _read_declared(self, expected: str) -> bytes | NormalizedError:
+        """The body (read within the size limit), for a body declared *expected*; no parsing. A body
+        that could not be read is recorded as the parse result: it cannot be read a second time."""
+        body = _Body(self._response, self._normalizer)
+        content = body._content(expected)
+        if isinstance(content, NormalizedError) and self._parsed is None:
+            self._parsed = body._finish(_EXPECTED.get(expected, "binary"), None, content)
+        return content
 
     def _raise_malformed(self, error: NormalizedError) -> NoReturn:
         response = self._response

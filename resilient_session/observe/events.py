@@ -127,7 +127,15 @@ class BudgetExhausted:
     request_id: str | None
 
 
-_KINDS = ("request", "retry", "response", "error", "breaker_state_change", "budget_exhausted")
+_KINDS = (
+    "request",
+    "retry",
+    "response",
+    "error",
+    "breaker_state_change",
+    "budget_exhausted",
+    "schema_drift",
+)
 
 
 class Events:
@@ -141,7 +149,8 @@ class Events:
 
     ``on_request``, ``on_retry``, ``on_response`` and ``on_error`` receive a :class:`CallEvent`;
     ``on_breaker_state_change`` a :class:`~resilient_session.StateChange` (transitions caused by this
-    session's calls); ``on_budget_exhausted`` a :class:`BudgetExhausted`. In one call the order is
+    session's calls); ``on_budget_exhausted`` a :class:`BudgetExhausted`; ``on_schema_drift`` a
+    :class:`~resilient_session.normalization.SchemaDrift`. In one call the order is
     ``request``, then ``retry`` once per retry, then exactly one of ``response`` or ``error``.
 
     Callbacks run synchronously in the calling thread. An exception in a callback is logged and never
@@ -176,6 +185,11 @@ class Events:
     def on_budget_exhausted(self, callback: Callback) -> Callback:
         """Call *callback* when the retry budget refused a retry of a call of this session."""
         return self._add("budget_exhausted", callback)
+
+    def on_schema_drift(self, callback: Callback) -> Callback:
+        """Call *callback* each time ``response.normalized.into()`` of a response of this session finds
+        a body that does not fit its type, or fields the type does not declare."""
+        return self._add("schema_drift", callback)
 
     def remove(self, callback: Callable[..., Any]) -> None:
         """Unregister *callback* from every event it was registered for."""
