@@ -4,7 +4,7 @@ The top level holds what most code uses: the session and its adapter, the polici
 the errors worth catching. Everything else lives in a subpackage by concept:
 
 - :mod:`resilient_session.errors`: every error class (the rare ones: proxy, TLS, token endpoint ...);
-- :mod:`resilient_session.policies`: breaker, budget and bulkhead, with their state types;
+- :mod:`resilient_session.policies`: breaker, budget, bulkhead and rate limit, with their state types;
 - :mod:`resilient_session.stores`: where policy state lives (memory, Redis, custom stores);
 - :mod:`resilient_session.auth`: API keys, bearer, Basic, OAuth 2;
 - :mod:`resilient_session.normalization`: the normalized view of responses and errors;
@@ -40,13 +40,14 @@ from .errors import (
     InvalidConfigError,
     MalformedResponseError,
     NotFoundError,
+    QuotaExceededError,
     RateLimitedError,
     RetryExhaustedError,
     ServerError,
 )
 from .normalization import normalize
 from .observe.logging import redact_own_logs
-from .policies import Bulkhead, CircuitBreaker, RetryBudget
+from .policies import Bulkhead, CircuitBreaker, RateLimit, RetryBudget
 from .retry import RetryPolicy
 from .session import ResilientSession
 
@@ -105,6 +106,8 @@ __all__ = [
     "NotFoundError",
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
+    "QuotaExceededError",
+    "RateLimit",
     "RateLimitedError",
     "ResilientAdapter",
     "ResilientSession",
