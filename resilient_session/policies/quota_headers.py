@@ -264,7 +264,7 @@ def _number(raw: str | None, low: float, high: float) -> float | None:
     if raw is None:
         return None
     text = raw.strip()
-    if len(text) > 64 or not _PLAIN_NUMBER.match(text):
+    if len(text) > 512 or not _PLAIN_NUMBER.match(text):
         return None
     value = clamp(text, -math.inf, math.inf, math.nan)
     if math.isnan(value) or value < low:

@@ -308,6 +308,8 @@ def _acquire_py(
         interval = 1.0 / rate
         base = max(s["tat"], now + after, s["till"])
         wait = max(0.0, base + interval - burst * interval - now, hold, after)
+        if wait < 1e-6:
+            wait = 0.0  # rounding of the clock's float, not a wait
         if wait > max_wait:
             return state, (0.0, wait, rate, hold)
         s["tat"] = base + interval

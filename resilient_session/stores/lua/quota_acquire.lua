@@ -15,6 +15,7 @@ else
   local interval = 1 / rate
   local base = math.max(s.tat, now + after, s.till)
   wait = math.max(0, base + interval - burst * interval - now, hold, after)
+  if wait < 1e-6 then wait = 0 end
   if wait > max_wait then return {num(0), num(wait), num(rate), num(hold)} end
   s.tat = base + interval
 end
