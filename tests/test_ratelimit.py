@@ -192,7 +192,7 @@ def test_a_429_lowers_the_rate_to_beta_times_what_was_sent_then_it_climbs_back(c
     k = (100 * (1 - CUBIC_BETA) / CUBIC_C) ** (1 / 3)
     clock.now += k / 2
     middle = policy.state(KEY).adaptive_rate
-    assert middle is not None and after < middle < 100
+    assert middle is not None and after is not None and after < middle < 100
     clock.now += k / 2
     assert policy.state(KEY).adaptive_rate == pytest.approx(100, rel=0.05)
 
