@@ -40,14 +40,13 @@ from .errors import (
     InvalidConfigError,
     MalformedResponseError,
     NotFoundError,
-    QuotaExceededError,
     RateLimitedError,
     RetryExhaustedError,
     ServerError,
 )
 from .normalization import normalize
 from .observe.logging import redact_own_logs
-from .policies import Bulkhead, CircuitBreaker, RateLimit, RetryBudget
+from .policies import Bulkhead, CircuitBreaker, RetryBudget
 from .retry import RetryPolicy
 from .session import ResilientSession
 
@@ -106,8 +105,6 @@ __all__ = [
     "NotFoundError",
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
-    "QuotaExceededError",
-    "RateLimit",
     "RateLimitedError",
     "ResilientAdapter",
     "ResilientSession",

@@ -1,7 +1,7 @@
 """One call's place in a rate limit: a slot taken before each attempt, every answer learned from.
 
-The adapter opens a :class:`QuotaGate` per hop when a :class:`~resilient_session.RateLimit` is in force
-and keeps it in the call's state, where the retry policy finds it before each retry.
+The adapter opens a :class:`QuotaGate` per hop when a :class:`~resilient_session.policies.RateLimit` is in
+force and keeps it in the call's state, where the retry policy finds it before each retry.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class QuotaGate:
         self.waited = 0.0
 
     def take(self, call: CallState, request: Any) -> None:
-        """Wait for the first attempt's slot, or raise :class:`~resilient_session.QuotaExceededError`
+        """Wait for the first attempt's slot, or raise :class:`~resilient_session.errors.QuotaExceededError`
         at once (nothing sent) when it does not come within the call's time."""
         slot = self.policy.acquire(self.key, _max_wait(call))
         if not slot.granted:

@@ -91,8 +91,8 @@ class ResilientSession(OriginalSession):
         ``RetryBudget()``, or ``False``. It only ever removes retries, never adds a failure.
     :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` for ``Bulkhead()``, or ``False``
         (default).
-    :param rate_limit: A :class:`~resilient_session.RateLimit` shaping calls to the upstream's quota
-        (waiting for a slot, or :class:`~resilient_session.QuotaExceededError` when none comes in
+    :param rate_limit: A :class:`~resilient_session.policies.RateLimit` shaping calls to the upstream's quota
+        (waiting for a slot, or :class:`~resilient_session.errors.QuotaExceededError` when none comes in
         time), ``True`` for ``RateLimit()`` (learned from the upstream's headers and 429s only), or
         ``False``/``None`` (default): none.
     :param integration: A name for the upstream (``"stripe"``), put on log lines, events and spans.

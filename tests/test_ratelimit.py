@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resilient_session import RateLimit
+from resilient_session.policies import RateLimit
 from resilient_session.policies.quota_headers import Quota
 from resilient_session.policies.ratelimit import _ACQUIRE, _LEARN, _SNAPSHOT, CUBIC_BETA, CUBIC_C, rate_text
 from resilient_session.stores import MemoryStore, RedisStore

@@ -5,7 +5,7 @@ The state of a limit is a GCRA schedule (the theoretical arrival time of the nex
 :class:`~resilient_session.RedisStore` every process of the fleet, draws from one schedule. Taking a
 slot is a reservation: the store hands each caller, in the order they reach it, the time its call may go,
 and the caller sleeps until then (first come, first served, no polling). A call whose slot lies beyond
-its time left is refused at once with :class:`~resilient_session.QuotaExceededError`, nothing sent.
+its time left is refused at once with :class:`~resilient_session.errors.QuotaExceededError`, nothing sent.
 
 Three sources set the rate, the lowest wins:
 
@@ -85,7 +85,7 @@ class RateLimit:
 
     Calls are spaced evenly at the rate in force, with at most ``burst`` sent at once; a call waits
     for its turn (in arrival order) as long as the wait fits in its deadline and ``max_wait``,
-    otherwise it fails at once with :class:`~resilient_session.QuotaExceededError`, whose
+    otherwise it fails at once with :class:`~resilient_session.errors.QuotaExceededError`, whose
     ``retry_after`` says when a slot would be free. Nothing is sent for a refused call.
 
     :param calls: The static quota: calls allowed per ``per`` seconds. ``None`` (default): no static
