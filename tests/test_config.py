@@ -335,8 +335,8 @@ auth = { type = "bearer", token = "literal" }
         load_config(path)
     assert info.value.problems == (
         "integrations.stripe.colour: unknown key (expected one of: allowed_origins, auth, base_url, "
-        "breaker, budget, bulkhead, deadline, description, headers, raise_for_status, request_id_header, "
-        "retry, store, timeout)",
+        "breaker, budget, bulkhead, deadline, description, headers, raise_for_status, rate_limit, "
+        "request_id_header, retry, store, timeout)",
         'integrations.stripe.retry.total: expected an integer, got "three"',
         'integrations.crm.base_url: missing (e.g. base_url = "https://api.example.com/v1")',
         "integrations.crm.timeout: must be > 0, got -2",

@@ -4,17 +4,21 @@ twin of every op against the Python one, on a real ``redis-server``."""
 from __future__ import annotations
 
 import logging
+import pickle
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from resilient_session import InvalidConfigError, ResilientSession, registry
+from resilient_session.config import load_config
 from resilient_session.policies import RateLimit
 from resilient_session.policies.quota_headers import Quota
 from resilient_session.policies.ratelimit import _ACQUIRE, _LEARN, _SNAPSHOT, CUBIC_BETA, CUBIC_C, rate_text
-from resilient_session.stores import MemoryStore, RedisStore
+from resilient_session.stores import MemoryStore, RedisStore, default_store
 from resilient_session.stores.base import AtomicOp
 from tests.test_redis_store import RedisServer
 
@@ -313,3 +317,65 @@ def test_corrupt_quota_state_in_redis_is_treated_as_absent(redis_server: RedisSe
     assert policy.acquire(KEY).wait == 0
     assert policy.state(KEY).hold == 0
     assert not store.degraded
+
+
+# -- the integrations file, the registry, check -------------------------------------------------------
+
+
+def _document(**rate_limit: object) -> dict[str, object]:
+    return {"integrations": {"api": {"base_url": "https://api.example.com/v1", "rate_limit": rate_limit}}}
+
+
+def test_the_integrations_file_refuses_a_bad_rate_limit_table() -> None:
+    with pytest.raises(InvalidConfigError) as info:
+        load_config(_document(calls=0, burst="two", colour="red"))
+    problems = "\n".join(info.value.problems)
+    assert "integrations.api.rate_limit.calls: must be > 0, got 0" in problems
+    assert "integrations.api.rate_limit.burst" in problems
+    assert "integrations.api.rate_limit.colour: unknown key" in problems
+
+
+def test_a_rate_limit_from_the_file_is_named_after_the_integration(tmp_path: Path) -> None:
+    config = load_config(_document(calls=100, per=60, max_wait=5))["api"]
+    assert config.rate_limit == RateLimit(calls=100, per=60, max_wait=5, store=config.rate_limit.store)  # type: ignore[union-attr]
+    session = ResilientSession.from_integration(config)
+    assert session.rate_limit is not None
+    assert (session.rate_limit.name, session.rate_limit.calls, session.rate_limit.max_wait) == ("api", 100, 5)
+    assert config.describe()["rate_limit"] == (
+        "1.667/s static, burst 1; learned from the upstream's headers (lower only); adaptive after 429s; "
+        "a call waits at most 5 s"
+    )
+    assert config.policy()["rate_limit"]["calls"] == 100
+    assert "rate limit 5 s" in config.describe()["worst_case"]
+    off = load_config(_document())["api"]
+    assert off.rate_limit == RateLimit(store=off.rate_limit.store)  # type: ignore[union-attr]
+    none = load_config({"integrations": {"api": {"base_url": "https://api.example.com/v1"}}})["api"]
+    assert none.rate_limit is None and none.describe()["rate_limit"] == "off"
+
+
+def test_registered_sessions_share_one_limit_named_after_the_integration() -> None:
+    saved = registry.snapshot()
+    try:
+        item = registry.register(
+            "quota-test", base_url="https://api.example.com/v1", rate_limit=RateLimit(calls=5)
+        )
+        made = [registry.session("quota-test") for _ in range(2)]
+        limits = [s.rate_limit for s in made]
+        assert all(lim is not None and lim.name == "quota-test" and lim.calls == 5 for lim in limits)
+        assert item.options["rate_limit"].name == "quota-test"
+        assert ResilientSession(integration="quota-test").rate_limit == limits[0]
+        assert ResilientSession(integration="quota-test", rate_limit=False).rate_limit is None
+    finally:
+        registry.restore(saved)
+
+
+def test_a_session_takes_true_false_and_refuses_other_values() -> None:
+    assert ResilientSession(rate_limit=True).rate_limit == RateLimit(store=default_store())
+    assert ResilientSession().rate_limit is None
+    session = ResilientSession(rate_limit=RateLimit(calls=3))
+    session.rate_limit = False
+    assert session.rate_limit is None
+    with pytest.raises(TypeError, match="rate_limit"):
+        ResilientSession(rate_limit=5)  # type: ignore[arg-type]
+    copied = pickle.loads(pickle.dumps(ResilientSession(rate_limit=RateLimit(calls=3))))
+    assert copied.rate_limit is not None and copied.rate_limit.calls == 3
