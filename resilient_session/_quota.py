@@ -73,6 +73,17 @@ class QuotaGate:
             self.quota = quota
         self.policy.learn_from(self.key, quota, status, age=time.monotonic() - self.sent_at)
 
+    def attributes(self) -> dict[str, float]:
+        """The last known quota and the time waited, as span attributes (``resilient_session.quota.*``)."""
+        found: dict[str, float] = {"resilient_session.quota.wait_ms": round(self.waited * 1e3, 3)}
+        quota = self.quota
+        if quota is not None:
+            for name in ("limit", "remaining", "reset"):
+                value = getattr(quota, name)
+                if value is not None:
+                    found[f"resilient_session.quota.{name}"] = value
+        return found
+
     def _sleep(self, wait: float) -> None:
         if wait > 0:
             self.waited += wait
@@ -94,8 +105,8 @@ def open_gate(policy: RateLimit | None, call: CallState, request: Any) -> QuotaG
         call.extras.pop(_GATE, None)
         return None
     gate = QuotaGate(policy, policy.key_for(request.url or "", request.headers))
-    gate.take(call, request)
     call.extras[_GATE] = gate
+    gate.take(call, request)
     return gate
 
 

@@ -26,9 +26,11 @@ from typing import Any, TypeVar
 import requests
 
 from .._call import CallObserver, CallState, RetryGate, current_call
+from .._quota import current_gate
 from .._redact import redact_url
 from ..errors import CircuitOpenError
 from ..policies.budget import BudgetGate
+from ..policies.quota_headers import Quota
 from .tracing import CallTrace, tracer_for
 
 __all__ = [
@@ -90,6 +92,10 @@ class CallEvent:
     :param delay: Seconds the retry waits first.
     :param outcome: ``"ok"``, ``"http_error"`` or ``"error"`` for ``response`` and ``error``.
     :param breaker_state: ``"closed"``, ``"half_open"`` or ``"open"`` when a circuit breaker is used.
+    :param quota: With a rate limit (``response`` and ``error``): the last quota the upstream described
+        during the call (a :class:`~resilient_session.policies.Quota`: limit, remaining, reset), or
+        ``None`` when it described none.
+    :param quota_wait: With a rate limit: seconds the call waited for its slots.
     :param response: The final response (``response`` only).
     :param error: The exception the call raised (``error`` only).
     """
@@ -108,6 +114,8 @@ class CallEvent:
     breaker_state: str | None = None
     response: requests.Response | None = dataclasses.field(default=None, repr=False)
     error: BaseException | None = None
+    quota: Quota | None = None
+    quota_wait: float | None = None
 
 
 @dataclass(frozen=True)
@@ -394,8 +402,13 @@ class _Observer(CallObserver):
         if self.current is not None:
             self._end_attempt(call, status if status is not None else call.last_status, error_type, outcome)
         elapsed = call.elapsed()
+        gate = current_gate(call)
         if log.isEnabledFor(logging.INFO):
             fields = self._fields(call, status, self.count, elapsed, outcome, error_type)
+            if gate is not None:
+                fields["quota_wait_ms"] = round(gate.waited * 1e3, 3)
+                if gate.quota is not None:
+                    fields["quota_remaining"] = gate.quota.remaining
             if error is None:
                 log.info(
                     "%s %s -> %s in %.1f ms (%s)",
@@ -417,12 +430,17 @@ class _Observer(CallObserver):
                     extra=fields,
                 )
         if self.trace is not None:
+            if gate is not None:
+                self.trace.set_attributes(gate.attributes())
             self.trace.end(status, error, self.count, self.retries, self.breaker_state)
         if self.events:
             kind = "error" if error is not None else "response"
+            quota: dict[str, Any] = {} if gate is None else {"quota": gate.quota, "quota_wait": gate.waited}
             self.events.emit(
                 kind,
-                self._event(kind, call, status=status, outcome=outcome, response=response, error=error),
+                self._event(
+                    kind, call, status=status, outcome=outcome, response=response, error=error, **quota
+                ),
             )
 
     # -- CallObserver ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 import time
@@ -225,3 +226,56 @@ def test_an_unreachable_redis_fails_open_to_the_limit_of_the_process(
     assert store.degraded
     assert took >= 4 / 10 - 0.01
     assert _most_in_any_window(_arrivals(upstream, "/q"), 0.1) <= 2
+
+
+# -- visible ------------------------------------------------------------------------------------------
+
+
+QUOTA_HEADERS = {"RateLimit-Policy": '"m";q=100;w=60', "RateLimit": '"m";r=41;t=17'}
+
+
+def test_events_logs_spans_and_normalized_show_the_last_known_quota(
+    upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    url = upstream.script("/q", Reply(headers=QUOTA_HEADERS))
+    session = ResilientSession(rate_limit=RateLimit(store=MemoryStore()), tracing=provider, integration="crm")
+    seen: list[Any] = []
+    session.events.on_response(seen.append)
+    with caplog.at_level(logging.INFO, logger="resilient_session"):
+        response = session.get(url)
+    quota = response.normalized.quota  # type: ignore[attr-defined]
+    assert quota is not None and (quota.limit, quota.window, quota.remaining, quota.reset) == (
+        100,
+        60,
+        41,
+        17,
+    )
+    event = seen[0]
+    assert event.quota == quota and event.quota_wait == 0
+    line = next(r for r in caplog.records if r.getMessage().startswith("GET "))
+    assert line.quota_remaining == 41 and line.quota_wait_ms == 0  # type: ignore[attr-defined]
+    call_span = next(s for s in exporter.get_finished_spans() if s.name == "GET crm")
+    attributes = dict(call_span.attributes or {})
+    assert attributes["resilient_session.quota.limit"] == 100
+    assert attributes["resilient_session.quota.remaining"] == 41
+    assert attributes["resilient_session.quota.reset"] == 17
+    assert attributes["resilient_session.quota.wait_ms"] == 0
+
+
+def test_the_error_event_of_a_refused_call_says_nothing_was_sent(upstream: Upstream) -> None:
+    url = upstream.script("/q", Reply())
+    session = ResilientSession(rate_limit=RateLimit(calls=1, per=10, store=MemoryStore()), deadline=0.5)
+    errors: list[Any] = []
+    session.events.on_error(errors.append)
+    session.get(url)
+    with pytest.raises(QuotaExceededError):
+        session.get(url)
+    assert upstream.count("/q") == 1
+    assert isinstance(errors[0].error, QuotaExceededError) and errors[0].status is None
