@@ -23,6 +23,8 @@ KEPT_FOR_CALL = 0.1
 
 # Where the gate of the hop in progress lives in CallState.extras.
 _GATE = "quota_gate"
+# How often a call that slept for its slot looks again for a hold that began meanwhile.
+_RECHECKS = 3
 
 
 class QuotaGate:
@@ -42,6 +44,15 @@ class QuotaGate:
         """Wait for the first attempt's slot, or raise :class:`~resilient_session.errors.QuotaExceededError`
         at once (nothing sent) when it does not come within the call's time."""
         slot = self.policy.acquire(self.key, _max_wait(call))
+        for _ in range(_RECHECKS):
+            if not slot.granted or slot.wait <= 0:
+                break
+            self._sleep(slot.wait)
+            # While this call slept, an answer may have told every caller to hold back (a 429, nothing
+            # left): its slot is void, it queues again behind the hold instead of sending into it.
+            if self.policy.state(self.key).hold <= 0:
+                return
+            slot = self.policy.acquire(self.key, _max_wait(call))
         if not slot.granted:
             scope = self.key.split("#", 1)[0]
             held = " (the upstream holds every call back)" if slot.hold > 0 else ""

@@ -169,6 +169,22 @@ def test_retry_after_on_a_429_holds_back_the_calls_of_other_sessions(upstream: U
     assert len(retried) == 2 and retried[1] - retried[0] >= 0.95
 
 
+def test_a_call_waiting_for_its_slot_does_not_send_into_a_hold_that_began_meanwhile(
+    upstream: Upstream,
+) -> None:
+    url = upstream.script("/q", Reply(status=429, headers={"Retry-After": "1"}, delay=0.1), Reply())
+    policy = RateLimit(calls=5, store=MemoryStore(), adaptive=False)
+    first = threading.Thread(target=ResilientSession(rate_limit=policy, retry=False).get, args=(url,))
+    first.start()
+    time.sleep(0.02)  # the first call is on the wire; the second's slot is 0.2 s after it
+    ResilientSession(rate_limit=policy, retry=False).get(url)
+    first.join()
+    sent = _arrivals(upstream, "/q")
+    assert len(sent) == 2
+    # The 429 (answered at 0.1 s) held every call for 1 s: the second went after it, not at 0.2 s.
+    assert sent[1] - sent[0] >= 1.0
+
+
 # -- shared by processes ----------------------------------------------------------------------------
 
 
