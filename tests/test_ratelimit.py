@@ -215,6 +215,16 @@ def test_429s_to_calls_sent_before_the_slow_down_are_its_echo(clock: Clock) -> N
     assert first is not None and second is not None and second < first
 
 
+def test_a_429_before_any_measured_rate_holds_back_but_does_not_guess_a_rate(clock: Clock) -> None:
+    policy = limit(clock)
+    for _ in range(3):
+        policy.acquire(KEY)
+    clock.now += 0.01
+    policy.learn_from(KEY, Quota(retry_after=1.0, source="retry-after"), 429)
+    state = policy.state(KEY)
+    assert state.adaptive_rate is None and state.hold == pytest.approx(1.0)
+
+
 def test_adaptive_false_ignores_429s(clock: Clock) -> None:
     policy = limit(clock, adaptive=False)
     _send(policy, clock, 50, 1.0)

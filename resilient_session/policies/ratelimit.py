@@ -339,10 +339,10 @@ def _learn_py(
         s["till"] = max(s["till"], now + hold)
     if throttled > 0 and (s["wmax"] <= 0 or now - age >= s["tthr"]):
         # Once per round trip: a 429 to a call sent before the last slow-down is its echo.
+        # Slowed down from what was measured (one sample at least: a rate guessed from the first few
+        # calls could be anything); until then the upstream's Retry-After alone holds calls back.
         current = _cubic(s, now)
         measured = s["mr"]
-        if measured <= 0 and s["ms"] > 0 and now > s["ms"]:
-            measured = s["mc"] / max(now - s["ms"], 0.05)
         base = min(r for r in (current, measured) if r > 0) if current > 0 or measured > 0 else 0.0
         if base > 0:
             s["wmax"] = base

@@ -9,7 +9,6 @@ if hold > 0 then s.till = math.max(s.till, now + hold) end
 if throttled > 0 and (s.wmax <= 0 or now - age >= s.tthr) then
   local current = cubic()
   local measured = s.mr
-  if measured <= 0 and s.ms > 0 and now > s.ms then measured = s.mc / math.max(now - s.ms, 0.05) end
   local base = 0
   if current > 0 and measured > 0 then base = math.min(current, measured)
   elseif current > 0 then base = current
