@@ -325,9 +325,10 @@ def run(
             for client in clients:
                 figures = _phase(context, index, client, seconds, shared, url, redis_url)
                 print(
-                    f"{mode:12} {client:26} 429s {figures['429_pct']:6.2f} % (all {figures['429_pct_all']:6.2f} %)"
-                    f"  goodput {figures['goodput_pct']:6.1f} % of Q  added wait p50 {figures['p50_ms']:8.1f} ms"
-                    f"  p99 {figures['p99_ms']:8.1f} ms  calls {figures['calls']:.0f} errors {figures['errors']:.0f}",
+                    f"{mode:12} {client:24} 429s {figures['429_pct']:6.2f} %"
+                    f" (all {figures['429_pct_all']:6.2f} %)  goodput {figures['goodput_pct']:6.1f} % of Q"
+                    f"  added wait p50 {figures['p50_ms']:8.1f} ms  p99 {figures['p99_ms']:8.1f} ms"
+                    f"  calls {figures['calls']:.0f}  errors {figures['errors']:.0f}",
                     flush=True,
                 )
                 ours = client == CLIENTS[-1]

@@ -276,7 +276,7 @@ def _cubic(s: Mapping[str, float], now: float) -> float:
     if wmax <= 0:
         return 0.0
     k: float = (wmax * (1 - CUBIC_BETA) / CUBIC_C) ** (1 / 3)
-    rate: float = CUBIC_C * (now - s["tthr"] - k) ** 3 + wmax
+    rate: float = CUBIC_C * (max(0.0, now - s["tthr"]) - k) ** 3 + wmax
     if s["mr"] > 0:
         rate = min(rate, 2 * s["mr"])  # never far above what is actually sent (AWS's rule)
     return max(MIN_RATE, rate)
@@ -338,15 +338,16 @@ def _learn_py(
     if hold > 0:
         s["till"] = max(s["till"], now + hold)
     if throttled > 0 and (s["wmax"] <= 0 or now - age >= s["tthr"]):
-        # Once per round trip: a 429 to a call sent before the last slow-down is its echo.
+        # Once per overload: a 429 to a call sent before the last slow-down (and its hold) is its echo.
         # Slowed down from what was measured (one sample at least: a rate guessed from the first few
         # calls could be anything); until then the upstream's Retry-After alone holds calls back.
         current = _cubic(s, now)
         measured = s["mr"]
         base = min(r for r in (current, measured) if r > 0) if current > 0 or measured > 0 else 0.0
         if base > 0:
+            # The climb starts when the hold ends; 429s to calls sent before then are this overload's.
             s["wmax"] = base
-            s["tthr"] = now
+            s["tthr"] = max(now, s["till"])
     return s, (s["lrate"], _cubic(s, now), max(0.0, s["till"] - now))
 
 

@@ -15,7 +15,7 @@ if throttled > 0 and (s.wmax <= 0 or now - age >= s.tthr) then
   elseif measured > 0 then base = measured end
   if base > 0 then
     s.wmax = base
-    s.tthr = now
+    s.tthr = math.max(now, s.till)
   end
 end
 save()

@@ -28,7 +28,7 @@ local BETA, C, MIN_RATE, EVERY, SMOOTH = 0.7, 0.4, 0.5, 0.5, 0.8
 local function cubic()
   if s.wmax <= 0 then return 0 end
   local k = (s.wmax * (1 - BETA) / C) ^ (1 / 3)
-  local rate = C * (now - s.tthr - k) ^ 3 + s.wmax
+  local rate = C * (math.max(0, now - s.tthr) - k) ^ 3 + s.wmax
   if s.mr > 0 then rate = math.min(rate, 2 * s.mr) end
   return math.max(MIN_RATE, rate)
 end
