@@ -164,7 +164,7 @@ def _session(client: str, redis_url: str, prefix: str) -> Any:
 
 def _worker(client: str, url: str, redis_url: str, prefix: str, start: Any, times: Any, results: Any) -> None:
     # Every client waits through time.sleep (urllib3's Retry, pyrate-limiter, ours): counted per thread.
-    time.sleep = _counting_sleep(time.sleep)  # type: ignore[assignment]
+    time.sleep = _counting_sleep(time.sleep)
     if os.environ.get("QUOTA_BENCH_SECONDS"):
         import logging
 
