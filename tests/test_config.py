@@ -24,6 +24,7 @@ from resilient_session import (
 )
 from resilient_session.config import load_config
 from resilient_session.config.schema import TABLE_OPTIONS, policy_schema
+from resilient_session.policies import RateLimit
 from resilient_session.stores import RedisStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
@@ -480,6 +481,7 @@ POLICY_TABLES: dict[str, Any] = {
     "breaker": CircuitBreaker,
     "budget": RetryBudget,
     "bulkhead": Bulkhead,
+    "rate_limit": RateLimit,
 }
 
 # A value each kind of option refuses, as the file would write it and as Python would pass it.
