@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resilient_session import InvalidConfigError, ResilientSession, registry
 from resilient_session.config import load_config
+from resilient_session.errors import QuotaExceededError
 from resilient_session.policies import RateLimit
 from resilient_session.policies.quota_headers import Quota
 from resilient_session.policies.ratelimit import _ACQUIRE, _LEARN, _SNAPSHOT, CUBIC_BETA, CUBIC_C, rate_text
@@ -389,3 +391,22 @@ def test_a_session_takes_true_false_and_refuses_other_values() -> None:
         ResilientSession(rate_limit=5)  # type: ignore[arg-type]
     copied = pickle.loads(pickle.dumps(ResilientSession(rate_limit=RateLimit(calls=3))))
     assert copied.rate_limit is not None and copied.rate_limit.calls == 3
+
+
+# -- under responses mocks ------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_with_responses_mocks_the_quota_is_learned_and_a_refused_call_reaches_no_mock() -> None:
+    url = "https://api.example.com/v1/items"
+    responses.get(
+        url,
+        json={},
+        headers={"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"},
+    )
+    session = ResilientSession(rate_limit=RateLimit(store=MemoryStore()), deadline=2.0)
+    assert session.get(url).normalized.quota.remaining == 0  # type: ignore[attr-defined]
+    with pytest.raises(QuotaExceededError) as caught:
+        session.get(url)
+    assert len(responses.calls) == 1
+    assert caught.value.retry_after == pytest.approx(30, abs=0.5)
