@@ -410,3 +410,22 @@ def test_with_responses_mocks_the_quota_is_learned_and_a_refused_call_reaches_no
         session.get(url)
     assert len(responses.calls) == 1
     assert caught.value.retry_after == pytest.approx(30, abs=0.5)
+
+
+def test_check_prints_each_integrations_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from resilient_session.cli import main
+
+    path = tmp_path / "integrations.toml"
+    path.write_text(
+        '[integrations.crm]\nbase_url = "https://api.example.com/v1"\n'
+        "[integrations.crm.rate_limit]\ncalls = 100\nper = 60\n"
+        '[integrations.erp]\nbase_url = "https://erp.example.com"\n',
+        encoding="utf-8",
+    )
+    assert main(["check", str(path)]) == 0
+    lines = [line.split(None, 1) for line in capsys.readouterr().out.splitlines() if "rate_limit" in line]
+    assert [parts[1] for parts in lines] == [
+        "1.667/s static, burst 1; learned from the upstream's headers (lower only); adaptive after 429s; "
+        "a call waits at most 60 s",
+        "off",
+    ]
