@@ -5,7 +5,7 @@ the errors worth catching, and :func:`install`/:func:`uninstall` (the framework 
 of the process). Everything else lives in a subpackage by concept:
 
 - :mod:`resilient_session.errors`: every error class (the rare ones: proxy, TLS, token endpoint ...);
-- :mod:`resilient_session.policies`: breaker, budget and bulkhead, with their state types;
+- :mod:`resilient_session.policies`: breaker, budget, bulkhead and rate limit, with their state types;
 - :mod:`resilient_session.stores`: where policy state lives (memory, Redis, custom stores);
 - :mod:`resilient_session.auth`: API keys, bearer, Basic, OAuth 2;
 - :mod:`resilient_session.normalization`: the normalized view of responses and errors;

@@ -19,6 +19,7 @@ from . import errors
 from ._call import CallState, RetryGate, current_call, enter, leave
 from ._mixins import with_mixin
 from ._options import check_session_option
+from ._quota import open_gate
 from ._watchdog import WATCHDOG
 from .normalization.body import Overflow, read_bounded
 from .normalization.view import DEFAULT_NORMALIZER, Normalizer, with_normalized
@@ -355,6 +356,18 @@ def _policies(
 
 
 def _guarded(
+    adapter: BaseAdapter, send: Send, call: CallState, request: requests.PreparedRequest, *args: Any
+) -> requests.Response:
+    """The rate limit's slot (waited for, or refused at once), then the other policies around one send."""
+    quota = open_gate(_inherit(getattr(adapter, "rate_limit", None), call.owner, "rate_limit"), call, request)
+    if quota is None:
+        return _protected(adapter, send, call, request, *args)
+    response = _protected(adapter, send, call, request, *args)
+    quota.answered(response.headers, response.status_code)
+    return response
+
+
+def _protected(
     adapter: BaseAdapter, send: Send, call: CallState, request: requests.PreparedRequest, *args: Any
 ) -> requests.Response:
     """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""

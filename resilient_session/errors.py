@@ -36,6 +36,7 @@ __all__ = [
     "MalformedResponseError",
     "NotFoundError",
     "OAuth2TokenError",
+    "QuotaExceededError",
     "RateLimitedError",
     "RetryExhaustedError",
     "SchemaMismatchError",
@@ -312,6 +313,30 @@ class BulkheadFullError(APIError, rexc.ConnectionError):
         self.host = host
         self.max_concurrent = max_concurrent
         self.waited = waited
+
+
+class QuotaExceededError(APIError, rexc.ConnectionError):
+    """The rate limit of ``key`` (an integration or ``scheme://host:port``) has no slot for this call
+    within its time left: refused without sending. ``retry_after`` is the number of seconds until a
+    slot would be free, ``rate`` the rate in force (calls per second, ``None`` while the upstream
+    holds every call back)."""
+
+    #: The failure a :class:`~resilient_session.policies.Degrade` policy knows it by.
+    degrade_reason = "quota"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        key: str = "",
+        retry_after: float = 0.0,
+        rate: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.key = key
+        self.retry_after = retry_after
+        self.rate = rate
 
 
 class MalformedResponseError(APIError, ValueError):

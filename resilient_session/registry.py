@@ -61,6 +61,7 @@ SESSION_OPTIONS = (
     "breaker",
     "budget",
     "bulkhead",
+    "rate_limit",
     "request_id_header",
     "tracing",
     "max_response_size",
@@ -172,6 +173,7 @@ def register(
     :param replace: Replace an integration already registered under *name* (otherwise an error).
     :param options: Session keywords (see :class:`~resilient_session.ResilientSession`): ``timeout``,
         ``retry``, ``deadline``, ``auth``, ``raise_for_status``, ``breaker``, ``budget``, ``bulkhead``,
+        ``rate_limit`` (an unnamed one is named after the integration, like the breaker),
         ``request_id_header``, ``tracing``, ``max_response_size``, ``degrade``, and ``headers`` (a
         mapping sent by every session). ``breaker`` and ``budget`` default to ``True``, as for a session;
         an unnamed :class:`~resilient_session.CircuitBreaker` or :class:`~resilient_session.RetryBudget`
@@ -380,6 +382,8 @@ def _build(name: str, base_url: str | None, origins: tuple[str, ...], options: d
     for key in ("bulkhead",):
         if key in options:
             options[key] = getattr(trial, key) or False
+    if "rate_limit" in options:
+        options["rate_limit"] = _named(trial.rate_limit, name) or False
     return Integration(
         name=name,
         base_url=base_url,

@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 from ._call import current_call
 from ._mixins import with_mixin
 from ._options import Option, check_options, check_session_option
+from ._quota import current_gate
 from ._redact import redact_url
 from .errors import parse_retry_after
 
@@ -78,8 +79,11 @@ class CallAwareRetry(Retry):
         _stacktrace: TracebackType | None = None,
     ) -> Self:
         call = current_call()
+        quota = current_gate(call)
         if call is not None and response is not None:
             call.last_status = response.status
+            if quota is not None:
+                quota.answered(response.headers, response.status)
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         delay = new.next_delay(response)
         reason = _reason(response, error)
@@ -99,6 +103,12 @@ class CallAwareRetry(Retry):
                 raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
             if not call.may_retry(reason):
                 raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
+            if quota is not None:
+                # The retry takes its slot in the rate limit too; none in time ends the call as above.
+                slot = quota.before_retry(call, delay)
+                if slot is None:
+                    raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
+                delay = slot
             call.attempts += 1
             call.retries = new
             if call.observer is not None:

@@ -50,6 +50,7 @@ from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.degrade import Degrade
+from .policies.ratelimit import RateLimit
 from .retry import as_retry_policy
 
 if TYPE_CHECKING:
@@ -92,6 +93,10 @@ class ResilientSession(OriginalSession):
         ``RetryBudget()``, or ``False``. It only ever removes retries, never adds a failure.
     :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` for ``Bulkhead()``, or ``False``
         (default).
+    :param rate_limit: A :class:`~resilient_session.policies.RateLimit` shaping calls to the upstream's quota
+        (waiting for a slot, or :class:`~resilient_session.errors.QuotaExceededError` when none comes in
+        time), ``True`` for ``RateLimit()`` (learned from the upstream's headers and 429s only), or
+        ``False``/``None`` (default): none.
     :param integration: A name for the upstream (``"stripe"``), put on log lines, events and spans.
         When an integration is registered under that name (:mod:`resilient_session.registry`), every
         option left at its default here takes the integration's value: its base URL, its breaker and
@@ -134,7 +139,7 @@ class ResilientSession(OriginalSession):
         *OriginalSession.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
         *("events", "integration", "request_id_header", "max_response_size", "drift"),
-        *("allowed_origins", "_bound_auth", "degrade"),
+        *("allowed_origins", "_bound_auth", "degrade", "rate_limit"),
     ]
 
     #: The auth object bound to this session's origins (the constructor's ``auth=``), or ``None``.
@@ -166,6 +171,7 @@ class ResilientSession(OriginalSession):
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
         integration: str | None = None,
         request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
         tracing: Any = True,
@@ -199,6 +205,7 @@ class ResilientSession(OriginalSession):
             "breaker": breaker,
             "budget": budget,
             "bulkhead": bulkhead,
+            "rate_limit": rate_limit,
             "allowed_origins": allowed_origins,
             "drift": drift,
             "degrade": degrade,
@@ -279,6 +286,15 @@ class ResilientSession(OriginalSession):
     @bulkhead.setter
     def bulkhead(self, value: Bulkhead | bool | None) -> None:
         self._bulkhead: Bulkhead | None = _policy(value, Bulkhead, "bulkhead")
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate limit; set a :class:`RateLimit`, ``True`` or ``False``/``None``."""
+        return self.__dict__.get("_rate_limit")  # absent from sessions pickled before it existed
+
+    @rate_limit.setter
+    def rate_limit(self, value: RateLimit | bool | None) -> None:
+        self._rate_limit: RateLimit | None = _policy(value, RateLimit, "rate_limit")
 
     @property
     def timeout(self) -> TimeoutArg:
@@ -644,7 +660,7 @@ def send_again_if_broken(
 _PROPERTIES = frozenset(
     {
         *("base_url", "timeout", "retry", "breaker", "budget", "bulkhead", "deadline", "max_response_size"),
-        "allowed_origins",
+        *("allowed_origins", "rate_limit"),
     }
 )
 

@@ -24,6 +24,7 @@ from resilient_session import (
 )
 from resilient_session.config import load_config
 from resilient_session.config.schema import TABLE_OPTIONS, policy_schema
+from resilient_session.policies import RateLimit
 from resilient_session.stores import RedisStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
@@ -336,6 +337,7 @@ auth = { type = "bearer", token = "literal" }
     assert info.value.problems == (
         "integrations.stripe.colour: unknown key (expected one of: allowed_origins, auth, base_url, "
         "breaker, budget, bulkhead, deadline, degrade, description, drift, headers, raise_for_status, "
+        "rate_limit, "
         "request_id_header, retry, store, timeout)",
         'integrations.stripe.retry.total: expected an integer, got "three"',
         'integrations.crm.base_url: missing (e.g. base_url = "https://api.example.com/v1")',
@@ -480,6 +482,7 @@ POLICY_TABLES: dict[str, Any] = {
     "breaker": CircuitBreaker,
     "budget": RetryBudget,
     "bulkhead": Bulkhead,
+    "rate_limit": RateLimit,
 }
 
 # A value each kind of option refuses, as the file would write it and as Python would pass it.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._redact import looks_like_env_name, redact_url, shown_env_name
 from .._worst_case import WorstCase, worst_case
+from ..policies.ratelimit import RateLimit, rate_text
 from ..retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def describe(config: IntegrationConfig) -> dict[str, str]:
         "budget": _describe_options(config.budget),
         "bulkhead": _describe_options(config.bulkhead),
         "degrade": _describe_degrade(config.degrade),
+        "rate_limit": _describe_rate_limit(config.rate_limit),
         "store": _describe_store(config.store),
         "auth": describe_auth(config.auth) if config.auth is not None else "none",
         "auth_origins": _describe_origins(config),
@@ -58,6 +60,7 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
         "budget": _option_values(config.budget),
         "bulkhead": _option_values(config.bulkhead),
         "degrade": _policy_degrade(config.degrade),
+        "rate_limit": _option_values(config.rate_limit),
         "store": _policy_store(config.store),
         "auth": None
         if auth is None
@@ -78,7 +81,8 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
 def _worst_case(config: IntegrationConfig) -> WorstCase:
     bulkhead = config.bulkhead
     wait = float(bulkhead.max_wait) if bulkhead is not None else 0.0
-    return worst_case(config.timeout, config.retry, config.deadline, bulkhead_wait=wait)
+    quota = float(config.rate_limit.max_wait) if config.rate_limit is not None else 0.0
+    return worst_case(config.timeout, config.retry, config.deadline, bulkhead_wait=wait, quota_wait=quota)
 
 
 def _worst_case_values(config: IntegrationConfig) -> dict[str, Any]:
@@ -167,6 +171,24 @@ def _describe_options(policy: Any) -> str:
         parts.append("routes=off" if routes is False else f"routes={dict(routes.patterns)}")
     name = getattr(policy, "name", None)
     return ", ".join(parts) + (f", name={name!r}" if name else "")
+
+
+def _describe_rate_limit(limit: RateLimit | None) -> str:
+    """``100/min static, burst 1; learned from the upstream's headers (lower only); adaptive after 429s;
+    a call waits at most 60 s``."""
+    if limit is None:
+        return "off"
+    parts = [
+        f"{rate_text(limit.static_rate)} static, burst {limit.burst}" if limit.calls else "no static quota"
+    ]
+    if limit.learn:
+        parts.append("learned from the upstream's headers" + ("" if limit.learn_upwards else " (lower only)"))
+    if limit.adaptive:
+        parts.append("adaptive after 429s")
+    if limit.partition_header:
+        parts.append(f"one per {limit.partition_header} value")
+    parts.append(f"a call waits at most {limit.max_wait:g} s")
+    return "; ".join(parts)
 
 
 def _policy_store(store: Mapping[str, Any] | None) -> dict[str, Any]:

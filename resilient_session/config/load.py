@@ -258,7 +258,7 @@ class _Checker:
                 kwargs["deadline"] = deadline or None
         if "retry" in table:
             kwargs["retry"] = self.retry(f"{where}.retry", table["retry"])
-        for key in ("breaker", "budget", "bulkhead"):
+        for key in ("breaker", "budget", "bulkhead", "rate_limit"):
             if key in table:
                 kwargs[key] = self.policy(f"{where}.{key}", table[key], POLICIES[key])
         if "degrade" in table:
@@ -348,7 +348,7 @@ class _Checker:
         return as_retry_policy(value)  # type: ignore[return-value]
 
     def policy(self, where: str, value: Any, policy: type[Any]) -> Any:
-        """A breaker, budget or bulkhead table: ``false`` is off (None), ``true`` the defaults."""
+        """A breaker, budget, bulkhead or rate limit table: ``false`` is off (None), ``true`` the defaults."""
         if value is False:
             return None
         if value is True:

@@ -14,6 +14,7 @@ from ..observe.events import DEFAULT_REQUEST_ID_HEADER
 from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead
+from ..policies.ratelimit import RateLimit
 from ..retry import RetryPolicy
 from ..stores.base import StateStore
 from ..stores.memory import MemoryStore
@@ -85,6 +86,7 @@ class IntegrationConfig:
     bulkhead: Bulkhead | None = None
     #: The checked ``degrade`` table (built into a policy with its store by :meth:`session_kwargs`).
     degrade: Mapping[str, Any] | None = None
+    rate_limit: RateLimit | None = None
     store: Mapping[str, Any] | None = None
     auth: AuthConfig | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -118,6 +120,12 @@ class IntegrationConfig:
         if store is not None:
             breaker = breaker.new(store=store) if breaker is not None else None
             budget = budget.new(store=store) if budget is not None else None
+        rate_limit = self.rate_limit
+        if rate_limit is not None:
+            # Named after the integration: every session of it shares one schedule, whatever origin.
+            rate_limit = rate_limit.new(
+                name=rate_limit.name or self.name, **({"store": store} if store else {})
+            )
         return {
             "base_url": self.base_url,
             "timeout": self.timeout,
@@ -128,6 +136,7 @@ class IntegrationConfig:
             "breaker": breaker or False,
             "budget": budget or False,
             "bulkhead": self.bulkhead or False,
+            "rate_limit": rate_limit or False,
             "integration": self.name,
             "request_id_header": self.request_id_header,
             "drift": self.drift,

@@ -19,6 +19,7 @@ from lxml import etree
 
 from .._redact import redact_text, redact_url
 from ..errors import MalformedResponseError, status_error_for
+from ..policies.quota_headers import Quota, parse_quota
 from ..retry import DEFAULT_STATUS_FORCELIST
 from .body import Overflow, read_bounded
 from .drift import DriftPolicy
@@ -211,7 +212,7 @@ class _Parsed:
 
 class NormalizedResponse:
     """One schema for every response: ``ok, status, format, data, error, headers, url, method, elapsed,
-    attempts, request_id, content_type, degraded``.
+    attempts, request_id, content_type, degraded, quota``.
 
     Cheap fields read through to the response; ``format``, ``data``, ``error`` and ``ok`` parse the body
     on first access and cache the result. Reading any field never raises. Holds a reference to its response.
@@ -275,6 +276,12 @@ class NormalizedResponse:
         (``kind`` ``"stale"`` or ``"fallback"``, ``reason``, ``age``)."""
         info: Degraded | None = getattr(self._response, "degraded", None)
         return info
+
+    @property
+    def quota(self) -> Quota | None:
+        """The quota the response's headers describe (IETF ``RateLimit``/``RateLimit-Policy``,
+        ``X-RateLimit-*``, ``Retry-After`` on a 429 or 503): limit, remaining, reset; ``None`` if none."""
+        return parse_quota(self._response.headers, self.status)
 
     @property
     def content_type(self) -> str | None:

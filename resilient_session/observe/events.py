@@ -27,9 +27,11 @@ from typing import Any, TypeVar
 import requests
 
 from .._call import CallObserver, CallState, RetryGate, current_call
+from .._quota import current_gate
 from .._redact import redact_url
 from ..errors import CircuitOpenError
 from ..policies.budget import BudgetGate
+from ..policies.quota_headers import Quota
 from .tracing import CallTrace, tracer_for
 
 __all__ = [
@@ -91,6 +93,10 @@ class CallEvent:
     :param delay: Seconds the retry waits first.
     :param outcome: ``"ok"``, ``"http_error"`` or ``"error"`` for ``response`` and ``error``.
     :param breaker_state: ``"closed"``, ``"half_open"`` or ``"open"`` when a circuit breaker is used.
+    :param quota: With a rate limit (``response`` and ``error``): the last quota the upstream described
+        during the call (a :class:`~resilient_session.policies.Quota`: limit, remaining, reset), or
+        ``None`` when it described none.
+    :param quota_wait: With a rate limit: seconds the call waited for its slots.
     :param response: The final response (``response`` only).
     :param error: The exception the call raised (``error`` only).
     :param degraded: For a ``response`` a degrade policy gave in place of a failure (``outcome``
@@ -112,6 +118,8 @@ class CallEvent:
     response: requests.Response | None = dataclasses.field(default=None, repr=False)
     error: BaseException | None = None
     degraded: Any = None
+    quota: Quota | None = None
+    quota_wait: float | None = None
 
 
 @dataclass(frozen=True)
@@ -420,8 +428,13 @@ class _Observer(CallObserver):
             seen = call.last_status if degraded is not None or status is None else status
             self._end_attempt(call, seen, error_type, outcome)
         elapsed = call.elapsed()
+        gate = current_gate(call)
         if log.isEnabledFor(logging.INFO):
             fields = self._fields(call, status, self.count, elapsed, outcome, error_type)
+            if gate is not None:
+                fields["quota_wait_ms"] = round(gate.waited * 1e3, 3)
+                if gate.quota is not None:
+                    fields["quota_remaining"] = gate.quota.remaining
             if degraded is not None:
                 fields["degraded"] = degraded.kind
                 fields["degraded_reason"] = degraded.reason
@@ -459,9 +472,12 @@ class _Observer(CallObserver):
         if self.trace is not None:
             if degraded is not None:
                 self.trace.degraded(degraded)
+            if gate is not None:
+                self.trace.set_attributes(gate.attributes())
             self.trace.end(status, error, self.count, self.retries, self.breaker_state)
         if self.events:
             kind = "error" if error is not None else "response"
+            quota: dict[str, Any] = {} if gate is None else {"quota": gate.quota, "quota_wait": gate.waited}
             self.events.emit(
                 kind,
                 self._event(
@@ -472,6 +488,7 @@ class _Observer(CallObserver):
                     response=response,
                     error=error,
                     degraded=degraded,
+                    **quota,
                 ),
             )
 

@@ -421,3 +421,24 @@ def test_flask_answers_200_marked_and_health_reports_the_degraded_integration(up
     missing = client.get("/products/2")
     assert missing.status_code == 503
     assert "Resilient-Degraded" not in missing.headers
+
+
+def test_a_spent_quota_serves_stale_without_a_request_reaching_the_server(upstream: Upstream) -> None:
+    """The rate limit refuses a call whose slot does not fit in its time left (QuotaExceededError): with
+    a degrade policy the caller gets the kept answer, marked with reason ``quota``, and nothing is sent."""
+    from resilient_session.errors import QuotaExceededError
+    from resilient_session.policies import RateLimit
+
+    upstream.script("/rates", Reply(body=b'{"eur": 1.08}'))
+    limit = RateLimit(calls=1, per=60, store=MemoryStore())
+    session = _session(upstream, rate_limit=limit)
+    assert session.get("/rates").json() == {"eur": 1.08}
+    started = time.monotonic()
+    stale = session.get("/rates", deadline=1)
+    took = time.monotonic() - started
+    info = _degraded(stale)
+    assert info is not None and info.kind == "stale" and info.reason == "quota"
+    assert stale.json() == {"eur": 1.08} and upstream.count("/rates") == 1 and took < 0.5
+    with pytest.raises(QuotaExceededError):
+        session.get("/rates", deadline=1, allow_stale=False)
+    assert upstream.count("/rates") == 1

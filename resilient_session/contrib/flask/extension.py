@@ -67,6 +67,7 @@ from ...errors import (
     DeadlineExceededError,
     IncompleteBodyError,
     MalformedResponseError,
+    QuotaExceededError,
     RateLimitedError,
     RetryExhaustedError,
     ServerError,
@@ -191,7 +192,7 @@ class AppIntegrations(Mapping[str, ResilientSession]):
             error = event.error
             if error is not None:
                 # A refusal by our own breaker or bulkhead is not news about the upstream.
-                if isinstance(error, (CircuitOpenError, BulkheadFullError)):
+                if isinstance(error, (CircuitOpenError, BulkheadFullError, QuotaExceededError)):
                     return
                 kind = type(error).__name__
             elif event.status is not None and event.status >= 500:
@@ -560,11 +561,11 @@ def problem_for(
 ) -> Problem:
     """The problem a service should answer with when *error* escapes a view.
 
-    Upstream timeouts (deadline included) give 504; an open circuit, a full bulkhead and an upstream 429
-    give 503 (``Retry-After`` when known); every other upstream failure gives 502, including an upstream
-    401/403: those are this service's credentials failing, not the caller's. A
-    :class:`~resilient_session.ConfigurationError` gives 500. Nothing from the upstream (URL, body,
-    message) appears unless *expose_upstream_details*.
+    Upstream timeouts (deadline included) give 504; an open circuit, a full bulkhead, a call our own
+    rate limit refused and an upstream 429 give 503 (``Retry-After`` when known); every other upstream
+    failure gives 502, including an upstream 401/403: those are this service's credentials failing,
+    not the caller's. A :class:`~resilient_session.ConfigurationError` gives 500. Nothing from the
+    upstream (URL, body, message) appears unless *expose_upstream_details*.
     """
     status, slug, title, detail, retry_after = _classify(error, integration)
     extensions: dict[str, Any] = {"integration": integration, "request_id": request_id}
@@ -590,6 +591,13 @@ _KINDS: tuple[tuple[type[APIError] | tuple[type[APIError], ...], int, str, str, 
         "{who} is failing; calls to it are paused.",
     ),
     (BulkheadFullError, 503, "upstream-busy", "Upstream busy", "Too many calls to {whom} are in progress."),
+    (
+        QuotaExceededError,
+        503,
+        "upstream-quota",
+        "Upstream quota reached",
+        "The rate limit of {whom} has no room for this request now.",
+    ),
     (
         DeadlineExceededError,
         504,
@@ -653,6 +661,9 @@ def _classify(error: APIError, integration: str | None) -> tuple[int, str, str, 
         # Never 0: a client told "retry now" would hit the open circuit again. Clamped like every
         # number from outside: a store or an upstream may say inf, NaN or 1e400.
         retry_after = math.ceil(clamp(error.retry_in, 1.0, MAX_WAIT, 1.0))
+        detail += f" Retry in {retry_after} s."
+    elif isinstance(error, QuotaExceededError):
+        retry_after = math.ceil(clamp(error.retry_after, 1.0, MAX_WAIT, 1.0))
         detail += f" Retry in {retry_after} s."
     elif isinstance(error, RateLimitedError) and error.retry_after is not None:
         retry_after = math.ceil(clamp(error.retry_after, 1.0, MAX_WAIT, 1.0))
