@@ -1,0 +1,65 @@
+"""httpx transports and clients driven by the same policies, state and errors as the requests session.
+
+Needs the ``httpx`` extra (``pip install "resilient-session[httpx]"``). See ``docs/async.md``.
+"""
+
+from __future__ import annotations
+
+from .client import DEFAULT_HTTPX_TIMEOUT, AsyncResilientClient
+from .errors import (
+    HTTPXAuthenticationError,
+    HTTPXBodyReadError,
+    HTTPXBulkheadFull,
+    HTTPXCircuitOpen,
+    HTTPXClientError,
+    HTTPXConnectError,
+    HTTPXConnectTimeout,
+    HTTPXDeadlineExceeded,
+    HTTPXIncompleteBody,
+    HTTPXNotFoundError,
+    HTTPXPoolTimeout,
+    HTTPXProxyError,
+    HTTPXRateLimitedError,
+    HTTPXReadError,
+    HTTPXReadTimeout,
+    HTTPXRemoteProtocolError,
+    HTTPXRetryExhausted,
+    HTTPXServerError,
+    HTTPXSSLError,
+    HTTPXStalledBody,
+    HTTPXStatusError,
+    HTTPXWriteError,
+    HTTPXWriteTimeout,
+)
+from .response import ResilientResponse
+from .transport import AsyncResilientTransport
+
+__all__ = [
+    "DEFAULT_HTTPX_TIMEOUT",
+    "AsyncResilientClient",
+    "AsyncResilientTransport",
+    "HTTPXAuthenticationError",
+    "HTTPXBodyReadError",
+    "HTTPXBulkheadFull",
+    "HTTPXCircuitOpen",
+    "HTTPXClientError",
+    "HTTPXConnectError",
+    "HTTPXConnectTimeout",
+    "HTTPXDeadlineExceeded",
+    "HTTPXIncompleteBody",
+    "HTTPXNotFoundError",
+    "HTTPXPoolTimeout",
+    "HTTPXProxyError",
+    "HTTPXRateLimitedError",
+    "HTTPXReadError",
+    "HTTPXReadTimeout",
+    "HTTPXRemoteProtocolError",
+    "HTTPXRetryExhausted",
+    "HTTPXSSLError",
+    "HTTPXServerError",
+    "HTTPXStalledBody",
+    "HTTPXStatusError",
+    "HTTPXWriteError",
+    "HTTPXWriteTimeout",
+    "ResilientResponse",
+]

@@ -1,0 +1,361 @@
+"""httpx transports with the session's protection: retries, deadline, breaker, budget, bulkhead, typed errors.
+
+:class:`AsyncResilientTransport` wraps an ``httpx.AsyncBaseTransport`` (``httpx.AsyncHTTPTransport`` by
+default). Each request it handles is one hop of a call: the breaker is asked, a bulkhead slot taken, the
+request sent until the retry policy stops, the body read (so a body broken off mid-way is retried, as
+the requests adapter does), and every failure leaves as an error that is both ours and httpx's (see
+:mod:`resilient_session.httpx.errors`). The call's deadline ends it by cancellation: no thread waits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple, cast
+
+import anyio
+import httpx
+import requests
+from urllib3.util.retry import Retry
+
+from .._call import CallState, current_call, enter, leave
+from .._options import check_session_option
+from ..errors import BulkheadFullError, CircuitOpenError
+from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
+from ..policies.breaker import CircuitBreaker, Permit
+from ..policies.budget import BudgetGate, RetryBudget
+from ..policies.bulkhead import Bulkhead
+from ..retry import as_retry_policy, call_aware, no_retries
+from ..stores.base import host_key
+from . import _core
+from .response import as_resilient
+
+__all__ = ["AsyncResilientTransport", "TransportPolicies"]
+
+#: Seconds between two looks at a full bulkhead by a waiting task (sync callers wait on its condition).
+_BULKHEAD_POLL = 0.005
+
+
+class TransportPolicies:
+    """The options both transports take, checked as the requests session checks them.
+
+    :param retry: A :class:`~resilient_session.RetryPolicy`, a urllib3 ``Retry``, an int, ``False`` (no
+        retries) or ``None`` (the default ``RetryPolicy()``).
+    :param deadline: Seconds for each call, attempts, backoff and body included; a client's (or the
+        call's) deadline still applies, whichever ends first.
+    :param breaker: A :class:`~resilient_session.CircuitBreaker`; ``True`` (default) the default one,
+        ``False`` none. With no ``store``, it is the process-wide store: a requests session and an
+        httpx client calling the same origin (or the same integration) share one circuit.
+    :param budget: A :class:`~resilient_session.RetryBudget`, ``True`` (default) or ``False``.
+    :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` or ``False`` (default).
+    :param base_url: Where the default route groups of the breaker start (a client sets its own).
+    :param normalizer: Builds each response's ``normalized`` view.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: Retry | int | bool | None = None,
+        deadline: float | None = None,
+        breaker: CircuitBreaker | bool | None = True,
+        budget: RetryBudget | bool | None = True,
+        bulkhead: Bulkhead | bool | None = False,
+        base_url: str | None = None,
+        normalizer: Normalizer = DEFAULT_NORMALIZER,
+    ) -> None:
+        check_session_option("deadline", deadline)
+        self.retry: Retry = as_retry_policy(retry)
+        self.deadline = None if deadline is None else float(deadline)
+        self.breaker: CircuitBreaker | None = _policy(breaker, CircuitBreaker, "breaker")
+        self.budget: RetryBudget | None = _policy(budget, RetryBudget, "budget")
+        self.bulkhead: Bulkhead | None = _policy(bulkhead, Bulkhead, "bulkhead")
+        self.base_url = base_url
+        self.normalizer = normalizer
+
+
+def _policy(value: Any, cls: type[Any], name: str) -> Any:
+    if value is True:
+        return cls()
+    if value is False or value is None:
+        return None
+    if isinstance(value, cls):
+        return value
+    raise TypeError(f"{name} must be a {cls.__name__}, True, False or None, not {type(value).__name__}")
+
+
+def _scope(name: str | None, host: str) -> str:
+    return host if name is None else name
+
+
+class _RequestLine(NamedTuple):
+    method: str
+    url: str
+
+
+class _Hop:
+    """One request through a transport: the policies in force and what they handed out."""
+
+    __slots__ = ("breaker", "budget_gate", "bulkhead", "compartment", "gates", "host", "permit")
+
+    def __init__(self, policies: TransportPolicies, call: CallState, request: httpx.Request) -> None:
+        url = str(request.url)
+        self.host = host_key(url)
+        self.breaker = policies.breaker
+        self.bulkhead = policies.bulkhead
+        self.permit: Permit | None = None
+        self.compartment: str | None = None
+        self.budget_gate: BudgetGate | None = None
+        self.gates: list[Any] = []
+        if self.breaker is not None:
+            # acquire() reads only the request's method and URL, as text (the route group).
+            self.permit = self.breaker.acquire(
+                _scope(self.breaker.name, self.host),
+                cast(requests.PreparedRequest, _RequestLine(request.method, url)),
+                base_url=policies.base_url,
+            )
+            self.gates.append(self.breaker.gate(self.permit))
+        if policies.budget is not None:
+            self.budget_gate = policies.budget.gate(_scope(policies.budget.name, self.host))
+            self.gates.append(self.budget_gate)
+        if self.bulkhead is not None:
+            self.compartment = _scope(self.bulkhead.name, self.host)
+        call.retry_gates.extend(self.gates)
+
+    def take_slot_now(self, call: CallState, request: httpx.Request) -> bool:
+        """Take a bulkhead slot if one is free; True when taken (or no bulkhead)."""
+        if self.bulkhead is None or self.compartment is None:
+            return True
+        return self.bulkhead.slots.take(self.compartment, self.bulkhead.max_concurrent, 0.0) is None
+
+    def give_back(self, call: CallState, holding: bool) -> None:
+        for gate in self.gates:
+            if gate in call.retry_gates:
+                call.retry_gates.remove(gate)
+        if holding and self.bulkhead is not None and self.compartment is not None:
+            self.bulkhead.release(self.compartment)
+
+    def record(self, *, response: httpx.Response | None = None, error: BaseException | None = None) -> None:
+        if self.breaker is not None and self.permit is not None:
+            self.breaker.record(self.permit, response=cast(requests.Response, response), error=error)
+        if (
+            response is not None
+            and self.budget_gate is not None
+            and response.status_code < 500
+            and response.status_code != 429
+        ):
+            self.budget_gate.record_success()
+
+    def bulkhead_full(self, request: httpx.Request, waited: float) -> BulkheadFullError:
+        assert self.bulkhead is not None
+        return BulkheadFullError(
+            f"{self.bulkhead.max_concurrent} calls to {self.compartment} already in flight; none finished "
+            f"within {waited:.3f}s",
+            host=self.compartment or self.host,
+            max_concurrent=self.bulkhead.max_concurrent,
+            waited=waited,
+        )
+
+
+def begin(policies: TransportPolicies, request: httpx.Request) -> tuple[CallState, Any]:
+    """The call *request* belongs to: a client's call in progress, or a new one (and its token)."""
+    call = current_call()
+    if call is not None and call.extras.get("httpx_client") is not None and not call.sent:
+        call.sent = True
+        call.tighten_deadline(policies.deadline)
+        return call, None
+    if call is not None and call.extras.get("httpx_client") is not None:
+        call.tighten_deadline(policies.deadline)
+        return call, None  # a redirect hop or an auth retry of the client's call
+    outer = call
+    call = CallState.begin(request.method, str(request.url), extras={"httpx_transport": True})
+    call.tighten_deadline(policies.deadline)
+    if outer is not None and outer.deadline_at is not None:
+        call.tighten_deadline(outer.deadline_at - call.started)
+    return call, enter(call)
+
+
+class AsyncResilientTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` that retries, bounds the call by its deadline, asks the circuit
+    breaker, pays the retry budget, holds a bulkhead slot and raises typed errors.
+
+    :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
+        respx and pytest-httpx mock below this one, so retries are seen by the mock).
+    :param read_body: ``True`` (default) reads the body of each answer inside the retry loop, so one that
+        breaks off is retried; the client turns it off for ``stream=True`` calls.
+
+    The other keywords are :class:`TransportPolicies`'.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        retry: Retry | int | bool | None = None,
+        deadline: float | None = None,
+        breaker: CircuitBreaker | bool | None = True,
+        budget: RetryBudget | bool | None = True,
+        bulkhead: Bulkhead | bool | None = False,
+        base_url: str | None = None,
+        normalizer: Normalizer = DEFAULT_NORMALIZER,
+    ) -> None:
+        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self.policies = TransportPolicies(
+            retry=retry,
+            deadline=deadline,
+            breaker=breaker,
+            budget=budget,
+            bulkhead=bulkhead,
+            base_url=base_url,
+            normalizer=normalizer,
+        )
+
+    async def __aenter__(self) -> AsyncResilientTransport:
+        await self.transport.__aenter__()
+        return self
+
+    async def __aexit__(self, *args: Any) -> None:
+        await self.transport.__aexit__(*args)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call, token = begin(self.policies, request)
+        try:
+            return await self._hop(call, request)
+        finally:
+            if token is not None:
+                leave(token)
+
+    async def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        if call.deadline_passed():
+            raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+        try:
+            hop = _Hop(self.policies, call, request)
+        except CircuitOpenError as exc:
+            raise _core.typed(exc, call, request) from None
+        holding = False
+        response: httpx.Response | None = None
+        try:
+            with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
+                holding = await self._take_slot(hop, call, request)
+                response = await self._attempts(call, request)
+            if response is None or scope.cancelled_caught:
+                if response is not None:
+                    await response.aclose()
+                raise _core.deadline_error(call, request, _where(call))
+        except BaseException as exc:
+            # A task cancelled by its caller lands here too: its outcome is not counted (an open
+            # circuit's probe slot goes back), its bulkhead slot is returned below.
+            hop.record(error=exc)
+            raise
+        finally:
+            hop.give_back(call, holding)
+        hop.record(response=response)
+        return response
+
+    async def _take_slot(self, hop: _Hop, call: CallState, request: httpx.Request) -> bool:
+        bulkhead = hop.bulkhead
+        if bulkhead is None:
+            return False
+        if hop.take_slot_now(call, request):
+            return True
+        remaining = call.remaining()
+        wait = bulkhead.max_wait if remaining is None else max(0.0, min(bulkhead.max_wait, remaining))
+        waited = 0.0
+        started = anyio.current_time()
+        while waited < wait:
+            await anyio.sleep(min(_BULKHEAD_POLL, wait - waited))
+            if hop.take_slot_now(call, request):
+                return True
+            waited = anyio.current_time() - started
+        raise _core.typed(hop.bulkhead_full(request, waited), call, request)
+
+    async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        policies = self.policies
+        method = request.method
+        url = str(request.url)
+        retry = call_aware(policies.retry)
+        if not _core.replayable(request):
+            retry = no_retries(retry)
+        header = getattr(retry, "idempotency_key_header", None)
+        call.idempotency_key = bool(header and header in request.headers)
+        call.attempts = 1
+        read_body = not call.extras.get("stream", False)
+        first_break: BaseException | None = None
+        timeouts = request.extensions.get("timeout")
+        while True:
+            if call.deadline_passed():
+                raise _core.deadline_error(call, request, "the deadline ran out before an attempt")
+            clamped = _core.clamped_timeouts(timeouts, call.remaining())
+            if clamped is not None:
+                request.extensions["timeout"] = clamped
+            failure: BaseException | None = None
+            next_retry: Retry | None = None
+            try:
+                response = await self.transport.handle_async_request(request)
+            except httpx.TransportError as exc:
+                failure = _core.typed(exc, call, request)
+                if failure is not exc and not call.deadline_passed(0.005):
+                    next_retry = _next(retry, method, url, error=_core.wire_cause(exc, _core.HEADERS))
+            if failure is not None:
+                if next_retry is None:
+                    raise failure
+                retry = next_retry
+                await anyio.sleep(_core.planned_wait(retry, call))
+                continue
+            call.last_status = response.status_code
+            if retry.is_retry(method, response.status_code, "Retry-After" in response.headers):
+                next_retry = _next(retry, method, url, response=_core.retry_view(response))
+                if next_retry is not None:
+                    await response.aclose()
+                    retry = next_retry
+                    await anyio.sleep(_core.planned_wait(retry, call))
+                    continue
+                if retry.raise_on_status and not call.deadline_passed():
+                    await response.aclose()
+                    raise _exhausted(call, request, response)
+            resilient = as_resilient(response, attempts=call.attempts, normalizer=policies.normalizer)
+            if not read_body:
+                return resilient
+            broken: BaseException | None = None
+            try:
+                await response.aread()
+            except httpx.TransportError as exc:
+                broken = _core.typed(exc, call, request, _core.BODY)
+                if broken is not exc and not call.deadline_passed(0.005):
+                    first_break = first_break or broken
+                    next_retry = _next(retry, method, url, error=_core.wire_cause(exc, _core.BODY))
+            if broken is None:
+                return resilient
+            if next_retry is None:
+                raise first_break or broken  # outside the except block: no chain holding httpx's message
+            retry = next_retry
+            await anyio.sleep(_core.planned_wait(retry, call))
+            continue
+
+
+def _next(retry: Retry, method: str, url: str, **outcome: Any) -> Retry | None:
+    """The policy's decision after an attempt: the retry state for the next one, or ``None`` to stop
+    (retries used up, the deadline would pass, the budget or the circuit refused, not retryable)."""
+    try:
+        return retry.increment(method, url, **outcome)
+    except Exception:  # MaxRetryError, or the error itself re-raised: urllib3's "stop here"
+        return None
+
+
+def _exhausted(call: CallState, request: httpx.Request, response: httpx.Response) -> BaseException:
+    from .errors import HTTPXRetryExhausted, context
+
+    return HTTPXRetryExhausted(
+        f"retries exhausted on status {response.status_code}",
+        **context(request, response=response, attempts=call.attempts, elapsed=call.elapsed()),
+    )
+
+
+def _scope_deadline(call: CallState) -> float:
+    remaining = call.remaining()
+    return math.inf if remaining is None else anyio.current_time() + remaining
+
+
+def _where(call: CallState) -> str:
+    return "the deadline ran out" + (f" (last status {call.last_status})" if call.last_status else "")
