@@ -9,6 +9,8 @@ requests session joins it, ``raise_for_status``, and ``.normalized`` on every re
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -46,6 +48,20 @@ def _join(base_url: str, url: str) -> str:
     if url.startswith(("?", "#")):
         return base_url.split("#", 1)[0].split("?", 1)[0] + url
     return base_url.rstrip("/") + "/" + url.lstrip("/")
+
+
+@contextmanager
+def _call_deadline(deadline: float | None) -> Iterator[None]:
+    """Make *deadline* the ``deadline=`` of the call :meth:`AsyncResilientClient.send` is about to begin."""
+    if deadline is None:
+        yield
+        return
+    check_session_option("deadline", deadline)
+    token = _DEADLINE.set(float(deadline))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 class AsyncResilientClient(httpx.AsyncClient):
@@ -116,14 +132,57 @@ class AsyncResilientClient(httpx.AsyncClient):
         self, method: str, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
     ) -> httpx.Response:
         """As ``httpx.AsyncClient.request``, plus ``deadline=`` (seconds) for this call alone."""
-        if deadline is None:
+        with _call_deadline(deadline):
             return await super().request(method, url, **kwargs)
-        check_session_option("deadline", deadline)
-        token = _DEADLINE.set(float(deadline))
-        try:
-            return await super().request(method, url, **kwargs)
-        finally:
-            _DEADLINE.reset(token)
+
+    async def get(
+        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """As ``httpx.AsyncClient.get``, plus ``deadline=``."""
+        with _call_deadline(deadline):
+            return await super().get(url, **kwargs)
+
+    async def options(
+        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """As ``httpx.AsyncClient.options``, plus ``deadline=``."""
+        with _call_deadline(deadline):
+            return await super().options(url, **kwargs)
+
+    async def head(
+        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """As ``httpx.AsyncClient.head``, plus ``deadline=``."""
+        with _call_deadline(deadline):
+            return await super().head(url, **kwargs)
+
+    async def post(
+        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """As ``httpx.AsyncClient.post``, plus ``deadline=``."""
+        with _call_deadline(deadline):
+            return await super().post(url, **kwargs)
+
+    async def put(
+        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """As ``httpx.AsyncClient.put``, plus ``deadline=``."""
+        with _call_deadline(deadline):
+            return await super().put(url, **kwargs)
+
+    async def patch(
+        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """As ``httpx.AsyncClient.patch``, plus ``deadline=``."""
+        with _call_deadline(deadline):
+            return await super().patch(url, **kwargs)
+
+    async def delete(
+        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """As ``httpx.AsyncClient.delete``, plus ``deadline=``."""
+        with _call_deadline(deadline):
+            return await super().delete(url, **kwargs)
 
     async def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
         """As ``httpx.AsyncClient.send``; the whole call (auth, redirects, retries, body) ends by its

@@ -69,6 +69,9 @@ def _mirror(response: httpx.Response) -> requests.Response:
         prepared = requests.PreparedRequest()
         prepared.method = request.method
         prepared.url = str(request.url)
+        # The request's credentials: a body echoing them back is redacted, as for the session.
+        prepared.headers = CaseInsensitiveDict(request.headers.items())
+        prepared.body = request.content if isinstance(request.stream, httpx.ByteStream) else None
         mirror.request = prepared
     try:
         mirror.elapsed = response.elapsed
