@@ -39,7 +39,7 @@ __all__ = ["BODY", "HEADERS", "planned_wait", "retry_view", "typed", "wire_cause
 HEADERS, BODY = "headers", "body"
 
 # Slack under which a timeout counts as "the deadline ran out" rather than "the upstream was slow".
-_DEADLINE_SLACK = 0.005
+DEADLINE_SLACK = 0.005
 
 
 def retry_view(response: httpx.Response) -> HTTPResponse:
@@ -129,7 +129,7 @@ def typed(exc: BaseException, call: CallState, request: httpx.Request, where: st
         return exc
     cause = wire_cause(exc, where)
     ctx = hx.context(request, attempts=call.attempts, elapsed=call.elapsed(), status=call.last_status)
-    if call.deadline_passed(_DEADLINE_SLACK):
+    if call.deadline_passed(DEADLINE_SLACK):
         error: APIError = hx.HTTPXDeadlineExceeded(f"the deadline ran out: {_message(exc)}", **ctx)
     else:
         cls: type[APIError] | None = None
@@ -151,6 +151,11 @@ def deadline_error(call: CallState, request: httpx.Request, what: str) -> hx.HTT
     return hx.HTTPXDeadlineExceeded(
         what, **hx.context(request, attempts=call.attempts, elapsed=call.elapsed(), status=call.last_status)
     )
+
+
+def where(call: CallState) -> str:
+    """The deadline error's message, with the last status seen."""
+    return "the deadline ran out" + (f" (last status {call.last_status})" if call.last_status else "")
 
 
 def planned_wait(retry: Retry, call: CallState) -> float:

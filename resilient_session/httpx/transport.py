@@ -10,6 +10,8 @@ the requests adapter does), and every failure leaves as an error that is both ou
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Generator
 from typing import Any, NamedTuple, cast
 
 import anyio
@@ -27,9 +29,10 @@ from ..policies.bulkhead import Bulkhead
 from ..retry import as_retry_policy, call_aware, no_retries
 from ..stores.base import host_key
 from . import _core
+from .errors import HTTPXRetryExhausted, context
 from .response import as_resilient
 
-__all__ = ["AsyncResilientTransport", "TransportPolicies"]
+__all__ = ["AsyncResilientTransport", "ResilientTransport", "TransportPolicies", "attempts"]
 
 #: Seconds between two looks at a full bulkhead by a waiting task (sync callers wait on its condition).
 _BULKHEAD_POLL = 0.005
@@ -120,7 +123,16 @@ class _Hop:
             self.compartment = _scope(self.bulkhead.name, self.host)
         call.retry_gates.extend(self.gates)
 
-    def take_slot_now(self, call: CallState, request: httpx.Request) -> bool:
+    @classmethod
+    def begin(cls, policies: TransportPolicies, call: CallState, request: httpx.Request) -> _Hop:
+        """The hop's policies asked: the circuit's leave (or its typed refusal), the retry gates set."""
+        try:
+            return cls(policies, call, request)
+        except CircuitOpenError as exc:
+            error = _core.typed(exc, call, request)
+        raise error
+
+    def take_slot_now(self) -> bool:
         """Take a bulkhead slot if one is free; True when taken (or no bulkhead)."""
         if self.bulkhead is None or self.compartment is None:
             return True
@@ -144,7 +156,7 @@ class _Hop:
         ):
             self.budget_gate.record_success()
 
-    def bulkhead_full(self, request: httpx.Request, waited: float) -> BulkheadFullError:
+    def bulkhead_full(self, waited: float) -> BulkheadFullError:
         assert self.bulkhead is not None
         return BulkheadFullError(
             f"{self.bulkhead.max_concurrent} calls to {self.compartment} already in flight; none finished "
@@ -173,16 +185,130 @@ def begin(policies: TransportPolicies, request: httpx.Request) -> tuple[CallStat
     return call, enter(call)
 
 
+# -- the decisions of one hop, shared by both transports ---------------------------------------------
+#
+# ``attempts()`` is a generator: it yields what to do next (send, sleep, read the body, close a response)
+# and receives what happened; each transport runs the same generator with its own I/O (``await`` or not).
+
+
+class Send(NamedTuple):
+    """Send the request once; answer ``(response, None)`` or ``(None, httpx.TransportError)``."""
+
+
+class Sleep(NamedTuple):
+    """Wait this many seconds; answer ``None``."""
+
+    seconds: float
+
+
+class Read(NamedTuple):
+    """Read the body of *response*; answer ``None`` or the ``httpx.TransportError`` it broke off with."""
+
+    response: httpx.Response
+
+
+class Close(NamedTuple):
+    """Close *response* unread; answer ``None``."""
+
+    response: httpx.Response
+
+
+Step = Send | Sleep | Read | Close
+Plan = Generator[Step, Any, httpx.Response]
+
+
+def attempts(policies: TransportPolicies, call: CallState, request: httpx.Request) -> Plan:
+    """The attempts of one hop: send until the retry policy stops, reading the body inside the loop
+    (unless the call streams), and return the response or raise the typed error."""
+    method = request.method
+    url = str(request.url)
+    retry = call_aware(policies.retry)
+    if not _core.replayable(request):
+        retry = no_retries(retry)
+    header = getattr(retry, "idempotency_key_header", None)
+    call.idempotency_key = bool(header and header in request.headers)
+    call.attempts = 1
+    read_body = not call.extras.get("stream", False)
+    first_break: BaseException | None = None
+    timeouts = request.extensions.get("timeout")
+    while True:
+        if call.deadline_passed():
+            raise _core.deadline_error(call, request, "the deadline ran out before an attempt")
+        clamped = _core.clamped_timeouts(timeouts, call.remaining())
+        if clamped is not None:
+            request.extensions["timeout"] = clamped
+        next_retry: Retry | None = None
+        response, error = yield Send()
+        if error is not None:
+            failure = _core.typed(error, call, request)
+            if failure is not error and not call.deadline_passed(_core.DEADLINE_SLACK):
+                next_retry = _next(retry, method, url, error=_core.wire_cause(error, _core.HEADERS))
+            if next_retry is None:
+                raise failure
+            retry = next_retry
+            yield Sleep(_core.planned_wait(retry, call))
+            continue
+        call.last_status = response.status_code
+        if retry.is_retry(method, response.status_code, "Retry-After" in response.headers):
+            next_retry = _next(retry, method, url, response=_core.retry_view(response))
+            if next_retry is not None:
+                yield Close(response)
+                retry = next_retry
+                yield Sleep(_core.planned_wait(retry, call))
+                continue
+            if retry.raise_on_status and not call.deadline_passed():
+                yield Close(response)
+                raise _exhausted(call, request, response)
+        resilient = as_resilient(response, attempts=call.attempts, normalizer=policies.normalizer)
+        if not read_body:
+            return resilient
+        broken_by = yield Read(response)
+        if broken_by is None:
+            return resilient
+        broken = _core.typed(broken_by, call, request, _core.BODY)
+        if broken is not broken_by and not call.deadline_passed(_core.DEADLINE_SLACK):
+            first_break = first_break or broken
+            next_retry = _next(retry, method, url, error=_core.wire_cause(broken_by, _core.BODY))
+        if next_retry is None:
+            raise first_break or broken
+        retry = next_retry
+        yield Sleep(_core.planned_wait(retry, call))
+
+
+def _next(retry: Retry, method: str, url: str, **outcome: Any) -> Retry | None:
+    """The policy's decision after an attempt: the retry state for the next one, or ``None`` to stop
+    (retries used up, the deadline would pass, the budget or the circuit refused, not retryable)."""
+    try:
+        return retry.increment(method, url, **outcome)
+    except Exception:  # MaxRetryError, or the error itself re-raised: urllib3's "stop here"
+        return None
+
+
+def _exhausted(call: CallState, request: httpx.Request, response: httpx.Response) -> BaseException:
+    return HTTPXRetryExhausted(
+        f"retries exhausted on status {response.status_code}",
+        **context(request, response=response, attempts=call.attempts, elapsed=call.elapsed()),
+    )
+
+
+def _scope_deadline(call: CallState) -> float:
+    remaining = call.remaining()
+    return math.inf if remaining is None else anyio.current_time() + remaining
+
+
+# -- the transports ----------------------------------------------------------------------------------
+
+
 class AsyncResilientTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` that retries, bounds the call by its deadline, asks the circuit
     breaker, pays the retry budget, holds a bulkhead slot and raises typed errors.
 
     :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
-        respx and pytest-httpx mock below this one, so retries are seen by the mock).
-    :param read_body: ``True`` (default) reads the body of each answer inside the retry loop, so one that
-        breaks off is retried; the client turns it off for ``stream=True`` calls.
+        respx and pytest-httpx mock below this one, so the mock sees every retry).
 
-    The other keywords are :class:`TransportPolicies`'.
+    The other keywords are :class:`TransportPolicies`'. The deadline ends the hop by cancellation (an
+    anyio cancel scope: asyncio and trio alike); a task cancelled by its caller gives back its bulkhead
+    slot and its half-open probe, and its outcome is not counted.
     """
 
     def __init__(
@@ -229,20 +355,17 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
     async def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
         if call.deadline_passed():
             raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
-        try:
-            hop = _Hop(self.policies, call, request)
-        except CircuitOpenError as exc:
-            raise _core.typed(exc, call, request) from None
+        hop = _Hop.begin(self.policies, call, request)
         holding = False
         response: httpx.Response | None = None
         try:
             with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
                 holding = await self._take_slot(hop, call, request)
-                response = await self._attempts(call, request)
+                response = await self._run(attempts(self.policies, call, request), request)
             if response is None or scope.cancelled_caught:
                 if response is not None:
                     await response.aclose()
-                raise _core.deadline_error(call, request, _where(call))
+                raise _core.deadline_error(call, request, _core.where(call))
         except BaseException as exc:
             # A task cancelled by its caller lands here too: its outcome is not counted (an open
             # circuit's probe slot goes back), its bulkhead slot is returned below.
@@ -253,11 +376,34 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         hop.record(response=response)
         return response
 
+    async def _run(self, plan: Plan, request: httpx.Request) -> httpx.Response:
+        answer: Any = None
+        while True:
+            try:
+                step = plan.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            answer = None
+            if isinstance(step, Send):
+                try:
+                    answer = (await self.transport.handle_async_request(request), None)
+                except httpx.TransportError as exc:
+                    answer = (None, exc)
+            elif isinstance(step, Sleep):
+                await anyio.sleep(step.seconds)
+            elif isinstance(step, Read):
+                try:
+                    await step.response.aread()
+                except httpx.TransportError as exc:
+                    answer = exc
+            else:
+                await step.response.aclose()
+
     async def _take_slot(self, hop: _Hop, call: CallState, request: httpx.Request) -> bool:
         bulkhead = hop.bulkhead
         if bulkhead is None:
             return False
-        if hop.take_slot_now(call, request):
+        if hop.take_slot_now():
             return True
         remaining = call.remaining()
         wait = bulkhead.max_wait if remaining is None else max(0.0, min(bulkhead.max_wait, remaining))
@@ -265,97 +411,112 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         started = anyio.current_time()
         while waited < wait:
             await anyio.sleep(min(_BULKHEAD_POLL, wait - waited))
-            if hop.take_slot_now(call, request):
+            if hop.take_slot_now():
                 return True
             waited = anyio.current_time() - started
-        raise _core.typed(hop.bulkhead_full(request, waited), call, request)
+        raise _core.typed(hop.bulkhead_full(waited), call, request)
 
-    async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
-        policies = self.policies
-        method = request.method
-        url = str(request.url)
-        retry = call_aware(policies.retry)
-        if not _core.replayable(request):
-            retry = no_retries(retry)
-        header = getattr(retry, "idempotency_key_header", None)
-        call.idempotency_key = bool(header and header in request.headers)
-        call.attempts = 1
-        read_body = not call.extras.get("stream", False)
-        first_break: BaseException | None = None
-        timeouts = request.extensions.get("timeout")
+
+class ResilientTransport(httpx.BaseTransport):
+    """The sync twin of :class:`AsyncResilientTransport`, for ``httpx.Client``: the same decisions.
+
+    Without cancellation, the deadline bounds every socket wait of each attempt (connect, write, read
+    timeouts clamped to the time left when the attempt starts), every backoff sleep, the bulkhead wait,
+    and is checked between body chunks.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        retry: Retry | int | bool | None = None,
+        deadline: float | None = None,
+        breaker: CircuitBreaker | bool | None = True,
+        budget: RetryBudget | bool | None = True,
+        bulkhead: Bulkhead | bool | None = False,
+        base_url: str | None = None,
+        normalizer: Normalizer = DEFAULT_NORMALIZER,
+    ) -> None:
+        self.transport = transport if transport is not None else httpx.HTTPTransport()
+        self.policies = TransportPolicies(
+            retry=retry,
+            deadline=deadline,
+            breaker=breaker,
+            budget=budget,
+            bulkhead=bulkhead,
+            base_url=base_url,
+            normalizer=normalizer,
+        )
+
+    def __enter__(self) -> ResilientTransport:
+        self.transport.__enter__()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.transport.__exit__(*args)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        call, token = begin(self.policies, request)
+        try:
+            return self._hop(call, request)
+        finally:
+            if token is not None:
+                leave(token)
+
+    def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        if call.deadline_passed():
+            raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+        hop = _Hop.begin(self.policies, call, request)
+        holding = False
+        try:
+            if hop.bulkhead is not None and hop.compartment is not None:
+                try:
+                    hop.bulkhead.acquire(hop.compartment, max_wait=call.remaining())
+                except BulkheadFullError as exc:
+                    raise _core.typed(exc, call, request) from None
+                holding = True
+            response = self._run(attempts(self.policies, call, request), call, request)
+        except BaseException as exc:
+            hop.record(error=exc)
+            raise
+        finally:
+            hop.give_back(call, holding)
+        hop.record(response=response)
+        return response
+
+    def _run(self, plan: Plan, call: CallState, request: httpx.Request) -> httpx.Response:
+        answer: Any = None
         while True:
-            if call.deadline_passed():
-                raise _core.deadline_error(call, request, "the deadline ran out before an attempt")
-            clamped = _core.clamped_timeouts(timeouts, call.remaining())
-            if clamped is not None:
-                request.extensions["timeout"] = clamped
-            failure: BaseException | None = None
-            next_retry: Retry | None = None
             try:
-                response = await self.transport.handle_async_request(request)
-            except httpx.TransportError as exc:
-                failure = _core.typed(exc, call, request)
-                if failure is not exc and not call.deadline_passed(0.005):
-                    next_retry = _next(retry, method, url, error=_core.wire_cause(exc, _core.HEADERS))
-            if failure is not None:
-                if next_retry is None:
-                    raise failure
-                retry = next_retry
-                await anyio.sleep(_core.planned_wait(retry, call))
-                continue
-            call.last_status = response.status_code
-            if retry.is_retry(method, response.status_code, "Retry-After" in response.headers):
-                next_retry = _next(retry, method, url, response=_core.retry_view(response))
-                if next_retry is not None:
-                    await response.aclose()
-                    retry = next_retry
-                    await anyio.sleep(_core.planned_wait(retry, call))
-                    continue
-                if retry.raise_on_status and not call.deadline_passed():
-                    await response.aclose()
-                    raise _exhausted(call, request, response)
-            resilient = as_resilient(response, attempts=call.attempts, normalizer=policies.normalizer)
-            if not read_body:
-                return resilient
-            broken: BaseException | None = None
-            try:
-                await response.aread()
-            except httpx.TransportError as exc:
-                broken = _core.typed(exc, call, request, _core.BODY)
-                if broken is not exc and not call.deadline_passed(0.005):
-                    first_break = first_break or broken
-                    next_retry = _next(retry, method, url, error=_core.wire_cause(exc, _core.BODY))
-            if broken is None:
-                return resilient
-            if next_retry is None:
-                raise first_break or broken  # outside the except block: no chain holding httpx's message
-            retry = next_retry
-            await anyio.sleep(_core.planned_wait(retry, call))
-            continue
+                step = plan.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            answer = None
+            if isinstance(step, Send):
+                try:
+                    answer = (self.transport.handle_request(request), None)
+                except httpx.TransportError as exc:
+                    answer = (None, exc)
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            elif isinstance(step, Read):
+                try:
+                    _read(step.response, call, request)
+                except httpx.TransportError as exc:
+                    answer = exc
+            else:
+                step.response.close()
 
 
-def _next(retry: Retry, method: str, url: str, **outcome: Any) -> Retry | None:
-    """The policy's decision after an attempt: the retry state for the next one, or ``None`` to stop
-    (retries used up, the deadline would pass, the budget or the circuit refused, not retryable)."""
-    try:
-        return retry.increment(method, url, **outcome)
-    except Exception:  # MaxRetryError, or the error itself re-raised: urllib3's "stop here"
-        return None
-
-
-def _exhausted(call: CallState, request: httpx.Request, response: httpx.Response) -> BaseException:
-    from .errors import HTTPXRetryExhausted, context
-
-    return HTTPXRetryExhausted(
-        f"retries exhausted on status {response.status_code}",
-        **context(request, response=response, attempts=call.attempts, elapsed=call.elapsed()),
-    )
-
-
-def _scope_deadline(call: CallState) -> float:
-    remaining = call.remaining()
-    return math.inf if remaining is None else anyio.current_time() + remaining
-
-
-def _where(call: CallState) -> str:
-    return "the deadline ran out" + (f" (last status {call.last_status})" if call.last_status else "")
+def _read(response: httpx.Response, call: CallState, request: httpx.Request) -> None:
+    """``response.read()``, checking the call's deadline between chunks."""
+    chunks = []
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        if call.deadline_passed():
+            response.close()
+            raise _core.deadline_error(call, request, "the deadline ran out while reading the body")
+    response._content = b"".join(chunks)
