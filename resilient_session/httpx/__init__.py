@@ -5,7 +5,8 @@ Needs the ``httpx`` extra (``pip install "resilient-session[httpx]"``). See ``do
 
 from __future__ import annotations
 
-from .client import DEFAULT_HTTPX_TIMEOUT, AsyncResilientClient
+from .auth import HTTPXAuth, as_httpx_auth
+from .client import DEFAULT_HTTPX_TIMEOUT, AsyncResilientClient, ResilientClient, httpx_timeout
 from .errors import (
     HTTPXAuthenticationError,
     HTTPXBodyReadError,
@@ -28,16 +29,19 @@ from .errors import (
     HTTPXSSLError,
     HTTPXStalledBody,
     HTTPXStatusError,
+    HTTPXTokenEndpointError,
+    HTTPXTokenEndpointTimeout,
     HTTPXWriteError,
     HTTPXWriteTimeout,
 )
 from .response import ResilientResponse
-from .transport import AsyncResilientTransport
+from .transport import AsyncResilientTransport, ResilientTransport
 
 __all__ = [
     "DEFAULT_HTTPX_TIMEOUT",
     "AsyncResilientClient",
     "AsyncResilientTransport",
+    "HTTPXAuth",
     "HTTPXAuthenticationError",
     "HTTPXBodyReadError",
     "HTTPXBulkheadFull",
@@ -59,7 +63,13 @@ __all__ = [
     "HTTPXServerError",
     "HTTPXStalledBody",
     "HTTPXStatusError",
+    "HTTPXTokenEndpointError",
+    "HTTPXTokenEndpointTimeout",
     "HTTPXWriteError",
     "HTTPXWriteTimeout",
+    "ResilientClient",
     "ResilientResponse",
+    "ResilientTransport",
+    "as_httpx_auth",
+    "httpx_timeout",
 ]

@@ -23,6 +23,8 @@ raised                              ours (and requests')              httpx's
 :class:`HTTPXBodyReadError`         ``IncompleteBodyError``           ``httpx.ReadError``
 :class:`HTTPXCircuitOpen`           ``CircuitOpenError``              ``httpx.ConnectError``
 :class:`HTTPXBulkheadFull`          ``BulkheadFullError``             ``httpx.PoolTimeout``
+:class:`HTTPXTokenEndpointError`    ``TokenEndpointError``            ``httpx.ConnectError``
+:class:`HTTPXTokenEndpointTimeout`  ``TokenEndpointTimeout``          ``httpx.ConnectTimeout``
 :class:`HTTPXRetryExhausted`        ``RetryExhaustedError``           ``httpx.HTTPStatusError``
 :class:`HTTPXStatusError` and kin   ``APIStatusError`` and kin        ``httpx.HTTPStatusError``
 ==================================  ================================  =============================
@@ -68,6 +70,8 @@ __all__ = [
     "HTTPXServerError",
     "HTTPXStalledBody",
     "HTTPXStatusError",
+    "HTTPXTokenEndpointError",
+    "HTTPXTokenEndpointTimeout",
     "HTTPXWriteError",
     "HTTPXWriteTimeout",
     "status_error_for",
@@ -136,6 +140,14 @@ class HTTPXCircuitOpen(ours.CircuitOpenError, httpx.ConnectError):  # type: igno
 
 class HTTPXBulkheadFull(ours.BulkheadFullError, httpx.PoolTimeout):  # type: ignore[misc]
     """Too many calls to the host in flight: refused without opening a socket."""
+
+
+class HTTPXTokenEndpointError(ours.TokenEndpointError, httpx.ConnectError):  # type: ignore[misc]
+    """The OAuth2 token endpoint could not be used (refused, dropped, 5xx, not a token)."""
+
+
+class HTTPXTokenEndpointTimeout(ours.TokenEndpointTimeout, httpx.ConnectTimeout):  # type: ignore[misc]
+    """The OAuth2 token endpoint did not answer in time."""
 
 
 class HTTPXRetryExhausted(ours.RetryExhaustedError, httpx.HTTPStatusError):  # type: ignore[misc]

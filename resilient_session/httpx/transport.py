@@ -170,19 +170,34 @@ class _Hop:
 def begin(policies: TransportPolicies, request: httpx.Request) -> tuple[CallState, Any]:
     """The call *request* belongs to: a client's call in progress, or a new one (and its token)."""
     call = current_call()
-    if call is not None and call.extras.get("httpx_client") is not None and not call.sent:
+    if call is not None and call.extras.get("httpx_client") is not None:
+        # The client's call: its first hop, a redirect hop or the re-send after a 401.
+        origin = host_key(str(request.url))
+        first = call.extras.setdefault("origin", origin)
+        if origin != first:
+            _strip_credentials(call, request)
         call.sent = True
+        call.raw_url = str(request.url)
+        call.extras.pop("redacted_url", None)
         call.tighten_deadline(policies.deadline)
         return call, None
-    if call is not None and call.extras.get("httpx_client") is not None:
-        call.tighten_deadline(policies.deadline)
-        return call, None  # a redirect hop or an auth retry of the client's call
     outer = call
     call = CallState.begin(request.method, str(request.url), extras={"httpx_transport": True})
     call.tighten_deadline(policies.deadline)
     if outer is not None and outer.deadline_at is not None:
         call.tighten_deadline(outer.deadline_at - call.started)
     return call, enter(call)
+
+
+def _strip_credentials(call: CallState, request: httpx.Request) -> None:
+    """A redirect to another origin: drop the headers and query parameters our auth set (httpx itself
+    drops only ``Authorization``; an API key header would otherwise follow the redirect)."""
+    for name in call.extras.get("credential_headers", ()):
+        request.headers.pop(name, None)
+    keys = call.extras.get("credential_query", ())
+    if keys and request.url.query:
+        kept = [(k, v) for k, v in request.url.params.multi_items() if k not in keys]
+        request.url = request.url.copy_with(params=kept)
 
 
 # -- the decisions of one hop, shared by both transports ---------------------------------------------
