@@ -28,7 +28,7 @@ from requests.structures import CaseInsensitiveDict
 from .._call import current_call
 from ..auth.keys import CredentialAuth
 from ..auth.oauth2 import _OAuth2Auth
-from ..errors import APIError, TokenEndpointError, TokenEndpointTimeout
+from ..errors import APIError, DeadlineExceededError, TokenEndpointError, TokenEndpointTimeout
 from . import errors as hx
 
 __all__ = ["HTTPXAuth", "as_httpx_auth"]
@@ -179,6 +179,8 @@ def _translated(request: httpx.Request, fetch: Any) -> str:
         failure = _twin(hx.HTTPXTokenEndpointTimeout, exc, request)
     except TokenEndpointError as exc:
         failure = _twin(hx.HTTPXTokenEndpointError, exc, request)
+    except DeadlineExceededError as exc:  # the call's deadline, reached inside the token request
+        failure = _twin(hx.HTTPXDeadlineExceeded, exc, request)
     raise failure
 
 
