@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable, Generator
+from functools import partial
+from typing import Any, NamedTuple, TypeVar, cast
 
 import anyio
+import anyio.to_thread
 import httpx
 import requests
 from urllib3.util.retry import Retry
@@ -28,11 +30,14 @@ from ..policies.budget import BudgetGate, RetryBudget
 from ..policies.bulkhead import Bulkhead
 from ..retry import as_retry_policy, call_aware, no_retries
 from ..stores.base import host_key
+from ..stores.memory import MemoryStore
 from . import _core
 from .errors import HTTPXRetryExhausted, context
 from .response import as_resilient
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport", "TransportPolicies", "attempts"]
+
+_T = TypeVar("_T")
 
 #: Seconds between two looks at a full bulkhead by a waiting task (sync callers wait on its condition).
 _BULKHEAD_POLL = 0.005
@@ -73,6 +78,9 @@ class TransportPolicies:
         self.bulkhead: Bulkhead | None = _policy(bulkhead, Bulkhead, "bulkhead")
         self.base_url = base_url
         self.normalizer = normalizer
+        stores = [p.store for p in (self.breaker, self.budget) if p is not None]
+        #: Every store is this process's memory: asking the policies costs microseconds and no I/O.
+        self.local = all(isinstance(store, MemoryStore) for store in stores)
 
 
 def _policy(value: Any, cls: type[Any], name: str) -> Any:
@@ -228,7 +236,15 @@ class Close(NamedTuple):
     response: httpx.Response
 
 
-Step = Send | Sleep | Read | Close
+class Decide(NamedTuple):
+    """Ask the retry policy (and through it the call's gates: retry budget, circuit); answer what
+    ``decide()`` returns. It may ask the policies' store: the async transport runs it off the event
+    loop when that store is not in this process's memory."""
+
+    decide: Callable[[], Retry | None]
+
+
+Step = Send | Sleep | Read | Close | Decide
 Plan = Generator[Step, Any, httpx.Response]
 
 
@@ -257,7 +273,8 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
         if error is not None:
             failure = _core.typed(error, call, request)
             if failure is not error and not call.deadline_passed(_core.DEADLINE_SLACK):
-                next_retry = _next(retry, method, url, error=_core.wire_cause(error, _core.HEADERS))
+                cause = _core.wire_cause(error, _core.HEADERS)
+                next_retry = yield Decide(partial(_next, retry, method, url, error=cause))
             if next_retry is None:
                 raise failure
             retry = next_retry
@@ -265,7 +282,8 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
             continue
         call.last_status = response.status_code
         if retry.is_retry(method, response.status_code, "Retry-After" in response.headers):
-            next_retry = _next(retry, method, url, response=_core.retry_view(response))
+            view = _core.retry_view(response)
+            next_retry = yield Decide(partial(_next, retry, method, url, response=view))
             if next_retry is not None:
                 yield Close(response)
                 retry = next_retry
@@ -283,7 +301,8 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
         broken = _core.typed(broken_by, call, request, _core.BODY)
         if broken is not broken_by and not call.deadline_passed(_core.DEADLINE_SLACK):
             first_break = first_break or broken
-            next_retry = _next(retry, method, url, error=_core.wire_cause(broken_by, _core.BODY))
+            cause = _core.wire_cause(broken_by, _core.BODY)
+            next_retry = yield Decide(partial(_next, retry, method, url, error=cause))
         if next_retry is None:
             raise first_break or broken
         retry = next_retry
@@ -370,7 +389,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
     async def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
         if call.deadline_passed():
             raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
-        hop = _Hop.begin(self.policies, call, request)
+        hop = await self._off_loop(_Hop.begin, self.policies, call, request)
         holding = False
         response: httpx.Response | None = None
         try:
@@ -383,13 +402,22 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 raise _core.deadline_error(call, request, _core.where(call))
         except BaseException as exc:
             # A task cancelled by its caller lands here too: its outcome is not counted (an open
-            # circuit's probe slot goes back), its bulkhead slot is returned below.
-            hop.record(error=exc)
+            # circuit's probe slot goes back), its bulkhead slot is returned below. Shielded: the
+            # store must hear of it even while the task is being cancelled.
+            with anyio.CancelScope(shield=True):
+                await self._off_loop(hop.record, error=exc)
             raise
         finally:
             hop.give_back(call, holding)
-        hop.record(response=response)
+        await self._off_loop(hop.record, response=response)
         return response
+
+    async def _off_loop(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``func(*args, **kwargs)``: inline when the policies' state is in memory, else in a worker
+        thread (a Redis round trip, bounded by the store's ``op_timeout``, must not stall the loop)."""
+        if self.policies.local:
+            return func(*args, **kwargs)
+        return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
 
     async def _run(self, plan: Plan, request: httpx.Request) -> httpx.Response:
         answer: Any = None
@@ -406,6 +434,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     answer = (None, exc)
             elif isinstance(step, Sleep):
                 await anyio.sleep(step.seconds)
+            elif isinstance(step, Decide):
+                answer = await self._off_loop(step.decide)
             elif isinstance(step, Read):
                 try:
                     await step.response.aread()
@@ -517,6 +547,8 @@ class ResilientTransport(httpx.BaseTransport):
                     answer = (None, exc)
             elif isinstance(step, Sleep):
                 time.sleep(step.seconds)
+            elif isinstance(step, Decide):
+                answer = step.decide()
             elif isinstance(step, Read):
                 try:
                     _read(step.response, call, request)
