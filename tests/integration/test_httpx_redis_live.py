@@ -68,8 +68,8 @@ async def test_a_stalled_redis_does_not_stall_the_event_loop(
     store = RedisStore(redis_server.url, prefix=f"test-{uuid.uuid4().hex}", op_timeout=0.1)
     server.script(answer(503), answer(200))
     ticks: list[float] = []
-    policies = {"breaker": CircuitBreaker(store=store), "budget": RetryBudget(store=store)}
-    async with AsyncResilientClient(retry=1, **policies) as c:
+    breaker, budget = CircuitBreaker(store=store), RetryBudget(store=store)
+    async with AsyncResilientClient(retry=1, breaker=breaker, budget=budget) as c:
         await c.get(server.url + "/warm")  # connections to Redis and upstream made before the stall
         server.script(answer(503), answer(200))
         sleeper = redis_server.pause(1.0)
