@@ -11,7 +11,7 @@ from a registered integration (:meth:`AsyncResilientClient.for_integration`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -273,7 +273,36 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
                 if stream:
                     await response.aclose()
                 raise error
+        if stream and call.deadline_at is not None:
+            response.stream = _DeadlineStream(response.stream, call, request)
         return response
+
+
+class _DeadlineStream(httpx.AsyncByteStream):
+    """A streamed body whose every read ends by the call's deadline (the body is part of the call)."""
+
+    def __init__(self, stream: Any, call: CallState, request: httpx.Request) -> None:
+        self._stream = stream
+        self._call = call
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._stream.__aiter__()
+        while True:
+            remaining = self._call.remaining() or 0.0
+            with anyio.move_on_after(max(remaining, 0.0)) as scope:
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return
+            if scope.cancelled_caught:
+                raise _core.deadline_error(
+                    self._call, self._request, "the deadline ran out while reading the body"
+                )
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class ResilientClient(_Resilient, httpx.Client):

@@ -171,6 +171,17 @@ async def test_drip_ends_within_the_deadline(server: RawServer, behaviour: objec
     assert server.count == 1
 
 
+async def test_deadline_covers_a_streamed_body_read_after_send(server: RawServer) -> None:
+    server.script(drip_body(0.05))
+    async with AsyncResilientClient(retry=FAST, deadline=0.5) as c:
+        started = time.monotonic()
+        async with c.stream("GET", server.url + "/drip") as response:
+            assert response.status_code == 200
+            with pytest.raises(HTTPXDeadlineExceeded):
+                await response.aread()
+    assert 0.5 <= time.monotonic() - started < 0.5 + SLACK
+
+
 async def test_deadline_covers_retries_and_backoff(server: RawServer) -> None:
     server.script(answer(503))
     policy = RetryPolicy(total=50, backoff_factor=0.2, full_jitter=False, backoff_max=0.2)
@@ -424,4 +435,6 @@ async def test_many_concurrent_calls_with_deadlines_all_end_in_time(server: RawS
             for _ in range(50):
                 tg.start_soon(one)
     assert len(ends) == 50
-    assert max(ends) < 0.5 + SLACK + 0.1  # 50 connections set up on a shared 2-core machine
+    # The dripping server's 50 threads run in this process and contend for the GIL with the event loop;
+    # benchmarks/async.py measures 1,000 calls against a server in another process.
+    assert max(ends) < 0.5 + SLACK + 0.25
