@@ -10,7 +10,6 @@ from a registered integration (:meth:`AsyncResilientClient.for_integration`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -257,14 +256,12 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         token = enter(call)
         try:
             remaining = call.remaining()
-            scope_deadline = math.inf if remaining is None else anyio.current_time() + remaining
-            response: httpx.Response | None = None
-            with anyio.CancelScope(deadline=scope_deadline) as scope:
+            if remaining is None:  # no deadline: no cancel scope to pay for
                 response = await super().send(request, stream=stream, **kwargs)
-            if scope.cancelled_caught or response is None:
-                if response is not None:
-                    await response.aclose()
-                raise _core.deadline_error(call, request, "the deadline ran out")
+            else:
+                response = await self._send_by(
+                    anyio.current_time() + remaining, call, request, stream, kwargs
+                )
         finally:
             leave(token)
         if self.raise_for_status:
@@ -275,6 +272,18 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
                 raise error
         if stream and call.deadline_at is not None:
             response.stream = _DeadlineStream(response.stream, call, request)
+        return response
+
+    async def _send_by(
+        self, deadline: float, call: CallState, request: httpx.Request, stream: bool, kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        response: httpx.Response | None = None
+        with anyio.CancelScope(deadline=deadline) as scope:
+            response = await super().send(request, stream=stream, **kwargs)
+        if scope.cancelled_caught or response is None:
+            if response is not None:
+                await response.aclose()
+            raise _core.deadline_error(call, request, "the deadline ran out")
         return response
 
 

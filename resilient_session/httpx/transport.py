@@ -393,13 +393,17 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         holding = False
         response: httpx.Response | None = None
         try:
-            with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
+            if call.deadline_at is None:  # no deadline: no cancel scope to pay for
                 holding = await self._take_slot(hop, call, request)
                 response = await self._run(attempts(self.policies, call, request), request)
-            if response is None or scope.cancelled_caught:
-                if response is not None:
-                    await response.aclose()
-                raise _core.deadline_error(call, request, _core.where(call))
+            else:
+                with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
+                    holding = await self._take_slot(hop, call, request)
+                    response = await self._run(attempts(self.policies, call, request), request)
+                if response is None or scope.cancelled_caught:
+                    if response is not None:
+                        await response.aclose()
+                    raise _core.deadline_error(call, request, _core.where(call))
         except BaseException as exc:
             # A task cancelled by its caller lands here too: its outcome is not counted (an open
             # circuit's probe slot goes back), its bulkhead slot is returned below. Shielded: the
