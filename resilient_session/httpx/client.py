@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
+import requests
 from urllib3.util import Timeout as Urllib3Timeout
 from urllib3.util.retry import Retry
 
@@ -24,6 +25,7 @@ from .._call import CallState, current_call, enter, leave
 from .._options import check_session_option
 from ..adapter import DEFAULT_TIMEOUT
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
+from ..observe.events import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call
 from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead
@@ -44,7 +46,10 @@ _TRANSPORT_KEYWORDS = ("verify", "cert", "http1", "http2", "limits", "trust_env"
 _DEADLINE: ContextVar[float | None] = ContextVar("resilient_session_httpx_deadline", default=None)
 
 # Options of a registered integration the httpx clients take (the others are the session's alone).
-_INTEGRATION_OPTIONS = ("timeout", "retry", "deadline", "auth", "raise_for_status", "bulkhead")
+_INTEGRATION_OPTIONS = (
+    *("timeout", "retry", "deadline", "auth", "raise_for_status", "bulkhead"),
+    *("request_id_header", "tracing"),
+)
 
 
 def httpx_timeout(value: Any) -> Any:
@@ -91,6 +96,7 @@ def _integration_kwargs(integration: Any, overrides: dict[str, Any]) -> dict[str
     if "timeout" in kwargs:
         kwargs["timeout"] = httpx_timeout(kwargs["timeout"])
     kwargs.update(
+        integration=found.name,
         base_url=found.base_url or "",
         breaker=found.breaker or False,
         budget=found.budget or False,
@@ -101,18 +107,36 @@ def _integration_kwargs(integration: Any, overrides: dict[str, Any]) -> dict[str
 
 
 class _Resilient:
-    """What both clients add to httpx's: options, URL joining, the call's state."""
+    """What both clients add to httpx's: options, URL joining, the call's state and its observation."""
 
     _resilient_base_url: str | None
     deadline: float | None
     raise_for_status: bool
+    #: Callbacks told about every call (as ``session.events``).
+    events: Events
+    integration: str | None
+    request_id_header: str | None
+    tracing: Any
 
-    def _setup(self, base_url: Any, deadline: float | None, raise_for_status: bool) -> None:
+    def _setup(
+        self,
+        base_url: Any,
+        deadline: float | None,
+        raise_for_status: bool,
+        integration: str | None,
+        request_id_header: str | None,
+        tracing: Any,
+    ) -> None:
         check_session_option("deadline", deadline)
         check_session_option("raise_for_status", raise_for_status)
+        check_session_option("request_id_header", request_id_header)
         self._resilient_base_url = str(base_url) if base_url else None
         self.deadline = None if deadline is None else float(deadline)
         self.raise_for_status = raise_for_status
+        self.events = Events()
+        self.integration = integration
+        self.request_id_header = request_id_header
+        self.tracing = tracing
 
     def _merge_url(self, url: Any) -> httpx.URL:
         base = self._resilient_base_url
@@ -129,7 +153,16 @@ class _Resilient:
         call.tighten_deadline(_DEADLINE.get(self.deadline))
         if outer is not None and outer.deadline_at is not None:
             call.tighten_deadline(outer.deadline_at - call.started)
+        # The session's request id, log line, events and spans; the observer reads only the request's
+        # headers, which an httpx request has too.
+        call.observer = begin_call(self, call, cast(requests.PreparedRequest, request))
         return call
+
+    def _finish(
+        self, call: CallState, response: httpx.Response | None = None, error: BaseException | None = None
+    ) -> None:
+        if call.observer is not None:
+            end_call(call.observer, call, response=cast(requests.Response, response), error=error)
 
 
 class AsyncResilientClient(_Resilient, httpx.AsyncClient):
@@ -151,7 +184,14 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
     :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport``); it
         is wrapped in an :class:`~resilient_session.httpx.AsyncResilientTransport` unless it is one.
     :param normalizer: Builds ``response.normalized``.
+    :param integration: The name in log lines, events and spans (set by :meth:`for_integration`).
+    :param request_id_header: As for the session: each call carries a request id in this header
+        (``None``: none).
+    :param tracing: As for the session: OpenTelemetry spans per call and attempt when available.
     :param kwargs: Every other ``httpx.AsyncClient`` keyword (``headers``, ``event_hooks`` ...).
+
+    ``events`` takes the session's callbacks (``client.events.on_retry(...)``); each call logs the
+    session's one INFO line.
     """
 
     def __init__(
@@ -168,9 +208,12 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         auth: Any = None,
         transport: httpx.AsyncBaseTransport | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
+        integration: str | None = None,
+        request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
+        tracing: Any = True,
         **kwargs: Any,
     ) -> None:
-        self._setup(base_url, deadline, raise_for_status)
+        self._setup(base_url, deadline, raise_for_status, integration, request_id_header, tracing)
         if not isinstance(transport, AsyncResilientTransport):
             if transport is None:
                 given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
@@ -259,11 +302,14 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
             if remaining is None:  # no deadline: no cancel scope to pay for
                 response = await super().send(request, stream=stream, **kwargs)
             else:
-                response = await self._send_by(
-                    anyio.current_time() + remaining, call, request, stream, kwargs
-                )
+                ends = anyio.current_time() + remaining
+                response = await self._send_by(ends, call, request, stream, kwargs)
+        except BaseException as exc:
+            self._finish(call, error=exc)
+            raise
         finally:
             leave(token)
+        self._finish(call, response)
         if self.raise_for_status:
             error = status_error_for(response, attempts=call.attempts, elapsed=call.elapsed())
             if error is not None:
@@ -335,9 +381,12 @@ class ResilientClient(_Resilient, httpx.Client):
         auth: Any = None,
         transport: httpx.BaseTransport | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
+        integration: str | None = None,
+        request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
+        tracing: Any = True,
         **kwargs: Any,
     ) -> None:
-        self._setup(base_url, deadline, raise_for_status)
+        self._setup(base_url, deadline, raise_for_status, integration, request_id_header, tracing)
         if not isinstance(transport, ResilientTransport):
             if transport is None:
                 given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
@@ -409,8 +458,12 @@ class ResilientClient(_Resilient, httpx.Client):
         token = enter(call)
         try:
             response = super().send(request, stream=stream, **kwargs)
+        except BaseException as exc:
+            self._finish(call, error=exc)
+            raise
         finally:
             leave(token)
+        self._finish(call, response)
         if self.raise_for_status:
             error = status_error_for(response, attempts=call.attempts, elapsed=call.elapsed())
             if error is not None:

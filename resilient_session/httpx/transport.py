@@ -21,7 +21,7 @@ import httpx
 import requests
 from urllib3.util.retry import Retry
 
-from .._call import CallState, current_call, enter, leave
+from .._call import CallObserver, CallState, current_call, enter, leave
 from .._options import check_session_option
 from ..errors import BulkheadFullError, CircuitOpenError
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
@@ -124,6 +124,8 @@ class _Hop:
                 base_url=policies.base_url,
             )
             self.gates.append(self.breaker.gate(self.permit))
+            if call.observer is not None:
+                call.observer.circuit(call, "half_open" if self.permit.probe else "closed")
         if policies.budget is not None:
             self.budget_gate = policies.budget.gate(_scope(policies.budget.name, self.host))
             self.gates.append(self.budget_gate)
@@ -309,6 +311,14 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
         yield Sleep(_core.planned_wait(retry, call))
 
 
+def current_call_observer() -> tuple[CallState, CallObserver] | None:
+    """The call in progress and its observer, when someone observes it."""
+    call = current_call()
+    if call is None or call.observer is None:
+        return None
+    return call, call.observer
+
+
 def _next(retry: Retry, method: str, url: str, **outcome: Any) -> Retry | None:
     """The policy's decision after an attempt: the retry state for the next one, or ``None`` to stop
     (retries used up, the deadline would pass, the budget or the circuit refused, not retryable)."""
@@ -432,10 +442,16 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 return done.value  # type: ignore[no-any-return]
             answer = None
             if isinstance(step, Send):
+                observer = current_call_observer()
+                if observer is not None:
+                    observer[1].attempt(observer[0], request.headers, on_wire=True)
                 try:
                     answer = (await self.transport.handle_async_request(request), None)
                 except httpx.TransportError as exc:
                     answer = (None, exc)
+                else:
+                    if observer is not None:
+                        observer[1].answered(observer[0], answer[0].status_code)
             elif isinstance(step, Sleep):
                 await anyio.sleep(step.seconds)
             elif isinstance(step, Decide):
@@ -545,10 +561,15 @@ class ResilientTransport(httpx.BaseTransport):
                 return done.value  # type: ignore[no-any-return]
             answer = None
             if isinstance(step, Send):
+                if call.observer is not None:
+                    call.observer.attempt(call, request.headers, on_wire=True)
                 try:
                     answer = (self.transport.handle_request(request), None)
                 except httpx.TransportError as exc:
                     answer = (None, exc)
+                else:
+                    if call.observer is not None:
+                        call.observer.answered(call, answer[0].status_code)
             elif isinstance(step, Sleep):
                 time.sleep(step.seconds)
             elif isinstance(step, Decide):

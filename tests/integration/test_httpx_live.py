@@ -438,3 +438,23 @@ async def test_many_concurrent_calls_with_deadlines_all_end_in_time(server: RawS
     # The dripping server's 50 threads run in this process and contend for the GIL with the event loop;
     # benchmarks/async.py measures 1,000 calls against a server in another process.
     assert max(ends) < 0.5 + SLACK + 0.25
+
+
+async def test_events_log_line_and_request_id_are_the_session_s(
+    server: RawServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script(answer(503), answer(200))
+    seen: list[tuple[str, int | None]] = []
+    async with AsyncResilientClient(retry=FAST, integration="billing") as c:
+        c.events.on_request(lambda e: seen.append(("request", e.attempt)))
+        c.events.on_retry(lambda e: seen.append(("retry", e.status)))
+        c.events.on_response(lambda e: seen.append(("response", e.status)))
+        with caplog.at_level("INFO", logger="resilient_session"):
+            await c.get(server.url + "/invoices", params={"api_key": "sk_live_zz9"})
+    assert [kind for kind, _ in seen] == ["request", "retry", "response"]
+    assert seen[1][1] == 503 and seen[2][1] == 200
+    ids = {r.headers.get("x-request-id") for r in server.received}
+    assert len(ids) == 1 and None not in ids  # one id for the call, on every attempt
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert any("-> 200" in line and "2 attempts" in line for line in lines)
+    assert all("sk_live_zz9" not in r.getMessage() for r in caplog.records)
