@@ -110,6 +110,16 @@ async def test_a_transport_given_to_the_client_is_wrapped() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_transport_alone_under_a_plain_httpx_client() -> None:
+    statuses = iter([503, 200])
+    mock = httpx.MockTransport(lambda request: httpx.Response(next(statuses)))
+    async with httpx.AsyncClient(transport=AsyncResilientTransport(mock, retry=FAST)) as c:
+        response = await c.get("https://api.example.com/")
+    assert response.status_code == 200
+    assert response.attempts == 2  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
 async def test_raise_for_status_rate_limited_carries_retry_after() -> None:
     with respx.mock() as mock:
         mock.get("https://api.example.com/x").mock(
