@@ -28,6 +28,7 @@ from resilient_session.httpx import (
 )
 from resilient_session.policies import CircuitState
 from resilient_session.policies.bulkhead import Bulkhead
+from resilient_session.testing.chaos import ChaosServer
 from tests.integration.rawserver import (
     RawServer,
     answer,
@@ -458,3 +459,21 @@ async def test_events_log_line_and_request_id_are_the_session_s(
     lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
     assert any("-> 200" in line and "2 attempts" in line for line in lines)
     assert all("sk_live_zz9" not in r.getMessage() for r in caplog.records)
+
+
+# -- the chaos server serves the async client too ------------------------------------------------------
+
+
+async def test_chaos_server_scenarios_against_the_async_client(chaos_server: ChaosServer) -> None:
+    async with AsyncResilientClient(base_url=chaos_server.url, retry=FAST, deadline=2.0) as c:
+        assert (await c.get("/fail/503")).status_code == 503
+        assert chaos_server.calls("/fail/503") == 4
+        with pytest.raises((HTTPXBodyReadError, HTTPXIncompleteBody)):
+            await c.get("/truncated")
+        assert chaos_server.calls("/truncated") == 4
+        normalized = (await c.get("/malformed-json")).normalized  # type: ignore[attr-defined]
+        assert normalized.error.code == "malformed_response"
+        started = time.monotonic()
+        with pytest.raises(HTTPXDeadlineExceeded):
+            await c.get("/drip", params={"bytes": 100, "interval_ms": 50}, deadline=0.4)
+        assert time.monotonic() - started < 0.4 + SLACK
