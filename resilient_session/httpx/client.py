@@ -302,6 +302,7 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
             if remaining is None:  # no deadline: no cancel scope to pay for
                 response = await super().send(request, stream=stream, **kwargs)
             else:
+                call.extras["scope_until"] = call.deadline_at  # the transports need no scope of their own
                 ends = anyio.current_time() + remaining
                 response = await self._send_by(ends, call, request, stream, kwargs)
         except BaseException as exc:

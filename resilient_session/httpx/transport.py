@@ -403,7 +403,10 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         holding = False
         response: httpx.Response | None = None
         try:
-            if call.deadline_at is None:  # no deadline: no cancel scope to pay for
+            covered = call.extras.get("scope_until")
+            if call.deadline_at is None or (covered is not None and call.deadline_at >= covered):
+                # No deadline, or the client's cancel scope already ends the call by it: one scope per
+                # call (each costs the loop work on every iteration while it is being cancelled).
                 holding = await self._take_slot(hop, call, request)
                 response = await self._run(attempts(self.policies, call, request), request)
             else:
@@ -416,10 +419,14 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     raise _core.deadline_error(call, request, _core.where(call))
         except BaseException as exc:
             # A task cancelled by its caller lands here too: its outcome is not counted (an open
-            # circuit's probe slot goes back), its bulkhead slot is returned below. Shielded: the
+            # circuit's probe slot goes back), its bulkhead slot is returned below. Cancelled by the
+            # client's scope at the deadline, it counts as the deadline error it becomes. Shielded: the
             # store must hear of it even while the task is being cancelled.
+            outcome: BaseException = exc
+            if isinstance(exc, anyio.get_cancelled_exc_class()) and call.deadline_passed():
+                outcome = _core.deadline_error(call, request, _core.where(call))
             with anyio.CancelScope(shield=True):
-                await self._off_loop(hop.record, error=exc)
+                await self._off_loop(hop.record, error=outcome)
             raise
         finally:
             hop.give_back(call, holding)

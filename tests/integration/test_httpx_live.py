@@ -314,6 +314,18 @@ async def test_failed_probe_reopens_the_circuit(server: RawServer) -> None:
     assert breaker.state(breaker.key_for(server.url)).state is CircuitState.OPEN
 
 
+async def test_calls_ended_by_the_deadline_count_as_failures(server: RawServer) -> None:
+    breaker = CircuitBreaker(consecutive_failures=2, routes=False)
+    server.script(hang())
+    async with AsyncResilientClient(retry=False, breaker=breaker, deadline=0.2) as c:
+        for _ in range(2):
+            with pytest.raises(HTTPXDeadlineExceeded):
+                await c.get(server.url + "/slow")
+        with pytest.raises(HTTPXCircuitOpen):
+            await c.get(server.url + "/slow")
+    assert server.count == 2
+
+
 async def test_retry_budget_exhaustion_stops_retries(server: RawServer) -> None:
     budget = RetryBudget(capacity=10, retry_cost=5)
     server.script(answer(503))
