@@ -42,6 +42,7 @@ from _common import print_table, row
 BODY = b'{"id": 12345, "name": "benchmark", "ok": true}'[:36]
 DEADLINE = 0.5
 SLACK = 0.05
+PLAIN = "plain httpx.AsyncClient + asyncio.wait_for"
 
 
 # -- the upstream, in its own process ----------------------------------------------------------------
