@@ -519,10 +519,13 @@ class FakeClock:
         return self.now
 
 
-def test_health_reports_open_then_probe_ready_then_closed(app: Flask) -> None:
+def test_health_reports_open_then_probe_ready_then_closed(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = FakeClock()
     crm = app.extensions[EXTENSION_KEY]["crm"]
-    crm.breaker.store.clock = clock
+    # The process-wide store: put its clock back after the test, or later tests see time frozen.
+    monkeypatch.setattr(crm.breaker.store, "clock", clock)
     client = app.test_client()
 
     healthy = client.get("/integrations/health")
