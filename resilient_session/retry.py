@@ -27,7 +27,8 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from ._call import current_call
-from ._mixins import with_mixin
+from ._compat.classes import with_mixin
+from ._compat.urllib3 import method_retryable, retry_copy
 from ._options import Option, check_options, check_session_option
 from ._redact import redact_url
 from .errors import parse_retry_after
@@ -139,10 +140,7 @@ def call_aware(retry: Retry) -> Retry:
     """
     if isinstance(retry, CallAwareRetry):
         return retry
-    aware = with_mixin(CallAwareRetry, type(retry))
-    copy = aware.__new__(aware)
-    copy.__dict__.update(retry.__dict__)
-    return copy
+    return retry_copy(retry, with_mixin(CallAwareRetry, type(retry)))
 
 
 def no_retries(retry: Retry) -> Retry:
@@ -329,7 +327,7 @@ class RetryPolicy(CallAwareRetry):
     # -- decisions -------------------------------------------------------------------------------
 
     def _is_method_retryable(self, method: str) -> bool:
-        if super()._is_method_retryable(method):
+        if method_retryable(self, method, RetryPolicy):
             return True
         call = current_call()
         return call is not None and call.idempotency_key and method.upper() in self.idempotency_key_methods

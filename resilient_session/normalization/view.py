@@ -17,6 +17,7 @@ from typing import Any, Literal, NoReturn
 import requests
 from lxml import etree
 
+from .._compat.requests import cached_content
 from .._redact import redact_text, redact_url
 from ..errors import MalformedResponseError, status_error_for
 from ..retry import DEFAULT_STATUS_FORCELIST
@@ -378,7 +379,7 @@ class _Body:
             return b""
         limit = self.normalizer.max_body_size
         declared = _int_or_none(response.headers.get("Content-Length"))
-        cached: Any = getattr(response, "_content", False)  # requests' own cache; False until read
+        cached: Any = cached_content(response)  # requests' own cache; False until read
         already_read = cached is not False
         if declared is not None and declared > limit and not already_read:
             return self._too_large(declared)

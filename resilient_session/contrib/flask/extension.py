@@ -51,6 +51,7 @@ import flask
 import requests
 from flask import Blueprint, Flask, current_app, g, has_app_context, has_request_context, request
 
+from ..._compat.requests import content_consumed
 from ..._numbers import MAX_WAIT, clamp
 from ..._redact import redact_log_text, redact_text
 from ...config.load import Source
@@ -610,7 +611,7 @@ def _upstream_details(error: APIError) -> dict[str, Any]:
     }
     response = error.response
     # Only a body already read: reading one here could block on a stalled upstream.
-    if response is not None and getattr(response, "_content_consumed", False):
+    if response is not None and content_consumed(response):
         try:
             text = response.text
         except Exception:  # an undecodable body is not worth a second error
@@ -677,7 +678,7 @@ def _source_of(
     doc = getattr(error, "doc", None)
     if isinstance(doc, str):
         for name, response in reversed(seen):
-            if getattr(response, "_content_consumed", False) and _body_is(response, doc):
+            if content_consumed(response) and _body_is(response, doc):
                 return name, response
     names = set(g.get(_CALLS, {}).values())
     return (names.pop() if len(names) == 1 else None), None
