@@ -28,7 +28,7 @@ from urllib3.util.retry import Retry
 
 from ._call import current_call
 from ._compat.classes import with_mixin
-from ._compat.urllib3 import method_retryable, retry_copy
+from ._compat.urllib3 import MethodRule, retry_copy
 from ._options import Option, check_options, check_session_option
 from ._redact import redact_url
 from .errors import parse_retry_after
@@ -166,7 +166,7 @@ def _exhausted_count(option: Option, value: Any) -> bool:
 _REDIRECT_OPTIONS = ("redirect", "raise_on_redirect", "remove_headers_on_redirect")
 
 
-class RetryPolicy(CallAwareRetry):
+class RetryPolicy(MethodRule, CallAwareRetry):
     """When and how long to wait before trying a request again.
 
     A :class:`urllib3.util.Retry` (so it works wherever urllib3 or ``requests`` accept ``max_retries``,
@@ -326,8 +326,8 @@ class RetryPolicy(CallAwareRetry):
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def _is_method_retryable(self, method: str) -> bool:
-        if method_retryable(self, method, RetryPolicy):
+    def method_retryable(self, method: str, allowed: bool) -> bool:
+        if allowed:
             return True
         call = current_call()
         return call is not None and call.idempotency_key and method.upper() in self.idempotency_key_methods

@@ -6,7 +6,14 @@ import _socket
 import contextlib
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+    #: The object ``ArgumentParser.add_subparsers()`` returns, for annotations: argparse documents what it
+    #: does ("a special action object" with ``add_parser``) but gives its class no public name.
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 __all__ = ["environ_dict", "shutdown_socket"]
 

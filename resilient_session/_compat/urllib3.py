@@ -11,7 +11,7 @@ from .classes import with_mixin
 
 __all__ = [
     "ConnectionHooks",
-    "method_retryable",
+    "MethodRule",
     "pools_with",
     "retry_copy",
     "timeout_parts",
@@ -66,15 +66,21 @@ class ConnectionHooks:
         super()._put_conn(conn)  # type: ignore[misc]
 
 
-def method_retryable(retry: Retry, method: str, after: type[Any]) -> bool:
-    """urllib3's own answer to whether *method* may be retried (``Retry._is_method_retryable``, private),
-    as the class after *after* in ``type(retry)``'s MRO gives it.
+class MethodRule(Retry):
+    """``Retry`` whose subclasses widen which methods may be retried: ``method_retryable(method, allowed)``
+    gets urllib3's own answer (*allowed*) and gives the final one.
 
-    Stands in for a public ``Retry.is_method_retryable``: ``allowed_methods`` is the public data, but the
-    rule reading it (``False`` means every method, a subclass may widen it) is urllib3's.
+    Stands in for a public method hook urllib3 does not offer: ``is_retry`` and ``increment`` ask the
+    private ``_is_method_retryable``; ``allowed_methods`` is the public data, the rule reading it (``False``
+    means every method, a subclass may widen it) stays urllib3's.
     """
-    answer: bool = super(after, retry)._is_method_retryable(method)
-    return answer
+
+    def method_retryable(self, method: str, allowed: bool) -> bool:
+        """Whether *method* may be retried, given urllib3's answer *allowed*."""
+        return allowed
+
+    def _is_method_retryable(self, method: str) -> bool:
+        return self.method_retryable(method, super()._is_method_retryable(method))
 
 
 def retry_copy(retry: Retry, cls: type[Retry]) -> Retry:
