@@ -19,6 +19,7 @@ from . import errors
 from ._call import CallState, RetryGate, current_call, enter, leave
 from ._compat.requests import body_position, mark_consumed
 from ._compat.urllib3 import ConnectionHooks, pools_with, timeout_parts
+from ._hosts import host_key
 from ._options import check_session_option
 from ._watchdog import WATCHDOG
 from .normalization.body import Overflow, read_bounded
@@ -27,7 +28,6 @@ from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy, call_aware, no_retries
-from .stores.base import host_key
 
 __all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "follows_session_retry", "guarded_send"]
 

@@ -31,8 +31,8 @@ from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession
 from resilient_session.policies import CircuitState
 from resilient_session.policies.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
 from resilient_session.policies.budget import _DEPOSIT, _LEVEL, _WITHDRAW
-from resilient_session.stores import MemoryStore, RedisStore
-from resilient_session.stores.base import AtomicOp, host_key
+from resilient_session.stores import MemoryStore, RedisStore, host_key
+from resilient_session.stores.base import AtomicOp
 from resilient_session.stores.redis import _op_bound
 from tests.integration.upstream import Reply, Upstream
 

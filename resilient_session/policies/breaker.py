@@ -14,10 +14,11 @@ import requests
 from requests import exceptions as rexc
 
 from .._call import current_call
+from .._hosts import host_key
 from .._numbers import clamp
 from .._options import Option, check_attributes
 from ..errors import BulkheadFullError, CircuitOpenError
-from ..stores.base import AtomicOp, Result, StateStore, host_key
+from ..stores.base import AtomicOp, Result, StateStore
 from ..stores.memory import default_store
 from .routes import RouteGroups, group_for, is_connection_failure
 

@@ -52,6 +52,7 @@ import requests
 from flask import Blueprint, Flask, current_app, g, has_app_context, has_request_context, request
 
 from ..._compat.requests import content_consumed
+from ..._hosts import host_key
 from ..._numbers import MAX_WAIT, clamp
 from ..._redact import redact_log_text, redact_text
 from ...config.load import Source
@@ -77,7 +78,6 @@ from ...normalization.secrets import _request_secrets
 from ...observe.events import CallEvent, bind_request_id
 from ...policies.breaker import CircuitState
 from ...session import ResilientSession
-from ...stores.base import host_key
 
 __all__ = [
     "EXTENSION_KEY",
