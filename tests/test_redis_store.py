@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 
 from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession, RetryBudget, RetryPolicy
 from resilient_session.policies import CircuitState
-from resilient_session.policies.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
 from resilient_session.policies.budget import _DEPOSIT, _LEVEL, _WITHDRAW
+from resilient_session.policies.circuit import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
 from resilient_session.stores import MemoryStore, RedisStore, host_key
 from resilient_session.stores.base import AtomicOp
 from resilient_session.stores.redis import _op_bound
