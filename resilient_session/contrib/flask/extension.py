@@ -75,7 +75,8 @@ from ...errors import (
     status_error_for,
 )
 from ...normalization.secrets import _request_secrets
-from ...observe.events import CallEvent, bind_request_id
+from ...observe.events import CallEvent
+from ...observe.request_id import bind_request_id
 from ...policies.breaker import CircuitState
 from ...session import ResilientSession
 
