@@ -395,19 +395,3 @@ def test_classes_are_made_at_run_time_only_in_compat() -> None:
         )
     ]
     assert made == []
-
-
-def test_a_class_made_at_run_time_does_not_take_the_name_of_the_class_it_extends() -> None:
-    from urllib3 import HTTPConnectionPool
-
-    from resilient_session._compat.classes import with_mixin
-
-    class Mixin:
-        pass
-
-    made = with_mixin(Mixin, HTTPConnectionPool)
-    assert made is with_mixin(Mixin, HTTPConnectionPool)
-    assert made.__mro__[1:3] == (Mixin, HTTPConnectionPool)
-    assert made.__name__ == made.__qualname__ == "HTTPConnectionPool+Mixin"
-    assert made.__module__ == __name__
-    assert with_mixin(Mixin, made) is made
