@@ -326,7 +326,7 @@ class RetryPolicy(MethodRule, CallAwareRetry):
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def method_retryable(self, method: str, allowed: bool) -> bool:
+    def _method_retryable(self, method: str, allowed: bool) -> bool:
         if allowed:
             return True
         call = current_call()

@@ -71,7 +71,7 @@ def test_a_manager_without_pool_classes_is_left_alone() -> None:
 
 
 class Widening(MethodRule):
-    def method_retryable(self, method: str, allowed: bool) -> bool:
+    def _method_retryable(self, method: str, allowed: bool) -> bool:
         return allowed or method == "POST"
 
 

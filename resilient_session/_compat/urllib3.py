@@ -67,7 +67,7 @@ class ConnectionHooks:
 
 
 class MethodRule(Retry):
-    """``Retry`` whose subclasses widen which methods may be retried: ``method_retryable(method, allowed)``
+    """``Retry`` whose subclasses widen which methods may be retried: ``_method_retryable(method, allowed)``
     gets urllib3's own answer (*allowed*) and gives the final one.
 
     Stands in for a public method hook urllib3 does not offer: ``is_retry`` and ``increment`` ask the
@@ -75,12 +75,12 @@ class MethodRule(Retry):
     means every method, a subclass may widen it) stays urllib3's.
     """
 
-    def method_retryable(self, method: str, allowed: bool) -> bool:
+    def _method_retryable(self, method: str, allowed: bool) -> bool:
         """Whether *method* may be retried, given urllib3's answer *allowed*."""
         return allowed
 
     def _is_method_retryable(self, method: str) -> bool:
-        return self.method_retryable(method, super()._is_method_retryable(method))
+        return self._method_retryable(method, super()._is_method_retryable(method))
 
 
 def retry_copy(retry: Retry, cls: type[Retry]) -> Retry:
