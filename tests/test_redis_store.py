@@ -182,7 +182,9 @@ def test_lua_and_python_ops_agree(
 ) -> None:
     clock = Clock()
     memory = MemoryStore(clock=clock)
-    shared = RedisStore(redis_server.url, prefix=f"parity-{uuid.uuid4().hex}", clock=clock)
+    # Parity, not speed, is checked here: a generous op_timeout, so that a loaded machine (the default is
+    # 0.1 s) cannot make the store degrade to its local fallback half-way and compare that with itself.
+    shared = RedisStore(redis_server.url, prefix=f"parity-{uuid.uuid4().hex}", clock=clock, op_timeout=5.0)
     # window 6, minimum 4, rate 0.5, wait 2 s doubling to 9 s, 2 probes, 5 s lease
     record_args = (6.0, 4.0, 0.5, consecutive, 2.0, 2.0, 9.0, 2.0)
     generation = 0.0
