@@ -21,6 +21,7 @@ import requests
 from requests import exceptions as rexc
 
 from ._call import CallState
+from ._compat.requests import mark_consumed
 from ._redact import is_secret_name
 from .errors import BulkheadFullError, CircuitOpenError, DeadlineExceededError, RetryExhaustedError
 from .normalization.view import DEFAULT_NORMALIZER, with_normalized
@@ -283,8 +284,7 @@ def _from_cached(cached: Any, request: requests.PreparedRequest) -> requests.Res
     response = requests.Response()
     response.status_code = cached.status_code
     response.headers = requests.structures.CaseInsensitiveDict(cached.headers)
-    response._content = cached.content
-    response._content_consumed = True  # type: ignore[attr-defined]
+    mark_consumed(response, cached.content)
     response.encoding = cached.encoding
     response.reason = cached.reason
     response.url = request.url or cached.url
@@ -309,8 +309,7 @@ def _from_value(value: Any, request: requests.PreparedRequest) -> requests.Respo
         body = json.dumps(value).encode("utf-8")
         response.headers["Content-Type"] = "application/json"
     response.headers["Content-Length"] = str(len(body))
-    response._content = body if request.method != "HEAD" else b""
-    response._content_consumed = True  # type: ignore[attr-defined]
+    mark_consumed(response, body if request.method != "HEAD" else b"")
     response.encoding = "utf-8"
     response.url = request.url or ""
     response.request = request

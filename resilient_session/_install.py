@@ -30,7 +30,7 @@ from ._call import current_call, enter, leave
 from ._compat.requests import OriginalSession
 from .adapter import MountedAdapter, ResilientAdapter
 from .errors import status_error_for
-from .observe.events import begin_call, end_call
+from .observe.observer import begin_call, end_call
 from .session import ResilientSession, send_again_if_broken
 
 __all__ = ["install", "uninstall"]

@@ -17,7 +17,9 @@ from urllib3.util.retry import Retry
 
 from . import errors
 from ._call import CallState, RetryGate, current_call, enter, leave
-from ._mixins import with_mixin
+from ._compat.requests import body_position, mark_consumed
+from ._compat.urllib3 import ConnectionHooks, pools_with, timeout_parts
+from ._hosts import host_key
 from ._options import check_session_option
 from ._quota import open_gate
 from ._watchdog import WATCHDOG
@@ -27,7 +29,6 @@ from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .retry import as_retry_policy, call_aware, no_retries
-from .stores.base import host_key
 
 __all__ = ["DEFAULT_TIMEOUT", "MountedAdapter", "ResilientAdapter", "follows_session_retry", "guarded_send"]
 
@@ -44,7 +45,7 @@ class _DeadlineReached(Exception):
     """Raised inside urllib3's retry loop when no time is left for another attempt."""
 
 
-class DeadlineAwarePool:
+class DeadlineAwarePool(ConnectionHooks):
     """Connection-pool mixin through which a call's deadline and retry chain reach every attempt.
 
     urllib3 re-enters ``urlopen`` for every retry with the caller's original timeout; this is the one
@@ -83,33 +84,25 @@ class DeadlineAwarePool:
                 call.observer.attempt(call, headers, on_wire=True)
         return super().urlopen(method, url, body, headers, retries, *args, **kwargs)  # type: ignore[misc]
 
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+    def connection_lent(self, conn: Any) -> None:
         call = current_call()
         if call is not None and call.watched:
             WATCHDOG.attach(call, conn)
-        return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
 
-    def _put_conn(self, conn: Any) -> None:
+    def connection_returned(self, conn: Any) -> None:
         call = current_call()
         if call is not None and call.connection is not None:
             WATCHDOG.detach(call, conn)
-        super()._put_conn(conn)  # type: ignore[misc]
 
 
 def instrument_pools(manager: Any) -> None:
     """Make the pools *manager* (a urllib3 ``PoolManager``) creates from now on deadline-aware."""
-    classes = getattr(manager, "pool_classes_by_scheme", None)
-    if classes is None or getattr(manager, "_resilient_pools", None) is classes:
-        return
-    # SOCKS and other pool subclasses keep their own behaviour.
-    aware = {scheme: with_mixin(DeadlineAwarePool, cls) for scheme, cls in classes.items()}
-    manager.pool_classes_by_scheme = aware
-    manager._resilient_pools = aware
+    pools_with(manager, DeadlineAwarePool)
 
 
 def _clamp(timeout: Any, remaining: float) -> Timeout:
     if isinstance(timeout, Timeout):
-        connect, read = timeout._connect, timeout._read
+        connect, read = timeout_parts(timeout)
     elif isinstance(timeout, tuple):
         connect, read = timeout
     else:
@@ -588,7 +581,7 @@ class _GuardedRead:
             for chunk in self.read(chunk_size, decode_unicode):
                 size += len(chunk)
                 if limit is not None and size > limit:
-                    response._content_consumed = True  # type: ignore[attr-defined]
+                    mark_consumed(response)
                     response.close()
                     raise _too_large(limit, response, call, request)
                 yield chunk
@@ -659,7 +652,7 @@ def _replayable(request: requests.PreparedRequest) -> bool:
         return True
     # requests records tell() of a file-like body at prepare time (utils.rewind_body's rule); a generator
     # has no position, and a pipe's tell() fails (recorded as a non-int marker).
-    return isinstance(getattr(request, "_body_position", None), int)
+    return isinstance(body_position(request), int)
 
 
 def _is_timeout(value: Any) -> bool:

@@ -26,11 +26,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ._hosts import host_key
 from .errors import ConfigurationError
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .session import ResilientSession
-from .stores.base import host_key
 
 if TYPE_CHECKING:
     from .config.load import Source

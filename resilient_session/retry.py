@@ -27,7 +27,8 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from ._call import current_call
-from ._mixins import with_mixin
+from ._compat.classes import with_mixin
+from ._compat.urllib3 import MethodRule, retry_copy
 from ._options import Option, check_options, check_session_option
 from ._quota import current_gate
 from ._redact import redact_url
@@ -149,10 +150,7 @@ def call_aware(retry: Retry) -> Retry:
     """
     if isinstance(retry, CallAwareRetry):
         return retry
-    aware = with_mixin(CallAwareRetry, type(retry))
-    copy = aware.__new__(aware)
-    copy.__dict__.update(retry.__dict__)
-    return copy
+    return retry_copy(retry, with_mixin(CallAwareRetry, type(retry)))
 
 
 def no_retries(retry: Retry) -> Retry:
@@ -178,7 +176,7 @@ def _exhausted_count(option: Option, value: Any) -> bool:
 _REDIRECT_OPTIONS = ("redirect", "raise_on_redirect", "remove_headers_on_redirect")
 
 
-class RetryPolicy(CallAwareRetry):
+class RetryPolicy(MethodRule, CallAwareRetry):
     """When and how long to wait before trying a request again.
 
     A :class:`urllib3.util.Retry` (so it works wherever urllib3 or ``requests`` accept ``max_retries``,
@@ -338,8 +336,8 @@ class RetryPolicy(CallAwareRetry):
 
     # -- decisions -------------------------------------------------------------------------------
 
-    def _is_method_retryable(self, method: str) -> bool:
-        if super()._is_method_retryable(method):
+    def _method_retryable(self, method: str, allowed: bool) -> bool:
+        if allowed:
             return True
         call = current_call()
         return call is not None and call.idempotency_key and method.upper() in self.idempotency_key_methods

@@ -38,14 +38,9 @@ from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
 from .normalization.drift import DriftPolicy, check_drift_policy
 from .normalization.view import ensure_normalized
-from .observe.events import (
-    DEFAULT_REQUEST_ID_HEADER,
-    Events,
-    begin_call,
-    end_call,
-    report_refused,
-    with_request_id,
-)
+from .observe.events import Events
+from .observe.observer import begin_call, end_call, report_refused
+from .observe.request_id import DEFAULT_REQUEST_ID_HEADER, with_request_id
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead

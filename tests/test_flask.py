@@ -635,3 +635,23 @@ def test_refusals_by_an_open_circuit_are_not_recorded_as_upstream_errors(app: Fl
         assert len(mock.calls) == 2
     assert recorded["type"] == "APIConnectionError"
     assert state.health()[0]["integrations"]["crm"]["last_error"] == recorded
+
+
+def test_names_that_left_the_extension_module_still_import_from_it_with_a_warning() -> None:
+    import importlib
+    import warnings
+
+    from resilient_session.contrib.flask import extension
+
+    moved = {name: (module, name) for name, module in extension._MOVED.items()} | extension._RENAMED
+    assert len(moved) > 15
+    for name, (module, target) in moved.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(extension, name)
+        home = f"resilient_session.contrib.flask.{module}"
+        assert value is getattr(importlib.import_module(home), target), name
+        assert [w.category for w in caught] == [DeprecationWarning], name
+        assert home in str(caught[0].message)
+    with pytest.raises(AttributeError):
+        extension.no_such_name  # noqa: B018

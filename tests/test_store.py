@@ -1,4 +1,4 @@
-"""The state-store interface, host keys, and the in-memory store."""
+"""The state-store interface and the in-memory store."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from resilient_session.stores import MemoryStore, StateStore
-from resilient_session.stores.base import AtomicOp, Result, host_key
+from resilient_session.stores.base import AtomicOp, Result
 
 
 class Clock:
@@ -31,21 +31,6 @@ def _add(state: Any, args: Sequence[float], now: float) -> tuple[Any, Result]:
 
 
 ADD = AtomicOp("add", _add, "-- not used by the memory store")
-
-
-@pytest.mark.parametrize(
-    ("url", "key"),
-    [
-        ("https://api.example.com/v1/x?token=secret", "https://api.example.com:443"),
-        ("HTTP://API.Example.COM/", "http://api.example.com:80"),
-        ("http://api.example.com:8080/a", "http://api.example.com:8080"),
-        ("https://user:pw@api.example.com/", "https://api.example.com:443"),
-        ("http://[::1]:9000/a", "http://[::1]:9000"),
-        ("http://127.0.0.1/", "http://127.0.0.1:80"),
-    ],
-)
-def test_host_key_is_scheme_host_port_and_nothing_secret(url: str, key: str) -> None:
-    assert host_key(url) == key
 
 
 def test_memory_store_is_a_state_store_with_hints() -> None:

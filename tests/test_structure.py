@@ -207,3 +207,192 @@ def test_redact_library_logs_is_the_opt_in(library_logs_redacted: None) -> None:
 
     for name in LIBRARY_LOGGERS:
         assert any(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters), name
+
+
+# -- Private access in one place ---------------------------------------------------------------------
+
+COMPAT = f"{ROOT}._compat"
+
+
+def _outside_compat() -> dict[str, ast.Module]:
+    return {
+        name: ast.parse(path.read_text(encoding="utf-8"))
+        for name, path in MODULES.items()
+        if name != COMPAT and not name.startswith(COMPAT + ".")
+    }
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _own_names(trees: dict[str, ast.Module]) -> set[str]:
+    """Every private name the package outside ``_compat`` defines: functions, classes, variables,
+    attributes it assigns (on any object), ``__slots__`` entries and parameters."""
+    own: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                own.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                own.add(node.attr)
+            elif isinstance(node, ast.arg):
+                own.add(node.arg)
+            elif isinstance(node, ast.alias):
+                own.add(node.asname or node.name.split(".")[0])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+                own.add(node.value)  # __slots__ entries, ContextVar and attribute names given as strings
+    return {name for name in own if _private(name)}
+
+
+# Private names of requests, urllib3, redis-py and the standard library that the package stands on, or
+# did: reading, writing or overriding one of them outside _compat fails, whoever else uses the same name.
+KNOWN_PRIVATE = {
+    # requests
+    "_body_position", "_content", "_content_consumed", "_cookies", "_next",
+    # urllib3
+    "_make_request", "_put_conn", "_get_conn", "_new_conn", "_validate_conn", "_is_method_retryable",
+    "_connect", "_read", "_fp",
+    # redis-py
+    "_sock", "_parser",
+    # the standard library
+    "_Environ", "_SubParsersAction",
+}  # fmt: skip
+# Private methods of their classes: a method of that name overrides one.
+PRIVATE_METHODS = {
+    "_make_request", "_put_conn", "_get_conn", "_new_conn", "_validate_conn", "_is_method_retryable",
+    "_connect",
+}  # fmt: skip
+# Documented-looking names the libraries do not document: the same rule.
+UNDOCUMENTED = {
+    # requests.sessions, requests.utils, requests.cookies
+    "get_environ_proxies", "merge_setting", "merge_hooks", "merge_cookies", "get_netrc_auth",
+    "should_bypass_proxies", "NETRC_FILES", "proxy_bypass",
+    # urllib3 PoolManager
+    "pool_classes_by_scheme",
+    # redis-py ConnectionPool
+    "connection_kwargs", "connection_class",
+}  # fmt: skip
+# Private names of other libraries that are their public API, with the reason.
+SANCTIONED = {
+    "_replace": "namedtuple's documented method (the underscore only keeps it apart from field names)",
+    "_Element": "lxml's documented element type (lxml.etree._Element is the class every element has)",
+    "_get_current_object": "werkzeug's documented LocalProxy method, Flask's way to the app itself",
+}
+# Modules of other libraries with a private name, which only _compat may import.
+_PRIVATE_MODULE = re.compile(r"(^|\.)_(?!_)")
+
+
+def _private_uses(trees: dict[str, ast.Module], own: set[str]) -> list[str]:
+    found: list[str] = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            where = f"{name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Attribute):
+                attr = node.attr
+                on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+                if (attr in KNOWN_PRIVATE and not on_self) or attr in UNDOCUMENTED:
+                    found.append(f"{where} .{attr}")
+                elif _private(attr) and attr not in own and attr not in SANCTIONED:
+                    found.append(f"{where} .{attr} (defined nowhere in the package)")
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in PRIVATE_METHODS:
+                found.append(f"{where} def {node.name} (overrides a library's private method)")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) >= 2:
+                    key = node.args[1]
+                    if isinstance(key, ast.Constant) and (
+                        key.value in KNOWN_PRIVATE or key.value in UNDOCUMENTED
+                    ):
+                        found.append(f"{where} {node.func.id}(..., {key.value!r})")
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                module = node.module or ""
+                if not module.startswith(ROOT) and module != "__future__":
+                    if _PRIVATE_MODULE.search(module):
+                        found.append(f"{where} from {module} import")
+                    found.extend(
+                        f"{where} from {module} import {alias.name}"
+                        for alias in node.names
+                        if alias.name in KNOWN_PRIVATE or alias.name in UNDOCUMENTED
+                    )
+            elif isinstance(node, ast.Import):
+                found.extend(
+                    f"{where} import {alias.name}"
+                    for alias in node.names
+                    if _PRIVATE_MODULE.search(alias.name)
+                )
+    return found
+
+
+def test_private_names_of_other_libraries_are_used_only_in_compat() -> None:
+    trees = _outside_compat()
+    assert _private_uses(trees, _own_names(trees)) == []
+    # _compat is where they are: the check sees them there.
+    compat = {name: ast.parse(path.read_text(encoding="utf-8")) for name, path in MODULES.items()}
+    compat = {name: tree for name, tree in compat.items() if name.startswith(COMPAT + ".")}
+    seen = " ".join(_private_uses(compat, _own_names(trees)))
+    for expected in (
+        "._content_consumed",
+        "'_body_position'",
+        "._Environ",
+        "pool_classes_by_scheme",
+        "_sock",
+    ):
+        assert expected in seen, expected
+
+
+def test_the_private_name_check_finds_each_kind_of_use() -> None:
+    source = """
+import _socket
+from requests.sessions import merge_setting
+from urllib3._collections import HTTPHeaderDict
+
+class Pool(HTTPConnectionPool):
+    def _put_conn(self, conn):
+        self._unknown_to_us(conn)
+
+def f(response, pool):
+    response._content_consumed = True
+    getattr(response, "_body_position", None)
+    pool.connection_kwargs
+    self._content  # on self too, unless the package itself sets it
+    return ours._mine
+
+class Ours:
+    def __init__(self):
+        self._mine = 1
+        self._data = {}
+
+    def data(self):
+        return self._data, row._replace(a=1)
+"""
+    trees = {"m": ast.parse(source)}
+    found = sorted(use.split(" ", 1)[1] for use in _private_uses(trees, _own_names(trees)))
+    assert found == sorted(
+        [
+            "import _socket",
+            "from requests.sessions import merge_setting",
+            "from urllib3._collections import",
+            "def _put_conn (overrides a library's private method)",
+            "._unknown_to_us (defined nowhere in the package)",
+            "._content_consumed",
+            "getattr(..., '_body_position')",
+            ".connection_kwargs",
+            "._content (defined nowhere in the package)",
+        ]
+    )
+
+
+def test_classes_are_made_at_run_time_only_in_compat() -> None:
+    made = [
+        f"{name}:{node.lineno}"
+        for name, tree in _outside_compat().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) == 3)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "new_class")
+        )
+    ]
+    assert made == []

@@ -10,7 +10,7 @@ from typing import Any
 from requests.auth import AuthBase
 
 from ..adapter import DEFAULT_TIMEOUT
-from ..observe.events import DEFAULT_REQUEST_ID_HEADER
+from ..observe.request_id import DEFAULT_REQUEST_ID_HEADER
 from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead

@@ -25,7 +25,9 @@ from .._call import CallState, current_call, enter, leave
 from .._options import check_session_option
 from ..adapter import DEFAULT_TIMEOUT
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
-from ..observe.events import DEFAULT_REQUEST_ID_HEADER, Events, begin_call, end_call
+from ..observe.events import Events
+from ..observe.observer import begin_call, end_call
+from ..observe.request_id import DEFAULT_REQUEST_ID_HEADER
 from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead

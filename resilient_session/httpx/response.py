@@ -9,6 +9,8 @@ import httpx
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from .._compat.httpx import read_body, request_of
+from .._compat.requests import mark_consumed
 from ..normalization.view import DEFAULT_NORMALIZER, NormalizedResponse, Normalizer
 
 __all__ = ["ResilientResponse", "as_resilient"]
@@ -58,12 +60,13 @@ def _mirror(response: httpx.Response) -> requests.Response:
     mirror.reason = response.reason_phrase
     mirror.headers = CaseInsensitiveDict(response.headers.items())
     mirror.headers.pop("Content-Encoding", None)  # the body below is decoded already
-    if hasattr(response, "_content"):
-        mirror._content = response.content
-        mirror.headers["Content-Length"] = str(len(response.content))
+    body = read_body(response)
+    if body is not None:
+        mark_consumed(mirror, body)
+        mirror.headers["Content-Length"] = str(len(body))
     else:
         mirror.raw = _Unread()
-    request = response._request
+    request = request_of(response)
     mirror.url = str(request.url) if request is not None else ""
     if request is not None:
         prepared = requests.PreparedRequest()

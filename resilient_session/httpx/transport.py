@@ -22,6 +22,8 @@ import requests
 from urllib3.util.retry import Retry
 
 from .._call import CallObserver, CallState, current_call, enter, leave
+from .._compat.httpx import set_read_body
+from .._hosts import host_key
 from .._options import check_session_option
 from ..errors import BulkheadFullError, CircuitOpenError
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
@@ -29,7 +31,6 @@ from ..policies.breaker import CircuitBreaker, Permit
 from ..policies.budget import BudgetGate, RetryBudget
 from ..policies.bulkhead import Bulkhead
 from ..retry import as_retry_policy, call_aware, no_retries
-from ..stores.base import host_key
 from ..stores.memory import MemoryStore
 from . import _core
 from .errors import HTTPXRetryExhausted, context
@@ -598,4 +599,4 @@ def _read(response: httpx.Response, call: CallState, request: httpx.Request) -> 
         if call.deadline_passed():
             response.close()
             raise _core.deadline_error(call, request, "the deadline ran out while reading the body")
-    response._content = b"".join(chunks)
+    set_read_body(response, b"".join(chunks))

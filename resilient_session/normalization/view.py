@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 import requests
 from lxml import etree
 
+from .._compat.requests import cached_content
 from .._redact import redact_text, redact_url
 from ..errors import MalformedResponseError, status_error_for
 from ..policies.quota_headers import Quota, parse_quota
@@ -362,7 +363,7 @@ class NormalizedResponse:
         """The body (read within the size limit), for a body declared *expected*; no parsing. A body
         that could not be read is recorded as the parse result: it cannot be read a second time."""
         body = _Body(self._response, self._normalizer)
-        content = body._content(expected)
+        content = body.read_content(expected)
         if isinstance(content, NormalizedError) and self._parsed is None:
             self._parsed = body._finish(_EXPECTED.get(expected, "binary"), None, content)
         return content
@@ -406,7 +407,7 @@ class _Body:
 
     def parse(self) -> _Parsed:
         expected = _declared_format(self.media)
-        content = self._content(expected)
+        content = self.read_content(expected)
         if isinstance(content, NormalizedError):
             return self._finish(_EXPECTED.get(expected, "binary"), None, content)
         if not content:
@@ -425,14 +426,14 @@ class _Body:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _content(self, expected: str | None) -> bytes | NormalizedError:
+    def read_content(self, expected: str | None) -> bytes | NormalizedError:
         response = self.response
         request = response.request
         if self.status in (204, 304) or (request is not None and request.method == "HEAD"):
             return b""
         limit = self.normalizer.max_body_size
         declared = _int_or_none(response.headers.get("Content-Length"))
-        cached: Any = getattr(response, "_content", False)  # requests' own cache; False until read
+        cached: Any = cached_content(response)  # requests' own cache; False until read
         already_read = cached is not False
         if declared is not None and declared > limit and not already_read:
             return self._too_large(declared)

@@ -29,9 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .._hosts import host_key
 from .._numbers import MAX_WAIT
 from .._options import Option, check_attributes
-from ..stores.base import AtomicOp, Result, StateStore, host_key
+from ..stores.base import AtomicOp, Result, StateStore
 from ..stores.memory import default_store
 from .quota_headers import Quota
 

@@ -6,7 +6,8 @@ A custom store subclasses :class:`StateStore` and runs each :class:`AtomicOp` at
 
 from __future__ import annotations
 
-from .base import AtomicOp, Result, StateStore, host_key
+from .._hosts import host_key
+from .base import AtomicOp, Result, StateStore
 from .memory import MemoryStore, default_store
 from .redis import RedisStore
 from .responses import ResponseStore
