@@ -235,7 +235,7 @@ def _answer(
     key, _ = request_key(
         request, extra_headers=policy.key_headers, cert=call.extras.get("cert"), secret=store._key_secret
     )
-    cached = store.get(key)
+    cached = store._read_shared(key)
     if cached is not None:
         age = _age(cached)
         if age <= policy.max_stale and _vary_matches(cached, request):
