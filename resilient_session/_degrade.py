@@ -25,6 +25,7 @@ from ._compat.requests import mark_consumed
 from ._redact import is_secret_name
 from .errors import BulkheadFullError, CircuitOpenError, DeadlineExceededError, RetryExhaustedError
 from .normalization.view import DEFAULT_NORMALIZER, with_normalized
+from .observe.events import end_call
 from .policies.degrade import DEGRADED_HEADER, Degrade, Degraded
 from .policies.routes import _path
 from .stores.responses import ResponseStore, credential_names, request_key
@@ -32,7 +33,7 @@ from .stores.responses import ResponseStore, credential_names, request_key
 if TYPE_CHECKING:
     from .session import ResilientSession
 
-__all__ = ["after_response", "classify", "instead_of_error", "may_answer"]
+__all__ = ["after_response", "classify", "defer_report", "instead_of_error", "may_answer"]
 
 log = logging.getLogger("resilient_session")
 
@@ -126,7 +127,9 @@ def through_cache(
     **kwargs: Any,
 ) -> requests.Response:
     """``request(*args, **kwargs)`` (requests' ``Session.request``) for a session a ``CacheMixin`` fronts:
-    a failure the policy answers is answered here, after the CacheMixin let it through unstored."""
+    a failure the policy answers is answered here, after the CacheMixin let it through unstored, and the
+    call is reported (event, log line, span) with the answer it finally got."""
+    call.extras["through_cache"] = True
     try:
         response = request(*args, **kwargs)
     except Exception:
@@ -136,7 +139,9 @@ def through_cache(
         prepared, policy, reason, error, status = pending
         answer = _answer(session, call, prepared, policy, reason, error=error, status=status)
         if answer is None:
+            _report_deferred(call)
             raise
+        _report_deferred(call, answer)
         return answer
     pending = call.extras.pop("degrade_pending", None)
     if pending is not None and response.status_code == pending[4]:
@@ -144,8 +149,36 @@ def through_cache(
         answer = _answer(session, call, prepared, policy, reason, error=error, status=status)
         if answer is not None:
             response.close()
+            _report_deferred(call, answer)
             return answer
+    _report_deferred(call)
     return response
+
+
+def defer_report(
+    call: CallState,
+    observer: Any,
+    response: requests.Response | None = None,
+    error: BaseException | None = None,
+) -> bool:
+    """True when the end of *call* is reported later, by :func:`through_cache`: the send's outcome is a
+    failure the policy may still answer once the ``CacheMixin`` in front let it through."""
+    if not call.extras.get("through_cache") or call.extras.get("degrade_pending") is None:
+        return False
+    call.extras["degrade_report"] = (observer, response, error)
+    return True
+
+
+def _report_deferred(call: CallState, answer: requests.Response | None = None) -> None:
+    """Report the end of *call* deferred by :func:`defer_report`: with *answer* in place of the failure,
+    or, without one, the send's own outcome."""
+    deferred = call.extras.pop("degrade_report", None)
+    if deferred is None:
+        return
+    observer, response, error = deferred
+    if answer is not None:
+        response, error = answer, None
+    end_call(observer, call, response=response, error=error)
 
 
 def after_response(
@@ -236,7 +269,7 @@ def _answer(
     key, _ = request_key(
         request, extra_headers=policy.key_headers, cert=call.extras.get("cert"), secret=store._key_secret
     )
-    cached = store.get(key)
+    cached = store._read_shared(key)
     if cached is not None:
         age = _age(cached)
         if age <= policy.max_stale and _vary_matches(cached, request):

@@ -9,9 +9,10 @@ miss) composes with it in either order.
 
 A call of a plain session to an origin of a registered integration (or to any origin with
 ``all_origins=True``) runs as a call of that integration's :class:`~resilient_session.ResilientSession`
-would: its default timeout, retry policy, deadline, circuit breaker, retry budget, bulkhead, typed errors,
-logs and spans. Everything else is the caller's session: its adapters, headers, cookies, auth, hooks,
-proxies and redirects; nothing is added to the request.
+would: its default timeout, retry policy, deadline, circuit breaker, retry budget, bulkhead, degrade
+policy (not when a requests-cache ``CacheMixin`` fronts the caller's session), typed errors, logs and
+spans. Everything else is the caller's session: its adapters, headers, cookies, auth, hooks, proxies and
+redirects; nothing is added to the request.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import requests
 from requests.adapters import BaseAdapter
 
-from . import _fork, registry
+from . import _degrade, _fork, registry
 from ._call import current_call, enter, leave
 from ._compat.requests import OriginalSession
 from .adapter import MountedAdapter, ResilientAdapter
@@ -204,8 +205,20 @@ def _send(
     call.sent = True
     observer = call.observer = begin_call(_Observed(protector), call, request)
     call.sending = True
+    # The integration's degrade policy answers in place of a failure, unless a requests-cache CacheMixin
+    # fronts the caller's session: it would store the degraded answer as a fresh one.
+    degrades = protector.degrade is not None and not _degrade.fronted(session)
     try:
-        response = send_again_if_broken(call, own_send, request, kwargs)
+        try:
+            response = send_again_if_broken(call, own_send, request, kwargs)
+        except Exception as exc:
+            stand_in = _degrade.instead_of_error(protector, call, request, exc, kwargs) if degrades else None
+            if stand_in is None:
+                raise
+            response = stand_in
+        else:
+            if degrades:
+                response = _degrade.after_response(protector, call, request, response, kwargs)
     except BaseException as exc:
         if observer is not None:
             end_call(observer, call, error=exc)

@@ -603,7 +603,7 @@ class ResilientSession(OriginalSession):
             else:
                 response = _degrade.after_response(self, call, request, response, kwargs)
         except BaseException as exc:
-            if observer is not None:
+            if observer is not None and not _degrade.defer_report(call, observer, error=exc):
                 end_call(observer, call, error=exc)
             raise
         finally:
@@ -612,7 +612,7 @@ class ResilientSession(OriginalSession):
                 call.unwatch()
         ensure_normalized(response)  # a plain adapter the user mounted does not attach it
         response._resilient_session = self  # type: ignore[attr-defined]  # into(): integration, drift, events
-        if observer is not None:
+        if observer is not None and not _degrade.defer_report(call, observer, response=response):
             end_call(observer, call, response=response)
         if self.raise_for_status:
             error = status_error_for(response, attempts=call.attempts, elapsed=call.elapsed())

@@ -72,6 +72,8 @@ def test_true_is_the_defaults_and_false_is_none() -> None:
         ({"colour": 1}, "integrations.api.degrade.colour: unknown key"),
         ({"store": {"type": "redis"}}, "integrations.api.degrade.store.url_env: required"),
         ({"store": {"type": "memory", "path": "/x"}}, "integrations.api.degrade.store.path: applies to"),
+        ({"store": {"max_entries": 10}}, "integrations.api.degrade.store.max_entries: applies to"),
+        ({"store": {"type": "memory", "max_bytes": 0}}, "integrations.api.degrade.store.max_bytes: must be"),
         ({"routes": {"reports": False}}, "integrations.api.degrade.routes.reports:"),
         (
             {"routes": {"/r": {"store": {"type": "memory"}}}},
@@ -84,6 +86,13 @@ def test_true_is_the_defaults_and_false_is_none() -> None:
 def test_each_problem_is_reported_at_its_location(table: Any, problem: str) -> None:
     found = problems_of(one(degrade=table))
     assert any(p.startswith(problem) for p in found), found
+
+
+def test_a_memory_store_takes_its_bounds_from_the_file() -> None:
+    table = {"store": {"type": "memory", "max_entries": 2, "max_bytes": 4096}}
+    policy = ResilientSession.from_config(one(degrade=table), "api").degrade
+    assert policy is not None and policy.store is not None
+    assert policy.store._recipe == ("memory", (2, 4096))
 
 
 def test_a_redis_store_reads_its_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -332,3 +332,60 @@ def test_a_policy_without_a_store_uses_one_sqlite_file_in_the_user_cache_directo
     assert str(store.backend.db_path).startswith(str(tmp_path))
     assert str(store.backend.db_path).endswith("resilient_session_degrade.sqlite")
     store.close()
+
+
+# -- the memory store's bounds ---------------------------------------------------------------------
+
+
+def _keep_all(store: ResponseStore, paths: list[str], body: bytes = b'{"id": 1}') -> ResilientSession:
+    session = ResilientSession(retry=0, breaker=False, degrade=Degrade(store=store))
+    for path in paths:
+        responses.get(f"https://api.example.com/{path}", body=body)
+        session.get(f"https://api.example.com/{path}")
+    return session
+
+
+def _served(session: ResilientSession, path: str) -> bool:
+    url = f"https://api.example.com/{path}"
+    responses.replace(responses.GET, url, status=503)
+    answer = session.get(url)
+    return answer.status_code == 200 and answer.normalized.degraded is not None  # type: ignore[attr-defined]
+
+
+def test_memory_store_bounds_are_checked() -> None:
+    for bad in ({"max_entries": 0}, {"max_bytes": -1}, {"max_entries": 1.5}, {"max_bytes": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ResponseStore.memory(**bad)
+
+
+@responses.activate
+def test_memory_store_keeps_at_most_max_entries_least_recently_used_out_first() -> None:
+    store = ResponseStore.memory(max_entries=3)
+    session = _keep_all(store, ["a", "b", "c"])
+    assert _served(session, "a")  # read: "a" is now the most recently used
+    _keep_all(store, ["d"])
+    assert len(list(store.backend.responses.keys())) == 3
+    assert not _served(session, "b")  # the least recently used went out
+    assert [_served(session, path) for path in ("a", "c", "d")] == [True, True, True]
+
+
+@responses.activate
+def test_memory_store_keeps_at_most_max_bytes_of_bodies() -> None:
+    store = ResponseStore.memory(max_bytes=250)
+    session = _keep_all(store, ["a", "b", "c"], body=b"x" * 100)
+    assert len(list(store.backend.responses.keys())) == 2  # 300 bytes do not fit in 250
+    assert not _served(session, "a")
+    assert _served(session, "c")
+    # A body larger than the whole store is not kept, and the older answer it replaces goes too.
+    responses.replace(responses.GET, "https://api.example.com/c", body=b"y" * 300)
+    session.get("https://api.example.com/c")
+    assert not _served(session, "c")
+    assert _served(session, "b")
+
+
+def test_memory_store_defaults_are_documented() -> None:
+    from resilient_session.stores import responses as module
+
+    doc = ResponseStore.memory.__doc__ or ""
+    assert f"{module.DEFAULT_MEMORY_ENTRIES:,}" in doc
+    assert f"{module.DEFAULT_MEMORY_BYTES // 1024 // 1024} MiB" in doc

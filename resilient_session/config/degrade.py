@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._options import show
+from .._options import Option, show
 from ..policies.degrade import FAILURES, Degrade
 from ..policies.routes import pattern_problem
 from .schema import HEADER_NAME, POSITIVE, STRING, env_name, one_of, policy_kwargs, policy_schema
@@ -32,6 +32,8 @@ _STORE = {
     "path": STRING,
     "url_env": env_name,
     "timeout": POSITIVE,
+    "max_entries": Option("integer", minimum=1).file_problem,
+    "max_bytes": Option("integer", minimum=1).file_problem,
 }
 
 
@@ -131,6 +133,10 @@ def _store(where: str, value: Any, problem: Problem) -> bool:
     if kind != "sqlite" and "path" in value:
         problem(f"{where}.path", 'applies to type = "sqlite" only')
         ok = False
+    for key in ("max_entries", "max_bytes"):
+        if kind != "memory" and key in value:
+            problem(f"{where}.{key}", 'applies to type = "memory" only')
+            ok = False
     return ok
 
 
@@ -183,7 +189,8 @@ def _build_store(table: Mapping[str, Any]) -> Any:
     timeout = float(table.get("timeout", DEFAULT_STORE_TIMEOUT))
     kind = table.get("type", "sqlite")
     if kind == "memory":
-        return ResponseStore.memory(timeout=timeout)
+        bounds = {key: int(table[key]) for key in ("max_entries", "max_bytes") if key in table}
+        return ResponseStore.memory(timeout=timeout, **bounds)
     if kind == "sqlite":
         return ResponseStore.sqlite(table.get("path"), timeout=timeout)
     from ..auth.keys import env_secret

@@ -16,8 +16,11 @@ import contextlib
 import functools
 import hashlib
 import logging
+import re
+import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -34,6 +37,12 @@ log = logging.getLogger("resilient_session")
 
 #: Seconds a store operation may take before the call goes on without it.
 DEFAULT_STORE_TIMEOUT = 0.05
+#: What :meth:`ResponseStore.memory` holds at most by default: entries, and bytes of stored bodies.
+DEFAULT_MEMORY_ENTRIES = 10_000
+DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024
+# Decoded answers a store remembers, so reading an unchanged entry again costs no deserialization.
+_DECODED_ENTRIES = 512
+_DECODED_BYTES = 16 * 1024 * 1024
 
 
 class ResponseStore:
@@ -77,20 +86,35 @@ class ResponseStore:
         self._backend: Any = None if callable(backend) else backend
         self._lock = threading.Lock()
         self._skip_until = 0.0
+        # key -> (the stored bytes, the CachedResponse decoded from them, their size); see _read_shared.
+        self._decoded: OrderedDict[str, tuple[Any, Any, int]] = OrderedDict()
+        self._decoded_bytes = 0
+        self._decoded_lock = threading.Lock()
         #: How to build an equal store in another process (see __reduce__), or None: not picklable.
         self._recipe: tuple[str, tuple[Any, ...]] | None = None
 
     @classmethod
-    def memory(cls, **options: Any) -> ResponseStore:
-        """A store in this process's memory (requests-cache's ``BaseCache``), for tests and one worker."""
+    def memory(
+        cls,
+        *,
+        max_entries: int = DEFAULT_MEMORY_ENTRIES,
+        max_bytes: int = DEFAULT_MEMORY_BYTES,
+        **options: Any,
+    ) -> ResponseStore:
+        """A store in this process's memory (requests-cache's ``BaseCache``), for tests and one worker.
+
+        :param max_entries: Entries kept at most (default 10,000); the least recently used goes first.
+        :param max_bytes: Bytes of stored bodies kept at most (default 64 MiB), likewise.
+        """
+        for name, value in (("max_entries", max_entries), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
         def build() -> Any:
-            from requests_cache.backends.base import BaseCache
-
-            return BaseCache()
+            return _bounded_memory_cache(max_entries, max_bytes)
 
         store = cls(build, **options)
-        store._recipe = ("memory", ())
+        store._recipe = ("memory", (max_entries, max_bytes))
         return store
 
     @classmethod
@@ -160,6 +184,51 @@ class ResponseStore:
         """The ``CachedResponse`` stored under *key*, or ``None`` (also when the store failed)."""
         return self._run("read", lambda backend: backend.responses.get(key))
 
+    def _read_shared(self, key: str) -> Any:
+        """As :meth:`get`, but the answer may be shared with other callers: read it, never change it.
+
+        The stored bytes are read every time (another process may have replaced or deleted them); only
+        their deserialization, most of a read's cost, is skipped when they are the bytes last decoded.
+        """
+        return self._run("read", lambda backend: self._read_decoded(backend.responses, key))
+
+    def _read_decoded(self, storage: Any, key: str) -> Any:
+        read_raw = _raw_reader(storage, key)
+        if read_raw is None:
+            return storage.get(key)
+        raw = read_raw()
+        if raw is None:
+            self._forget_decoded(key)
+            return None
+        with self._decoded_lock:
+            known = self._decoded.get(key)
+            if known is not None and known[0] == raw:
+                self._decoded.move_to_end(key)
+                return known[1]
+        decoded = storage.deserialize(key, raw)
+        size = len(raw)
+        if decoded is None or size > _DECODED_BYTES // 4:
+            return decoded
+        with self._decoded_lock:
+            old = self._decoded.pop(key, None)
+            if old is not None:
+                self._decoded_bytes -= old[2]
+            self._decoded[key] = (raw, decoded, size)
+            self._decoded_bytes += size
+            while len(self._decoded) > _DECODED_ENTRIES or self._decoded_bytes > _DECODED_BYTES:
+                self._decoded_bytes -= self._decoded.popitem(last=False)[1][2]
+        return decoded
+
+    def _forget_decoded(self, key: str | None = None) -> None:
+        with self._decoded_lock:
+            if key is None:
+                self._decoded.clear()
+                self._decoded_bytes = 0
+                return
+            old = self._decoded.pop(key, None)
+            if old is not None:
+                self._decoded_bytes -= old[2]
+
     def put(self, key: str, response: requests.Response, *, keep_for: float, redact: Iterable[str]) -> bool:
         """Store *response* under *key* for *keep_for* seconds, the request's *redact* headers and query
         parameters removed from the stored copy. False when the store failed."""
@@ -171,6 +240,7 @@ class ResponseStore:
             expires = datetime.now(timezone.utc) + timedelta(seconds=keep_for)
             cached = CachedResponse.from_response(response, expires=expires)
             cached = redact_response(cached, list(redact))
+            self._forget_decoded(key)
             backend.responses[key] = cached
             return True
 
@@ -178,10 +248,12 @@ class ResponseStore:
 
     def delete(self, key: str) -> None:
         """Forget what is stored under *key* (nothing when there is none, or the store failed)."""
+        self._forget_decoded(key)
         self._run("delete", lambda backend: backend.responses.pop(key, None))
 
     def clear(self) -> None:
         """Forget everything stored."""
+        self._forget_decoded()
         self._run("clear", lambda backend: backend.clear())
 
     def close(self) -> None:
@@ -207,9 +279,13 @@ class ResponseStore:
         # The parent's lock may be held by a thread that does not exist here, and a SQLite connection or
         # a Redis socket must not be shared by two processes: the child builds its own on first use.
         self._lock = threading.Lock()
+        self._decoded_lock = threading.Lock()
         self._skip_until = 0.0
         if self._factory is not None and (self._recipe is None or self._recipe[0] != "memory"):
             self._backend = None
+        after_fork = getattr(getattr(self._backend, "responses", None), "after_fork_in_child", None)
+        if after_fork is not None:
+            after_fork()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A pickled session (or policy) gets the same store in the receiving process: the same SQLite
@@ -246,11 +322,94 @@ class ResponseStore:
 
 def _rebuild(kind: str, args: tuple[Any, ...], options: dict[str, Any]) -> ResponseStore:
     if kind == "memory":
-        return ResponseStore.memory(**options)
+        max_entries, max_bytes = args
+        return ResponseStore.memory(max_entries=max_entries, max_bytes=max_bytes, **options)
     if kind == "sqlite":
         return ResponseStore.sqlite(*args, **options)
     url, namespace = args
     return ResponseStore.redis(url, namespace=namespace, **options)
+
+
+# The keys this module builds: safe to quote in SQL (requests-cache's own SQLite read quotes the key).
+_KEY_CHARS = re.compile(r"[0-9a-zA-Z_.-]+")
+
+
+def _raw_reader(storage: Any, key: str) -> Callable[[], Any] | None:
+    """A function reading the serialized bytes stored under *key* (``None``: absent) from requests-cache's
+    SQLite or Redis storage, as its own ``__getitem__`` does before deserializing; or ``None`` for any
+    other storage (its ``get`` is used as it is)."""
+    if getattr(storage, "serializer", None) is None or not _KEY_CHARS.fullmatch(key):
+        return None
+    kind = type(storage)
+    sqlite = sys.modules.get("requests_cache.backends.sqlite")
+    if sqlite is not None and kind is sqlite.SQLiteDict:
+
+        def from_sqlite() -> Any:
+            with storage.connection() as connection:
+                # Quoted as requests-cache quotes it: its connection is shared by threads, which
+                # placeholders do not survive on every Python version.
+                cursor = connection.execute(f"SELECT value FROM {storage.table_name} WHERE key='{key}'")
+                row = cursor.fetchone()
+                cursor.close()
+            return row[0] if row else None
+
+        return from_sqlite
+    redis = sys.modules.get("requests_cache.backends.redis")
+    if redis is not None and kind is redis.RedisDict:
+        return lambda: storage.connection.get(storage._bkey(key))
+    return None
+
+
+def _bounded_memory_cache(max_entries: int, max_bytes: int) -> Any:
+    """requests-cache's in-memory ``BaseCache``, its responses bounded (least recently used out first)."""
+    from requests_cache.backends.base import BaseCache, DictStorage
+
+    class BoundedDictStorage(DictStorage):
+        def __init__(self) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self._lock = threading.Lock()
+            self._sizes: OrderedDict[Any, int] = OrderedDict()
+            self._bytes = 0
+
+        def __getitem__(self, key: Any) -> Any:
+            item = super().__getitem__(key)  # type: ignore[no-untyped-call]
+            with self._lock:
+                if key in self._sizes:
+                    self._sizes.move_to_end(key)
+            return item
+
+        def __setitem__(self, key: Any, item: Any) -> None:
+            size = len(getattr(item, "content", None) or b"")
+            with self._lock:
+                self._bytes -= self._sizes.pop(key, 0)
+                self.data.pop(key, None)  # replaced: the older answer is not to be served
+                if size > max_bytes:
+                    return  # larger than the whole store: not kept
+                self.data[key] = item
+                self._sizes[key] = size
+                self._bytes += size
+                while len(self._sizes) > max_entries or self._bytes > max_bytes:
+                    old, old_size = self._sizes.popitem(last=False)
+                    self._bytes -= old_size
+                    self.data.pop(old, None)
+
+        def __delitem__(self, key: Any) -> None:
+            with self._lock:
+                self._bytes -= self._sizes.pop(key, 0)
+                del self.data[key]
+
+        def after_fork_in_child(self) -> None:
+            self._lock = threading.Lock()  # the parent's may be held by a thread that is not here
+
+        def clear(self) -> None:
+            with self._lock:
+                self._sizes.clear()
+                self._bytes = 0
+                self.data.clear()
+
+    cache = BaseCache()
+    cache.responses = BoundedDictStorage()
+    return cache
 
 
 #: Request headers that carry the caller's identity, besides those named like secrets.

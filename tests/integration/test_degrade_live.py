@@ -366,6 +366,52 @@ def test_cache_mixin_subclass_with_a_degrade_policy_serves_stale_past_its_cache(
     assert upstream.count("/users/1") == 1
 
 
+def test_cache_mixin_subclass_reports_the_degraded_answer_it_was_given(
+    upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from requests_cache import CacheMixin
+
+    from resilient_session.observe import CallEvent
+
+    class CachedResilientSession(CacheMixin, ResilientSession):  # type: ignore[misc]
+        pass
+
+    breaker = CircuitBreaker(consecutive_failures=1, open_wait=30, routes=False, store=MemoryStore())
+    session = CachedResilientSession(
+        backend="memory",
+        expire_after=0.2,
+        base_url=upstream.url,
+        retry=0,
+        breaker=breaker,
+        degrade=Degrade(store=ResponseStore.memory()),
+    )
+    seen: list[CallEvent] = []
+    session.events.on_response(seen.append)
+    session.events.on_error(seen.append)
+    upstream.script("/users/1", Reply(body=b'{"id": 1}'))
+    session.get("/users/1")
+    time.sleep(0.4)  # the CacheMixin's entry expired
+    upstream.script("/users/1", Reply(status=503))
+    upstream.script("/users/2", Reply(status=503))
+    with caplog.at_level(logging.INFO, logger="resilient_session"):
+        by_status = session.get("/users/1")  # a 503: answered stale; it opens the circuit
+        by_circuit = session.get("/users/1")  # refused by the open circuit: answered stale
+        with pytest.raises(CircuitOpenError):
+            session.get("/users/2")  # nothing kept: the error, reported as such
+    assert [_degraded(a).reason for a in (by_status, by_circuit)] == ["status", "circuit_open"]  # type: ignore[union-attr]
+    assert [(e.kind, e.outcome) for e in seen[1:]] == [
+        ("response", "degraded"),
+        ("response", "degraded"),
+        ("error", "error"),
+    ]
+    assert [e.degraded.reason for e in seen[1:3]] == ["status", "circuit_open"]
+    outcomes = [getattr(r, "outcome", None) for r in caplog.records if r.levelno == logging.INFO]
+    assert outcomes == ["degraded", "degraded", "error"]  # one line per call, as the caller saw it
+    assert upstream.count("/users/1") == 1 and upstream.count("/users/2") == 0
+
+
 # -- the Flask layer -----------------------------------------------------------------------------------
 
 

@@ -144,3 +144,35 @@ def test_a_forked_child_builds_its_own_connection_and_serves_what_the_parent_kep
     assert os.waitstatus_to_exitcode(status) == 0
     assert report == f"True {kind != 'memory'}"
     assert session.get("/users/1").json() == {"id": 1}  # the parent's store still works
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_what_another_process_stores_or_deletes_is_seen_at_once(
+    kind: str, upstream: Upstream, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Each store object remembers the answers it decoded; the stored bytes are read every time, so a
+    # newer answer, or the deletion a no-store answer causes, is seen by the other at its next call.
+    def build() -> ResponseStore:
+        if kind == "sqlite":
+            return ResponseStore.sqlite(str(tmp_path / "memo.sqlite"), timeout=1)
+        return ResponseStore.redis(redis_server.url, namespace="memo", timeout=1)
+
+    mine, theirs = build(), build()
+    mine.clear()
+    reader, writer = _session(upstream.url, mine), _session(upstream.url, theirs)
+    upstream.script("/users/1", Reply(body=b'{"id": 1}'))
+    reader.get("/users/1")
+    upstream.script("/users/1", Reply(status=503))
+    assert [reader.get("/users/1").json() for _ in range(2)] == [{"id": 1}, {"id": 1}]
+    upstream.script("/users/1", Reply(body=b'{"id": 2}'))
+    assert writer.get("/users/1").json() == {"id": 2}
+    upstream.script("/users/1", Reply(status=503))
+    assert reader.get("/users/1").json() == {"id": 2}
+    no_store = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+    upstream.script("/users/1", Reply(body=b'{"id": 3}', headers=no_store))
+    assert writer.get("/users/1").json() == {"id": 3}
+    upstream.script("/users/1", Reply(status=503))
+    after = reader.get("/users/1")
+    assert after.status_code == 503
+    assert after.normalized.degraded is None  # type: ignore[attr-defined]
+    assert upstream.count("/users/1") == 1  # it asked the upstream, which answered 503

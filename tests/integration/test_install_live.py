@@ -338,6 +338,73 @@ def test_a_forked_child_keeps_it_and_can_switch_it_while_a_parent_thread_held_th
     assert not _requests_is_requests()  # the parent is still installed
 
 
+# -- degrade ---------------------------------------------------------------------------------------
+
+
+def test_a_module_level_get_gets_the_integrations_stale_answer_while_its_circuit_is_open(
+    upstream: Upstream,
+) -> None:
+    from resilient_session.policies import Degrade
+    from resilient_session.stores import ResponseStore
+
+    registry.register(
+        "catalog",
+        base_url=upstream.url,
+        retry=False,
+        breaker=CircuitBreaker(consecutive_failures=2, open_wait=30),
+        degrade=Degrade(store=ResponseStore.memory(), max_stale=60),
+    )
+    resilient_session.install()
+    url = upstream.script("/items/1", Reply(200, b'{"id": 1}'))
+    assert requests.get(url).json() == {"id": 1}  # kept
+    upstream.script("/items/1", Reply(503))
+    answers = [requests.get(url) for _ in range(2)]  # 503s: served stale, and they open the circuit
+    assert [(a.status_code, a.json(), a.normalized.degraded.reason) for a in answers] == [  # type: ignore[attr-defined]
+        (200, {"id": 1}, "status")
+    ] * 2
+    assert upstream.count("/items/1") == 2
+    started = time.monotonic()
+    during = [requests.get(url), requests.Session().get(url)]
+    assert time.monotonic() - started < 1.0
+    for answer in during:
+        assert (answer.status_code, answer.json()) == (200, {"id": 1})
+        assert answer.normalized.degraded.reason == "circuit_open"  # type: ignore[attr-defined]
+        assert answer.headers["Resilient-Degraded"].startswith("stale")
+    assert upstream.count("/items/1") == 2  # the open circuit: nothing reached the server
+    with pytest.raises(CircuitOpenError):
+        requests.post(url, json={})  # never answered from the store
+    with pytest.raises(CircuitOpenError):
+        requests.get(upstream.url + "/items/2")  # nothing kept for it
+    assert upstream.count("/items/1") == 2 and upstream.count("/items/2") == 0
+
+    resilient_session.uninstall()
+    assert requests.get(url).status_code == 503  # uninstalled: requests as it always was
+
+
+def test_a_session_requests_cache_fronts_is_not_given_degraded_answers(
+    upstream: Upstream, cache: None
+) -> None:
+    """requests-cache would store a degraded answer as a fresh one: its sessions get the failure."""
+    from resilient_session.policies import Degrade
+    from resilient_session.stores import ResponseStore
+
+    registry.register(
+        "catalog", base_url=upstream.url, retry=False, degrade=Degrade(store=ResponseStore.memory())
+    )
+    resilient_session.install()
+    requests_cache.install_cache(backend="memory", expire_after=1)
+    url = upstream.script("/items/1", Reply(200, b'{"id": 1}'))
+    assert requests.get(url).json() == {"id": 1}
+    time.sleep(1.1)
+    upstream.script("/items/1", Reply(503))
+    answer = requests.get(url)
+    assert answer.status_code == 503
+    assert "Resilient-Degraded" not in answer.headers
+    stored = list(requests_cache.get_cache().responses.values())  # type: ignore[union-attr]
+    assert stored and all("Resilient-Degraded" not in r.headers for r in stored)
+    assert upstream.count("/items/1") == 1
+
+
 # -- requests-cache ----------------------------------------------------------------------------------
 
 
