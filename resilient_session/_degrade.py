@@ -25,7 +25,7 @@ from ._compat.requests import mark_consumed
 from ._redact import is_secret_name
 from .errors import BulkheadFullError, CircuitOpenError, DeadlineExceededError, RetryExhaustedError
 from .normalization.view import DEFAULT_NORMALIZER, with_normalized
-from .observe.events import end_call
+from .observe.observer import end_call
 from .policies.degrade import DEGRADED_HEADER, Degrade, Degraded
 from .policies.routes import _path
 from .stores.responses import ResponseStore, credential_names, request_key

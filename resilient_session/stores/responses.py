@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from .. import _fork
+from .._compat.requests_cache import redis_key
 from .._redact import SECRET_HEADERS, is_secret_name
 
 __all__ = ["ResponseStore", "credential_names", "request_key"]
@@ -356,7 +357,7 @@ def _raw_reader(storage: Any, key: str) -> Callable[[], Any] | None:
         return from_sqlite
     redis = sys.modules.get("requests_cache.backends.redis")
     if redis is not None and kind is redis.RedisDict:
-        return lambda: storage.connection.get(storage._bkey(key))
+        return lambda: storage.connection.get(redis_key(storage, key))
     return None
 
 
