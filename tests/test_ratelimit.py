@@ -288,11 +288,15 @@ QUOTA_OPS = st.one_of(
         st.sampled_from([-1.0, 10.0, 1000.0]),
         st.sampled_from([-1.0, 1.0, 60.0]),
         st.sampled_from([-1.0, 0.5, 30.0]),
-        st.sampled_from([-1.0, 2.0]),
+        st.sampled_from([-1.0, 1.0, 2.0, 1.5]),
         st.sampled_from([0.0, 1.0]),
         st.sampled_from([0.0, 0.2]),
+        st.sampled_from([-1.0, 0.0, 5.0, 9.0, 999.0]),
     ),
-    st.tuples(st.just("advance"), st.floats(min_value=0.0, max_value=10.0)),
+    st.tuples(
+        st.just("advance"),
+        st.one_of(st.floats(min_value=0.0, max_value=10.0), st.sampled_from([0.25, 1.0])),
+    ),
     st.tuples(st.just("snapshot")),
 )
 
@@ -312,7 +316,8 @@ def test_lua_and_python_quota_ops_agree(redis_server: RedisServer, ops: list[tup
         if kind == "acquire":
             call = (_ACQUIRE, "quota:k", tuple(float(x) for x in op[1:]))  # type: ignore[arg-type]
         elif kind == "learn":
-            call = (_LEARN, "quota:k", (*(float(x) for x in op[1:]), 0.95))  # type: ignore[arg-type]
+            *learned, remaining = (float(x) for x in op[1:])  # type: ignore[arg-type]
+            call = (_LEARN, "quota:k", (*learned, 0.95, remaining))
         else:
             call = (_SNAPSHOT, "quota:k", ())
         expected = memory.run(*call)
