@@ -372,8 +372,8 @@ def _learn_py(
     limit, window, reset, hold, throttled, age, headroom, remaining = args
     s = _load(state)
     sent = now - age
-    if throttled > 0 and s["wcut"] > 0 and s["wcut"] <= sent < s["wcut"] + 1:
-        # A call sent as a hold cut short ended was refused: the boundary was wrong; forget it.
+    if hold > 0 and s["wcut"] > 0 and s["wcut"] <= sent < s["wcut"] + 1:
+        # A call sent as a hold cut short ended was told to hold again: the boundary was wrong.
         s["wb"] = s["wcut"] = 0.0
     if remaining >= 0:
         # A window begins where the count left jumps back up (or the very first answer is a full window's).

@@ -1,7 +1,7 @@
 local limit, window, reset, hold, throttled, age, headroom = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
 local remaining = args[8]
 local sent = now - age
-if throttled > 0 and s.wcut > 0 and s.wcut <= sent and sent < s.wcut + 1 then
+if hold > 0 and s.wcut > 0 and s.wcut <= sent and sent < s.wcut + 1 then
   s.wb, s.wcut = 0, 0
 end
 if remaining >= 0 then
