@@ -267,6 +267,21 @@ def test_a_429_right_after_a_hold_cut_short_forgets_the_boundary(clock: Clock) -
     assert policy.state(KEY).hold == pytest.approx(1.0)
 
 
+def test_rounded_up_waits_echoed_by_calls_already_in_flight_do_not_lengthen_the_hold(clock: Clock) -> None:
+    policy = limit(clock, adaptive=False)
+    wait = Quota(retry_after=1.0, source="retry-after")
+    policy.learn_from(KEY, wait, 429)
+    for _ in range(5):
+        clock.now += 0.02
+        policy.learn_from(KEY, wait, 429, age=0.15)  # sent before the first 429 came back
+    assert policy.state(KEY).hold == pytest.approx(0.9)  # the first answer's bound is the tightest
+    clock.now += 0.01
+    policy.learn_from(KEY, wait, 429)  # a call sent during the hold (a retry): a new answer
+    assert policy.state(KEY).hold == pytest.approx(1.0)
+    policy.learn_from(KEY, Quota(retry_after=1.5, source="retry-after"), 429, age=0.15)
+    assert policy.state(KEY).hold == pytest.approx(1.5)  # an exact wait is no rounding: taken as said
+
+
 # -- adaptive ----------------------------------------------------------------------------------------
 
 

@@ -271,8 +271,8 @@ class RateLimit:
 # the headers state none), wmax/tthr (CUBIC: rate before the last slow-down and when it happened; 0 while
 # adaptive mode has not been switched on), ms/mc/mr (measured sending rate: sample start, calls since,
 # smoothed estimate), lr/wb/wcut (the count left last seen, -1 for none; when a window was seen to
-# begin; the end of a hold cut short at a window boundary). Each op has a Lua twin in
-# stores/lua/quota_*.lua, tested against it.
+# begin; the end of a hold cut short at a window boundary), hset (when the hold in force began). Each
+# op has a Lua twin in stores/lua/quota_*.lua, tested against it.
 
 _FRESH = {
     "tat": 0.0,
@@ -287,6 +287,7 @@ _FRESH = {
     "lr": -1.0,
     "wb": 0.0,
     "wcut": 0.0,
+    "hset": 0.0,
 }
 
 
@@ -390,7 +391,13 @@ def _learn_py(
         end = _window_end(s, now, hold, window)
         if end < now + hold:
             s["wcut"] = max(s["wcut"], end)
-        s["till"] = max(s["till"], end)
+        if s["till"] <= now:
+            s["hset"] = now
+            s["till"] = end
+        elif not (sent < s["hset"] and hold >= 1 and hold == math.floor(hold)):
+            s["till"] = max(s["till"], end)
+        # else: a rounded-up wait answered to a call sent before the hold in force began, an echo of
+        # the same spent window: its bound is no tighter than the first one's, and no later reset.
     if throttled > 0 and (s["wmax"] <= 0 or sent >= s["tthr"]):
         # Once per overload: a 429 to a call sent before the last slow-down (and its hold) is its echo.
         # Slowed down from what was measured (one sample at least: a rate guessed from the first few

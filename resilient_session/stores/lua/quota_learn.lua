@@ -25,7 +25,12 @@ if hold > 0 then
     if now + hold - 1 < boundary and boundary < now + hold then stop = boundary end
   end
   if stop < now + hold then s.wcut = math.max(s.wcut, stop) end
-  s.till = math.max(s.till, stop)
+  if s.till <= now then
+    s.hset = now
+    s.till = stop
+  elseif not (sent < s.hset and hold >= 1 and hold == math.floor(hold)) then
+    s.till = math.max(s.till, stop)
+  end
 end
 if throttled > 0 and (s.wmax <= 0 or sent >= s.tthr) then
   local current = cubic()
