@@ -13,7 +13,8 @@ Three sources set the rate, the lowest wins:
 * the quota the upstream announces in its headers (see :mod:`.quota_headers`), used at ``headroom``
   of its value; by default it may only lower a static quota (``learn_upwards``);
 * with ``adaptive``, after the upstream answered 429: the AWS SDKs' adaptive retry mode, a CUBIC
-  controlled rate (see :data:`CUBIC_BETA` and :data:`CUBIC_C`).
+  controlled rate (see :data:`CUBIC_BETA` and :data:`CUBIC_C`) that rests below the rate refused
+  (:data:`CUBIC_PLATEAU`, :data:`CUBIC_PLATEAU_SECONDS`) before it probes above it.
 
 An upstream that says no call is left (``remaining`` 0) or answers with ``Retry-After`` holds every
 call back until the reset, through the same store. Both are whole seconds, rounded up: when the
@@ -118,7 +119,8 @@ class RateLimit:
     :param headroom: The share of a learned quota used (the rest absorbs network jitter and calls in
         flight). Default 0.95.
     :param adaptive: After a 429, lower the rate and probe back up (CUBIC, as the AWS SDKs'
-        adaptive retry mode), for upstreams that announce nothing. Default True.
+        adaptive retry mode, resting just below the refused rate before probing above it), for
+        upstreams that announce nothing. Default True.
     :param max_wait: The longest a call waits for its slot when it has no deadline (with one, its time
         left bounds the wait too). Default 60.
     :param partition_header: A request header (an API key's, ``Authorization``) whose value splits the
@@ -377,7 +379,7 @@ def _learn_py(
         # A call sent as a hold cut short ended was told to hold again: the boundary was wrong.
         s["wb"] = s["wcut"] = 0.0
     if remaining >= 0:
-        # A window begins where the count left jumps back up (or the very first answer is a full window's).
+        # A window begins where the count left jumps back up (or the first answer is a full window's).
         if limit > 0 and (remaining > s["lr"] + limit / 2 if s["lr"] >= 0 else remaining >= limit - 1):
             s["wb"] = now  # the call was counted in the new window: it began no later than now
         s["lr"] = remaining
