@@ -17,10 +17,11 @@ Three sources set the rate, the lowest wins:
   (:data:`CUBIC_PLATEAU`, :data:`CUBIC_PLATEAU_SECONDS`) before it probes above it.
 
 An upstream that says no call is left (``remaining`` 0) or answers with ``Retry-After`` holds every
-call back until the reset, through the same store. Both are whole seconds, rounded up: when the
-window is known (``RateLimit-Policy``'s ``w``) and a window's start has been seen (the count left jumped
-back up), the hold ends at the window's next boundary instead, if that lies within the last second of
-the announced wait (see :func:`_window_end`).
+call back until the reset, through the same store. A wait in whole seconds is read as rounded up:
+when the window is known (``RateLimit-Policy``'s ``w``) and a window's start has been seen (the count
+left jumped back up), the hold ends at the window's next boundary instead, if that lies within the last
+second of the announced wait (see :func:`_window_end`); and the same wait answered to calls sent before
+the hold began does not lengthen it.
 """
 
 from __future__ import annotations
