@@ -19,7 +19,16 @@ from resilient_session.config import load_config
 from resilient_session.errors import QuotaExceededError
 from resilient_session.policies import RateLimit
 from resilient_session.policies.quota_headers import Quota
-from resilient_session.policies.ratelimit import _ACQUIRE, _LEARN, _SNAPSHOT, CUBIC_BETA, CUBIC_C, rate_text
+from resilient_session.policies.ratelimit import (
+    _ACQUIRE,
+    _LEARN,
+    _SNAPSHOT,
+    CUBIC_BETA,
+    CUBIC_C,
+    CUBIC_PLATEAU,
+    CUBIC_PLATEAU_SECONDS,
+    rate_text,
+)
 from resilient_session.stores import MemoryStore, RedisStore, default_store
 from resilient_session.stores.base import AtomicOp
 from tests.test_redis_store import RedisServer
@@ -177,6 +186,102 @@ def test_nothing_left_holds_every_call_until_the_reset(clock: Clock) -> None:
     assert policy.state(KEY).hold == 0
 
 
+def _ietf(left: float, reset: float = 1.0, limit: float = 200, window: float = 1.0) -> Quota:
+    return Quota(limit=limit, window=window, remaining=left, reset=reset, source="ietf")
+
+
+def test_a_rounded_up_reset_holds_the_whole_second_while_no_window_start_was_seen(clock: Clock) -> None:
+    policy = limit(clock)
+    policy.learn_from(KEY, _ietf(150), 200)  # a window already under way: where it began is unknown
+    clock.now += 0.3
+    policy.learn_from(KEY, _ietf(0), 200)
+    assert policy.state(KEY).hold == pytest.approx(1.0)
+
+
+def test_nothing_left_holds_until_the_seen_windows_boundary_not_the_whole_rounded_second(
+    clock: Clock,
+) -> None:
+    policy = limit(clock)
+    start = clock.now
+    policy.learn_from(KEY, _ietf(199), 200)  # a full window's count: the window began by now
+    clock.now += 0.9
+    policy.learn_from(KEY, _ietf(0), 200)  # "t=1": the reset is somewhere in the next second
+    assert policy.state(KEY).hold == pytest.approx(0.1)
+    clock.now += 0.01
+    policy.learn_from(KEY, _ietf(0), 429)  # the echo of a call in flight: same boundary
+    assert policy.state(KEY).hold == pytest.approx(0.09)
+    clock.now = start + 1.0
+    assert policy.acquire(KEY).wait == 0
+
+
+def test_the_count_jumping_back_up_marks_a_new_windows_start(clock: Clock) -> None:
+    policy = limit(clock)
+    policy.learn_from(KEY, _ietf(120), 200)
+    clock.now += 0.5
+    policy.learn_from(KEY, _ietf(20), 200)
+    clock.now += 0.25
+    policy.learn_from(KEY, _ietf(23), 200)  # answers out of order: not a new window
+    clock.now += 0.25
+    start = clock.now
+    policy.learn_from(KEY, _ietf(180), 200)  # more than half the limit back: a new window
+    clock.now = start + 2.6  # three windows later, in the one from start + 2 to start + 3
+    policy.learn_from(KEY, _ietf(0), 200)
+    assert policy.state(KEY).hold == pytest.approx(0.4)
+
+
+def test_a_boundary_outside_the_last_announced_second_is_not_believed(clock: Clock) -> None:
+    policy = limit(clock)
+    policy.learn_from(KEY, _ietf(59, limit=60, window=60), 200)
+    clock.now += 10
+    # 50 s to the boundary seen, but the upstream says 30: a sliding window, or another clock.
+    policy.learn_from(KEY, _ietf(0, reset=30, limit=60, window=60), 200)
+    assert policy.state(KEY).hold == pytest.approx(30)
+
+
+def test_an_exact_reset_is_kept_as_it_is(clock: Clock) -> None:
+    policy = limit(clock)
+    policy.learn_from(KEY, _ietf(199), 200)
+    clock.now += 0.2
+    policy.learn_from(KEY, _ietf(0, reset=1.25), 200)  # not whole seconds: not a rounding
+    assert policy.state(KEY).hold == pytest.approx(1.25)
+    other = limit(clock)
+    other.learn_from(KEY, Quota(limit=200, remaining=199, reset=1.0, source="x-ratelimit"), 200)
+    clock.now += 0.2
+    other.learn_from(KEY, Quota(limit=200, remaining=0, reset=1.0, source="x-ratelimit"), 200)
+    assert other.state(KEY).hold == pytest.approx(1.0)  # no window stated: no boundary to use
+
+
+def test_a_429_right_after_a_hold_cut_short_forgets_the_boundary(clock: Clock) -> None:
+    policy = limit(clock, adaptive=False)
+    policy.learn_from(KEY, _ietf(199), 200)
+    clock.now += 0.9
+    policy.learn_from(KEY, _ietf(0), 200)
+    assert policy.state(KEY).hold == pytest.approx(0.1)
+    clock.now += 0.15  # the hold has ended; a call sent 0.03 s after its end is told to hold again
+    policy.learn_from(
+        KEY, Quota(limit=200, window=1, remaining=0, reset=1, retry_after=1, source="ietf"), 429, 0.02
+    )
+    assert policy.state(KEY).hold == pytest.approx(1.0)  # the whole announced second
+    clock.now += 1.5
+    policy.learn_from(KEY, _ietf(0), 200)  # nothing left, no window start seen since
+    assert policy.state(KEY).hold == pytest.approx(1.0)
+
+
+def test_rounded_up_waits_echoed_by_calls_already_in_flight_do_not_lengthen_the_hold(clock: Clock) -> None:
+    policy = limit(clock, adaptive=False)
+    wait = Quota(retry_after=1.0, source="retry-after")
+    policy.learn_from(KEY, wait, 429)
+    for _ in range(5):
+        clock.now += 0.02
+        policy.learn_from(KEY, wait, 429, age=0.15)  # sent before the first 429 came back
+    assert policy.state(KEY).hold == pytest.approx(0.9)  # the first answer's bound is the tightest
+    clock.now += 0.01
+    policy.learn_from(KEY, wait, 429)  # a call sent during the hold (a retry): a new answer
+    assert policy.state(KEY).hold == pytest.approx(1.0)
+    policy.learn_from(KEY, Quota(retry_after=1.5, source="retry-after"), 429, age=0.15)
+    assert policy.state(KEY).hold == pytest.approx(1.5)  # an exact wait is no rounding: taken as said
+
+
 # -- adaptive ----------------------------------------------------------------------------------------
 
 
@@ -201,6 +306,28 @@ def test_a_429_lowers_the_rate_to_beta_times_what_was_sent_then_it_climbs_back(c
     assert middle is not None and after is not None and after < middle < 100
     clock.now += k / 2
     assert policy.state(KEY).adaptive_rate == pytest.approx(100, rel=0.05)
+
+
+def test_after_a_429_the_rate_climbs_to_just_below_it_stays_there_then_probes_above(clock: Clock) -> None:
+    policy = limit(clock)
+    _send(policy, clock, 100, 2.0)
+    thrown = clock.now
+    policy.learn_from(KEY, None, 429)
+    lowered = policy.state(KEY).adaptive_rate
+    assert lowered is not None
+    ceiling = lowered / CUBIC_BETA  # the rate the 429 came at
+    k = (ceiling * (1 - CUBIC_BETA) / CUBIC_C) ** (1 / 3)
+    rates = []
+    for elapsed in (
+        k,
+        k + CUBIC_PLATEAU_SECONDS / 2,
+        k + CUBIC_PLATEAU_SECONDS,
+        k + CUBIC_PLATEAU_SECONDS + 4,
+    ):
+        clock.now = thrown + elapsed
+        rates.append(policy.state(KEY).adaptive_rate)
+    assert rates[:3] == pytest.approx([CUBIC_PLATEAU * ceiling] * 3)
+    assert rates[3] == pytest.approx(CUBIC_PLATEAU * ceiling + CUBIC_C * 4**3)
 
 
 def test_429s_to_calls_sent_before_the_slow_down_are_its_echo(clock: Clock) -> None:
@@ -288,11 +415,15 @@ QUOTA_OPS = st.one_of(
         st.sampled_from([-1.0, 10.0, 1000.0]),
         st.sampled_from([-1.0, 1.0, 60.0]),
         st.sampled_from([-1.0, 0.5, 30.0]),
-        st.sampled_from([-1.0, 2.0]),
+        st.sampled_from([-1.0, 1.0, 2.0, 1.5]),
         st.sampled_from([0.0, 1.0]),
         st.sampled_from([0.0, 0.2]),
+        st.sampled_from([-1.0, 0.0, 5.0, 9.0, 999.0]),
     ),
-    st.tuples(st.just("advance"), st.floats(min_value=0.0, max_value=10.0)),
+    st.tuples(
+        st.just("advance"),
+        st.one_of(st.floats(min_value=0.0, max_value=10.0), st.sampled_from([0.25, 1.0])),
+    ),
     st.tuples(st.just("snapshot")),
 )
 
@@ -312,7 +443,8 @@ def test_lua_and_python_quota_ops_agree(redis_server: RedisServer, ops: list[tup
         if kind == "acquire":
             call = (_ACQUIRE, "quota:k", tuple(float(x) for x in op[1:]))  # type: ignore[arg-type]
         elif kind == "learn":
-            call = (_LEARN, "quota:k", (*(float(x) for x in op[1:]), 0.95))  # type: ignore[arg-type]
+            *learned, remaining = (float(x) for x in op[1:])  # type: ignore[arg-type]
+            call = (_LEARN, "quota:k", (*learned, 0.95, remaining))
         else:
             call = (_SNAPSHOT, "quota:k", ())
         expected = memory.run(*call)

@@ -13,10 +13,15 @@ Three sources set the rate, the lowest wins:
 * the quota the upstream announces in its headers (see :mod:`.quota_headers`), used at ``headroom``
   of its value; by default it may only lower a static quota (``learn_upwards``);
 * with ``adaptive``, after the upstream answered 429: the AWS SDKs' adaptive retry mode, a CUBIC
-  controlled rate (see :data:`CUBIC_BETA` and :data:`CUBIC_C`).
+  controlled rate (see :data:`CUBIC_BETA` and :data:`CUBIC_C`) that rests below the rate refused
+  (:data:`CUBIC_PLATEAU`, :data:`CUBIC_PLATEAU_SECONDS`) before it probes above it.
 
 An upstream that says no call is left (``remaining`` 0) or answers with ``Retry-After`` holds every
-call back until the reset, through the same store.
+call back until the reset, through the same store. A wait in whole seconds is read as rounded up:
+when the window is known (``RateLimit-Policy``'s ``w``) and a window's start has been seen (the count
+left jumped back up), the hold ends at the window's next boundary instead, if that lies within the last
+second of the announced wait (see :func:`_window_end`); and the same wait answered to calls sent before
+the hold began does not lengthen it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,15 @@ from ..stores.base import AtomicOp, Result, StateStore
 from ..stores.memory import default_store
 from .quota_headers import Quota
 
-__all__ = ["CUBIC_BETA", "CUBIC_C", "QuotaSlot", "QuotaState", "RateLimit"]
+__all__ = [
+    "CUBIC_BETA",
+    "CUBIC_C",
+    "CUBIC_PLATEAU",
+    "CUBIC_PLATEAU_SECONDS",
+    "QuotaSlot",
+    "QuotaState",
+    "RateLimit",
+]
 
 log = logging.getLogger("resilient_session")
 
@@ -46,6 +59,12 @@ CUBIC_BETA = 0.7
 #: CUBIC's scaling constant, in calls/s per s³: the rate climbs back to its last maximum in
 #: ``K = cbrt(max * (1 - beta) / C)`` seconds (5.3 s from 200/s), flat near it, then probes above.
 CUBIC_C = 0.4
+#: Once a 429 has shown where the upstream's ceiling is (the rate ``wmax`` it came at), the climb back
+#: stops at this share of it ...
+CUBIC_PLATEAU = 0.97
+#: ... for this many seconds after it would have reached ``wmax``, then probes above as CUBIC does
+#: (a quota seldom changes, and each probe past it costs a 429 and a held window).
+CUBIC_PLATEAU_SECONDS = 20.0
 #: The adaptive rate never drops below this many calls per second (the AWS SDKs' floor).
 MIN_RATE = 0.5
 #: The measured sending rate is sampled every this many seconds and smoothed (AWS's values) ...
@@ -102,7 +121,8 @@ class RateLimit:
     :param headroom: The share of a learned quota used (the rest absorbs network jitter and calls in
         flight). Default 0.95.
     :param adaptive: After a 429, lower the rate and probe back up (CUBIC, as the AWS SDKs'
-        adaptive retry mode), for upstreams that announce nothing. Default True.
+        adaptive retry mode, resting just below the refused rate before probing above it), for
+        upstreams that announce nothing. Default True.
     :param max_wait: The longest a call waits for its slot when it has no deadline (with one, its time
         left bounds the wait too). Default 60.
     :param partition_header: A request header (an API key's, ``Authorization``) whose value splits the
@@ -188,8 +208,10 @@ class RateLimit:
         throttled = status == 429 and self.adaptive
         if quota is None and not throttled:
             return
-        limit = window = reset = hold = -1.0
+        limit = window = reset = hold = remaining = -1.0
         if quota is not None and self.learn:
+            if quota.remaining is not None:
+                remaining = quota.remaining
             if quota.limit is not None:
                 limit = quota.limit
                 window = quota.window if quota.window is not None else -1.0
@@ -204,7 +226,7 @@ class RateLimit:
         self.store.run(
             _LEARN,
             "quota:" + key,
-            (limit, window, reset, hold, float(throttled), max(0.0, age), self.headroom),
+            (limit, window, reset, hold, float(throttled), max(0.0, age), self.headroom, remaining),
         )
 
     def state(self, key: str) -> QuotaState:
@@ -252,7 +274,9 @@ class RateLimit:
 # upstream's reset or Retry-After), lrate/lwin (learned rate; longest reset seen, the window estimate when
 # the headers state none), wmax/tthr (CUBIC: rate before the last slow-down and when it happened; 0 while
 # adaptive mode has not been switched on), ms/mc/mr (measured sending rate: sample start, calls since,
-# smoothed estimate). Each op has a Lua twin in stores/lua/quota_*.lua, tested against it.
+# smoothed estimate), lr/wb/wcut (the count left last seen, -1 for none; when a window was seen to
+# begin; the end of a hold cut short at a window boundary), hset (when the hold in force began). Each
+# op has a Lua twin in stores/lua/quota_*.lua, tested against it.
 
 _FRESH = {
     "tat": 0.0,
@@ -264,6 +288,10 @@ _FRESH = {
     "ms": 0.0,
     "mc": 0.0,
     "mr": 0.0,
+    "lr": -1.0,
+    "wb": 0.0,
+    "wcut": 0.0,
+    "hset": 0.0,
 }
 
 
@@ -277,7 +305,13 @@ def _cubic(s: Mapping[str, float], now: float) -> float:
     if wmax <= 0:
         return 0.0
     k: float = (wmax * (1 - CUBIC_BETA) / CUBIC_C) ** (1 / 3)
-    rate: float = CUBIC_C * (max(0.0, now - s["tthr"]) - k) ** 3 + wmax
+    since = max(0.0, now - s["tthr"])
+    rate: float
+    if since <= k + CUBIC_PLATEAU_SECONDS:
+        # Concave up towards wmax, flat just below it: wmax is a rate the upstream refused.
+        rate = min(CUBIC_C * (since - k) ** 3 + wmax, CUBIC_PLATEAU * wmax)
+    else:
+        rate = CUBIC_PLATEAU * wmax + CUBIC_C * (since - k - CUBIC_PLATEAU_SECONDS) ** 3
     if s["mr"] > 0:
         rate = min(rate, 2 * s["mr"])  # never far above what is actually sent (AWS's rule)
     return max(MIN_RATE, rate)
@@ -292,6 +326,18 @@ def _rate(s: Mapping[str, float], now: float, static: float, learn_up: float) ->
     if adaptive > 0:
         rate = adaptive if rate <= 0 else min(rate, adaptive)
     return rate
+
+
+def _window_end(s: Mapping[str, float], now: float, hold: float, window: float) -> float:
+    """When a hold of *hold* seconds asked at *now* ends: ``now + hold``, or the next boundary of the
+    *window* (seconds) whose start was seen, when *hold* is whole seconds (a rounded-up delta: the
+    reset lies in its last second) and that boundary lies in that last second."""
+    if s["wb"] <= 0 or window <= 0 or hold < 1 or hold != math.floor(hold):
+        return now + hold
+    boundary = s["wb"] + (math.floor((now - s["wb"]) / window) + 1) * window
+    if now + hold - 1 < boundary < now + hold:
+        return boundary
+    return now + hold
 
 
 def _acquire_py(
@@ -328,8 +374,17 @@ def _acquire_py(
 def _learn_py(
     state: dict[str, float] | None, args: Sequence[float], now: float
 ) -> tuple[dict[str, float] | None, Result]:
-    limit, window, reset, hold, throttled, age, headroom = args
+    limit, window, reset, hold, throttled, age, headroom, remaining = args
     s = _load(state)
+    sent = now - age
+    if hold > 0 and s["wcut"] > 0 and s["wcut"] <= sent < s["wcut"] + 1:
+        # A call sent as a hold cut short ended was told to hold again: the boundary was wrong.
+        s["wb"] = s["wcut"] = 0.0
+    if remaining >= 0:
+        # A window begins where the count left jumps back up (or the first answer is a full window's).
+        if limit > 0 and (remaining > s["lr"] + limit / 2 if s["lr"] >= 0 else remaining >= limit - 1):
+            s["wb"] = now  # the call was counted in the new window: it began no later than now
+        s["lr"] = remaining
     if limit > 0:
         if reset > s["lwin"]:
             s["lwin"] = reset
@@ -337,8 +392,17 @@ def _learn_py(
         if span > 0:
             s["lrate"] = headroom * limit / span
     if hold > 0:
-        s["till"] = max(s["till"], now + hold)
-    if throttled > 0 and (s["wmax"] <= 0 or now - age >= s["tthr"]):
+        end = _window_end(s, now, hold, window)
+        if end < now + hold:
+            s["wcut"] = max(s["wcut"], end)
+        if s["till"] <= now:
+            s["hset"] = now
+            s["till"] = end
+        elif not (sent < s["hset"] and hold >= 1 and hold == math.floor(hold)):
+            s["till"] = max(s["till"], end)
+        # else: a rounded-up wait answered to a call sent before the hold in force began, an echo of
+        # the same spent window: its bound is no tighter than the first one's, and no later reset.
+    if throttled > 0 and (s["wmax"] <= 0 or sent >= s["tthr"]):
         # Once per overload: a 429 to a call sent before the last slow-down (and its hold) is its echo.
         # Slowed down from what was measured (one sample at least: a rate guessed from the first few
         # calls could be anything); until then the upstream's Retry-After alone holds calls back.

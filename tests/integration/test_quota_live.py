@@ -86,6 +86,56 @@ def test_a_retry_without_a_slot_in_time_ends_the_call_with_the_answer_it_had(ups
 # -- waiting ----------------------------------------------------------------------------------------
 
 
+def test_nothing_left_with_a_rounded_up_reset_holds_only_until_the_windows_boundary(
+    upstream: Upstream,
+) -> None:
+    # "t" is whole seconds: "t=1" 0.6 s into a one-second window means 0.4 s, not 1.
+    def answer(left: int) -> Reply:
+        return Reply(headers={"RateLimit-Policy": '"w";q=200;w=1', "RateLimit": f'"w";r={left};t=1'})
+
+    url = upstream.script("/b", answer(199), answer(0), answer(199))
+    session = ResilientSession(rate_limit=RateLimit(store=MemoryStore()))
+    session.get(url)  # a full window's count: the window began by the time this answer came
+    time.sleep(0.6)
+    session.get(url)
+    session.get(url)
+    first, spent, after = _arrivals(upstream, "/b")
+    assert after - first >= 1.0  # not sent into the spent window ...
+    assert after - spent < 0.8  # ... nor held for the whole announced second
+    assert after - first < 1.35
+
+
+def test_rounded_up_retry_afters_of_calls_in_flight_do_not_stretch_the_hold(upstream: Upstream) -> None:
+    # Four calls in flight run into the same spent window; their 429s come back over 0.3 s, each
+    # with "Retry-After: 1". The window's end is within a second of the first; the later ones are echoes.
+    throttled = [
+        Reply(status=429, headers={"Retry-After": "1"}, delay=delay) for delay in (0.0, 0.1, 0.2, 0.3)
+    ]
+    url = upstream.script("/e", *throttled, Reply())
+    session = ResilientSession(rate_limit=RateLimit(store=MemoryStore()), retry=False)
+    answered: list[float] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        response = session.get(url)
+        with lock:
+            answered.append(time.monotonic())
+        assert response.status_code == 429
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answered) == 4
+    started = time.monotonic()
+    assert session.get(url).status_code == 200
+    waited = time.monotonic() - started
+    # Held until a second after the first 429 (about 0.7 s from now), not after the last (1 s).
+    assert 0.5 <= waited < 0.9, waited
+    assert upstream.count("/e") == 5
+
+
 def test_calls_from_many_threads_are_spaced_at_the_rate(upstream: Upstream) -> None:
     url = upstream.script("/q", Reply())
     policy = RateLimit(calls=20, store=MemoryStore())
