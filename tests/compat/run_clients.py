@@ -206,6 +206,9 @@ def run_suite(client: Client, venv: Path, source: Path, swap: bool, out: Path) -
         "loopback_guard",  # nothing a client's tests do may leave the machine
         "-p",
         "clients_swap",
+        # Opt-in, as for any suite: circuits and budgets reset between the clients' tests.
+        "-p",
+        "resilient_session.testing.pytest_plugin",
         "-p",
         "no:cacheprovider",
         "-o",

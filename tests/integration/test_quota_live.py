@@ -106,17 +106,21 @@ def test_nothing_left_with_a_rounded_up_reset_holds_only_until_the_windows_bound
 
 
 def test_rounded_up_retry_afters_of_calls_in_flight_do_not_stretch_the_hold(upstream: Upstream) -> None:
-    # Four calls in flight run into the same spent window; their 429s come back over 0.3 s, each
+    # Four calls in flight run into the same spent window; their 429s come back over 0.45 s, each
     # with "Retry-After: 1". The window's end is within a second of the first; the later ones are echoes.
+    # The first answer is held back 0.3 s so that all four are on the wire before any 429 returns,
+    # however the machine schedules the threads (a barrier releases them together).
     throttled = [
-        Reply(status=429, headers={"Retry-After": "1"}, delay=delay) for delay in (0.0, 0.1, 0.2, 0.3)
+        Reply(status=429, headers={"Retry-After": "1"}, delay=delay) for delay in (0.3, 0.45, 0.6, 0.75)
     ]
     url = upstream.script("/e", *throttled, Reply())
     session = ResilientSession(rate_limit=RateLimit(store=MemoryStore()), retry=False)
     answered: list[float] = []
     lock = threading.Lock()
+    together = threading.Barrier(4)
 
     def call() -> None:
+        together.wait()
         response = session.get(url)
         with lock:
             answered.append(time.monotonic())
@@ -128,11 +132,14 @@ def test_rounded_up_retry_afters_of_calls_in_flight_do_not_stretch_the_hold(upst
     for thread in threads:
         thread.join()
     assert len(answered) == 4
+    first, last = min(answered), max(answered)
     started = time.monotonic()
     assert session.get(url).status_code == 200
-    waited = time.monotonic() - started
-    # Held until a second after the first 429 (about 0.7 s from now), not after the last (1 s).
-    assert 0.5 <= waited < 0.9, waited
+    done = time.monotonic()
+    # Held until a second after the first 429, not until a second after the last one.
+    assert done < last + 0.9, (done - first, done - last)
+    assert done >= first + 0.9, (done - first, done - last)
+    assert started <= done
     assert upstream.count("/e") == 5
 
 
