@@ -23,16 +23,18 @@ from urllib3.util.retry import Retry
 
 from .._call import CallObserver, CallState, current_call, enter, leave
 from .._options import check_session_option
-from ..errors import BulkheadFullError, CircuitOpenError
+from .._quota import QuotaGate, gate_for
+from ..errors import BulkheadFullError, CircuitOpenError, QuotaExceededError
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
 from ..policies.breaker import CircuitBreaker, Permit
 from ..policies.budget import BudgetGate, RetryBudget
 from ..policies.bulkhead import Bulkhead
+from ..policies.ratelimit import RateLimit
 from ..retry import as_retry_policy, call_aware, no_retries
 from ..stores.base import host_key
 from ..stores.memory import MemoryStore
 from . import _core
-from .errors import HTTPXRetryExhausted, context
+from .errors import HTTPXResponseTooLarge, HTTPXRetryExhausted, context
 from .response import as_resilient
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport", "TransportPolicies", "attempts"]
@@ -55,6 +57,12 @@ class TransportPolicies:
         httpx client calling the same origin (or the same integration) share one circuit.
     :param budget: A :class:`~resilient_session.RetryBudget`, ``True`` (default) or ``False``.
     :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` or ``False`` (default).
+    :param rate_limit: A :class:`~resilient_session.policies.RateLimit`, ``True`` (the default one) or
+        ``False``/``None`` (default, none). Its schedule lives in its store: a requests session and an
+        httpx client of the same integration draw from one quota.
+    :param max_response_size: Bytes a body read by the transport may have after decoding; past them
+        the connection is closed and :class:`~resilient_session.httpx.HTTPXResponseTooLarge` raised.
+        ``None`` (default): no limit. A streamed body is the caller's to bound.
     :param base_url: Where the default route groups of the breaker start (a client sets its own).
     :param normalizer: Builds each response's ``normalized`` view.
     """
@@ -67,18 +75,25 @@ class TransportPolicies:
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
         base_url: str | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
     ) -> None:
         check_session_option("deadline", deadline)
+        size = max_response_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise ValueError(f"max_response_size must be a number of bytes or None, not {size!r}")
         self.retry: Retry = as_retry_policy(retry)
         self.deadline = None if deadline is None else float(deadline)
         self.breaker: CircuitBreaker | None = _policy(breaker, CircuitBreaker, "breaker")
         self.budget: RetryBudget | None = _policy(budget, RetryBudget, "budget")
         self.bulkhead: Bulkhead | None = _policy(bulkhead, Bulkhead, "bulkhead")
+        self.rate_limit: RateLimit | None = _policy(rate_limit, RateLimit, "rate_limit")
+        self.max_response_size = max_response_size
         self.base_url = base_url
         self.normalizer = normalizer
-        stores = [p.store for p in (self.breaker, self.budget) if p is not None]
+        stores = [p.store for p in (self.breaker, self.budget, self.rate_limit) if p is not None]
         #: Every store is this process's memory: asking the policies costs microseconds and no I/O.
         self.local = all(isinstance(store, MemoryStore) for store in stores)
 
@@ -364,6 +379,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
         base_url: str | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
     ) -> None:
@@ -374,6 +391,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             breaker=breaker,
             budget=budget,
             bulkhead=bulkhead,
+            rate_limit=rate_limit,
+            max_response_size=max_response_size,
             base_url=base_url,
             normalizer=normalizer,
         )
@@ -399,6 +418,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
     async def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
         if call.deadline_passed():
             raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+        quota = await self._quota_slot(call, request)
         hop = await self._off_loop(_Hop.begin, self.policies, call, request)
         holding = False
         response: httpx.Response | None = None
@@ -408,11 +428,11 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 # No deadline, or the client's cancel scope already ends the call by it: one scope per
                 # call (each costs the loop work on every iteration while it is being cancelled).
                 holding = await self._take_slot(hop, call, request)
-                response = await self._run(attempts(self.policies, call, request), request)
+                response = await self._run(attempts(self.policies, call, request), call, request)
             else:
                 with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
                     holding = await self._take_slot(hop, call, request)
-                    response = await self._run(attempts(self.policies, call, request), request)
+                    response = await self._run(attempts(self.policies, call, request), call, request)
                 if response is None or scope.cancelled_caught:
                     if response is not None:
                         await response.aclose()
@@ -431,7 +451,24 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         finally:
             hop.give_back(call, holding)
         await self._off_loop(hop.record, response=response)
+        if quota is not None:
+            await self._off_loop(quota.answered, response.headers, response.status_code)
         return response
+
+    async def _quota_slot(self, call: CallState, request: httpx.Request) -> QuotaGate | None:
+        """The rate limit's slot for the first attempt, waited for by sleeping (cancellable); its typed
+        refusal when none comes within the call's time. A reserved slot stays spent if the task is
+        cancelled while it waits: the schedule has no way to give one back."""
+        gate = gate_for(self.policies.rate_limit, call, request)
+        if gate is None:
+            return None
+        waits = gate.waits(call, request)
+        try:
+            while (wait := await self._off_loop(next, waits, None)) is not None:
+                await anyio.sleep(wait)
+        except QuotaExceededError as exc:
+            raise _core.typed(exc, call, request) from None
+        return gate
 
     async def _off_loop(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """``func(*args, **kwargs)``: inline when the policies' state is in memory, else in a worker
@@ -440,7 +477,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             return func(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
 
-    async def _run(self, plan: Plan, request: httpx.Request) -> httpx.Response:
+    async def _run(self, plan: Plan, call: CallState, request: httpx.Request) -> httpx.Response:
         answer: Any = None
         while True:
             try:
@@ -465,7 +502,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 answer = await self._off_loop(step.decide)
             elif isinstance(step, Read):
                 try:
-                    await step.response.aread()
+                    await _aread(step.response, self.policies.max_response_size, call)
                 except httpx.TransportError as exc:
                     answer = exc
             else:
@@ -506,6 +543,8 @@ class ResilientTransport(httpx.BaseTransport):
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
         base_url: str | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
     ) -> None:
@@ -516,6 +555,8 @@ class ResilientTransport(httpx.BaseTransport):
             breaker=breaker,
             budget=budget,
             bulkhead=bulkhead,
+            rate_limit=rate_limit,
+            max_response_size=max_response_size,
             base_url=base_url,
             normalizer=normalizer,
         )
@@ -541,6 +582,12 @@ class ResilientTransport(httpx.BaseTransport):
     def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
         if call.deadline_passed():
             raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+        quota = gate_for(self.policies.rate_limit, call, request)
+        if quota is not None:
+            try:
+                quota.take(call, request)
+            except QuotaExceededError as exc:
+                raise _core.typed(exc, call, request) from None
         hop = _Hop.begin(self.policies, call, request)
         holding = False
         try:
@@ -557,6 +604,8 @@ class ResilientTransport(httpx.BaseTransport):
         finally:
             hop.give_back(call, holding)
         hop.record(response=response)
+        if quota is not None:
+            quota.answered(response.headers, response.status_code)
         return response
 
     def _run(self, plan: Plan, call: CallState, request: httpx.Request) -> httpx.Response:
@@ -583,19 +632,52 @@ class ResilientTransport(httpx.BaseTransport):
                 answer = step.decide()
             elif isinstance(step, Read):
                 try:
-                    _read(step.response, call, request)
+                    _read(step.response, self.policies.max_response_size, call, request)
                 except httpx.TransportError as exc:
                     answer = exc
             else:
                 step.response.close()
 
 
-def _read(response: httpx.Response, call: CallState, request: httpx.Request) -> None:
-    """``response.read()``, checking the call's deadline between chunks."""
+def _read(response: httpx.Response, limit: int | None, call: CallState, request: httpx.Request) -> None:
+    """``response.read()``, checking the call's deadline between chunks and the size after decoding."""
     chunks = []
+    size = 0
     for chunk in response.iter_bytes():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            response.close()
+            raise too_large(limit, response, call, request)
         chunks.append(chunk)
         if call.deadline_passed():
             response.close()
             raise _core.deadline_error(call, request, "the deadline ran out while reading the body")
     response._content = b"".join(chunks)
+
+
+async def _aread(response: httpx.Response, limit: int | None, call: CallState) -> None:
+    """``await response.aread()``, at most *limit* bytes after decoding."""
+    if limit is None:
+        await response.aread()
+        return
+    chunks = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            await response.aclose()
+            raise too_large(limit, response, call, response.request)
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
+
+
+def too_large(
+    limit: int, response: httpx.Response, call: CallState, request: httpx.Request
+) -> HTTPXResponseTooLarge:
+    """The error of a body past *limit* decoded bytes (as the requests adapter words it)."""
+    return HTTPXResponseTooLarge(
+        f"the decoded body passed max_response_size ({limit} bytes); nothing more was read",
+        code="body_too_large",
+        details={"limit": limit},
+        **context(request, response=response, attempts=call.attempts, elapsed=call.elapsed()),
+    )
