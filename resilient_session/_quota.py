@@ -69,6 +69,7 @@ class QuotaGate:
                 retry_after=slot.wait,
                 rate=slot.rate,
                 request=request,
+                url=str(request.url) if request.url else None,  # an httpx.URL too
                 elapsed=call.elapsed(),
             )
         yield from self._waiting(slot.wait)

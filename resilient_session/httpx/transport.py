@@ -502,7 +502,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 answer = await self._off_loop(step.decide)
             elif isinstance(step, Read):
                 try:
-                    await _aread(step.response, self.policies.max_response_size, call)
+                    await _aread(step.response, self.policies.max_response_size, call, request)
                 except httpx.TransportError as exc:
                     answer = exc
             else:
@@ -655,7 +655,9 @@ def _read(response: httpx.Response, limit: int | None, call: CallState, request:
     response._content = b"".join(chunks)
 
 
-async def _aread(response: httpx.Response, limit: int | None, call: CallState) -> None:
+async def _aread(
+    response: httpx.Response, limit: int | None, call: CallState, request: httpx.Request
+) -> None:
     """``await response.aread()``, at most *limit* bytes after decoding."""
     if limit is None:
         await response.aread()
@@ -666,7 +668,7 @@ async def _aread(response: httpx.Response, limit: int | None, call: CallState) -
         size += len(chunk)
         if size > limit:
             await response.aclose()
-            raise too_large(limit, response, call, response.request)
+            raise too_large(limit, response, call, request)
         chunks.append(chunk)
     response._content = b"".join(chunks)
 
