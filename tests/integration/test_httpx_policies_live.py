@@ -88,7 +88,8 @@ async def test_no_slot_within_the_deadline_raises_at_once_and_sends_nothing(upst
     assert isinstance(error, QuotaExceededError) and isinstance(error, httpx.ConnectError)
     assert error.retry_after == pytest.approx(2.0, abs=0.1)
     assert error.key == f"http://127.0.0.1:{upstream.port}"
-    assert isinstance(error.request, httpx.Request) and error.request.url == httpx.URL(url)
+    sent: Any = error.request  # the httpx.Request (typed as requests' by the base class)
+    assert isinstance(sent, httpx.Request) and sent.url == httpx.URL(url)
 
 
 async def test_a_quota_spent_by_a_sync_session_refuses_the_async_client_of_the_same_integration(
