@@ -256,9 +256,7 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
             *(degrade, allowed_origins, kwargs),
         )
         if not isinstance(transport, AsyncResilientTransport):
-            if transport is None:
-                given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
-                transport = httpx.AsyncHTTPTransport(**given)
+            given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
             transport = AsyncResilientTransport(
                 transport,
                 retry=retry,
@@ -269,6 +267,7 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
                 max_response_size=max_response_size,
                 base_url=self._resilient_base_url,
                 normalizer=normalizer,
+                options=given,
             )
         super().__init__(timeout=timeout, transport=transport, auth=self._bound(auth), **kwargs)
         self.resilient_transport: AsyncResilientTransport = transport
@@ -459,9 +458,7 @@ class ResilientClient(_Resilient, httpx.Client):
             *(degrade, allowed_origins, kwargs),
         )
         if not isinstance(transport, ResilientTransport):
-            if transport is None:
-                given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
-                transport = httpx.HTTPTransport(**given)
+            given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
             transport = ResilientTransport(
                 transport,
                 retry=retry,
@@ -472,6 +469,7 @@ class ResilientClient(_Resilient, httpx.Client):
                 max_response_size=max_response_size,
                 base_url=self._resilient_base_url,
                 normalizer=normalizer,
+                options=given,
             )
         super().__init__(timeout=timeout, transport=transport, auth=self._bound(auth), **kwargs)
         self.resilient_transport: ResilientTransport = transport

@@ -10,8 +10,9 @@ the requests adapter does), and every failure leaves as an error that is both ou
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -21,6 +22,7 @@ import httpx
 import requests
 from urllib3.util.retry import Retry
 
+from .. import _fork
 from .._call import CallObserver, CallState, current_call, enter, leave
 from .._options import check_session_option
 from .._quota import QuotaGate, gate_for
@@ -364,6 +366,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
         respx and pytest-httpx mock below this one, so the mock sees every retry).
+    :param options: Keywords of the ``httpx.AsyncHTTPTransport`` built when *transport* is ``None``
+        (``verify``, ``limits``, ``http2`` ...). A transport built here is built anew in a child after
+        ``os.fork()``: the parent's connections (and its event loop's) are not the child's.
 
     The other keywords are :class:`TransportPolicies`'. The deadline ends the hop by cancellation (an
     anyio cancel scope: asyncio and trio alike); a task cancelled by its caller gives back its bulkhead
@@ -383,8 +388,15 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         max_response_size: int | None = None,
         base_url: str | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._options: dict[str, Any] | None = None
+        if transport is None:
+            self._options = dict(options or {})
+            transport = httpx.AsyncHTTPTransport(**self._options)
+        self.transport = transport
+        if self._options is not None:
+            _fork.track(self)
         self.policies = TransportPolicies(
             retry=retry,
             deadline=deadline,
@@ -396,6 +408,12 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             base_url=base_url,
             normalizer=normalizer,
         )
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's pooled connections belong to its event loop and its sockets: left unclosed (a
+        # close here would end them for the parent too, over TLS), a new pool for the child.
+        if self._options is not None:
+            self.transport = httpx.AsyncHTTPTransport(**self._options)
 
     async def __aenter__(self) -> AsyncResilientTransport:
         await self.transport.__aenter__()
@@ -532,6 +550,11 @@ class ResilientTransport(httpx.BaseTransport):
     Without cancellation, the deadline bounds every socket wait of each attempt (connect, write, read
     timeouts clamped to the time left when the attempt starts), every backoff sleep, the bulkhead wait,
     and is checked between body chunks.
+
+    An ``httpx.HTTPTransport`` built here (no *transport* given; *options* are its keywords) is built
+    anew in a child after ``os.fork()`` and once gevent or eventlet has patched ``threading`` after it
+    was built: httpcore's pool holds a lock while it polls a socket, which a lock made before the patch
+    turns into a hang of every green thread.
     """
 
     def __init__(
@@ -547,8 +570,16 @@ class ResilientTransport(httpx.BaseTransport):
         max_response_size: int | None = None,
         base_url: str | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.transport = transport if transport is not None else httpx.HTTPTransport()
+        self._options: dict[str, Any] | None = None
+        if transport is None:
+            self._options = dict(options or {})
+            transport = httpx.HTTPTransport(**self._options)
+        self.transport = transport
+        self._lock_type = threading.Lock  # what httpcore's locks are made of, now
+        if self._options is not None:
+            _fork.track(self)
         self.policies = TransportPolicies(
             retry=retry,
             deadline=deadline,
@@ -571,7 +602,18 @@ class ResilientTransport(httpx.BaseTransport):
     def close(self) -> None:
         self.transport.close()
 
+    def _after_fork_in_child(self) -> None:
+        # A lock of the parent's pool may be held by a thread the child does not have, and its pooled
+        # sockets are the parent's: left unclosed (a close would end them for the parent too), a new pool.
+        if self._options is not None:
+            self.transport = httpx.HTTPTransport(**self._options)
+            self._lock_type = threading.Lock
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._lock_type is not threading.Lock and self._options is not None:
+            # threading was monkey-patched since the pool was built: a new pool, with green locks.
+            self._lock_type = threading.Lock
+            self.transport = httpx.HTTPTransport(**self._options)
         call, token = begin(self.policies, request)
         try:
             return self._hop(call, request)
