@@ -395,6 +395,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             self._options = dict(options or {})
             transport = httpx.AsyncHTTPTransport(**self._options)
         self.transport = transport
+        self._connections = self._pool_slots()
         if self._options is not None:
             _fork.track(self)
         self.policies = TransportPolicies(
@@ -414,6 +415,18 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         # close here would end them for the parent too, over TLS), a new pool for the child.
         if self._options is not None:
             self.transport = httpx.AsyncHTTPTransport(**self._options)
+            self._connections = self._pool_slots()
+
+    def _pool_slots(self) -> anyio.Semaphore | None:
+        """One slot per connection of a pool built here (httpx's default: 100). Calls queue for a slot
+        here, not in httpcore's pool, which re-scans every queued request against every connection on
+        each of its events: with hundreds queued, the loop falls behind and deadlines pass unserved."""
+        if self._options is None:
+            return None
+        limits = self._options.get("limits", httpx.Limits(max_connections=100))
+        if not isinstance(limits, httpx.Limits) or limits.max_connections is None:
+            return None
+        return anyio.Semaphore(limits.max_connections)
 
     async def __aenter__(self) -> AsyncResilientTransport:
         await self.transport.__aenter__()
@@ -446,11 +459,11 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 # No deadline, or the client's cancel scope already ends the call by it: one scope per
                 # call (each costs the loop work on every iteration while it is being cancelled).
                 holding = await self._take_slot(hop, call, request)
-                response = await self._run(attempts(self.policies, call, request), call, request)
+                response = await self._attempts(call, request)
             else:
                 with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
                     holding = await self._take_slot(hop, call, request)
-                    response = await self._run(attempts(self.policies, call, request), call, request)
+                    response = await self._attempts(call, request)
                 if response is None or scope.cancelled_caught:
                     if response is not None:
                         await response.aclose()
@@ -488,6 +501,19 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             raise _core.typed(exc, call, request) from None
         return gate
 
+    async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        """The hop's attempts, each holding one of the pool's connection slots from its send until its
+        body was read or the response closed (a streamed response's, until it is returned)."""
+        plan = attempts(self.policies, call, request)
+        slots = self._connections
+        if slots is None:
+            return await self._run(plan, call, request)
+        holder = _SlotHolder(slots)
+        try:
+            return await self._run(plan, call, request, holder)
+        finally:
+            holder.release()
+
     async def _off_loop(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """``func(*args, **kwargs)``: inline when the policies' state is in memory, else in a worker
         thread (a Redis round trip, bounded by the store's ``op_timeout``, must not stall the loop)."""
@@ -495,7 +521,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             return func(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
 
-    async def _run(self, plan: Plan, call: CallState, request: httpx.Request) -> httpx.Response:
+    async def _run(
+        self, plan: Plan, call: CallState, request: httpx.Request, slot: _SlotHolder | None = None
+    ) -> httpx.Response:
         answer: Any = None
         while True:
             try:
@@ -508,9 +536,13 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 if observer is not None:
                     observer[1].attempt(observer[0], request.headers, on_wire=True)
                 try:
+                    if slot is not None:
+                        await slot.acquire(call, request)
                     answer = (await self.transport.handle_async_request(request), None)
                 except httpx.TransportError as exc:
                     answer = (None, exc)
+                    if slot is not None:
+                        slot.release()
                 else:
                     if observer is not None:
                         observer[1].answered(observer[0], answer[0].status_code)
@@ -523,8 +555,12 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                     await _aread(step.response, self.policies.max_response_size, call, request)
                 except httpx.TransportError as exc:
                     answer = exc
+                if slot is not None:
+                    slot.release()
             else:
                 await step.response.aclose()
+                if slot is not None:
+                    slot.release()
 
     async def _take_slot(self, hop: _Hop, call: CallState, request: httpx.Request) -> bool:
         bulkhead = hop.bulkhead
@@ -542,6 +578,50 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 return True
             waited = anyio.current_time() - started
         raise _core.typed(hop.bulkhead_full(waited), call, request)
+
+
+class _SlotHolder:
+    """One attempt's hold on the pool's connection slots: taken before the request is handed to the
+    pool, waited for at most the request's ``pool`` timeout (else ``httpx.PoolTimeout``, as httpx's own
+    pool raises it), given back once."""
+
+    __slots__ = ("held", "slots")
+
+    def __init__(self, slots: anyio.Semaphore) -> None:
+        self.slots = slots
+        self.held = False
+
+    async def acquire(self, call: CallState, request: httpx.Request) -> None:
+        try:
+            self.slots.acquire_nowait()
+        except anyio.WouldBlock:
+            pass
+        else:
+            self.held = True
+            return
+        timeout = (request.extensions.get("timeout") or {}).get("pool")
+        remaining = call.remaining()
+        if timeout is None or (remaining is not None and timeout >= remaining - _core.DEADLINE_SLACK):
+            # The call's deadline ends the wait (a cancel scope per waiting task costs the loop work on
+            # each of its iterations while hundreds are cancelled at once).
+            await self.slots.acquire()
+            self.held = True
+        else:
+            with anyio.move_on_after(float(timeout)) as scope:
+                await self.slots.acquire()
+                self.held = True
+            if scope.cancelled_caught:
+                raise httpx.PoolTimeout("no connection of the pool became free within the pool timeout")
+        if call.deadline_passed():
+            # A slot freed as the deadline passed, before its cancellation reached this task: no
+            # connection is opened for a call that is over.
+            self.release()
+            raise _core.deadline_error(call, request, "the deadline ran out waiting for a connection")
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()
 
 
 class ResilientTransport(httpx.BaseTransport):
