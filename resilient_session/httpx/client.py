@@ -50,6 +50,8 @@ _TRANSPORT_KEYWORDS = ("verify", "cert", "http1", "http2", "limits", "trust_env"
 
 # The deadline= of the call in progress (a verb passes it to send() through httpx's own methods).
 _DEADLINE: ContextVar[float | None] = ContextVar("resilient_session_httpx_deadline", default=None)
+# False while a call that refused degraded answers (allow_stale=False) is being sent.
+_ALLOW_STALE: ContextVar[bool] = ContextVar("resilient_session_httpx_allow_stale", default=True)
 
 # Options of a registered integration the httpx clients take (the others are the session's alone).
 _INTEGRATION_OPTIONS = (
@@ -81,17 +83,22 @@ def _join(base_url: str, url: str) -> str:
 
 
 @contextmanager
-def _call_deadline(deadline: float | None) -> Iterator[None]:
-    """Make *deadline* the ``deadline=`` of the call ``send()`` is about to begin."""
-    if deadline is None:
+def _call_deadline(deadline: float | None, allow_stale: bool = True) -> Iterator[None]:
+    """Make *deadline* the ``deadline=`` (and *allow_stale* the ``allow_stale=``) of the call ``send()``
+    is about to begin."""
+    if deadline is None and allow_stale:
         yield
         return
     check_session_option("deadline", deadline)
-    token = _DEADLINE.set(float(deadline))
+    token = _DEADLINE.set(float(deadline)) if deadline is not None else None
+    refused = None if allow_stale else _ALLOW_STALE.set(False)
     try:
         yield
     finally:
-        _DEADLINE.reset(token)
+        if token is not None:
+            _DEADLINE.reset(token)
+        if refused is not None:
+            _ALLOW_STALE.reset(refused)
 
 
 def _integration_kwargs(integration: Any, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +181,8 @@ class _Resilient:
             request.method, str(request.url), extras={"httpx_client": self, "stream": stream}
         )
         call.tighten_deadline(_DEADLINE.get(self.deadline))
+        if not _ALLOW_STALE.get():
+            call.extras["allow_stale"] = False
         if outer is not None and outer.deadline_at is not None:
             call.tighten_deadline(outer.deadline_at - call.started)
         # The session's request id, log line, events and spans; the observer reads only the request's
@@ -279,17 +288,29 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         return cls(**_integration_kwargs(integration, overrides))
 
     async def request(
-        self, method: str, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """As ``httpx.AsyncClient.request``, plus ``deadline=`` (seconds) for this call alone."""
-        with _call_deadline(deadline):
+        """As ``httpx.AsyncClient.request``, plus ``deadline=`` (seconds) for this call alone, and
+        ``allow_stale=False`` to refuse a degraded answer (see the ``degrade`` option)."""
+        with _call_deadline(deadline, allow_stale):
             return await super().request(method, url, **kwargs)
 
     async def get(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+        self,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """As ``httpx.AsyncClient.get``, plus ``deadline=``."""
-        with _call_deadline(deadline):
+        """As ``httpx.AsyncClient.get``, plus ``deadline=`` and ``allow_stale=``."""
+        with _call_deadline(deadline, allow_stale):
             return await super().get(url, **kwargs)
 
     async def options(
@@ -300,10 +321,15 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
             return await super().options(url, **kwargs)
 
     async def head(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+        self,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """As ``httpx.AsyncClient.head``, plus ``deadline=``."""
-        with _call_deadline(deadline):
+        """As ``httpx.AsyncClient.head``, plus ``deadline=`` and ``allow_stale=``."""
+        with _call_deadline(deadline, allow_stale):
             return await super().head(url, **kwargs)
 
     async def post(
@@ -480,15 +506,29 @@ class ResilientClient(_Resilient, httpx.Client):
         return cls(**_integration_kwargs(integration, overrides))
 
     def request(
-        self, method: str, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """As ``httpx.Client.request``, plus ``deadline=`` (seconds) for this call alone."""
-        with _call_deadline(deadline):
+        """As ``httpx.Client.request``, plus ``deadline=`` (seconds) for this call alone, and
+        ``allow_stale=False`` to refuse a degraded answer (see the ``degrade`` option)."""
+        with _call_deadline(deadline, allow_stale):
             return super().request(method, url, **kwargs)
 
-    def get(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
-        """As ``httpx.Client.get``, plus ``deadline=``."""
-        with _call_deadline(deadline):
+    def get(
+        self,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """As ``httpx.Client.get``, plus ``deadline=`` and ``allow_stale=``."""
+        with _call_deadline(deadline, allow_stale):
             return super().get(url, **kwargs)
 
     def options(
@@ -498,9 +538,16 @@ class ResilientClient(_Resilient, httpx.Client):
         with _call_deadline(deadline):
             return super().options(url, **kwargs)
 
-    def head(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
-        """As ``httpx.Client.head``, plus ``deadline=``."""
-        with _call_deadline(deadline):
+    def head(
+        self,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """As ``httpx.Client.head``, plus ``deadline=`` and ``allow_stale=``."""
+        with _call_deadline(deadline, allow_stale):
             return super().head(url, **kwargs)
 
     def post(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:

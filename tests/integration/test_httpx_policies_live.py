@@ -253,6 +253,26 @@ async def test_a_refused_connection_gets_the_fallback_and_a_post_never_does() ->
     assert info.kind == "fallback" and info.reason == "connection"
 
 
+async def test_a_call_passing_allow_stale_false_gets_the_error(upstream: Upstream) -> None:
+    upstream.script("/u", Reply(body=b'{"u": 1}'))
+    upstream.script("/other", Reply(status=503))
+    policy = Degrade(store=ResponseStore.memory())
+    async with AsyncResilientClient(base_url=upstream.url, retry=0, breaker=_breaker(), degrade=policy) as c:
+        await c.get("/u")
+        await c.get("/other")
+        with pytest.raises(HTTPXCircuitOpen):
+            await c.get("/u", allow_stale=False)
+        with pytest.raises(HTTPXCircuitOpen):
+            await c.request("GET", "/u", allow_stale=False)
+        assert (await c.get("/u")).normalized.degraded.kind == "stale"  # type: ignore[attr-defined]
+    assert upstream.count("/u") == 1
+    upstream.script("/v", Reply(body=b'{"v": 1}'), Reply(status=502))
+    with ResilientClient(base_url=upstream.url, retry=0, breaker=False, degrade=policy) as sync_client:
+        assert sync_client.get("/v").status_code == 200  # kept
+        assert sync_client.get("/v", allow_stale=False).status_code == 502  # the failure status, as is
+        assert sync_client.get("/v").normalized.degraded.status == 502  # type: ignore[attr-defined]
+
+
 async def test_without_a_policy_the_error_is_raised(upstream: Upstream) -> None:
     upstream.script("/x", Reply(status=503))
     async with AsyncResilientClient(retry=0, breaker=_breaker()) as c:
