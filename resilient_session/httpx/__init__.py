@@ -5,7 +5,7 @@ Needs the ``httpx`` extra (``pip install "resilient-session[httpx]"``). See ``do
 
 from __future__ import annotations
 
-from .auth import HTTPXAuth, as_httpx_auth
+from .auth import BoundAuth, HTTPXAuth, as_httpx_auth
 from .client import DEFAULT_HTTPX_TIMEOUT, AsyncResilientClient, ResilientClient, httpx_timeout
 from .errors import (
     HTTPXAuthenticationError,
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_HTTPX_TIMEOUT",
     "AsyncResilientClient",
     "AsyncResilientTransport",
+    "BoundAuth",
     "HTTPXAuth",
     "HTTPXAuthenticationError",
     "HTTPXBodyReadError",

@@ -12,6 +12,9 @@ client is blocking), by one task at a time: while one task renews, the others wa
 (single flight across tasks, and across threads through the grant's own lock). A cached, valid token
 costs no thread. A 401 to our bearer token renews it once and re-sends, as the session does; a second
 401 raises :class:`~resilient_session.httpx.HTTPXAuthenticationError`.
+
+A client's constructor ``auth`` is wrapped in a :class:`BoundAuth` when the client has a ``base_url`` or
+``allowed_origins``: as the session's, those credentials go only to those origins.
 """
 
 from __future__ import annotations
