@@ -11,11 +11,13 @@ is the median over rounds of its CPU per call, with its ratio to plain ``httpx.A
 round (paired, so the machine's drift cancels; above 1: cheaper than httpx).
 
 **Deadlines.** 1,000 tasks each call a path whose body drips one byte every 50 ms, with
-``deadline=0.5``, all at once (a pool of 1,000 connections). Every call must end within deadline + 50 ms,
-with :class:`~resilient_session.httpx.HTTPXDeadlineExceeded`; afterwards no task of ours may be left, the
-client's pool must hold no connection, and the upstream must see every connection closed. For context, the
-same calls run through plain ``httpx.AsyncClient`` with ``asyncio.wait_for``: the part of any overshoot
-that httpx's own connection pool costs the event loop.
+``deadline=0.5``, all at once, through one client whose pool holds ``--pool`` connections (default 100,
+httpx's own default): the calls beyond it wait for a connection in the transport's queue until their
+deadline cancels them. Every call must end within deadline + 50 ms, with
+:class:`~resilient_session.httpx.HTTPXDeadlineExceeded`; afterwards no task of ours may be left, the
+client's pool must hold no connection, and the upstream must see every connection closed. For context,
+the same calls through a pool of 1,000 connections (each call sent at once), and through plain
+``httpx.AsyncClient`` (same pool size) with ``asyncio.wait_for``, whose calls wait in httpcore's pool.
 """
 
 from __future__ import annotations
@@ -183,8 +185,10 @@ def cpu_per_call(base: str, rounds: int, calls: int) -> list[dict[str, Any]]:
 # -- deadlines under load ----------------------------------------------------------------------------
 
 
-async def _deadlines(base: str, tasks: int) -> list[dict[str, Any]]:
-    limits = httpx.Limits(max_connections=tasks, max_keepalive_connections=tasks)
+async def _deadline_calls(base: str, tasks: int, pool: int) -> tuple[list[float], dict[str, int], int, int]:
+    """*tasks* calls at once through a client with a pool of *pool* connections: their durations, their
+    outcomes, and the tasks and pooled connections left when they all ended."""
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     durations: list[float] = []
     outcomes: dict[str, int] = {}
     async with AsyncResilientClient(deadline=DEADLINE, limits=limits, retry=False, breaker=False) as client:
@@ -204,8 +208,13 @@ async def _deadlines(base: str, tasks: int) -> list[dict[str, Any]]:
         before = asyncio.all_tasks()
         await asyncio.gather(*(one() for _ in range(tasks)))
         leftover_tasks = len(asyncio.all_tasks() - before)
-        pool = client.resilient_transport.transport._pool  # type: ignore[attr-defined]
-        leftover_client = len(pool.connections)
+        connections = client.resilient_transport.transport._pool  # type: ignore[attr-defined]
+        leftover_client = len(connections.connections)
+    return durations, outcomes, leftover_tasks, leftover_client
+
+
+async def _deadlines(base: str, tasks: int, pool: int) -> list[dict[str, Any]]:
+    durations, outcomes, leftover_tasks, leftover_client = await _deadline_calls(base, tasks, pool)
     await asyncio.sleep(1.0)  # the upstream notices closed sockets at its next write (every 50 ms)
     async with httpx.AsyncClient() as probe:
         leftover_upstream = int((await probe.get(base + "/stats")).text)
@@ -213,6 +222,7 @@ async def _deadlines(base: str, tasks: int) -> list[dict[str, Any]]:
     worst = max(durations)
     rows = [
         row("async-deadlines", f"calls with deadline={DEADLINE}s against a 50 ms drip", tasks, "calls"),
+        row("async-deadlines", "connections in the client's pool", pool, ""),
         row(
             "async-deadlines",
             "ended with HTTPXDeadlineExceeded",
@@ -257,17 +267,26 @@ async def _deadlines(base: str, tasks: int) -> list[dict[str, Any]]:
             leftover_upstream == 0,
         ),
     ]
-    plain = await _plain_httpx_deadlines(base, tasks)
+    wide, _, _, _ = await _deadline_calls(base, tasks, tasks)
+    await asyncio.sleep(1.0)
+    plain = await _plain_httpx_deadlines(base, tasks, pool)
     rows += [
         row(
             "async-deadlines",
-            "context: plain httpx.AsyncClient + asyncio.wait_for, median",
+            f"context: a pool of {tasks:,} connections, median",
+            statistics.median(wide) * 1e3,
+            "ms",
+        ),
+        row("async-deadlines", f"context: a pool of {tasks:,} connections, slowest", max(wide) * 1e3, "ms"),
+        row(
+            "async-deadlines",
+            f"context: plain httpx.AsyncClient (pool of {pool}) + asyncio.wait_for, median",
             plain[0] * 1e3,
             "ms",
         ),
         row(
             "async-deadlines",
-            "context: plain httpx.AsyncClient + asyncio.wait_for, slowest",
+            f"context: plain httpx.AsyncClient (pool of {pool}) + asyncio.wait_for, slowest",
             plain[1] * 1e3,
             "ms",
         ),
@@ -278,9 +297,9 @@ async def _deadlines(base: str, tasks: int) -> list[dict[str, Any]]:
     return rows
 
 
-async def _plain_httpx_deadlines(base: str, tasks: int) -> tuple[float, float]:
+async def _plain_httpx_deadlines(base: str, tasks: int, pool: int) -> tuple[float, float]:
     """The same calls through plain httpx with ``asyncio.wait_for``: what httpx's pool costs by itself."""
-    limits = httpx.Limits(max_connections=tasks, max_keepalive_connections=tasks)
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     durations: list[float] = []
     async with httpx.AsyncClient(limits=limits) as client:
 
@@ -300,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--pool", type=int, default=100, help="connections in the client's pool")
     args = parser.parse_args(argv)
     context = multiprocessing.get_context("spawn")
     port_queue, stats_queue = context.Queue(), context.Queue()
@@ -308,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{port_queue.get(timeout=30)}"
     try:
         rows = cpu_per_call(base, args.rounds, args.calls)
-        rows += asyncio.run(_deadlines(base, args.tasks))
+        rows += asyncio.run(_deadlines(base, args.tasks, args.pool))
     finally:
         upstream.terminate()
         upstream.join(10)

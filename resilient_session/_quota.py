@@ -7,7 +7,7 @@ force and keeps it in the call's state, where the retry policy finds it before e
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._call import CallState
@@ -15,7 +15,7 @@ from .errors import QuotaExceededError
 from .policies.quota_headers import Quota, parse_quota
 from .policies.ratelimit import RateLimit, rate_text
 
-__all__ = ["KEPT_FOR_CALL", "QuotaGate", "open_gate"]
+__all__ = ["KEPT_FOR_CALL", "QuotaGate", "gate_for", "open_gate"]
 
 #: A call waits for its slot only if, after the wait, at least this share of its time left remains for
 #: the call itself: a slot at the very end of the deadline would only make the call time out there.
@@ -43,11 +43,17 @@ class QuotaGate:
     def take(self, call: CallState, request: Any) -> None:
         """Wait for the first attempt's slot, or raise :class:`~resilient_session.errors.QuotaExceededError`
         at once (nothing sent) when it does not come within the call's time."""
+        for wait in self.waits(call, request):
+            time.sleep(wait)
+
+    def waits(self, call: CallState, request: Any) -> Iterator[float]:
+        """:meth:`take` as steps: yields each wait for the caller to sleep (an async caller awaits it);
+        the store is asked inside ``next()``."""
         slot = self.policy.acquire(self.key, _max_wait(call))
         for _ in range(_RECHECKS):
             if not slot.granted or slot.wait <= 0:
                 break
-            self._sleep(slot.wait)
+            yield from self._waiting(slot.wait)
             # While this call slept, an answer may have told every caller to hold back (a 429, nothing
             # left): its slot is void, it queues again behind the hold instead of sending into it.
             if self.policy.state(self.key).hold <= 0:
@@ -63,9 +69,10 @@ class QuotaGate:
                 retry_after=slot.wait,
                 rate=slot.rate,
                 request=request,
+                url=str(request.url) if request.url else None,  # an httpx.URL too
                 elapsed=call.elapsed(),
             )
-        self._sleep(slot.wait)
+        yield from self._waiting(slot.wait)
 
     def before_retry(self, call: CallState, delay: float) -> float | None:
         """The wait before the next retry (at least *delay*, the retry policy's own), its slot
@@ -95,10 +102,10 @@ class QuotaGate:
                     found[f"resilient_session.quota.{name}"] = value
         return found
 
-    def _sleep(self, wait: float) -> None:
+    def _waiting(self, wait: float) -> Iterator[float]:
         if wait > 0:
             self.waited += wait
-            time.sleep(wait)
+            yield wait
         self.sent_at = time.monotonic()
 
 
@@ -112,12 +119,20 @@ def _max_wait(call: CallState) -> float | None:
 def open_gate(policy: RateLimit | None, call: CallState, request: Any) -> QuotaGate | None:
     """Take the first slot of *request* under *policy* and keep the gate on *call* for its retries
     (``None``, and nothing kept, without a policy)."""
+    gate = gate_for(policy, call, request)
+    if gate is not None:
+        gate.take(call, request)
+    return gate
+
+
+def gate_for(policy: RateLimit | None, call: CallState, request: Any) -> QuotaGate | None:
+    """The gate of *request* under *policy*, kept on *call* for its retries, no slot taken yet (``None``,
+    and nothing kept, without a policy)."""
     if policy is None:
         call.extras.pop(_GATE, None)
         return None
-    gate = QuotaGate(policy, policy.key_for(request.url or "", request.headers))
+    gate = QuotaGate(policy, policy.key_for(str(request.url or ""), request.headers))
     call.extras[_GATE] = gate
-    gate.take(call, request)
     return gate
 
 

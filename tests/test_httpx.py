@@ -180,3 +180,43 @@ def test_session_timeouts_read_as_httpx_timeouts(given: object, connect: object,
         assert timeout is None
     else:
         assert (timeout.connect, timeout.read) == (connect, read)
+
+
+# -- options checked as the session checks them --------------------------------------------------------
+
+
+def test_options_are_refused_as_the_session_refuses_them() -> None:
+    with pytest.raises(TypeError, match="degrade"):
+        ResilientClient(degrade=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_response_size"):
+        ResilientClient(max_response_size=True)
+    with pytest.raises(ValueError, match="allowed_origins"):
+        ResilientClient(base_url="https://api.example.com", allowed_origins=["https://x.example.com/path"])
+    with pytest.raises(TypeError, match="rate_limit"):
+        AsyncResilientClient(rate_limit="fast")  # type: ignore[arg-type]
+
+
+def test_bound_auth_shows_its_origins_never_the_secret() -> None:
+    secret = "k-0b1c2d3e4f"
+    with ResilientClient(base_url="https://api.example.com/v1", auth=APIKeyAuth(secret)) as c:
+        text = repr(c.auth)
+    assert "https://api.example.com:443" in text
+    assert secret not in text
+
+
+@respx.mock
+def test_a_quota_refusal_is_ours_and_httpx_s_and_nothing_reaches_the_mock() -> None:
+    from resilient_session.httpx import HTTPXQuotaExceeded
+    from resilient_session.policies import RateLimit
+    from resilient_session.stores import MemoryStore
+
+    route = respx.get("https://api.example.com/q").mock(return_value=httpx.Response(200))
+    limit = RateLimit(calls=1, per=10, store=MemoryStore())
+    with ResilientClient(rate_limit=limit, deadline=1.0) as c:
+        c.get("https://api.example.com/q")
+        with pytest.raises(httpx.TransportError) as caught:
+            c.get("https://api.example.com/q")
+    assert isinstance(caught.value, HTTPXQuotaExceeded)
+    assert isinstance(caught.value, ours.QuotaExceededError)
+    assert "api.example.com" in str(caught.value)
+    assert route.call_count == 1

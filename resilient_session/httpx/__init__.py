@@ -5,7 +5,7 @@ Needs the ``httpx`` extra (``pip install "resilient-session[httpx]"``). See ``do
 
 from __future__ import annotations
 
-from .auth import HTTPXAuth, as_httpx_auth
+from .auth import BoundAuth, HTTPXAuth, as_httpx_auth
 from .client import DEFAULT_HTTPX_TIMEOUT, AsyncResilientClient, ResilientClient, httpx_timeout
 from .errors import (
     HTTPXAuthenticationError,
@@ -20,10 +20,12 @@ from .errors import (
     HTTPXNotFoundError,
     HTTPXPoolTimeout,
     HTTPXProxyError,
+    HTTPXQuotaExceeded,
     HTTPXRateLimitedError,
     HTTPXReadError,
     HTTPXReadTimeout,
     HTTPXRemoteProtocolError,
+    HTTPXResponseTooLarge,
     HTTPXRetryExhausted,
     HTTPXServerError,
     HTTPXSSLError,
@@ -41,6 +43,7 @@ __all__ = [
     "DEFAULT_HTTPX_TIMEOUT",
     "AsyncResilientClient",
     "AsyncResilientTransport",
+    "BoundAuth",
     "HTTPXAuth",
     "HTTPXAuthenticationError",
     "HTTPXBodyReadError",
@@ -54,10 +57,12 @@ __all__ = [
     "HTTPXNotFoundError",
     "HTTPXPoolTimeout",
     "HTTPXProxyError",
+    "HTTPXQuotaExceeded",
     "HTTPXRateLimitedError",
     "HTTPXReadError",
     "HTTPXReadTimeout",
     "HTTPXRemoteProtocolError",
+    "HTTPXResponseTooLarge",
     "HTTPXRetryExhausted",
     "HTTPXSSLError",
     "HTTPXServerError",

@@ -30,7 +30,7 @@ from urllib3.util.retry import Retry
 
 from .._call import CallState
 from .._redact import redact_log_text
-from ..errors import APIError, BulkheadFullError, CircuitOpenError
+from ..errors import APIError, BulkheadFullError, CircuitOpenError, QuotaExceededError
 from . import errors as hx
 
 __all__ = ["BODY", "HEADERS", "planned_wait", "retry_view", "typed", "wire_cause"]
@@ -121,6 +121,14 @@ def typed(exc: BaseException, call: CallState, request: httpx.Request, where: st
             host=exc.host,
             max_concurrent=exc.max_concurrent,
             waited=exc.waited,
+            **hx.context(request, attempts=0, elapsed=call.elapsed()),
+        )
+    if isinstance(exc, QuotaExceededError) and not isinstance(exc, hx.HTTPXQuotaExceeded):
+        return hx.HTTPXQuotaExceeded(
+            str(exc.args[0]) if exc.args else "rate limit reached",
+            key=exc.key,
+            retry_after=exc.retry_after,
+            rate=exc.rate,
             **hx.context(request, attempts=0, elapsed=call.elapsed()),
         )
     if isinstance(exc, APIError) or not isinstance(exc, httpx.TransportError):

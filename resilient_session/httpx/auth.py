@@ -12,10 +12,14 @@ client is blocking), by one task at a time: while one task renews, the others wa
 (single flight across tasks, and across threads through the grant's own lock). A cached, valid token
 costs no thread. A 401 to our bearer token renews it once and re-sends, as the session does; a second
 401 raises :class:`~resilient_session.httpx.HTTPXAuthenticationError`.
+
+A client's constructor ``auth`` is wrapped in a :class:`BoundAuth` when the client has a ``base_url`` or
+``allowed_origins``: as the session's, those credentials go only to those origins.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
@@ -28,10 +32,13 @@ from requests.structures import CaseInsensitiveDict
 from .._call import current_call
 from ..auth.keys import CredentialAuth
 from ..auth.oauth2 import _OAuth2Auth
+from ..auth.origins import allowed_origins, origin_of
 from ..errors import APIError, DeadlineExceededError, TokenEndpointError, TokenEndpointTimeout
 from . import errors as hx
 
-__all__ = ["HTTPXAuth", "as_httpx_auth"]
+__all__ = ["BoundAuth", "HTTPXAuth", "as_httpx_auth", "bind"]
+
+log = logging.getLogger("resilient_session.auth")
 
 
 class HTTPXAuth(httpx.Auth):
@@ -195,3 +202,67 @@ def _twin(cls: type[APIError], exc: APIError, request: httpx.Request) -> APIErro
         status=exc.status,
     )
     return error
+
+
+class BoundAuth(httpx.Auth):
+    """A client's ``auth=`` bound to its integration's origins: applied to a request whose origin is one
+    of *allowed*, the request sent without it anywhere else (as the session's bound credentials).
+
+    :param auth: The httpx auth (an :class:`HTTPXAuth` for the session's auth objects).
+    :param allowed: Origins as :func:`~resilient_session.auth.origins.origin_of` writes them.
+    :param integration: The name in the DEBUG line of a withheld request.
+    """
+
+    def __init__(self, auth: httpx.Auth, allowed: frozenset[str], integration: str | None = None) -> None:
+        self.auth = auth
+        self.allowed = allowed
+        self.integration = integration
+        self.requires_request_body = auth.requires_request_body
+        self.requires_response_body = auth.requires_response_body
+
+    def __repr__(self) -> str:
+        return f"BoundAuth({self.auth!r}, allowed={sorted(self.allowed)!r})"
+
+    def _withheld(self, request: httpx.Request) -> bool:
+        origin = origin_of(str(request.url))
+        if origin in self.allowed:
+            return False
+        # The origin alone: no path or query (which may hold a secret of the caller's), never the credential.
+        log.debug(
+            "credentials of %s not sent to %s: not one of its allowed origins",
+            f"integration {self.integration!r}" if self.integration else "the client",
+            origin or "a URL without an origin",
+        )
+        return True
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._withheld(request):
+            yield request
+            return
+        yield from self.auth.sync_auth_flow(request)
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._withheld(request):
+            yield request
+            return
+        flow = self.auth.async_auth_flow(request)
+        sent = await flow.__anext__()
+        while True:
+            response = yield sent
+            try:
+                sent = await flow.asend(response)
+            except StopAsyncIteration:
+                return
+
+
+def bind(auth: Any, base_url: str | None, extra: tuple[str, ...], integration: str | None) -> Any:
+    """*auth* (as httpx takes it) bound to *base_url*'s origin and *extra*, when there is any; else as is."""
+    httpx_auth = as_httpx_auth(auth)
+    if httpx_auth is None:
+        return None
+    allowed = allowed_origins(base_url, extra)
+    if not allowed:
+        return httpx_auth  # nothing to bind to: httpx's semantics
+    if isinstance(httpx_auth, tuple):
+        httpx_auth = httpx.BasicAuth(*httpx_auth)
+    return BoundAuth(httpx_auth, allowed, integration)

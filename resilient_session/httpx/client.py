@@ -10,20 +10,24 @@ from a registered integration (:meth:`AsyncResilientClient.for_integration`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import partial
 from typing import Any, cast
 
 import anyio
+import anyio.to_thread
 import httpx
 import requests
 from urllib3.util import Timeout as Urllib3Timeout
 from urllib3.util.retry import Retry
 
+from .. import _degrade as _session_degrade
 from .._call import CallState, current_call, enter, leave
 from .._options import check_session_option
 from ..adapter import DEFAULT_TIMEOUT
+from ..auth import origins as _origins
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
 from ..observe.events import Events
 from ..observe.observer import begin_call, end_call
@@ -31,8 +35,10 @@ from ..observe.request_id import DEFAULT_REQUEST_ID_HEADER
 from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead
-from . import _core
-from .auth import as_httpx_auth
+from ..policies.degrade import Degrade
+from ..policies.ratelimit import RateLimit
+from . import _core, _degrade
+from .auth import bind
 from .errors import status_error_for
 from .transport import AsyncResilientTransport, ResilientTransport
 
@@ -46,11 +52,13 @@ _TRANSPORT_KEYWORDS = ("verify", "cert", "http1", "http2", "limits", "trust_env"
 
 # The deadline= of the call in progress (a verb passes it to send() through httpx's own methods).
 _DEADLINE: ContextVar[float | None] = ContextVar("resilient_session_httpx_deadline", default=None)
+# False while a call that refused degraded answers (allow_stale=False) is being sent.
+_ALLOW_STALE: ContextVar[bool] = ContextVar("resilient_session_httpx_allow_stale", default=True)
 
 # Options of a registered integration the httpx clients take (the others are the session's alone).
 _INTEGRATION_OPTIONS = (
-    *("timeout", "retry", "deadline", "auth", "raise_for_status", "bulkhead"),
-    *("request_id_header", "tracing"),
+    *("timeout", "retry", "deadline", "auth", "raise_for_status", "bulkhead", "rate_limit"),
+    *("request_id_header", "tracing", "max_response_size", "degrade", "allowed_origins"),
 )
 
 
@@ -77,17 +85,22 @@ def _join(base_url: str, url: str) -> str:
 
 
 @contextmanager
-def _call_deadline(deadline: float | None) -> Iterator[None]:
-    """Make *deadline* the ``deadline=`` of the call ``send()`` is about to begin."""
-    if deadline is None:
+def _call_deadline(deadline: float | None, allow_stale: bool = True) -> Iterator[None]:
+    """Make *deadline* the ``deadline=`` (and *allow_stale* the ``allow_stale=``) of the call ``send()``
+    is about to begin."""
+    if deadline is None and allow_stale:
         yield
         return
     check_session_option("deadline", deadline)
-    token = _DEADLINE.set(float(deadline))
+    token = _DEADLINE.set(float(deadline)) if deadline is not None else None
+    refused = None if allow_stale else _ALLOW_STALE.set(False)
     try:
         yield
     finally:
-        _DEADLINE.reset(token)
+        if token is not None:
+            _DEADLINE.reset(token)
+        if refused is not None:
+            _ALLOW_STALE.reset(refused)
 
 
 def _integration_kwargs(integration: Any, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +132,11 @@ class _Resilient:
     integration: str | None
     request_id_header: str | None
     tracing: Any
+    #: The degrade policy (``None``: none), as ``session.degrade``.
+    degrade: Degrade | None
+    #: More origins the constructor's credentials may be sent to, besides ``base_url``'s.
+    allowed_origins: tuple[str, ...]
+    _resilient_cert: Any
 
     def _setup(
         self,
@@ -128,10 +146,15 @@ class _Resilient:
         integration: str | None,
         request_id_header: str | None,
         tracing: Any,
+        degrade: Degrade | None,
+        allowed_origins: str | Iterable[str] | None,
+        kwargs: dict[str, Any],
     ) -> None:
         check_session_option("deadline", deadline)
         check_session_option("raise_for_status", raise_for_status)
         check_session_option("request_id_header", request_id_header)
+        if degrade is not None and not isinstance(degrade, Degrade):
+            raise TypeError(f"degrade must be a Degrade or None, not {type(degrade).__name__}")
         self._resilient_base_url = str(base_url) if base_url else None
         self.deadline = None if deadline is None else float(deadline)
         self.raise_for_status = raise_for_status
@@ -139,6 +162,13 @@ class _Resilient:
         self.integration = integration
         self.request_id_header = request_id_header
         self.tracing = tracing
+        self.degrade = degrade
+        self.allowed_origins = _origins.parse_origins(allowed_origins)
+        self._resilient_cert = kwargs.get("cert")  # part of a stored answer's identity
+
+    def _bound(self, auth: Any) -> Any:
+        """The constructor's *auth*, bound to ``base_url``'s origin and ``allowed_origins``."""
+        return bind(auth, self._resilient_base_url, self.allowed_origins, self.integration)
 
     def _merge_url(self, url: Any) -> httpx.URL:
         base = self._resilient_base_url
@@ -153,6 +183,8 @@ class _Resilient:
             request.method, str(request.url), extras={"httpx_client": self, "stream": stream}
         )
         call.tighten_deadline(_DEADLINE.get(self.deadline))
+        if not _ALLOW_STALE.get():
+            call.extras["allow_stale"] = False
         if outer is not None and outer.deadline_at is not None:
             call.tighten_deadline(outer.deadline_at - call.started)
         # The session's request id, log line, events and spans; the observer reads only the request's
@@ -181,8 +213,19 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         with every requests session of the process.
     :param budget: As for the session, ``True`` by default.
     :param bulkhead: As for the session, off by default.
+    :param rate_limit: As for the session: a :class:`~resilient_session.policies.RateLimit` (its schedule
+        shared with every session and client drawing from its store), ``True`` or ``None`` (default).
+        A call with no slot in its time raises :class:`~resilient_session.httpx.HTTPXQuotaExceeded`.
+    :param max_response_size: As for the session: bytes a non-streamed body may have after decoding;
+        past them :class:`~resilient_session.httpx.HTTPXResponseTooLarge`. ``None`` (default): no limit.
+    :param degrade: As for the session: a :class:`~resilient_session.policies.Degrade` policy answering a
+        failed ``GET``/``HEAD`` from its store (the session's keys: they serve each other's answers) or
+        its fallback, marked in ``response.normalized.degraded``.
     :param auth: An httpx auth, or one of the session's (``APIKeyAuth``, ``BearerAuth``, ``BasicAuth``,
         the OAuth2 grants, any requests ``AuthBase``), wrapped in :class:`~resilient_session.httpx.HTTPXAuth`.
+        With a ``base_url`` (or ``allowed_origins``) it is bound, as the session's: sent only to those
+        origins. An ``auth=`` given to one call goes wherever the call goes, as in httpx.
+    :param allowed_origins: As for the session: more origins the constructor's ``auth`` may be sent to.
     :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport``); it
         is wrapped in an :class:`~resilient_session.httpx.AsyncResilientTransport` unless it is one.
     :param normalizer: Builds ``response.normalized``.
@@ -207,7 +250,11 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
+        degrade: Degrade | None = None,
         auth: Any = None,
+        allowed_origins: str | Iterable[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
         integration: str | None = None,
@@ -215,21 +262,25 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         tracing: Any = True,
         **kwargs: Any,
     ) -> None:
-        self._setup(base_url, deadline, raise_for_status, integration, request_id_header, tracing)
+        self._setup(
+            *(base_url, deadline, raise_for_status, integration, request_id_header, tracing),
+            *(degrade, allowed_origins, kwargs),
+        )
         if not isinstance(transport, AsyncResilientTransport):
-            if transport is None:
-                given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
-                transport = httpx.AsyncHTTPTransport(**given)
+            given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
             transport = AsyncResilientTransport(
                 transport,
                 retry=retry,
                 breaker=breaker,
                 budget=budget,
                 bulkhead=bulkhead,
+                rate_limit=rate_limit,
+                max_response_size=max_response_size,
                 base_url=self._resilient_base_url,
                 normalizer=normalizer,
+                options=given,
             )
-        super().__init__(timeout=timeout, transport=transport, auth=as_httpx_auth(auth), **kwargs)
+        super().__init__(timeout=timeout, transport=transport, auth=self._bound(auth), **kwargs)
         self.resilient_transport: AsyncResilientTransport = transport
 
     @classmethod
@@ -239,17 +290,29 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         return cls(**_integration_kwargs(integration, overrides))
 
     async def request(
-        self, method: str, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """As ``httpx.AsyncClient.request``, plus ``deadline=`` (seconds) for this call alone."""
-        with _call_deadline(deadline):
+        """As ``httpx.AsyncClient.request``, plus ``deadline=`` (seconds) for this call alone, and
+        ``allow_stale=False`` to refuse a degraded answer (see the ``degrade`` option)."""
+        with _call_deadline(deadline, allow_stale):
             return await super().request(method, url, **kwargs)
 
     async def get(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+        self,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """As ``httpx.AsyncClient.get``, plus ``deadline=``."""
-        with _call_deadline(deadline):
+        """As ``httpx.AsyncClient.get``, plus ``deadline=`` and ``allow_stale=``."""
+        with _call_deadline(deadline, allow_stale):
             return await super().get(url, **kwargs)
 
     async def options(
@@ -260,10 +323,15 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
             return await super().options(url, **kwargs)
 
     async def head(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+        self,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """As ``httpx.AsyncClient.head``, plus ``deadline=``."""
-        with _call_deadline(deadline):
+        """As ``httpx.AsyncClient.head``, plus ``deadline=`` and ``allow_stale=``."""
+        with _call_deadline(deadline, allow_stale):
             return await super().head(url, **kwargs)
 
     async def post(
@@ -299,14 +367,27 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         deadline, and a cancelled call gives back what it held."""
         call = self._begin(request, stream)
         token = enter(call)
+        response: httpx.Response
         try:
-            remaining = call.remaining()
-            if remaining is None:  # no deadline: no cancel scope to pay for
-                response = await super().send(request, stream=stream, **kwargs)
+            try:
+                remaining = call.remaining()
+                if remaining is None:  # no deadline: no cancel scope to pay for
+                    response = await super().send(request, stream=stream, **kwargs)
+                else:
+                    call.extras["scope_until"] = call.deadline_at  # the transports need no scope of their own
+                    ends = anyio.current_time() + remaining
+                    response = await self._send_by(ends, call, request, stream, kwargs)
+            except Exception as exc:
+                # A degrade policy may answer in place of the failure (None: it does not).
+                stand_in = await self._degraded(_degrade.instead_of_error, call, request, exc)
+                if stand_in is None:
+                    raise
+                response = stand_in
             else:
-                call.extras["scope_until"] = call.deadline_at  # the transports need no scope of their own
-                ends = anyio.current_time() + remaining
-                response = await self._send_by(ends, call, request, stream, kwargs)
+                answer = await self._degraded(_degrade.after_response, call, request, response, stream)
+                if answer is not response:
+                    await response.aclose()
+                    response = answer
         except BaseException as exc:
             self._finish(call, error=exc)
             raise
@@ -322,6 +403,13 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         if stream and call.deadline_at is not None:
             response.stream = _DeadlineStream(response.stream, call, request)
         return response
+
+    async def _degraded(self, step: Any, call: CallState, request: httpx.Request, *args: Any) -> Any:
+        """``step(self, call, request, *args)`` of the degrade policy, in a worker thread (its store is
+        a file or a Redis server), or at once when no policy applies to the request."""
+        if _session_degrade.policy_for(self, request.method, str(request.url)) is None:
+            return step(self, call, request, *args) if step is _degrade.after_response else None
+        return await anyio.to_thread.run_sync(partial(step, self, call, request, *args))
 
     async def _send_by(
         self, deadline: float, call: CallState, request: httpx.Request, stream: bool, kwargs: dict[str, Any]
@@ -381,7 +469,11 @@ class ResilientClient(_Resilient, httpx.Client):
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
+        degrade: Degrade | None = None,
         auth: Any = None,
+        allowed_origins: str | Iterable[str] | None = None,
         transport: httpx.BaseTransport | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
         integration: str | None = None,
@@ -389,21 +481,25 @@ class ResilientClient(_Resilient, httpx.Client):
         tracing: Any = True,
         **kwargs: Any,
     ) -> None:
-        self._setup(base_url, deadline, raise_for_status, integration, request_id_header, tracing)
+        self._setup(
+            *(base_url, deadline, raise_for_status, integration, request_id_header, tracing),
+            *(degrade, allowed_origins, kwargs),
+        )
         if not isinstance(transport, ResilientTransport):
-            if transport is None:
-                given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
-                transport = httpx.HTTPTransport(**given)
+            given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
             transport = ResilientTransport(
                 transport,
                 retry=retry,
                 breaker=breaker,
                 budget=budget,
                 bulkhead=bulkhead,
+                rate_limit=rate_limit,
+                max_response_size=max_response_size,
                 base_url=self._resilient_base_url,
                 normalizer=normalizer,
+                options=given,
             )
-        super().__init__(timeout=timeout, transport=transport, auth=as_httpx_auth(auth), **kwargs)
+        super().__init__(timeout=timeout, transport=transport, auth=self._bound(auth), **kwargs)
         self.resilient_transport: ResilientTransport = transport
 
     @classmethod
@@ -412,15 +508,29 @@ class ResilientClient(_Resilient, httpx.Client):
         return cls(**_integration_kwargs(integration, overrides))
 
     def request(
-        self, method: str, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """As ``httpx.Client.request``, plus ``deadline=`` (seconds) for this call alone."""
-        with _call_deadline(deadline):
+        """As ``httpx.Client.request``, plus ``deadline=`` (seconds) for this call alone, and
+        ``allow_stale=False`` to refuse a degraded answer (see the ``degrade`` option)."""
+        with _call_deadline(deadline, allow_stale):
             return super().request(method, url, **kwargs)
 
-    def get(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
-        """As ``httpx.Client.get``, plus ``deadline=``."""
-        with _call_deadline(deadline):
+    def get(
+        self,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """As ``httpx.Client.get``, plus ``deadline=`` and ``allow_stale=``."""
+        with _call_deadline(deadline, allow_stale):
             return super().get(url, **kwargs)
 
     def options(
@@ -430,9 +540,16 @@ class ResilientClient(_Resilient, httpx.Client):
         with _call_deadline(deadline):
             return super().options(url, **kwargs)
 
-    def head(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
-        """As ``httpx.Client.head``, plus ``deadline=``."""
-        with _call_deadline(deadline):
+    def head(
+        self,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """As ``httpx.Client.head``, plus ``deadline=`` and ``allow_stale=``."""
+        with _call_deadline(deadline, allow_stale):
             return super().head(url, **kwargs)
 
     def post(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
@@ -460,7 +577,19 @@ class ResilientClient(_Resilient, httpx.Client):
         call = self._begin(request, stream)
         token = enter(call)
         try:
-            response = super().send(request, stream=stream, **kwargs)
+            try:
+                response = super().send(request, stream=stream, **kwargs)
+            except Exception as exc:
+                # A degrade policy may answer in place of the failure (None: it does not).
+                stand_in = _degrade.instead_of_error(self, call, request, exc)
+                if stand_in is None:
+                    raise
+                response = stand_in
+            else:
+                answer = _degrade.after_response(self, call, request, response, stream)
+                if answer is not response:
+                    response.close()
+                    response = answer
         except BaseException as exc:
             self._finish(call, error=exc)
             raise

@@ -23,17 +23,19 @@ raised                              ours (and requests')              httpx's
 :class:`HTTPXBodyReadError`         ``IncompleteBodyError``           ``httpx.ReadError``
 :class:`HTTPXCircuitOpen`           ``CircuitOpenError``              ``httpx.ConnectError``
 :class:`HTTPXBulkheadFull`          ``BulkheadFullError``             ``httpx.PoolTimeout``
+:class:`HTTPXQuotaExceeded`         ``QuotaExceededError``            ``httpx.ConnectError``
+:class:`HTTPXResponseTooLarge`      ``MalformedResponseError``        ``httpx.DecodingError``
 :class:`HTTPXTokenEndpointError`    ``TokenEndpointError``            ``httpx.ConnectError``
 :class:`HTTPXTokenEndpointTimeout`  ``TokenEndpointTimeout``          ``httpx.ConnectTimeout``
 :class:`HTTPXRetryExhausted`        ``RetryExhaustedError``           ``httpx.HTTPStatusError``
 :class:`HTTPXStatusError` and kin   ``APIStatusError`` and kin        ``httpx.HTTPStatusError``
 ==================================  ================================  =============================
 
-A refused call (open circuit, full bulkhead) is httpx's "could not get a connection" error, so code that
-treats ``httpx.TransportError`` as "the upstream is unavailable" keeps doing so. ``error.request`` is
-the ``httpx.Request``, ``error.response`` the ``httpx.Response`` (status errors). Messages and the
-exceptions they carry never contain secrets: the httpx exception a failure began as is kept only as
-its class name, with its message redacted.
+A refused call (open circuit, full bulkhead, spent rate limit) is httpx's "could not get a connection"
+error, so code that treats ``httpx.TransportError`` as "the upstream is unavailable" keeps doing so.
+``error.request`` is the ``httpx.Request``, ``error.response`` the ``httpx.Response`` (status errors).
+Messages and the exceptions they carry never contain secrets: the httpx exception a failure began as
+is kept only as its class name, with its message redacted.
 """
 
 from __future__ import annotations
@@ -61,10 +63,12 @@ __all__ = [
     "HTTPXNotFoundError",
     "HTTPXPoolTimeout",
     "HTTPXProxyError",
+    "HTTPXQuotaExceeded",
     "HTTPXRateLimitedError",
     "HTTPXReadError",
     "HTTPXReadTimeout",
     "HTTPXRemoteProtocolError",
+    "HTTPXResponseTooLarge",
     "HTTPXRetryExhausted",
     "HTTPXSSLError",
     "HTTPXServerError",
@@ -140,6 +144,14 @@ class HTTPXCircuitOpen(ours.CircuitOpenError, httpx.ConnectError):  # type: igno
 
 class HTTPXBulkheadFull(ours.BulkheadFullError, httpx.PoolTimeout):  # type: ignore[misc]
     """Too many calls to the host in flight: refused without opening a socket."""
+
+
+class HTTPXQuotaExceeded(ours.QuotaExceededError, httpx.ConnectError):  # type: ignore[misc]
+    """The rate limit has no slot for the call within its time left: refused without opening a socket."""
+
+
+class HTTPXResponseTooLarge(ours.MalformedResponseError, httpx.DecodingError):  # type: ignore[misc]
+    """The decoded body passed ``max_response_size``: the connection was closed, nothing more read."""
 
 
 class HTTPXTokenEndpointError(ours.TokenEndpointError, httpx.ConnectError):  # type: ignore[misc]

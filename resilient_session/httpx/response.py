@@ -12,8 +12,9 @@ from requests.structures import CaseInsensitiveDict
 from .._compat.httpx import read_body, request_of
 from .._compat.requests import mark_consumed
 from ..normalization.view import DEFAULT_NORMALIZER, NormalizedResponse, Normalizer
+from ..policies.degrade import Degraded
 
-__all__ = ["ResilientResponse", "as_resilient"]
+__all__ = ["ResilientResponse", "as_resilient", "mirror_request"]
 
 
 class _Unread:
@@ -31,6 +32,9 @@ class ResilientResponse(httpx.Response):
 
     attempts: int = 1
     normalizer: Normalizer = DEFAULT_NORMALIZER
+    #: For an answer a :class:`~resilient_session.policies.Degrade` policy gave in place of a failure,
+    #: how (as ``normalized.degraded``); ``None`` for a fresh one.
+    degraded: Degraded | None = None
 
     @property
     def normalized(self) -> NormalizedResponse:
@@ -69,16 +73,22 @@ def _mirror(response: httpx.Response) -> requests.Response:
     request = request_of(response)
     mirror.url = str(request.url) if request is not None else ""
     if request is not None:
-        prepared = requests.PreparedRequest()
-        prepared.method = request.method
-        prepared.url = str(request.url)
         # The request's credentials: a body echoing them back is redacted, as for the session.
-        prepared.headers = CaseInsensitiveDict(request.headers.items())
-        prepared.body = request.content if isinstance(request.stream, httpx.ByteStream) else None
-        mirror.request = prepared
+        mirror.request = mirror_request(request)
     try:
         mirror.elapsed = response.elapsed
     except RuntimeError:  # not closed yet (streamed): no duration known
         mirror.elapsed = datetime.timedelta(0)
     mirror.attempts = getattr(response, "attempts", 1)  # type: ignore[attr-defined]
+    mirror.degraded = getattr(response, "degraded", None)  # type: ignore[attr-defined]
     return mirror
+
+
+def mirror_request(request: httpx.Request) -> requests.PreparedRequest:
+    """A ``requests.PreparedRequest`` with *request*'s method, URL, headers and (in-memory) body."""
+    prepared = requests.PreparedRequest()
+    prepared.method = request.method
+    prepared.url = str(request.url)
+    prepared.headers = CaseInsensitiveDict(request.headers.items())
+    prepared.body = request.content if isinstance(request.stream, httpx.ByteStream) else None
+    return prepared

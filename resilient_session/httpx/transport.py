@@ -10,8 +10,9 @@ the requests adapter does), and every failure leaves as an error that is both ou
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -21,19 +22,22 @@ import httpx
 import requests
 from urllib3.util.retry import Retry
 
+from .. import _fork
 from .._call import CallObserver, CallState, current_call, enter, leave
 from .._compat.httpx import set_read_body
 from .._hosts import host_key
 from .._options import check_session_option
-from ..errors import BulkheadFullError, CircuitOpenError
+from .._quota import QuotaGate, gate_for
+from ..errors import BulkheadFullError, CircuitOpenError, QuotaExceededError
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
 from ..policies.breaker import CircuitBreaker, Permit
 from ..policies.budget import BudgetGate, RetryBudget
 from ..policies.bulkhead import Bulkhead
+from ..policies.ratelimit import RateLimit
 from ..retry import as_retry_policy, call_aware, no_retries
 from ..stores.memory import MemoryStore
 from . import _core
-from .errors import HTTPXRetryExhausted, context
+from .errors import HTTPXResponseTooLarge, HTTPXRetryExhausted, context
 from .response import as_resilient
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport", "TransportPolicies", "attempts"]
@@ -56,6 +60,12 @@ class TransportPolicies:
         httpx client calling the same origin (or the same integration) share one circuit.
     :param budget: A :class:`~resilient_session.RetryBudget`, ``True`` (default) or ``False``.
     :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` or ``False`` (default).
+    :param rate_limit: A :class:`~resilient_session.policies.RateLimit`, ``True`` (the default one) or
+        ``False``/``None`` (default, none). Its schedule lives in its store: a requests session and an
+        httpx client of the same integration draw from one quota.
+    :param max_response_size: Bytes a body read by the transport may have after decoding; past them
+        the connection is closed and :class:`~resilient_session.httpx.HTTPXResponseTooLarge` raised.
+        ``None`` (default): no limit. A streamed body is the caller's to bound.
     :param base_url: Where the default route groups of the breaker start (a client sets its own).
     :param normalizer: Builds each response's ``normalized`` view.
     """
@@ -68,18 +78,25 @@ class TransportPolicies:
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
         base_url: str | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
     ) -> None:
         check_session_option("deadline", deadline)
+        size = max_response_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise ValueError(f"max_response_size must be a number of bytes or None, not {size!r}")
         self.retry: Retry = as_retry_policy(retry)
         self.deadline = None if deadline is None else float(deadline)
         self.breaker: CircuitBreaker | None = _policy(breaker, CircuitBreaker, "breaker")
         self.budget: RetryBudget | None = _policy(budget, RetryBudget, "budget")
         self.bulkhead: Bulkhead | None = _policy(bulkhead, Bulkhead, "bulkhead")
+        self.rate_limit: RateLimit | None = _policy(rate_limit, RateLimit, "rate_limit")
+        self.max_response_size = max_response_size
         self.base_url = base_url
         self.normalizer = normalizer
-        stores = [p.store for p in (self.breaker, self.budget) if p is not None]
+        stores = [p.store for p in (self.breaker, self.budget, self.rate_limit) if p is not None]
         #: Every store is this process's memory: asking the policies costs microseconds and no I/O.
         self.local = all(isinstance(store, MemoryStore) for store in stores)
 
@@ -350,6 +367,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
         respx and pytest-httpx mock below this one, so the mock sees every retry).
+    :param options: Keywords of the ``httpx.AsyncHTTPTransport`` built when *transport* is ``None``
+        (``verify``, ``limits``, ``http2`` ...). A transport built here is built anew in a child after
+        ``os.fork()``: the parent's connections (and its event loop's) are not the child's.
 
     The other keywords are :class:`TransportPolicies`'. The deadline ends the hop by cancellation (an
     anyio cancel scope: asyncio and trio alike); a task cancelled by its caller gives back its bulkhead
@@ -365,19 +385,49 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
         base_url: str | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._options: dict[str, Any] | None = None
+        if transport is None:
+            self._options = dict(options or {})
+            transport = httpx.AsyncHTTPTransport(**self._options)
+        self.transport = transport
+        self._connections = self._pool_slots()
+        if self._options is not None:
+            _fork.track(self)
         self.policies = TransportPolicies(
             retry=retry,
             deadline=deadline,
             breaker=breaker,
             budget=budget,
             bulkhead=bulkhead,
+            rate_limit=rate_limit,
+            max_response_size=max_response_size,
             base_url=base_url,
             normalizer=normalizer,
         )
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's pooled connections belong to its event loop and its sockets: left unclosed (a
+        # close here would end them for the parent too, over TLS), a new pool for the child.
+        if self._options is not None:
+            self.transport = httpx.AsyncHTTPTransport(**self._options)
+            self._connections = self._pool_slots()
+
+    def _pool_slots(self) -> anyio.Semaphore | None:
+        """One slot per connection of a pool built here (httpx's default: 100). Calls queue for a slot
+        here, not in httpcore's pool, which re-scans every queued request against every connection on
+        each of its events: with hundreds queued, the loop falls behind and deadlines pass unserved."""
+        if self._options is None:
+            return None
+        limits = self._options.get("limits", httpx.Limits(max_connections=100))
+        if not isinstance(limits, httpx.Limits) or limits.max_connections is None:
+            return None
+        return anyio.Semaphore(limits.max_connections)
 
     async def __aenter__(self) -> AsyncResilientTransport:
         await self.transport.__aenter__()
@@ -400,6 +450,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
     async def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
         if call.deadline_passed():
             raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+        quota = await self._quota_slot(call, request)
         hop = await self._off_loop(_Hop.begin, self.policies, call, request)
         holding = False
         response: httpx.Response | None = None
@@ -409,11 +460,11 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 # No deadline, or the client's cancel scope already ends the call by it: one scope per
                 # call (each costs the loop work on every iteration while it is being cancelled).
                 holding = await self._take_slot(hop, call, request)
-                response = await self._run(attempts(self.policies, call, request), request)
+                response = await self._attempts(call, request)
             else:
                 with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
                     holding = await self._take_slot(hop, call, request)
-                    response = await self._run(attempts(self.policies, call, request), request)
+                    response = await self._attempts(call, request)
                 if response is None or scope.cancelled_caught:
                     if response is not None:
                         await response.aclose()
@@ -432,7 +483,37 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         finally:
             hop.give_back(call, holding)
         await self._off_loop(hop.record, response=response)
+        if quota is not None:
+            await self._off_loop(quota.answered, response.headers, response.status_code)
         return response
+
+    async def _quota_slot(self, call: CallState, request: httpx.Request) -> QuotaGate | None:
+        """The rate limit's slot for the first attempt, waited for by sleeping (cancellable); its typed
+        refusal when none comes within the call's time. A reserved slot stays spent if the task is
+        cancelled while it waits: the schedule has no way to give one back."""
+        gate = gate_for(self.policies.rate_limit, call, request)
+        if gate is None:
+            return None
+        waits = gate.waits(call, request)
+        try:
+            while (wait := await self._off_loop(next, waits, None)) is not None:
+                await anyio.sleep(wait)
+        except QuotaExceededError as exc:
+            raise _core.typed(exc, call, request) from None
+        return gate
+
+    async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        """The hop's attempts, each holding one of the pool's connection slots from its send until its
+        body was read or the response closed (a streamed response's, until it is returned)."""
+        plan = attempts(self.policies, call, request)
+        slots = self._connections
+        if slots is None:
+            return await self._run(plan, call, request)
+        holder = _SlotHolder(slots)
+        try:
+            return await self._run(plan, call, request, holder)
+        finally:
+            holder.release()
 
     async def _off_loop(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """``func(*args, **kwargs)``: inline when the policies' state is in memory, else in a worker
@@ -441,7 +522,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             return func(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
 
-    async def _run(self, plan: Plan, request: httpx.Request) -> httpx.Response:
+    async def _run(
+        self, plan: Plan, call: CallState, request: httpx.Request, slot: _SlotHolder | None = None
+    ) -> httpx.Response:
         answer: Any = None
         while True:
             try:
@@ -454,9 +537,13 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 if observer is not None:
                     observer[1].attempt(observer[0], request.headers, on_wire=True)
                 try:
+                    if slot is not None:
+                        await slot.acquire(call, request)
                     answer = (await self.transport.handle_async_request(request), None)
                 except httpx.TransportError as exc:
                     answer = (None, exc)
+                    if slot is not None:
+                        slot.release()
                 else:
                     if observer is not None:
                         observer[1].answered(observer[0], answer[0].status_code)
@@ -466,11 +553,15 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 answer = await self._off_loop(step.decide)
             elif isinstance(step, Read):
                 try:
-                    await step.response.aread()
+                    await _aread(step.response, self.policies.max_response_size, call, request)
                 except httpx.TransportError as exc:
                     answer = exc
+                if slot is not None:
+                    slot.release()
             else:
                 await step.response.aclose()
+                if slot is not None:
+                    slot.release()
 
     async def _take_slot(self, hop: _Hop, call: CallState, request: httpx.Request) -> bool:
         bulkhead = hop.bulkhead
@@ -490,12 +581,61 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         raise _core.typed(hop.bulkhead_full(waited), call, request)
 
 
+class _SlotHolder:
+    """One attempt's hold on the pool's connection slots: taken before the request is handed to the
+    pool, waited for at most the request's ``pool`` timeout (else ``httpx.PoolTimeout``, as httpx's own
+    pool raises it), given back once."""
+
+    __slots__ = ("held", "slots")
+
+    def __init__(self, slots: anyio.Semaphore) -> None:
+        self.slots = slots
+        self.held = False
+
+    async def acquire(self, call: CallState, request: httpx.Request) -> None:
+        try:
+            self.slots.acquire_nowait()
+        except anyio.WouldBlock:
+            pass
+        else:
+            self.held = True
+            return
+        timeout = (request.extensions.get("timeout") or {}).get("pool")
+        remaining = call.remaining()
+        if timeout is None or (remaining is not None and timeout >= remaining - _core.DEADLINE_SLACK):
+            # The call's deadline ends the wait (a cancel scope per waiting task costs the loop work on
+            # each of its iterations while hundreds are cancelled at once).
+            await self.slots.acquire()
+            self.held = True
+        else:
+            with anyio.move_on_after(float(timeout)) as scope:
+                await self.slots.acquire()
+                self.held = True
+            if scope.cancelled_caught:
+                raise httpx.PoolTimeout("no connection of the pool became free within the pool timeout")
+        if call.deadline_passed():
+            # A slot freed as the deadline passed, before its cancellation reached this task: no
+            # connection is opened for a call that is over.
+            self.release()
+            raise _core.deadline_error(call, request, "the deadline ran out waiting for a connection")
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()
+
+
 class ResilientTransport(httpx.BaseTransport):
     """The sync twin of :class:`AsyncResilientTransport`, for ``httpx.Client``: the same decisions.
 
     Without cancellation, the deadline bounds every socket wait of each attempt (connect, write, read
     timeouts clamped to the time left when the attempt starts), every backoff sleep, the bulkhead wait,
     and is checked between body chunks.
+
+    An ``httpx.HTTPTransport`` built here (no *transport* given; *options* are its keywords) is built
+    anew in a child after ``os.fork()`` and once gevent or eventlet has patched ``threading`` after it
+    was built: httpcore's pool holds a lock while it polls a socket, which a lock made before the patch
+    turns into a hang of every green thread.
     """
 
     def __init__(
@@ -507,16 +647,28 @@ class ResilientTransport(httpx.BaseTransport):
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
         base_url: str | None = None,
         normalizer: Normalizer = DEFAULT_NORMALIZER,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.transport = transport if transport is not None else httpx.HTTPTransport()
+        self._options: dict[str, Any] | None = None
+        if transport is None:
+            self._options = dict(options or {})
+            transport = httpx.HTTPTransport(**self._options)
+        self.transport = transport
+        self._lock_type = threading.Lock  # what httpcore's locks are made of, now
+        if self._options is not None:
+            _fork.track(self)
         self.policies = TransportPolicies(
             retry=retry,
             deadline=deadline,
             breaker=breaker,
             budget=budget,
             bulkhead=bulkhead,
+            rate_limit=rate_limit,
+            max_response_size=max_response_size,
             base_url=base_url,
             normalizer=normalizer,
         )
@@ -531,7 +683,18 @@ class ResilientTransport(httpx.BaseTransport):
     def close(self) -> None:
         self.transport.close()
 
+    def _after_fork_in_child(self) -> None:
+        # A lock of the parent's pool may be held by a thread the child does not have, and its pooled
+        # sockets are the parent's: left unclosed (a close would end them for the parent too), a new pool.
+        if self._options is not None:
+            self.transport = httpx.HTTPTransport(**self._options)
+            self._lock_type = threading.Lock
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._lock_type is not threading.Lock and self._options is not None:
+            # threading was monkey-patched since the pool was built: a new pool, with green locks.
+            self._lock_type = threading.Lock
+            self.transport = httpx.HTTPTransport(**self._options)
         call, token = begin(self.policies, request)
         try:
             return self._hop(call, request)
@@ -542,6 +705,12 @@ class ResilientTransport(httpx.BaseTransport):
     def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
         if call.deadline_passed():
             raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+        quota = gate_for(self.policies.rate_limit, call, request)
+        if quota is not None:
+            try:
+                quota.take(call, request)
+            except QuotaExceededError as exc:
+                raise _core.typed(exc, call, request) from None
         hop = _Hop.begin(self.policies, call, request)
         holding = False
         try:
@@ -558,6 +727,8 @@ class ResilientTransport(httpx.BaseTransport):
         finally:
             hop.give_back(call, holding)
         hop.record(response=response)
+        if quota is not None:
+            quota.answered(response.headers, response.status_code)
         return response
 
     def _run(self, plan: Plan, call: CallState, request: httpx.Request) -> httpx.Response:
@@ -584,19 +755,54 @@ class ResilientTransport(httpx.BaseTransport):
                 answer = step.decide()
             elif isinstance(step, Read):
                 try:
-                    _read(step.response, call, request)
+                    _read(step.response, self.policies.max_response_size, call, request)
                 except httpx.TransportError as exc:
                     answer = exc
             else:
                 step.response.close()
 
 
-def _read(response: httpx.Response, call: CallState, request: httpx.Request) -> None:
-    """``response.read()``, checking the call's deadline between chunks."""
+def _read(response: httpx.Response, limit: int | None, call: CallState, request: httpx.Request) -> None:
+    """``response.read()``, checking the call's deadline between chunks and the size after decoding."""
     chunks = []
+    size = 0
     for chunk in response.iter_bytes():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            response.close()
+            raise too_large(limit, response, call, request)
         chunks.append(chunk)
         if call.deadline_passed():
             response.close()
             raise _core.deadline_error(call, request, "the deadline ran out while reading the body")
     set_read_body(response, b"".join(chunks))
+
+
+async def _aread(
+    response: httpx.Response, limit: int | None, call: CallState, request: httpx.Request
+) -> None:
+    """``await response.aread()``, at most *limit* bytes after decoding."""
+    if limit is None:
+        await response.aread()
+        return
+    chunks = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            await response.aclose()
+            raise too_large(limit, response, call, request)
+        chunks.append(chunk)
+    set_read_body(response, b"".join(chunks))
+
+
+def too_large(
+    limit: int, response: httpx.Response, call: CallState, request: httpx.Request
+) -> HTTPXResponseTooLarge:
+    """The error of a body past *limit* decoded bytes (as the requests adapter words it)."""
+    return HTTPXResponseTooLarge(
+        f"the decoded body passed max_response_size ({limit} bytes); nothing more was read",
+        code="body_too_large",
+        details={"limit": limit},
+        **context(request, response=response, attempts=call.attempts, elapsed=call.elapsed()),
+    )

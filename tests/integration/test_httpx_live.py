@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 
 import anyio
 import httpx
@@ -22,6 +23,7 @@ from resilient_session.httpx import (
     HTTPXConnectError,
     HTTPXDeadlineExceeded,
     HTTPXIncompleteBody,
+    HTTPXPoolTimeout,
     HTTPXReadTimeout,
     HTTPXRetryExhausted,
     HTTPXServerError,
@@ -451,6 +453,56 @@ async def test_many_concurrent_calls_with_deadlines_all_end_in_time(server: RawS
     # The dripping server's 50 threads run in this process and contend for the GIL with the event loop;
     # benchmarks/async.py measures 1,000 calls against a server in another process.
     assert max(ends) < 0.5 + SLACK + 0.25
+
+
+async def test_calls_beyond_the_pool_wait_for_a_connection_and_end_by_their_deadline(
+    server: RawServer,
+) -> None:
+    server.script(hang(), hang(), answer(200))
+    ends: list[float] = []
+    limits = httpx.Limits(max_connections=2)
+    async with AsyncResilientClient(retry=False, breaker=False, limits=limits) as c:
+
+        async def waiter() -> None:
+            started = time.monotonic()
+            with pytest.raises(HTTPXDeadlineExceeded):
+                await c.get(server.url + "/waiter", deadline=0.3)
+            ends.append(time.monotonic() - started)
+
+        async with anyio.create_task_group() as holders:
+            for _ in range(2):
+                holders.start_soon(partial(c.get, server.url + "/holder", deadline=5.0))
+            await anyio.sleep(0.1)  # both of the pool's connections are held
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(waiter)
+            holders.cancel_scope.cancel()
+        # Every slot was given back: a call after them gets a connection at once.
+        assert (await c.get(server.url + "/ok", deadline=1.0)).status_code == 200
+    assert len(ends) == 8
+    assert max(ends) < 0.3 + SLACK + 0.1
+    assert [r.path for r in server.received] == ["/holder", "/holder", "/ok"]  # no waiter was sent
+    assert server.connections == 3
+
+
+async def test_a_full_pool_raises_pool_timeout_after_the_pool_timeout(server: RawServer) -> None:
+    server.script(hang())
+    limits = httpx.Limits(max_connections=1)
+    timeout = httpx.Timeout(5.0, pool=0.2)
+    async with (
+        AsyncResilientClient(retry=False, breaker=False, limits=limits, timeout=timeout) as c,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(c.get, server.url + "/holder")
+        await anyio.sleep(0.1)  # the holder has the pool's only connection
+        started = time.monotonic()
+        with pytest.raises(HTTPXPoolTimeout) as caught:
+            await c.get(server.url + "/waiter")
+        took = time.monotonic() - started
+        tg.cancel_scope.cancel()
+    assert isinstance(caught.value, httpx.PoolTimeout)
+    assert 0.15 < took < 0.2 + SLACK + 0.1
+    assert [r.path for r in server.received] == ["/holder"]
 
 
 async def test_events_log_line_and_request_id_are_the_session_s(
