@@ -223,7 +223,8 @@ class _Call:
             gc.disable()
         errors: list[Any] = []
         try:
-            data, found = map_xml(root, self.target.xml_shape())
+            # Under "ignore" nothing undeclared is looked for: subtrees no field takes are skipped unread.
+            data, found = map_xml(root, self.target.xml_shape(), unknown=self.policy != "ignore")
             # Lax always: every XML value is text, converted by the declared type.
             value = self.target.adapter.validate_python(data, strict=False)
         except UnsafeXMLError:

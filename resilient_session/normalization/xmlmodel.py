@@ -165,10 +165,11 @@ def _keys(name: str, alias: Any) -> list[str]:
     return [path[0] for path in paths if path and isinstance(path[0], str)]
 
 
-def map_xml(root: etree._Element, shape: Shape) -> tuple[Any, set[str]]:
-    """The data *shape* expects from the document *root*, and the paths of what no field took."""
-    unknown: set[str] = set()
-    mapper = _Mapper(unknown)
+def map_xml(root: etree._Element, shape: Shape, *, unknown: bool = True) -> tuple[Any, set[str]]:
+    """The data *shape* expects from the document *root*, and the paths of what no field took (with
+    *unknown* false: not looked for, and subtrees no field takes are skipped unread)."""
+    found: set[str] = set()
+    mapper = _Mapper(found if unknown else None)
     large = len(root) >= _GC_PAUSE_CHILDREN
     paused = large and gc.isenabled()
     if paused:
@@ -176,19 +177,23 @@ def map_xml(root: etree._Element, shape: Shape) -> tuple[Any, set[str]]:
     try:
         if shape.kind == "list":
             item = shape.item or _ANY
-            return [mapper.value(child, item, "[*]") for child in mapper.children(root)], unknown
+            return [mapper.value(child, item, "[*]") for child in mapper.children(root)], found
         if shape.kind == "any":
-            return element_to_dict(root), unknown
-        return mapper.value(root, shape, ""), unknown
+            return element_to_dict(root), found
+        return mapper.value(root, shape, ""), found
     finally:
         if paused:
             gc.enable()
 
 
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
 class _Mapper:
     __slots__ = ("locals", "unknown")
 
-    def __init__(self, unknown: set[str]) -> None:
+    def __init__(self, unknown: set[str] | None) -> None:
         self.unknown = unknown
         self.locals: dict[str, str] = {}
 
@@ -227,8 +232,8 @@ class _Mapper:
                 if name == _XSI_NIL:
                     if value in ("true", "1"):
                         return None
-                elif name[: len(_XSI)] != _XSI:
-                    self.unknown.add(f"{path}.@{self.local(name)}" if path else f"@{self.local(name)}")
+                elif name[: len(_XSI)] != _XSI and self.unknown is not None:
+                    self.unknown.add(_join(path, "@" + self.local(name)))
         text = element.text
         if text:
             text = text.strip()
@@ -242,6 +247,15 @@ class _Mapper:
         values: list[Any] = existing if repeated is not None and key in repeated else [existing]
         values.append(value)
         return values
+
+    def undeclared(self, node: dict[str, Any], shape: Shape, child: Any, tag: Any, path: str) -> None:
+        """A child no field takes: kept (a type that keeps extra fields), else reported (not under
+        ``"ignore"``), else skipped, its subtree unread."""
+        if shape.keeps_extra:
+            name = self.local(tag)
+            node.setdefault(name, element_to_dict(child)[name])
+        elif self.unknown is not None:
+            self.unknown.add(_join(path, self.local(tag)))
 
     def resolve(self, shape: Shape, tag: Any) -> _Entry | None:
         """The field an element named *tag* fills in *shape* (cached on the shape), or ``None``."""
@@ -261,12 +275,11 @@ class _Mapper:
     def object(self, element: Any, shape: Shape, path: str) -> Any:
         node: dict[str, Any] = {}
         resolved = shape.resolved
-        prefix = path + "." if path else ""
         repeated: set[str] | None = None
         pieces: list[str] | None = None
-        length = len
-        obj = self.object
-        for child in element.getchildren():
+        # The paths of list items (the same for every item): built once per call, not once per item.
+        item_paths: dict[str, str] | None = None
+        for child in element:  # iterating the element: no list of all children is built
             tag = child.tag
             try:
                 entry = resolved[tag]
@@ -276,44 +289,51 @@ class _Mapper:
             if tail:
                 pieces = [*(pieces or ()), tail]
             if entry is None:
-                name = self.local(tag)
-                if shape.keeps_extra:
-                    node.setdefault(name, element_to_dict(child)[name])
-                else:
-                    self.unknown.add(prefix + name)
+                self.undeclared(node, shape, child, tag, path)
                 continue
             key, item, is_list, leaf, empty = entry
             value: Any
-            if leaf and not length(child):
+            if leaf and not len(child):
                 # A leaf for a scalar field, the bulk of any document: handled here, without a call.
                 value = child.text
                 if child.items():
-                    value = self.scalar(child, item, prefix + key)
+                    value = self.scalar(child, item, _join(path, key))
                 elif value:
                     value = value.strip() or empty
                 else:
                     value = empty
             elif is_list:
-                child_path = prefix + key + "[*]"
-                if item.kind == "scalar" and len(child):
+                if item_paths is None:
+                    item_paths = {}
+                child_path = item_paths.get(key)
+                if child_path is None:
+                    child_path = item_paths[key] = _join(path, key) + "[*]"
+                kind = item.kind
+                if kind == "object":
+                    value = self.object(child, item, child_path)
+                elif kind == "scalar" and len(child):
                     # A wrapper element around a list of scalars: <tags><tag>a</tag><tag>b</tag></tags>.
                     values = [self.scalar(c, item, child_path) for c in self.children(child)]
                     node.setdefault(key, []).extend(values)
-                elif item.kind == "object":
-                    node.setdefault(key, []).append(obj(child, item, child_path))
+                    continue
                 else:
-                    node.setdefault(key, []).append(self.value(child, item, child_path))
+                    value = self.value(child, item, child_path)
+                try:
+                    node[key].append(value)
+                except KeyError:
+                    node[key] = [value]
                 continue
             elif item.kind == "object":
-                value = obj(child, item, prefix + key)
+                value = self.object(child, item, _join(path, key))
             else:
-                value = self.value(child, item, prefix + key)
+                value = self.value(child, item, _join(path, key))
             if key in node:
                 node[key] = self.repeat(node[key], value, key, repeated)
                 repeated = repeated or set()
                 repeated.add(key)
             else:
                 node[key] = value
+        prefix = path + "." if path else ""
         explicit, fallback = shape.attributes, shape.fallback
         attribute_key: str | None
         for name, value in element.items():
@@ -340,7 +360,7 @@ class _Mapper:
             if attribute_key is None:
                 if shape.keeps_extra:
                     node.setdefault("@" + local, value)
-                else:
+                elif self.unknown is not None:
                     self.unknown.add(f"{prefix}@{local}")
             else:
                 node[attribute_key] = value
@@ -352,6 +372,6 @@ class _Mapper:
             if text:
                 if shape.text_key is not None:
                     node[shape.text_key] = text
-                else:
+                elif self.unknown is not None:
                     self.unknown.add(prefix + "#text")
         return node
