@@ -222,11 +222,15 @@ class _Call:
         if paused:
             gc.disable()
         errors: list[Any] = []
+        data: Any = None
         try:
             # Under "ignore" nothing undeclared is looked for: subtrees no field takes are skipped unread.
             data, found = map_xml(root, self.target.xml_shape(), unknown=self.policy != "ignore")
             # Lax always: every XML value is text, converted by the declared type.
             value = self.target.adapter.validate_python(data, strict=False)
+            # Freed while the collector is paused: its first pass after the pause walks every container
+            # made during it, and the intermediate dicts are most of them.
+            data = None
         except UnsafeXMLError:
             self.view.raise_for_error()
             raise

@@ -56,8 +56,10 @@ class Shape:
     resolved: dict[Any, _Entry | None] = field(default_factory=dict)
 
 
-# (key, shape of one value, is_list, is a scalar leaf field, the value of an empty element)
-_Entry = tuple[str, "Shape", bool, bool, "str | None"]
+# (key, shape of one value, how the element is read, the value of an empty element)
+_Entry = tuple[str, "Shape", int, "str | None"]
+# How: a scalar field, a list of objects, another list, an object, anything else.
+_LEAF, _LIST_OF_OBJECTS, _LIST, _OBJECT, _OTHER = range(5)
 
 
 _ANY = Shape("any")
@@ -267,8 +269,11 @@ class _Mapper:
         entry = None
         if found is not None:
             key, item, is_list = found
-            leaf = item.kind == "scalar" and not is_list
-            entry = (key, item, is_list, leaf, None if item.nullable else "")
+            if is_list:
+                how = _LIST_OF_OBJECTS if item.kind == "object" else _LIST
+            else:
+                how = {"scalar": _LEAF, "object": _OBJECT}.get(item.kind, _OTHER)
+            entry = (key, item, how, None if item.nullable else "")
         shape.resolved[tag] = entry
         return entry
 
@@ -277,8 +282,8 @@ class _Mapper:
         resolved = shape.resolved
         repeated: set[str] | None = None
         pieces: list[str] | None = None
-        # The paths of list items (the same for every item): built once per call, not once per item.
-        item_paths: dict[str, str] | None = None
+        # Paths of children (the same for every item of a list): built once per element, not per child.
+        paths: dict[str, str] | None = None
         for child in element:  # iterating the element: no list of all children is built
             tag = child.tag
             try:
@@ -291,9 +296,9 @@ class _Mapper:
             if entry is None:
                 self.undeclared(node, shape, child, tag, path)
                 continue
-            key, item, is_list, leaf, empty = entry
+            key, item, how, empty = entry
             value: Any
-            if leaf and not len(child):
+            if how == _LEAF and not len(child):
                 # A leaf for a scalar field, the bulk of any document: handled here, without a call.
                 value = child.text
                 if child.items():
@@ -302,28 +307,29 @@ class _Mapper:
                     value = value.strip() or empty
                 else:
                     value = empty
-            elif is_list:
-                if item_paths is None:
-                    item_paths = {}
-                child_path = item_paths.get(key)
+            elif how == _LIST_OF_OBJECTS:
+                if paths is None:
+                    paths = {}
+                child_path = paths.get(key)
                 if child_path is None:
-                    child_path = item_paths[key] = _join(path, key) + "[*]"
-                kind = item.kind
-                if kind == "object":
-                    value = self.object(child, item, child_path)
-                elif kind == "scalar" and len(child):
-                    # A wrapper element around a list of scalars: <tags><tag>a</tag><tag>b</tag></tags>.
-                    values = [self.scalar(c, item, child_path) for c in self.children(child)]
-                    node.setdefault(key, []).extend(values)
-                    continue
-                else:
-                    value = self.value(child, item, child_path)
+                    child_path = paths[key] = _join(path, key) + "[*]"
+                value = self.object(child, item, child_path)
                 try:
                     node[key].append(value)
                 except KeyError:
                     node[key] = [value]
                 continue
-            elif item.kind == "object":
+            elif how == _LIST:
+                child_path = _join(path, key) + "[*]"
+                if item.kind == "scalar" and len(child):
+                    # A wrapper element around a list of scalars: <tags><tag>a</tag><tag>b</tag></tags>.
+                    node.setdefault(key, []).extend(
+                        [self.scalar(c, item, child_path) for c in self.children(child)]
+                    )
+                else:
+                    node.setdefault(key, []).append(self.value(child, item, child_path))
+                continue
+            elif how == _OBJECT:
                 value = self.object(child, item, _join(path, key))
             else:
                 value = self.value(child, item, _join(path, key))
@@ -333,10 +339,30 @@ class _Mapper:
                 repeated.add(key)
             else:
                 node[key] = value
-        prefix = path + "." if path else ""
+        attributes = element.items()
+        if attributes:
+            result = self.attributes(node, shape, attributes, path)
+            if result is None:
+                return None
+        text = element.text
+        if pieces:
+            text = "".join([text or "", *pieces])
+        if text:
+            text = text.strip()
+            if text:
+                if shape.text_key is not None:
+                    node[shape.text_key] = text
+                elif self.unknown is not None:
+                    self.unknown.add(_join(path, "#text"))
+        return node
+
+    def attributes(
+        self, node: dict[str, Any], shape: Shape, attributes: list[tuple[str, str]], path: str
+    ) -> dict[str, Any] | None:
+        """*node* with the element's *attributes* added by *shape*; ``None`` for ``xsi:nil="true"``."""
         explicit, fallback = shape.attributes, shape.fallback
         attribute_key: str | None
-        for name, value in element.items():
+        for name, value in attributes:
             if name[:1] == "{":
                 if name == _XSI_NIL:
                     if value in ("true", "1") and not node:
@@ -361,17 +387,7 @@ class _Mapper:
                 if shape.keeps_extra:
                     node.setdefault("@" + local, value)
                 elif self.unknown is not None:
-                    self.unknown.add(f"{prefix}@{local}")
+                    self.unknown.add(_join(path, "@" + local))
             else:
                 node[attribute_key] = value
-        text = element.text
-        if pieces:
-            text = "".join([text or "", *pieces])
-        if text:
-            text = text.strip()
-            if text:
-                if shape.text_key is not None:
-                    node[shape.text_key] = text
-                elif self.unknown is not None:
-                    self.unknown.add(prefix + "#text")
         return node
