@@ -277,7 +277,7 @@ def test_xml_undeclared_subtrees_are_reported_under_warn_and_skipped_under_ignor
     )
     with responses.RequestsMock() as mock:
         mock.get(URL, body=body, content_type="application/xml")
-        session = ResilientSession(drift=policy)
+        session = ResilientSession(drift=policy)  # type: ignore[arg-type]
         session.events.on_schema_drift(drifts.append)
         assert session.get(URL).normalized.into(Thing) == Thing(id="a", size=3)  # type: ignore[attr-defined]
     expected = [("#text", "@note", "extra", "id.@flag")] if policy == "warn" else []

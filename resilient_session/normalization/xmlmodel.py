@@ -30,7 +30,7 @@ from lxml import etree
 
 from .xml import UnsafeXMLError, element_to_dict
 
-__all__ = ["Shape", "map_xml", "shape_of"]
+__all__ = ["ANY", "Shape", "add_field", "map_xml", "shape_of"]
 
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 _XSI_NIL = _XSI + "nil"
@@ -62,7 +62,7 @@ _Entry = tuple[str, "Shape", int, "str | None"]
 _LEAF, _LIST_OF_OBJECTS, _LIST, _OBJECT, _OTHER = range(5)
 
 
-_ANY = Shape("any")
+_ANY = ANY = Shape("any")
 
 
 def shape_of(schema: Any) -> Shape:
@@ -144,16 +144,21 @@ class _Builder:
         for name, spec in items:
             value = self.build(spec["schema"])
             for key in _keys(name, spec.get("validation_alias")):
-                if key == "#text":
-                    shape.text_key = shape.text_key or key
-                elif key[:1] == "@":
-                    shape.attributes.setdefault(key[1:], key)
-                else:
-                    is_list = value.kind == "list"
-                    one = (value.item or _ANY) if is_list else value
-                    shape.elements.setdefault(key, (key, one, is_list))
-                    shape.fallback.setdefault(key, key)
+                add_field(shape, key, value)
         return shape
+
+
+def add_field(shape: Shape, key: str, value: Shape) -> None:
+    """Let the object *shape* read the input key *key* (a field's name or alias) as *value*."""
+    if key == "#text":
+        shape.text_key = shape.text_key or key
+    elif key[:1] == "@":
+        shape.attributes.setdefault(key[1:], key)
+    else:
+        is_list = value.kind == "list"
+        one = (value.item or _ANY) if is_list else value
+        shape.elements.setdefault(key, (key, one, is_list))
+        shape.fallback.setdefault(key, key)
 
 
 def _keys(name: str, alias: Any) -> list[str]:
