@@ -116,6 +116,43 @@ class _Listing(BaseModel):
     Contents: list[_S3Object]
 
 
+if msgspec is not None:  # module level: msgspec resolves the annotations in the module's namespace
+
+    class _StructOwner(msgspec.Struct):
+        id: str
+        email: str
+
+    class _StructRecord(msgspec.Struct):
+        id: int
+        name: str
+        price: float
+        tags: list[str]
+        active: bool
+        owner: _StructOwner
+        note: str | None
+
+    class PageStruct(msgspec.Struct):
+        items: list[_StructRecord]
+        next: str | None
+
+    class _StructS3Owner(msgspec.Struct):
+        ID: str
+        DisplayName: str
+
+    class _StructS3Object(msgspec.Struct):
+        Key: str
+        LastModified: datetime
+        ETag: str
+        Size: int
+        Owner: _StructS3Owner
+        StorageClass: str
+
+    class ListingStruct(msgspec.Struct):
+        Name: str
+        IsTruncated: bool
+        Contents: list[_StructS3Object]
+
+
 def _response(body: bytes, content_type: str) -> requests.Response:
     response = requests.Response()
     response._content = body
@@ -322,40 +359,6 @@ def bench_into(quick: bool) -> list[dict[str, Any]]:
 def _bench_into_structs(quick: bool, xml_body: bytes) -> list[dict[str, Any]]:
     """The same pairs with msgspec ``Struct``s, for context."""
     assert msgspec is not None
-
-    class Owner(msgspec.Struct):
-        id: str
-        email: str
-
-    class Record(msgspec.Struct):
-        id: int
-        name: str
-        price: float
-        tags: list[str]
-        active: bool
-        owner: Owner
-        note: str | None
-
-    class PageStruct(msgspec.Struct):
-        items: list[Record]
-        next: str | None
-
-    class S3Owner(msgspec.Struct):
-        ID: str
-        DisplayName: str
-
-    class S3Object(msgspec.Struct):
-        Key: str
-        LastModified: datetime
-        ETag: str
-        Size: int
-        Owner: S3Owner
-        StorageClass: str
-
-    class ListingStruct(msgspec.Struct):
-        Name: str
-        IsTruncated: bool
-        Contents: list[S3Object]
 
     body = _json_body(1_000_000)
     response = _response(body, "application/json")
