@@ -107,7 +107,12 @@ def decode_json(type_: Any, content: str | bytes, strict: bool) -> Any:
         message = str(exc)
     except msgspec.DecodeError:
         raise Malformed from None
-    raise Invalid([_error(message, msgspec.json.decode(content))])
+    try:
+        # msgspec stops at the first mismatch: what follows it may not be JSON at all.
+        data = msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        raise Malformed from None
+    raise Invalid([_error(message, data)])
 
 
 def unknown_json_paths(data: Any, shape: Shape) -> tuple[str, ...]:
