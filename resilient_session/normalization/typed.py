@@ -2,7 +2,8 @@
 
 pydantic (the ``models`` extra) does the validation; a ``TypeAdapter`` is built once per type. A JSON
 body goes from bytes straight into ``TypeAdapter.validate_json``; an XML body is mapped by the type's
-fields (:mod:`.xmlmodel`) and validated with ``validate_python``. A body that does not fit is schema
+fields (:mod:`.xmlmodel`) and validated with ``validate_python``. A msgspec ``Struct`` (or a type made
+of them) is decoded and converted by msgspec instead (:mod:`.structs`). A body that does not fit is schema
 drift, handled by the drift policy (see :mod:`.drift` and ``docs/normalization.md``):
 
 * ``"raise"`` (default): :class:`~resilient_session.errors.SchemaMismatchError`, reported;
