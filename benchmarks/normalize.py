@@ -7,7 +7,9 @@
 * Typed: ``.normalized.into(Page)`` on the 1 MB JSON body vs ``Page.model_validate_json(response.content)``
   written by hand (target <= 1.10x its time), and ``.normalized.into(ListBucketResult)`` on the 10 MB S3
   listing vs ``ListBucketResult.model_validate(xmltodict.parse(body)["ListBucketResult"])`` (target >= 2x
-  faster). Needs pydantic (the ``models`` extra).
+  faster). Needs pydantic (the ``models`` extra). With msgspec installed, the same with ``Struct``s, for
+  context (no target): ``into(PageStruct)`` vs ``msgspec.json.decode(content, type=PageStruct)``, and
+  ``into(ListingStruct)`` on the 10 MB listing vs ``msgspec.convert(xmltodict.parse(body)[...])``.
 * Hook: every response gets a lazy ``response.normalized``; the attachment alone (never read) is timed
   per response, then client CPU per loopback GET is compared with the attachment switched off. Target:
   the difference stays within the noise: the larger of the difference between two identical baselines
@@ -38,6 +40,10 @@ try:
     import xmltodict_rs  # optional: pip install xmltodict-rs
 except ImportError:
     xmltodict_rs = None
+try:
+    import msgspec  # optional: msgspec Structs in into(), timed for context
+except ImportError:
+    msgspec = None  # type: ignore[assignment]
 from requests.structures import CaseInsensitiveDict
 
 import resilient_session.session as session_module
@@ -108,6 +114,43 @@ class _Listing(BaseModel):
     Name: str
     IsTruncated: bool
     Contents: list[_S3Object]
+
+
+if msgspec is not None:  # module level: msgspec resolves the annotations in the module's namespace
+
+    class _StructOwner(msgspec.Struct):
+        id: str
+        email: str
+
+    class _StructRecord(msgspec.Struct):
+        id: int
+        name: str
+        price: float
+        tags: list[str]
+        active: bool
+        owner: _StructOwner
+        note: str | None
+
+    class PageStruct(msgspec.Struct):
+        items: list[_StructRecord]
+        next: str | None
+
+    class _StructS3Owner(msgspec.Struct):
+        ID: str
+        DisplayName: str
+
+    class _StructS3Object(msgspec.Struct):
+        Key: str
+        LastModified: datetime
+        ETag: str
+        Size: int
+        Owner: _StructS3Owner
+        StorageClass: str
+
+    class ListingStruct(msgspec.Struct):
+        Name: str
+        IsTruncated: bool
+        Contents: list[_StructS3Object]
 
 
 def _response(body: bytes, content_type: str) -> requests.Response:
@@ -307,6 +350,49 @@ def bench_into(quick: bool) -> list[dict[str, Any]]:
             f">= {XML_TARGET}",
             speedup >= XML_TARGET,
         ),
+    ]
+    if msgspec is not None:
+        rows += _bench_into_structs(quick, body)
+    return rows
+
+
+def _bench_into_structs(quick: bool, xml_body: bytes) -> list[dict[str, Any]]:
+    """The same pairs with msgspec ``Struct``s, for context."""
+    assert msgspec is not None
+
+    body = _json_body(1_000_000)
+    response = _response(body, "application/json")
+    assert normalize(response).into(PageStruct) == msgspec.json.decode(response.content, type=PageStruct)
+    ours, hand = _medians(
+        _interleaved(
+            lambda: normalize(response).into(PageStruct),
+            lambda: msgspec.json.decode(response.content, type=PageStruct),
+            9 if quick else 31,
+            settle=True,
+        )
+    )
+    bench = "into-json-1MB-struct"
+    rows = [
+        row(bench, "msgspec.json.decode(content, type=Page) (context)", hand * 1000, "ms", "", True),
+        row(bench, ".normalized.into(Page) (context)", ours * 1000, "ms", "", True),
+        row(bench, "time ratio vs msgspec.json.decode (context)", ours / hand, "x", "", True),
+    ]
+    response = _response(xml_body, "application/xml")
+
+    def by_hand(b: bytes = xml_body) -> Any:
+        return msgspec.convert(xmltodict.parse(b)["ListBucketResult"], ListingStruct, strict=False)
+
+    check = normalize(response).into(ListingStruct)
+    assert check == by_hand()
+    del check
+    ours, theirs = _medians(
+        _interleaved(lambda: normalize(response).into(ListingStruct), by_hand, 3 if quick else 7, settle=True)
+    )
+    bench = "into-xml-10MB-s3-listing-struct"
+    rows += [
+        row(bench, "xmltodict.parse + msgspec.convert (context)", theirs * 1000, "ms", "", True),
+        row(bench, ".normalized.into(ListingStruct) (context)", ours * 1000, "ms", "", True),
+        row(bench, "speedup vs xmltodict + msgspec.convert (context)", theirs / ours, "x", "", True),
     ]
     return rows
 

@@ -268,6 +268,22 @@ def test_xml_unknown_attributes_elements_and_text_are_reported() -> None:
     assert [d.unknown for d in drifts] == [("#text", "@version", "colour", "id.@extra")]
 
 
+@pytest.mark.parametrize("policy", ["warn", "ignore"])
+def test_xml_undeclared_subtrees_are_reported_under_warn_and_skipped_under_ignore(policy: str) -> None:
+    drifts: list[SchemaDrift] = []
+    body = (
+        b'<t note="n"><extra><deep kind="k"><deeper>1</deeper></deep></extra><id flag="1">a</id>'
+        b"<size>3</size>loose</t>"
+    )
+    with responses.RequestsMock() as mock:
+        mock.get(URL, body=body, content_type="application/xml")
+        session = ResilientSession(drift=policy)  # type: ignore[arg-type]
+        session.events.on_schema_drift(drifts.append)
+        assert session.get(URL).normalized.into(Thing) == Thing(id="a", size=3)  # type: ignore[attr-defined]
+    expected = [("#text", "@note", "extra", "id.@flag")] if policy == "warn" else []
+    assert [d.unknown for d in drifts] == expected
+
+
 def test_a_model_that_allows_extra_fields_keeps_them_from_xml() -> None:
     class Open(BaseModel):
         model_config = ConfigDict(extra="allow")

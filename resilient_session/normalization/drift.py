@@ -56,7 +56,8 @@ class Mismatch:
     :param expected: What the type expects there (``"Input should be a valid integer"``).
     :param received: The kind of value found: ``"string"``, ``"integer"``, ``"number"``, ``"boolean"``,
         ``"null"``, ``"object"``, ``"array"``, or ``"nothing"`` for a missing field. Never the value.
-    :param type: pydantic's error type (``"int_parsing"``, ``"missing"`` ...).
+    :param type: pydantic's error type (``"int_parsing"``, ``"missing"`` ...); for a msgspec ``Struct``
+        one of ``"type"``, ``"missing"``, ``"constraint"``, ``"extra_forbidden"``, ``"invalid"``.
     """
 
     path: str

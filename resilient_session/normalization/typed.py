@@ -2,7 +2,8 @@
 
 pydantic (the ``models`` extra) does the validation; a ``TypeAdapter`` is built once per type. A JSON
 body goes from bytes straight into ``TypeAdapter.validate_json``; an XML body is mapped by the type's
-fields (:mod:`.xmlmodel`) and validated with ``validate_python``. A body that does not fit is schema
+fields (:mod:`.xmlmodel`) and validated with ``validate_python``. A msgspec ``Struct`` (or a type made
+of them) is decoded and converted by msgspec instead (:mod:`.structs`). A body that does not fit is schema
 drift, handled by the drift policy (see :mod:`.drift` and ``docs/normalization.md``):
 
 * ``"raise"`` (default): :class:`~resilient_session.errors.SchemaMismatchError`, reported;
@@ -36,6 +37,15 @@ from .drift import (
     route_of,
 )
 from .sniff import _declared_format, _media_type
+from .structs import (
+    Invalid,
+    Malformed,
+    convert,
+    decode_json,
+    is_struct_type,
+    struct_shape,
+    unknown_json_paths,
+)
 from .xml import UnsafeXMLError, local_name, parse_xml
 from .xmlmodel import Shape, map_xml, shape_of
 
@@ -46,6 +56,7 @@ __all__ = ["into"]
 
 _UNKNOWN_TYPES = frozenset({"extra_forbidden", "unexpected_keyword_argument"})
 _MAX_REPAIRS = 16
+_MAX_STRUCT_REPAIRS = 64
 _MAX_SHOWN = 10
 _CACHE_LIMIT = 1024
 _GC_PAUSE_CHILDREN = 2048
@@ -54,24 +65,42 @@ _NOT_HANDLED = object()
 
 
 class _Target:
-    """A type's ``TypeAdapter`` and (built on first XML use) its XML shape."""
+    """A type's ``TypeAdapter`` (none for msgspec types) and (built on first use) its XML shape."""
 
-    __slots__ = ("adapter", "name", "shape")
+    __slots__ = ("adapter", "name", "shape", "struct", "type")
 
     def __init__(self, type_: Any) -> None:
-        try:
-            from pydantic import TypeAdapter
-        except ImportError:  # pragma: no cover - exercised without the extra only
-            raise ImportError("into() needs pydantic: pip install 'resilient-session[models]'") from None
-        self.adapter: Any = TypeAdapter(type_)
+        self.type = type_
         self.name: str = getattr(type_, "__name__", None) or repr(type_)
         self.shape: Shape | None = None
+        self.struct = is_struct_type(type_)  # msgspec converts it, not pydantic
+        self.adapter: Any = None
+        if not self.struct:
+            try:
+                from pydantic import TypeAdapter
+            except ImportError:  # pragma: no cover - exercised without the extra only
+                raise ImportError("into() needs pydantic: pip install 'resilient-session[models]'") from None
+            self.adapter = TypeAdapter(type_)
 
     def xml_shape(self) -> Shape:
         shape = self.shape
         if shape is None:
-            shape = self.shape = shape_of(self.adapter.core_schema)
+            shape = self.shape = (
+                struct_shape(self.type) if self.struct else shape_of(self.adapter.core_schema)
+            )
         return shape
+
+    def validate(self, data: Any) -> Any:
+        """*data* (plain dicts, lists, strings) as the type, in lax mode; :class:`Invalid` when it does
+        not fit."""
+        if self.struct:
+            return convert(self.type, data)
+        from pydantic import ValidationError
+
+        try:
+            return self.adapter.validate_python(data, strict=False)
+        except ValidationError as exc:
+            raise Invalid(exc.errors(include_url=False)) from None
 
 
 _targets: dict[Any, _Target] = {}
@@ -178,6 +207,8 @@ class _Call:
                 return _NOT_HANDLED
         elif content.startswith(codecs.BOM_UTF8):
             data = content[len(codecs.BOM_UTF8) :]
+        if self.target.struct:
+            return self.struct_json(data)
         adapter = self.target.adapter
         strict = None if self.policy == "raise" else False
         look = self.policy != "ignore" and _extra_override() and self._look_for_unknown()
@@ -212,9 +243,30 @@ class _Call:
 
         return self.repair(from_json(data), mismatches, unknown, "json")
 
-    def xml(self, root: Any) -> Any:
-        from pydantic import ValidationError
+    def struct_json(self, data: str | bytes) -> Any:
+        """A JSON body as a msgspec type: strict under ``"raise"`` (msgspec's own default), else lax."""
+        errors: list[Any] = []
+        try:
+            value = decode_json(self.target.type, data, strict=self.policy == "raise")
+        except Malformed:
+            return _NOT_HANDLED
+        except Invalid as exc:
+            errors = exc.errors
+        unknown: tuple[str, ...] = ()
+        if self.policy != "ignore" and self._look_for_unknown():
+            # msgspec cannot be asked for undeclared keys: a second, untyped decode finds them. It costs
+            # a decode, so it runs on a route's first call and then once a minute, found or not.
+            self._note_unknown()
+            unknown = unknown_json_paths(_decode_untyped(data), self.target.xml_shape())
+        if not errors:
+            if unknown:
+                self.report((), unknown, "json", raised=False)
+            return value
+        if self.policy == "raise":
+            return self.fail(errors, unknown, "json")
+        return self.repair(_decode_untyped(data), errors, unknown, "json")
 
+    def xml(self, root: Any) -> Any:
         # A large document makes hundreds of thousands of containers and instances, none of them in a
         # reference cycle: with the cyclic GC running, its full passes over the growing heap take about
         # as long as the validation itself.
@@ -222,15 +274,20 @@ class _Call:
         if paused:
             gc.disable()
         errors: list[Any] = []
+        data: Any = None
         try:
-            data, found = map_xml(root, self.target.xml_shape())
+            # Under "ignore" nothing undeclared is looked for: subtrees no field takes are skipped unread.
+            data, found = map_xml(root, self.target.xml_shape(), unknown=self.policy != "ignore")
             # Lax always: every XML value is text, converted by the declared type.
-            value = self.target.adapter.validate_python(data, strict=False)
+            value = self.target.validate(data)
+            # Freed while the collector is paused: its first pass after the pause walks every container
+            # made during it, and the intermediate dicts are most of them.
+            data = None
         except UnsafeXMLError:
             self.view.raise_for_error()
             raise
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False)
+        except Invalid as exc:
+            errors = exc.errors
         finally:
             if paused:
                 gc.enable()
@@ -247,11 +304,9 @@ class _Call:
 
     def repair(self, data: Any, errors: list[Any], unknown: tuple[str, ...], fmt: str) -> Any:
         """What validates: values that do not fit are removed until the rest does, or the top fails."""
-        from pydantic import ValidationError
-
         first = tuple(_mismatch(error) for error in errors)
-        adapter = self.target.adapter
-        for _ in range(_MAX_REPAIRS):
+        # msgspec names one mismatch per pass (pydantic all of them): it gets more passes.
+        for _ in range(_MAX_STRUCT_REPAIRS if self.target.struct else _MAX_REPAIRS):
             targets: set[tuple[Any, ...]] = set()
             for error in errors:
                 loc = tuple(error["loc"])
@@ -263,9 +318,11 @@ class _Call:
                 targets.add(found)
             data = _remove(data, targets)
             try:
-                value = adapter.validate_python(data, strict=False)
-            except ValidationError as exc:
-                errors = exc.errors(include_url=False)
+                value = self.target.validate(data)
+            except Invalid as exc:
+                errors = exc.errors
+                if self.target.struct:  # the next mismatch msgspec stopped at: reported as well
+                    first += tuple(_mismatch(error) for error in errors)
                 continue
             if self.policy != "ignore":
                 self.report(first, unknown, fmt, raised=False)
@@ -442,8 +499,22 @@ def _path(loc: Any) -> str:
 
 def _mismatch(error: Any) -> Mismatch:
     kind = error["type"]
-    received = "nothing" if kind == "missing" else _kind(error.get("input"))
-    return Mismatch(_path(error["loc"]), _expected(kind, error.get("ctx")), received, kind)
+    if kind == "missing":
+        received = "nothing"
+    elif "input" in error or "received" not in error:
+        received = _kind(error.get("input"))
+    else:
+        received = error["received"]
+    expected = error.get("expected")  # msgspec's, already without values
+    if expected is None:
+        expected = _expected(kind, error.get("ctx"))
+    return Mismatch(_path(error["loc"]), expected, received, kind)
+
+
+def _decode_untyped(data: str | bytes) -> Any:
+    import msgspec
+
+    return msgspec.json.decode(data)
 
 
 def _unknown_paths(errors: list[Any]) -> tuple[str, ...]:

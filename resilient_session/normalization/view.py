@@ -340,7 +340,8 @@ class NormalizedResponse:
     def into(self, type_: Any, *, drift: DriftPolicy | None = None, route: str | None = None) -> Any: ...
     def into(self, type_: Any, *, drift: DriftPolicy | None = None, route: str | None = None) -> Any:
         """The body as an instance of *type_*: a pydantic model, a dataclass, a ``TypedDict``,
-        ``list[Model]``, anything pydantic's ``TypeAdapter`` takes (needs the ``models`` extra).
+        ``list[Model]``, anything pydantic's ``TypeAdapter`` takes (needs the ``models`` extra), or a
+        msgspec ``Struct`` or a type made of them (converted by msgspec).
 
         The same type reads a JSON body and an XML one (the XML mapping rules are in
         ``docs/normalization.md``). Nothing is validated before this call; a JSON body goes from bytes

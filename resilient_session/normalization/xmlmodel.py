@@ -30,7 +30,7 @@ from lxml import etree
 
 from .xml import UnsafeXMLError, element_to_dict
 
-__all__ = ["Shape", "map_xml", "shape_of"]
+__all__ = ["ANY", "Shape", "add_field", "map_xml", "shape_of"]
 
 _XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
 _XSI_NIL = _XSI + "nil"
@@ -56,11 +56,13 @@ class Shape:
     resolved: dict[Any, _Entry | None] = field(default_factory=dict)
 
 
-# (key, shape of one value, is_list, is a scalar leaf field, the value of an empty element)
-_Entry = tuple[str, "Shape", bool, bool, "str | None"]
+# (key, shape of one value, how the element is read, the value of an empty element)
+_Entry = tuple[str, "Shape", int, "str | None"]
+# How: a scalar field, a list of objects, another list, an object, anything else.
+_LEAF, _LIST_OF_OBJECTS, _LIST, _OBJECT, _OTHER = range(5)
 
 
-_ANY = Shape("any")
+_ANY = ANY = Shape("any")
 
 
 def shape_of(schema: Any) -> Shape:
@@ -142,16 +144,21 @@ class _Builder:
         for name, spec in items:
             value = self.build(spec["schema"])
             for key in _keys(name, spec.get("validation_alias")):
-                if key == "#text":
-                    shape.text_key = shape.text_key or key
-                elif key[:1] == "@":
-                    shape.attributes.setdefault(key[1:], key)
-                else:
-                    is_list = value.kind == "list"
-                    one = (value.item or _ANY) if is_list else value
-                    shape.elements.setdefault(key, (key, one, is_list))
-                    shape.fallback.setdefault(key, key)
+                add_field(shape, key, value)
         return shape
+
+
+def add_field(shape: Shape, key: str, value: Shape) -> None:
+    """Let the object *shape* read the input key *key* (a field's name or alias) as *value*."""
+    if key == "#text":
+        shape.text_key = shape.text_key or key
+    elif key[:1] == "@":
+        shape.attributes.setdefault(key[1:], key)
+    else:
+        is_list = value.kind == "list"
+        one = (value.item or _ANY) if is_list else value
+        shape.elements.setdefault(key, (key, one, is_list))
+        shape.fallback.setdefault(key, key)
 
 
 def _keys(name: str, alias: Any) -> list[str]:
@@ -165,10 +172,11 @@ def _keys(name: str, alias: Any) -> list[str]:
     return [path[0] for path in paths if path and isinstance(path[0], str)]
 
 
-def map_xml(root: etree._Element, shape: Shape) -> tuple[Any, set[str]]:
-    """The data *shape* expects from the document *root*, and the paths of what no field took."""
-    unknown: set[str] = set()
-    mapper = _Mapper(unknown)
+def map_xml(root: etree._Element, shape: Shape, *, unknown: bool = True) -> tuple[Any, set[str]]:
+    """The data *shape* expects from the document *root*, and the paths of what no field took (with
+    *unknown* false: not looked for, and subtrees no field takes are skipped unread)."""
+    found: set[str] = set()
+    mapper = _Mapper(found if unknown else None)
     large = len(root) >= _GC_PAUSE_CHILDREN
     paused = large and gc.isenabled()
     if paused:
@@ -176,19 +184,23 @@ def map_xml(root: etree._Element, shape: Shape) -> tuple[Any, set[str]]:
     try:
         if shape.kind == "list":
             item = shape.item or _ANY
-            return [mapper.value(child, item, "[*]") for child in mapper.children(root)], unknown
+            return [mapper.value(child, item, "[*]") for child in mapper.children(root)], found
         if shape.kind == "any":
-            return element_to_dict(root), unknown
-        return mapper.value(root, shape, ""), unknown
+            return element_to_dict(root), found
+        return mapper.value(root, shape, ""), found
     finally:
         if paused:
             gc.enable()
 
 
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
 class _Mapper:
     __slots__ = ("locals", "unknown")
 
-    def __init__(self, unknown: set[str]) -> None:
+    def __init__(self, unknown: set[str] | None) -> None:
         self.unknown = unknown
         self.locals: dict[str, str] = {}
 
@@ -227,8 +239,8 @@ class _Mapper:
                 if name == _XSI_NIL:
                     if value in ("true", "1"):
                         return None
-                elif name[: len(_XSI)] != _XSI:
-                    self.unknown.add(f"{path}.@{self.local(name)}" if path else f"@{self.local(name)}")
+                elif name[: len(_XSI)] != _XSI and self.unknown is not None:
+                    self.unknown.add(_join(path, "@" + self.local(name)))
         text = element.text
         if text:
             text = text.strip()
@@ -243,6 +255,15 @@ class _Mapper:
         values.append(value)
         return values
 
+    def undeclared(self, node: dict[str, Any], shape: Shape, child: Any, tag: Any, path: str) -> None:
+        """A child no field takes: kept (a type that keeps extra fields), else reported (not under
+        ``"ignore"``), else skipped, its subtree unread."""
+        if shape.keeps_extra:
+            name = self.local(tag)
+            node.setdefault(name, element_to_dict(child)[name])
+        elif self.unknown is not None:
+            self.unknown.add(_join(path, self.local(tag)))
+
     def resolve(self, shape: Shape, tag: Any) -> _Entry | None:
         """The field an element named *tag* fills in *shape* (cached on the shape), or ``None``."""
         name = self.local(tag)  # refuses entity nodes before anything is cached
@@ -253,20 +274,22 @@ class _Mapper:
         entry = None
         if found is not None:
             key, item, is_list = found
-            leaf = item.kind == "scalar" and not is_list
-            entry = (key, item, is_list, leaf, None if item.nullable else "")
+            if is_list:
+                how = _LIST_OF_OBJECTS if item.kind == "object" else _LIST
+            else:
+                how = {"scalar": _LEAF, "object": _OBJECT}.get(item.kind, _OTHER)
+            entry = (key, item, how, None if item.nullable else "")
         shape.resolved[tag] = entry
         return entry
 
     def object(self, element: Any, shape: Shape, path: str) -> Any:
         node: dict[str, Any] = {}
         resolved = shape.resolved
-        prefix = path + "." if path else ""
         repeated: set[str] | None = None
         pieces: list[str] | None = None
-        length = len
-        obj = self.object
-        for child in element.getchildren():
+        # Paths of children (the same for every item of a list): built once per element, not per child.
+        paths: dict[str, str] | None = None
+        for child in element:  # iterating the element: no list of all children is built
             tag = child.tag
             try:
                 entry = resolved[tag]
@@ -276,47 +299,75 @@ class _Mapper:
             if tail:
                 pieces = [*(pieces or ()), tail]
             if entry is None:
-                name = self.local(tag)
-                if shape.keeps_extra:
-                    node.setdefault(name, element_to_dict(child)[name])
-                else:
-                    self.unknown.add(prefix + name)
+                self.undeclared(node, shape, child, tag, path)
                 continue
-            key, item, is_list, leaf, empty = entry
+            key, item, how, empty = entry
             value: Any
-            if leaf and not length(child):
+            if how == _LEAF and not len(child):
                 # A leaf for a scalar field, the bulk of any document: handled here, without a call.
                 value = child.text
                 if child.items():
-                    value = self.scalar(child, item, prefix + key)
+                    value = self.scalar(child, item, _join(path, key))
                 elif value:
                     value = value.strip() or empty
                 else:
                     value = empty
-            elif is_list:
-                child_path = prefix + key + "[*]"
+            elif how == _LIST_OF_OBJECTS:
+                if paths is None:
+                    paths = {}
+                child_path = paths.get(key)
+                if child_path is None:
+                    child_path = paths[key] = _join(path, key) + "[*]"
+                value = self.object(child, item, child_path)
+                try:
+                    node[key].append(value)
+                except KeyError:
+                    node[key] = [value]
+                continue
+            elif how == _LIST:
+                child_path = _join(path, key) + "[*]"
                 if item.kind == "scalar" and len(child):
                     # A wrapper element around a list of scalars: <tags><tag>a</tag><tag>b</tag></tags>.
-                    values = [self.scalar(c, item, child_path) for c in self.children(child)]
-                    node.setdefault(key, []).extend(values)
-                elif item.kind == "object":
-                    node.setdefault(key, []).append(obj(child, item, child_path))
+                    node.setdefault(key, []).extend(
+                        [self.scalar(c, item, child_path) for c in self.children(child)]
+                    )
                 else:
                     node.setdefault(key, []).append(self.value(child, item, child_path))
                 continue
-            elif item.kind == "object":
-                value = obj(child, item, prefix + key)
+            elif how == _OBJECT:
+                value = self.object(child, item, _join(path, key))
             else:
-                value = self.value(child, item, prefix + key)
+                value = self.value(child, item, _join(path, key))
             if key in node:
                 node[key] = self.repeat(node[key], value, key, repeated)
                 repeated = repeated or set()
                 repeated.add(key)
             else:
                 node[key] = value
+        attributes = element.items()
+        if attributes:
+            result = self.attributes(node, shape, attributes, path)
+            if result is None:
+                return None
+        text = element.text
+        if pieces:
+            text = "".join([text or "", *pieces])
+        if text:
+            text = text.strip()
+            if text:
+                if shape.text_key is not None:
+                    node[shape.text_key] = text
+                elif self.unknown is not None:
+                    self.unknown.add(_join(path, "#text"))
+        return node
+
+    def attributes(
+        self, node: dict[str, Any], shape: Shape, attributes: list[tuple[str, str]], path: str
+    ) -> dict[str, Any] | None:
+        """*node* with the element's *attributes* added by *shape*; ``None`` for ``xsi:nil="true"``."""
         explicit, fallback = shape.attributes, shape.fallback
         attribute_key: str | None
-        for name, value in element.items():
+        for name, value in attributes:
             if name[:1] == "{":
                 if name == _XSI_NIL:
                     if value in ("true", "1") and not node:
@@ -340,18 +391,8 @@ class _Mapper:
             if attribute_key is None:
                 if shape.keeps_extra:
                     node.setdefault("@" + local, value)
-                else:
-                    self.unknown.add(f"{prefix}@{local}")
+                elif self.unknown is not None:
+                    self.unknown.add(_join(path, "@" + local))
             else:
                 node[attribute_key] = value
-        text = element.text
-        if pieces:
-            text = "".join([text or "", *pieces])
-        if text:
-            text = text.strip()
-            if text:
-                if shape.text_key is not None:
-                    node[shape.text_key] = text
-                else:
-                    self.unknown.add(prefix + "#text")
         return node
