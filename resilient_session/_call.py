@@ -54,6 +54,17 @@ class CallObserver:
 
 
 @dataclass(slots=True)
+class Attempt:
+    """One attempt the attempt loop sends, as the deadline-aware pool saw it."""
+
+    #: The urllib3 pool and the URL (as urllib3 got it) the attempt went to.
+    pool: Any = None
+    url: str | None = None
+    #: urllib3 sent it once, its own retries off: the loop applies the retry policy to its outcome.
+    single: bool = False
+
+
+@dataclass(slots=True)
 class CallState:
     """What is known about the logical call in progress."""
 
@@ -65,27 +76,23 @@ class CallState:
     owner: object | None = None
     attempts: int = 1
     last_status: int | None = None
-    idempotency_key: bool = False
     retry_gates: list[RetryGate] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     observer: CallObserver | None = None
     #: The first send of the call has begun (later sends are redirect hops or re-sends from hooks).
     sent: bool = False
-    #: The session is inside requests' ``Session.send`` and about to look up the adapter.
+    #: The session is inside requests' ``Session.send`` and has not reached the adapter yet; the adapter
+    #: clears it (``get_adapter`` only reads it).
     sending: bool = False
-    #: The request body can be sent again (no body, bytes, or a seekable file rewound before a retry).
-    replayable: bool = True
-    #: The urllib3 ``Retry`` of the attempt in progress: a broken body is counted on the same chain.
-    retries: Any = None
-    #: A ``Retry`` the next attempt continues from (set before re-sending after a broken body).
-    resume: Any = None
+    #: The attempt being sent, while the attempt loop waits for its transport (see :class:`Attempt`).
+    attempt: Attempt | None = None
     # Watchdog bookkeeping (see _watchdog): registered, deadline passed, connection being read.
     watched: bool = False
     expired: bool = False
     connection: Any = None
     #: Method and URL of the hop being sent: a redirect changes the URL, a 303 the method too.
     hop: tuple[str, str] | None = None
-    #: A body that broke off after the response hooks (``adapter._BrokenAfterHooks``): the session sends
+    #: A body that broke off after the response hooks (``_attempts.BrokenAfterHooks``): the session sends
     #: the hop again, and the adapter continues the retry chain of the attempt that broke.
     broken_after_hooks: Any = None
 
