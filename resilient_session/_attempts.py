@@ -24,7 +24,7 @@ from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
 from . import _decide, errors
-from ._call import Attempt, CallState, RetryGate, current_call, enter, leave
+from ._call import Attempt, CallState, RetryGate, carried, current_call, enter, leave
 from ._failures import as_requests_error, deadline_error, too_large, typed
 from .normalization.body import Overflow, read_bounded
 from .policies.breaker import CircuitBreaker
@@ -60,7 +60,9 @@ def guarded_send(
     A :class:`~resilient_session.ResilientAdapter` sends through here; so does any other adapter a
     :class:`~resilient_session.ResilientSession` has mounted (see ``docs/adapters.md``).
     """
-    call = current_call()
+    # Handed over with the request by the session; the call context only for an adapter called directly
+    # while a call is in progress (a response hook's auth handler re-sending through response.connection).
+    call = carried(request) or current_call()
     if call is None:
         call = CallState.begin(request.method, request.url)
         token = enter(call)

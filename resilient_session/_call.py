@@ -1,9 +1,19 @@
-"""State of one logical call, shared by the session, its adapters and the retry policy.
+"""State of one logical call, shared by the session, its adapters and the attempt loop.
 
 A logical call is one ``session.request(...)``: every attempt, backoff sleep and redirect hop it makes. The
-state lives in a :class:`contextvars.ContextVar`, so each thread (and each asyncio task) sees its own, and
-the immutable :class:`~resilient_session.retry.RetryPolicy` can read the deadline without being copied per
-call.
+session hands the state to the adapter with the request itself (:func:`carry`, read back with
+:func:`carried`), as httpx carries a request's timeouts in ``request.extensions``. It is also current in a
+:class:`contextvars.ContextVar` for the length of the call (each thread and each asyncio task sees its
+own), read only where requests' API passes nothing of the call along:
+
+- ``ResilientSession.send``: a redirect hop (requests' ``resolve_redirects`` sends a copy of the request)
+  or a re-send from a hook belongs to the call in progress;
+- ``ResilientSession.get_adapter``: requests' ``Session.send`` looks the adapter up by URL alone;
+- the attempt loop, for an adapter called directly by a response hook (an auth handler re-sending through
+  ``response.connection``), and the deadline-aware pools, which urllib3 is handed nothing of the call;
+- a nested call made while preparing the request (an OAuth2 token fetch, :func:`nested`), the log filter
+  and the request id (:mod:`resilient_session.observe.events`), the circuit breaker's state-change
+  notification, and the Redis store bounding each operation by the time left.
 """
 
 from __future__ import annotations
@@ -168,6 +178,26 @@ current_call: Callable[[], CallState | None] = _current.get
 enter = _current.set
 #: Restore what was current before :func:`enter`.
 leave = _current.reset
+
+
+#: The attribute of a ``PreparedRequest`` the call travels in, from the session to the adapter.
+_CARRIED = "resilient_session_call"
+
+
+def carry(request: object, call: CallState) -> None:
+    """Hand *call* to whoever sends *request* (a redirect hop's copy does not carry it)."""
+    request.__dict__[_CARRIED] = call
+
+
+def carried(request: object) -> CallState | None:
+    """The call *request* is sent for, when a session handed it over with :func:`carry`."""
+    found = getattr(request, "__dict__", {}).get(_CARRIED)
+    return found if isinstance(found, CallState) else None
+
+
+def drop(request: object) -> None:
+    """*request* carries no call any more (the send is over: it stays with the response, and may be kept)."""
+    getattr(request, "__dict__", {}).pop(_CARRIED, None)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from . import _environ
-from ._call import CallState, current_call, enter, leave
+from ._call import CallState, carry, current_call, drop, enter, leave
 from ._compat.requests import OriginalSession
 from ._options import check_session_option
 from ._redact import redact_url
@@ -491,11 +491,14 @@ class ResilientSession(OriginalSession):
         """As :meth:`requests.Session.get_adapter`; while this session sends, an adapter that is not a
         :class:`ResilientAdapter` comes back wrapped, so its calls get the framework too."""
         adapter: BaseAdapter = super().get_adapter(url)
+        if isinstance(adapter, ResilientAdapter):
+            return adapter
+        # requests' Session.send looks the adapter up by URL alone, first thing: the call context says
+        # whether this is that look-up (the adapter's send clears ``sending``; nothing changes here).
         call = current_call()
         if call is None or call.owner is not self or not call.sending:
             return adapter
-        call.sending = False  # requests.Session.send looks the adapter up once, first thing
-        return adapter if isinstance(adapter, ResilientAdapter) else MountedAdapter(adapter)
+        return MountedAdapter(adapter)
 
     def _knows_open_circuits(self) -> bool:
         # Cheap guard for the common case: no breaker of ours has noted an open circuit.
@@ -527,7 +530,6 @@ class ResilientSession(OriginalSession):
         call = current_call()
         if call is not None and call.owner is self and call.sent:
             # A redirect hop or a re-send from a hook: part of the call already in progress.
-            call.sending = True
             return self._send(call, request, kwargs)
         token = None
         if call is None or call.owner is not self:
@@ -538,7 +540,6 @@ class ResilientSession(OriginalSession):
         call.raw_url = request.url or call.raw_url
         call.extras.pop("redacted_url", None)
         observer = call.observer = begin_call(self, call, request)
-        call.sending = True
         try:
             response = self._send(call, request, kwargs)
         except BaseException as exc:
@@ -563,8 +564,10 @@ class ResilientSession(OriginalSession):
     ) -> requests.Response:
         """requests' send; when a body broke off after the response hooks (a hook's read or requests'
         own), the hop goes again: the adapter continues its retry chain, the hooks see the new answer."""
+        carry(request, call)  # the deadline and the call's state travel with the request to the adapter
         try:
             while True:
+                call.sending = True  # requests looks the adapter up first (see get_adapter)
                 try:
                     return super().send(request, **kwargs)
                 except requests.RequestException as exc:
@@ -572,8 +575,9 @@ class ResilientSession(OriginalSession):
                     if broken is None or broken.error is not exc or broken.resend:
                         raise
                     broken.resend = True
-                    call.sending = True  # requests looks the adapter up again
         finally:
+            call.sending = False
+            drop(request)
             if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
                 call.broken_after_hooks = None  # the send again ended before reaching an adapter
 
