@@ -14,7 +14,6 @@ from .observe.events import (  # noqa: F401
     CallEvent,
     Events,
     _Attempt,
-    _bound_request_id,
     _context_filter,
     _ensure_request_id,
     _Observer,
