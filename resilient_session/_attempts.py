@@ -92,26 +92,33 @@ def inherit(own: Any, session: object | None, name: str) -> Any:
     return own if own is not None else getattr(session, name, None)
 
 
-def _scope(name: str | None, host: str) -> str:
-    return host if name is None else name
-
-
 def _guarded(
     adapter: BaseAdapter, send: Send, call: CallState, request: requests.PreparedRequest, *args: Any
 ) -> requests.Response:
     """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""
-    breaker, budget, bulkhead = policies(adapter, call.owner)
+    owner = call.owner
+    # policies(adapter, owner), spelled out: this runs on every send.
+    breaker = getattr(adapter, "breaker", None)
+    breaker = (
+        None if breaker is False else breaker if breaker is not None else getattr(owner, "breaker", None)
+    )
+    budget = getattr(adapter, "budget", None)
+    budget = None if budget is False else budget if budget is not None else getattr(owner, "budget", None)
+    bulkhead = getattr(adapter, "bulkhead", None)
+    bulkhead = (
+        None if bulkhead is False else bulkhead if bulkhead is not None else getattr(owner, "bulkhead", None)
+    )
     if breaker is None and budget is None and bulkhead is None:
         return _attempts(adapter, send, call, request, *args)
     host = host_key(request.url or "")  # each policy's key_for(), parsing the URL once
     permit = None
     if breaker is not None:
-        base_url = getattr(call.owner, "base_url", None)  # the default route groups start below it
-        permit = breaker.acquire(_scope(breaker.name, host), request, base_url=base_url)
+        base_url = getattr(owner, "base_url", None)  # the default route groups start below it
+        permit = breaker.acquire(host if breaker.name is None else breaker.name, request, base_url=base_url)
     if permit is not None and call.observer is not None:
         call.observer.circuit(call, "half_open" if permit.probe else "closed")
-    compartment = _scope(bulkhead.name, host) if bulkhead is not None else None
-    budget_gate = budget.gate(_scope(budget.name, host)) if budget is not None else None
+    compartment = None if bulkhead is None else host if bulkhead.name is None else bulkhead.name
+    budget_gate = None if budget is None else budget.gate(host if budget.name is None else budget.name)
     gates: list[RetryGate] = []
     if breaker is not None and permit is not None:
         gates.append(breaker.gate(permit))
@@ -163,7 +170,13 @@ def _attempts(
     policy = getattr(adapter, "max_retries", None)
     # The adapter's policy, read as data; a body that cannot be sent twice is sent once.
     chain = _decide.with_idempotency_key(policy, request.headers) if isinstance(policy, Retry) else None
-    if chain is not None and not _replayable(request):
+    body: Any = request.body
+    if (
+        chain is not None
+        and body is not None
+        and not isinstance(body, (bytes, str))
+        and not _replayable(request)
+    ):
         chain = None
     mocked = _responses_mock(send)
     call.attempts = 1
@@ -194,7 +207,7 @@ def _attempts(
                 response = send(
                     request,
                     stream=stream,
-                    timeout=_initial(timeout, call),
+                    timeout=timeout if call.deadline_at is None else clamp(timeout, call.remaining() or 0.0),
                     verify=verify,
                     cert=cert,
                     proxies=proxies,
@@ -204,7 +217,7 @@ def _attempts(
                 response = send(
                     request,
                     stream=stream,
-                    timeout=_initial(timeout, call),
+                    timeout=timeout if call.deadline_at is None else clamp(timeout, call.remaining() or 0.0),
                     verify=verify,
                     cert=cert,
                     proxies=proxies,
@@ -217,7 +230,7 @@ def _attempts(
             # Outside the except block: no __context__ holding urllib3's raw message.
             chain = _after_failed_attempt(chain, call, request, attempt, failure, first_break, mocked)
             continue
-        if call.cut_off():
+        if call.expired:  # the watchdog ended the call: what the read returned since is suspect
             response.close()
             raise deadline_error(call, request, "the deadline ran out while waiting for the response")
         call.last_status = response.status_code
@@ -585,8 +598,3 @@ def clamp(timeout: Any, remaining: float) -> Timeout:
         return min(value, remaining) if isinstance(value, (int, float)) else remaining
 
     return Timeout(connect=cap(connect), read=cap(read), total=remaining)
-
-
-def _initial(timeout: TimeoutArg, call: CallState) -> Any:
-    remaining = call.remaining()
-    return timeout if remaining is None else clamp(timeout, remaining)

@@ -42,6 +42,9 @@ __all__ = [
 SINGLE_ATTEMPT = Retry(0, read=False)
 
 
+_IS_RETRY = Retry.is_retry
+
+
 @dataclass(frozen=True, slots=True)
 class Retrying:
     """Send another attempt: *chain* has counted the failure, *wait* seconds go first."""
@@ -65,8 +68,15 @@ def after_status(
 ) -> Retrying | Stop | None:
     """What an answer with *response*'s status means, as urllib3's ``urlopen`` decides it: ``None`` when
     the ``Retry`` does not retry it, :class:`Retrying` or :class:`Stop` (retries used up) when it does."""
+    status = response.status
+    if (
+        type(chain).is_retry is _IS_RETRY
+        and status not in (chain.status_forcelist or ())
+        and status not in chain.RETRY_AFTER_STATUS_CODES
+    ):
+        return None  # urllib3's own is_retry says no for such a status, whatever the method and headers
     has_retry_after = bool(response.headers.get("Retry-After"))
-    if not chain.is_retry(method, response.status, has_retry_after):
+    if not chain.is_retry(method, status, has_retry_after):
         return None
     reason = f"status {response.status}"
     try:

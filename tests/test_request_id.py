@@ -70,3 +70,21 @@ def test_a_non_strict_matcher_is_unaffected() -> None:
     with responses.RequestsMock() as mock:
         mock.get(URL, match=[matchers.header_matcher({"Accept": "*/*"})])
         assert ResilientSession().get(URL).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [[], ["Accept"], ["X-Request-ID"], ["x-request-id"], [b"X-REQUEST-ID"], [b"Accept", "X-Other"]],
+    ids=repr,
+)
+def test_the_header_look_up_finds_what_a_scan_of_every_key_finds(keys: list[str | bytes]) -> None:
+    from requests.structures import CaseInsensitiveDict
+
+    from resilient_session.observe.events import _lower, _names
+
+    header = "X-Request-ID"
+    scanned = any(_lower(key) == header.lower() for key in keys)
+    assert _names(CaseInsensitiveDict(dict.fromkeys(keys, "v")), header) is scanned
+    assert _names(dict.fromkeys(keys, "v"), header) is scanned
+    assert _names([(key, "v") for key in keys], header) is scanned
+    assert _names(CaseInsensitiveDict(dict.fromkeys(keys, "v")), "X-Request-\u2160D") is False  # not latin-1

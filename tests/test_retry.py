@@ -262,3 +262,27 @@ def test_a_foreign_retry_is_read_as_data_and_keeps_its_class_and_options() -> No
     # Its own policy decided, and the object is left as it was: no copy, no other class.
     assert session.get_adapter("https://api.test/x").max_retries is theirs  # type: ignore[attr-defined]
     assert type(theirs) is Mine and (theirs.total, theirs.history) == (2, ())
+
+
+@pytest.mark.parametrize("status", [200, 204, 301, 404, 413, 429, 500, 502, 503, 504])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("retry_after", [None, "1"])
+@pytest.mark.parametrize(
+    "policy",
+    [
+        RetryPolicy(),
+        Retry(3),
+        Retry(3, status_forcelist=[500]),
+        RetryPolicy(0),
+        Retry(2, allowed_methods=None),
+    ],
+    ids=["policy", "retry", "forcelist", "exhausted", "any method"],
+)
+def test_the_status_decision_is_urllib3s_own(
+    policy: Retry, method: str, status: int, retry_after: str | None
+) -> None:
+    # after_status skips reading the headers for a status urllib3's is_retry cannot retry: same answer.
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    answer = _response(status, **headers)
+    decision = _decide.after_status(policy, method, "/x", answer)
+    assert (decision is not None) == policy.is_retry(method, status, retry_after is not None)
