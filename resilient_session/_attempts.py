@@ -200,6 +200,8 @@ def _attempts(
             call.observer.attempt(call, request.headers, on_wire=False)
         attempt = call.attempt = Attempt()
         failure: rexc.RequestException | None = None
+        # Each attempt waits no longer than the time the call has left.
+        bounded = timeout if call.deadline_at is None else clamp(timeout, call.remaining() or 0.0)
         try:
             if mocked:
                 # responses applies the Retry it is handed itself: it gets the single-attempt one.
@@ -207,7 +209,7 @@ def _attempts(
                 response = send(
                     request,
                     stream=stream,
-                    timeout=timeout if call.deadline_at is None else clamp(timeout, call.remaining() or 0.0),
+                    timeout=bounded,
                     verify=verify,
                     cert=cert,
                     proxies=proxies,
@@ -215,12 +217,7 @@ def _attempts(
                 )
             else:
                 response = send(
-                    request,
-                    stream=stream,
-                    timeout=timeout if call.deadline_at is None else clamp(timeout, call.remaining() or 0.0),
-                    verify=verify,
-                    cert=cert,
-                    proxies=proxies,
+                    request, stream=stream, timeout=bounded, verify=verify, cert=cert, proxies=proxies
                 )
         except rexc.RequestException as exc:
             failure = exc

@@ -286,3 +286,14 @@ def test_the_status_decision_is_urllib3s_own(
     answer = _response(status, **headers)
     decision = _decide.after_status(policy, method, "/x", answer)
     assert (decision is not None) == policy.is_retry(method, status, retry_after is not None)
+
+
+@responses.activate
+def test_under_responses_one_loop_retries_and_the_mock_sends_once_per_attempt() -> None:
+    # responses applies the Retry it is handed: the session hands it the single-attempt one, so the
+    # retries are the session's alone (a second loop inside the mock would make up to 9 calls here).
+    responses.get("https://api.test/x", status=503)
+    response = ResilientSession(retry=RetryPolicy(2, backoff_factor=0)).get("https://api.test/x")
+    assert response.status_code == 503
+    assert len(responses.calls) == 3
+    assert response.attempts == 3  # type: ignore[attr-defined]
