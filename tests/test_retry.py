@@ -7,7 +7,6 @@ import random
 import pytest
 import requests
 import responses
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
@@ -93,15 +92,6 @@ def test_retry_after_http_date() -> None:
     assert wait == 0.0  # a date in the past means "now"
 
 
-def test_retry_after_beyond_the_remaining_deadline_stops_retrying() -> None:
-    decision = _decide.after_status(RetryPolicy(), "GET", "/x", _response(429, **{"Retry-After": "5"}))
-    assert isinstance(decision, _decide.Retrying)
-    assert decision.wait == 5.0
-    assert not _decide.allowed_by_deadline(decision.wait, remaining=1.0, expired=False)
-    assert _decide.allowed_by_deadline(decision.wait, remaining=10.0, expired=False)
-    assert not _decide.allowed_by_deadline(0.0, remaining=10.0, expired=True)
-
-
 @responses.activate
 def test_retry_after_beyond_the_remaining_deadline_answers_with_the_last_response() -> None:
     responses.get("https://api.test/x", status=429, headers={"Retry-After": "5"})
@@ -146,27 +136,6 @@ def test_a_retry_gate_can_veto() -> None:
     assert not _attempts._may_go(decision, call, 503)
     assert reasons == ["status 503"]
     assert call.attempts == 1
-
-
-def test_a_refused_connection_is_not_reported_as_a_connect_timeout() -> None:
-    # urllib3's NewConnectionError subclasses ConnectTimeoutError.
-    refused = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
-    assert _decide.after_error(RetryPolicy(), "GET", "/x", refused).reason == "NewConnectionError"
-    timed_out = ConnectTimeoutError("timed out")
-    assert _decide.after_error(RetryPolicy(), "GET", "/x", timed_out).reason == "connect timeout"
-
-
-def test_post_is_retryable_only_with_an_idempotency_key() -> None:
-    policy = RetryPolicy()
-    assert not policy.is_retry("POST", 503)
-    assert _decide.with_idempotency_key(policy, {"Accept": "*/*"}) is policy
-    headers = requests.structures.CaseInsensitiveDict({"idempotency-key": "k"})
-    keyed = _decide.with_idempotency_key(policy, headers)
-    assert keyed.is_retry("POST", 503)
-    assert keyed.is_retry("PATCH", 503)
-    assert not keyed.is_retry("POST", 500)
-    assert not keyed.is_retry("CONNECT", 503)
-    assert type(keyed) is RetryPolicy and keyed.total == policy.total
 
 
 @pytest.mark.parametrize(
@@ -262,30 +231,6 @@ def test_a_foreign_retry_is_read_as_data_and_keeps_its_class_and_options() -> No
     # Its own policy decided, and the object is left as it was: no copy, no other class.
     assert session.get_adapter("https://api.test/x").max_retries is theirs  # type: ignore[attr-defined]
     assert type(theirs) is Mine and (theirs.total, theirs.history) == (2, ())
-
-
-@pytest.mark.parametrize("status", [200, 204, 301, 404, 413, 429, 500, 502, 503, 504])
-@pytest.mark.parametrize("method", ["GET", "POST"])
-@pytest.mark.parametrize("retry_after", [None, "1"])
-@pytest.mark.parametrize(
-    "policy",
-    [
-        RetryPolicy(),
-        Retry(3),
-        Retry(3, status_forcelist=[500]),
-        RetryPolicy(0),
-        Retry(2, allowed_methods=None),
-    ],
-    ids=["policy", "retry", "forcelist", "exhausted", "any method"],
-)
-def test_the_status_decision_is_urllib3s_own(
-    policy: Retry, method: str, status: int, retry_after: str | None
-) -> None:
-    # after_status skips reading the headers for a status urllib3's is_retry cannot retry: same answer.
-    headers = {"Retry-After": retry_after} if retry_after else {}
-    answer = _response(status, **headers)
-    decision = _decide.after_status(policy, method, "/x", answer)
-    assert (decision is not None) == policy.is_retry(method, status, retry_after is not None)
 
 
 @responses.activate
