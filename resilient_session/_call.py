@@ -10,7 +10,9 @@ own), read only where requests' API passes nothing of the call along:
   or a re-send from a hook belongs to the call in progress;
 - ``ResilientSession.get_adapter``: requests' ``Session.send`` looks the adapter up by URL alone;
 - the attempt loop, for an adapter called directly by a response hook (an auth handler re-sending through
-  ``response.connection``), and the deadline-aware pools, which urllib3 is handed nothing of the call;
+  ``response.connection``), or for a ``PreparedRequest`` the caller handed to ``send()`` (other threads
+  may be sending the same object: it carries nothing), and the deadline-aware pools, which urllib3 is
+  handed nothing of the call;
 - a nested call made while preparing the request (an OAuth2 token fetch, :func:`nested`), the log filter
   and the request id (:mod:`resilient_session.observe.events`), the circuit breaker's state-change
   notification, and the Redis store bounding each operation by the time left.

@@ -533,7 +533,8 @@ class ResilientSession(OriginalSession):
             return self._send(call, request, kwargs)
         token = None
         if call is None or call.owner is not self:
-            # send() called directly, not through request().
+            # send() called directly, not through request(): the caller's PreparedRequest, which other
+            # threads may be sending too, carries nothing; the adapter finds the call in the context.
             call = self._begin(request.method, request.url, self.deadline)
             token = enter(call)
         call.sent = True
@@ -541,7 +542,7 @@ class ResilientSession(OriginalSession):
         call.extras.pop("redacted_url", None)
         observer = call.observer = begin_call(self, call, request)
         try:
-            response = self._send(call, request, kwargs)
+            response = self._send(call, request, kwargs, carried=token is None)
         except BaseException as exc:
             if observer is not None:
                 end_call(observer, call, error=exc)
@@ -560,11 +561,20 @@ class ResilientSession(OriginalSession):
         return response
 
     def _send(
-        self, call: CallState, request: requests.PreparedRequest, kwargs: dict[str, Any]
+        self,
+        call: CallState,
+        request: requests.PreparedRequest,
+        kwargs: dict[str, Any],
+        *,
+        carried: bool = True,
     ) -> requests.Response:
         """requests' send; when a body broke off after the response hooks (a hook's read or requests'
-        own), the hop goes again: the adapter continues its retry chain, the hooks see the new answer."""
-        carry(request, call)  # the deadline and the call's state travel with the request to the adapter
+        own), the hop goes again: the adapter continues its retry chain, the hooks see the new answer.
+
+        *carried*: the request was made for this call (by :meth:`request`, or a redirect hop's copy), so
+        the call's state travels with it to the adapter."""
+        if carried:
+            carry(request, call)
         try:
             while True:
                 call.sending = True  # requests looks the adapter up first (see get_adapter)
@@ -577,7 +587,8 @@ class ResilientSession(OriginalSession):
                     broken.resend = True
         finally:
             call.sending = False
-            drop(request)
+            if carried:
+                drop(request)
             if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
                 call.broken_after_hooks = None  # the send again ended before reaching an adapter
 

@@ -213,7 +213,7 @@ def test_redact_library_logs_is_the_opt_in(library_logs_redacted: None) -> None:
 CALL_CONTEXT_READERS = {
     "resilient_session._call": "owns it (a nested token fetch takes the outer call's deadline)",
     "resilient_session.session": "a redirect hop or a hook's re-send; requests' get_adapter gets a URL only",
-    "resilient_session._attempts": "an adapter called directly by a response hook (response.connection)",
+    "resilient_session._attempts": "an adapter called by a hook; a PreparedRequest the caller gave send()",
     "resilient_session._pools": "urllib3's pools are handed nothing of the call",
     "resilient_session.observe.events": "log records and current_request_id() carry no call",
     "resilient_session.policies.breaker": "a state change is told to the call that caused it",

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +17,8 @@ from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as u3
 from urllib3.util.retry import Retry
 
-from resilient_session import APIError, ResilientSession
-from tests.integration.rawserver import Behaviour, RawServer, answer, reset_before_answer
+from resilient_session import APIError, DeadlineExceededError, ResilientSession
+from tests.integration.rawserver import Behaviour, RawServer, answer, hang, reset_before_answer
 
 Outcome = tuple[Any, int]
 
@@ -117,3 +119,29 @@ def test_a_refused_connection_ends_as_with_requests(retry: Retry) -> None:
     assert type(getattr(first_ours, "reason", None)) is type(getattr(first_theirs, "reason", None))
     if not isinstance(theirs, requests.RequestException):
         assert isinstance(theirs, u3.NewConnectionError)  # requests lets it through unwrapped
+
+
+def test_one_prepared_request_sent_by_two_threads_keeps_each_calls_deadline() -> None:
+    # A PreparedRequest handed to send() may be shared: each send keeps its own session's deadline.
+    with RawServer() as server:
+        server.script(hang())
+        prepared = requests.Request("GET", server.url + "/x").prepare()
+        ended: dict[str, float] = {}
+
+        def send(name: str, deadline: float) -> None:
+            session = ResilientSession(deadline=deadline, breaker=False, budget=False)
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceededError):
+                session.send(prepared)
+            ended[name] = time.monotonic() - started
+
+        threads = [
+            threading.Thread(target=send, args=("short", 0.3)),
+            threading.Thread(target=send, args=("long", 1.5)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert 0.25 < ended["short"] < 1.2
+    assert 1.4 < ended["long"] < 4.0
