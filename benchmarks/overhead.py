@@ -318,8 +318,9 @@ def _isolated() -> dict[str, float]:
     """Each default's own work on the call path, timed alone, without the network (microseconds)."""
     from resilient_session._call import CallState, enter, leave
     from resilient_session.normalization import with_normalized
-    from resilient_session.observe.events import _ensure_request_id, _trace_for
-    from resilient_session.stores.base import host_key
+    from resilient_session.observe.observer import _trace_for
+    from resilient_session.observe.request_id import ensure_request_id as _ensure_request_id
+    from resilient_session.stores import host_key
 
     session = ResilientSession()
     url = "http://127.0.0.1:8080/ping"

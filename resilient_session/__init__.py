@@ -1,10 +1,11 @@
 """resilient-session: a drop-in ``requests.Session`` with the error handling every integration needs.
 
-The top level holds what most code uses: the session and its adapter, the policies, the auth classes and
-the errors worth catching. Everything else lives in a subpackage by concept:
+The top level holds what most code uses: the session and its adapter, the policies, the auth classes,
+the errors worth catching, and :func:`install`/:func:`uninstall` (the framework for every requests session
+of the process). Everything else lives in a subpackage by concept:
 
 - :mod:`resilient_session.errors`: every error class (the rare ones: proxy, TLS, token endpoint ...);
-- :mod:`resilient_session.policies`: breaker, budget and bulkhead, with their state types;
+- :mod:`resilient_session.policies`: breaker, budget, bulkhead and rate limit, with their state types;
 - :mod:`resilient_session.stores`: where policy state lives (memory, Redis, custom stores);
 - :mod:`resilient_session.auth`: API keys, bearer, Basic, OAuth 2;
 - :mod:`resilient_session.normalization`: the normalized view of responses and errors;
@@ -22,6 +23,7 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from ._install import install, uninstall
 from ._version import __version__
 from .adapter import ResilientAdapter
 from .auth import APIKeyAuth, BasicAuth, BearerAuth, OAuth2ClientCredentials, OAuth2RefreshToken
@@ -113,8 +115,10 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "__version__",
+    "install",
     "load_integrations",
     "normalize",
+    "uninstall",
 ]
 
 # Names the top level exported before the subpackages; importable from here for one more release.

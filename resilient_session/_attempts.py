@@ -13,11 +13,12 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import requests
 from requests import exceptions as rexc
-from requests.adapters import BaseAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.utils import rewind_body
 from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
 from urllib3.util import Timeout
@@ -25,12 +26,15 @@ from urllib3.util.retry import Retry
 
 from . import _decide, errors
 from ._call import Attempt, CallState, RetryGate, carried, current_call, enter, leave
+from ._compat.requests import body_position, mark_consumed
+from ._compat.urllib3 import timeout_parts
 from ._failures import as_requests_error, deadline_error, too_large, typed
+from ._hosts import host_key
+from ._quota import current_gate, open_gate
 from .normalization.body import Overflow, read_bounded
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
-from .stores.base import host_key
 
 __all__ = ["DEFAULT_TIMEOUT", "TimeoutArg", "guarded_send", "policies"]
 
@@ -93,6 +97,18 @@ def inherit(own: Any, session: object | None, name: str) -> Any:
 
 
 def _guarded(
+    adapter: BaseAdapter, send: Send, call: CallState, request: requests.PreparedRequest, *args: Any
+) -> requests.Response:
+    """The rate limit's slot (waited for, or refused at once), then the other policies around one send."""
+    quota = open_gate(inherit(getattr(adapter, "rate_limit", None), call.owner, "rate_limit"), call, request)
+    if quota is None:
+        return _protected(adapter, send, call, request, *args)
+    response = _protected(adapter, send, call, request, *args)
+    quota.answered(response.headers, response.status_code)
+    return response
+
+
+def _protected(
     adapter: BaseAdapter, send: Send, call: CallState, request: requests.PreparedRequest, *args: Any
 ) -> requests.Response:
     """Circuit breaker, bulkhead and retry budget around one send; a refused call opens no socket."""
@@ -167,7 +183,12 @@ def _attempts(
     if timeout is None:
         own = getattr(adapter, "timeout", None)
         timeout = own if _is_timeout(own) else call.default_timeout or DEFAULT_TIMEOUT
+    mocked = _responses_mock(send)
     policy = getattr(adapter, "max_retries", None)
+    if not mocked:
+        # responses applies the adapter's own max_retries, which install() leaves as it is: the owner's
+        # policy stands in on the wire only, so the caller's mocked tests see what they always saw.
+        policy = stand_in(call, policy)
     # The adapter's policy, read as data; a body that cannot be sent twice is sent once.
     chain = _decide.with_idempotency_key(policy, request.headers) if isinstance(policy, Retry) else None
     body: Any = request.body
@@ -178,7 +199,6 @@ def _attempts(
         and not _replayable(request)
     ):
         chain = None
-    mocked = _responses_mock(send)
     call.attempts = 1
     call.tighten_deadline(getattr(adapter, "deadline", None))
     method = request.method or call.method
@@ -276,9 +296,13 @@ def _after_answer(
     decision = _decide.after_status(chain, method, url, raw, attempt.pool)
     if decision is None:
         return None
-    if isinstance(decision, _decide.Retrying) and _may_go(decision, call, raw.status):
+    quota = current_gate(call)
+    if quota is not None:
+        quota.answered(raw.headers, raw.status)
+    wait = _may_go(decision, call, raw.status) if isinstance(decision, _decide.Retrying) else None
+    if isinstance(decision, _decide.Retrying) and wait is not None:
         _drain(raw)
-        _wait(decision.wait, call, mocked)
+        _wait(wait, call, mocked)
         _rewind(request)
         return decision.chain
     if chain.raise_on_status:
@@ -316,8 +340,9 @@ def _after_failed_attempt(
     method = request.method or call.method
     url = url or attempt.url or request.url or call.raw_url
     decision = _decide.after_error(chain, method, url, error, pool)
-    if isinstance(decision, _decide.Retrying) and _may_go(decision, call, None):
-        _wait(decision.wait, call, mocked)
+    wait = _may_go(decision, call, None) if isinstance(decision, _decide.Retrying) else None
+    if isinstance(decision, _decide.Retrying) and wait is not None:
+        _wait(wait, call, mocked)
         _rewind(request)
         return decision.chain
     if first_break is not None:
@@ -378,15 +403,17 @@ def _after_broken_body(
     decision = _decide.after_error(
         chain, method, request.url or call.raw_url, _decide.broken_body_cause(broken)
     )
-    if not isinstance(decision, _decide.Retrying) or not _may_go(decision, call, None):
+    wait = _may_go(decision, call, None) if isinstance(decision, _decide.Retrying) else None
+    if not isinstance(decision, _decide.Retrying) or wait is None:
         raise typed(first_break, call, request)
-    _wait(decision.wait, call, mocked)
+    _wait(wait, call, mocked)
     _rewind(request)
     return decision.chain
 
 
-def _may_go(decision: _decide.Retrying, call: CallState, status: int | None) -> bool:
-    """Whether the deadline and the retry gates let the retry *decision* go; counts it when they do."""
+def _may_go(decision: _decide.Retrying, call: CallState, status: int | None) -> float | None:
+    """The wait before the retry *decision*, when the deadline, the retry gates and the rate limit let it
+    go (counted then); ``None`` when they do not."""
     remaining = call.remaining()
     if not _decide.allowed_by_deadline(decision.wait, remaining, call.expired):
         log.debug(
@@ -397,12 +424,20 @@ def _may_go(decision: _decide.Retrying, call: CallState, status: int | None) -> 
             max(remaining or 0.0, 0.0),
             extra={"method": call.method, "url": call.url, "reason": decision.reason, "outcome": "deadline"},
         )
-        return False
+        return None
     if call.retry_gates and not call.may_retry(decision.reason):
-        return False
+        return None
+    wait = decision.wait
+    quota = current_gate(call)
+    if quota is not None:
+        # The retry takes its slot in the rate limit too; none in time ends the call as above.
+        slot = quota.before_retry(call, wait)
+        if slot is None:
+            return None
+        wait = slot
     call.attempts += 1
     if call.observer is not None:
-        call.observer.retry(call, decision.reason, decision.wait, status)
+        call.observer.retry(call, decision.reason, wait, status)
     # WARNING, as urllib3 logs its own retries: a retry is worth seeing once logging is configured,
     # and the one INFO line per call (observability) stays one.
     log.warning(
@@ -411,16 +446,39 @@ def _may_go(decision: _decide.Retrying, call: CallState, status: int | None) -> 
         call.url,
         call.attempts,
         decision.reason,
-        decision.wait,
+        wait,
         extra={
             "method": call.method,
             "url": call.url,
             "attempt": call.attempts,
             "reason": decision.reason,
-            "sleep": decision.wait,
+            "sleep": wait,
         },
     )
-    return True
+    return wait
+
+
+def stand_in(call: CallState, retries: Any) -> Any:
+    """*retries*, or the call's stand-in policy when *retries* is an untouched default (see CallState)."""
+    standin = call.retry_standin
+    if standin is not None and untouched(retries):
+        return standin
+    return retries
+
+
+def untouched(retries: Any) -> bool:
+    """True when *retries* is what ``HTTPAdapter()`` makes when given no ``max_retries``."""
+    default = _default_max_retries()
+    # requests builds a fresh Retry per adapter: only its type and every option can say "untouched".
+    return type(retries) is type(default) and vars(retries) == vars(default)
+
+
+@cache
+def _default_max_retries() -> Retry:
+    # What this version of requests gives an adapter built with no max_retries (or max_retries=0).
+    adapter = HTTPAdapter()
+    adapter.close()
+    return adapter.max_retries
 
 
 def _wait(seconds: float, call: CallState, mocked: bool) -> None:
@@ -546,7 +604,7 @@ class _GuardedRead:
             for chunk in self.read(chunk_size, decode_unicode):
                 size += len(chunk)
                 if limit is not None and size > limit:
-                    response._content_consumed = True  # type: ignore[attr-defined]
+                    mark_consumed(response)
                     response.close()
                     raise too_large(limit, response, call, request)
                 yield chunk
@@ -575,7 +633,7 @@ def _replayable(request: requests.PreparedRequest) -> bool:
         return True
     # requests records tell() of a file-like body at prepare time (utils.rewind_body's rule); a generator
     # has no position, and a pipe's tell() fails (recorded as a non-int marker).
-    return isinstance(getattr(request, "_body_position", None), int)
+    return isinstance(body_position(request), int)
 
 
 def _is_timeout(value: Any) -> bool:
@@ -585,7 +643,7 @@ def _is_timeout(value: Any) -> bool:
 def clamp(timeout: Any, remaining: float) -> Timeout:
     """*timeout* with no part longer than *remaining* seconds."""
     if isinstance(timeout, Timeout):
-        connect, read = timeout._connect, timeout._read
+        connect, read = timeout_parts(timeout)
     elif isinstance(timeout, tuple):
         connect, read = timeout
     else:

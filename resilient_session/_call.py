@@ -14,8 +14,11 @@ own), read only where requests' API passes nothing of the call along:
   may be sending the same object: it carries nothing), and the deadline-aware pools, which urllib3 is
   handed nothing of the call;
 - a nested call made while preparing the request (an OAuth2 token fetch, :func:`nested`), the log filter
-  and the request id (:mod:`resilient_session.observe.events`), the circuit breaker's state-change
-  notification, and the Redis store bounding each operation by the time left.
+  (:mod:`resilient_session.observe.log_context`) and the request id
+  (:mod:`resilient_session.observe.request_id`), the circuit breaker's state-change notification, and
+  the Redis store bounding each operation by the time left;
+- ``install()``'s plain sessions, and the httpx twin, whose transports and ``Retry`` are handed a request
+  only.
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ class CallState:
     sending: bool = False
     #: The attempt being sent, while the attempt loop waits for its transport (see :class:`Attempt`).
     attempt: Attempt | None = None
+    #: The owner's retry policy, standing in for the untouched default ``max_retries`` of an adapter the
+    #: owner may not change (a plain session's, under ``install()``); ``None``: the adapter's own.
+    retry_standin: Any = None
     # Watchdog bookkeeping (see _watchdog): registered, deadline passed, connection being read.
     watched: bool = False
     expired: bool = False

@@ -1,10 +1,10 @@
-"""Deprecated alias of :mod:`resilient_session.testing.demo`, kept for one release."""
+"""Deprecated alias of :mod:`resilient_session.cli.demo`, kept for one release."""
 
 from __future__ import annotations
 
 import warnings
 
-from .testing.demo import (  # noqa: F401
+from .cli.demo import (  # noqa: F401
     _DEAD_HOST,
     _SLOW,
     BREAKER_FAILURES,
@@ -32,7 +32,7 @@ from .testing.demo import (  # noqa: F401
 )
 
 warnings.warn(
-    "resilient_session._demo moved to resilient_session.testing.demo",
+    "resilient_session._demo moved to resilient_session.cli.demo",
     DeprecationWarning,
     stacklevel=2,
 )

@@ -7,12 +7,12 @@
 Here the results are remembered and thrown away the moment anything they depend on changes, so every call
 sees exactly what requests would see:
 
-* **Environment.** One snapshot of the raw environment (``os.environ._data``, or ``os.environ`` itself when
-  it was replaced by a plain dict) is kept beside the results. Each call compares the live environment with
-  it: a C-level dict comparison (~0.3 µs for 40 variables, ~2 µs for 300), where requests decodes and
-  lowercases every variable four times. Any change at all, to any variable (``HTTP_PROXY``, ``no_proxy``,
-  ``ALL_PROXY``, ``FOO_PROXY``, ``REQUEST_METHOD``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``NETRC``,
-  ``HOME``...), or replacing ``os.environ``, drops every remembered result.
+* **Environment.** One snapshot of the raw environment (the dict behind ``os.environ``, or ``os.environ``
+  itself when it was replaced by a plain dict) is kept beside the results. Each call compares the live
+  environment with it: a C-level dict comparison (~0.3 µs for 40 variables, ~2 µs for 300), where requests
+  decodes and lowercases every variable four times. Any change at all, to any variable (``HTTP_PROXY``,
+  ``no_proxy``, ``ALL_PROXY``, ``FOO_PROXY``, ``REQUEST_METHOD``, ``REQUESTS_CA_BUNDLE``,
+  ``CURL_CA_BUNDLE``, ``NETRC``, ``HOME``...), or replacing ``os.environ``, drops every remembered result.
 * **netrc.** The candidate files (``$NETRC``, else ``~/.netrc`` then ``~/_netrc``) are ``stat``-ed on every
   call, as requests does with ``os.path.exists``; the parsed answer is remembered per file identity
   (path, device, inode, size, modification and change times in nanoseconds). A file that appears,
@@ -30,12 +30,15 @@ on a change each compute the answer for the environment they saw.
 
 One more pure function is remembered while preparing a request: ``PreparedRequest.prepare_url`` of a URL
 with no query parameters to add (URL parsing, IDNA and requoting depend on the URL string alone).
+
+When a test or an application replaces one of the helpers requests calls (``get_environ_proxies``,
+``merge_setting``, ``get_netrc_auth`` ...), requests' own method runs instead, so the patch is honoured
+exactly; the helpers themselves are reached through :mod:`resilient_session._compat.requests`.
 """
 
 from __future__ import annotations
 
 import functools
-import netrc as netrc_module
 import os
 import sys
 import urllib.request
@@ -45,12 +48,12 @@ from http import cookiejar as cookielib
 from typing import Any
 
 import requests
-import requests.sessions as _sessions
-import requests.utils as _utils
-from requests.cookies import RequestsCookieJar, cookiejar_from_dict, merge_cookies
+from requests.cookies import RequestsCookieJar, cookiejar_from_dict
 from requests.structures import CaseInsensitiveDict
 
-from ._compat.requests import OriginalSession
+from ._compat import requests as requests_compat
+from ._compat.requests import NETRC_FILES, OriginalSession, merge_cookies, merge_hooks, merge_setting
+from ._compat.stdlib import environ_dict
 
 __all__ = ["merge_environment_settings", "netrc_auth", "prepare_request"]
 
@@ -61,27 +64,6 @@ MAX_ENTRIES = 512
 _OS_PROXIES = sys.platform == "darwin" or os.name == "nt"
 
 _MISSING = object()
-
-# What requests calls, as it was at import: a test (or an application) that patches one of these gets
-# requests' own code path on every call, so its patch is honoured exactly.
-_PROXY_FUNCTIONS = (
-    _sessions.get_environ_proxies,
-    _utils.should_bypass_proxies,
-    _utils.getproxies,  # type: ignore[attr-defined]
-    _utils.proxy_bypass,  # type: ignore[attr-defined]
-)
-_NETRC_FUNCTIONS = (_sessions.get_netrc_auth, netrc_module.netrc)
-_MERGE_SETTING = _sessions.merge_setting
-
-
-def _proxy_functions_patched() -> bool:
-    originals = _PROXY_FUNCTIONS
-    return (
-        _sessions.get_environ_proxies is not originals[0]
-        or _utils.should_bypass_proxies is not originals[1]
-        or _utils.getproxies is not originals[2]  # type: ignore[attr-defined]
-        or _utils.proxy_bypass is not originals[3]  # type: ignore[attr-defined]
-    )
 
 
 class _Memo:
@@ -97,22 +79,14 @@ class _Memo:
         # Only consulted on macOS/Windows: with no proxy variable, the OS configuration decides.
         self.system_proxies = _OS_PROXIES and not urllib.request.getproxies_environment()
         netrc_file = env.get("NETRC")
-        names = (netrc_file,) if netrc_file is not None else tuple(f"~/{f}" for f in _utils.NETRC_FILES)
+        names = (netrc_file,) if netrc_file is not None else tuple(f"~/{f}" for f in NETRC_FILES)
         self.netrc_locations = tuple(os.path.expanduser(name) for name in names)
         self.proxies: dict[tuple[str, str | None], dict[str, str]] = {}
         self.netrc: dict[tuple[Any, ...], tuple[str, str] | None] = {}
 
 
 _memo: _Memo | None = None
-
-
-def _raw_environ() -> dict[Any, Any] | None:
-    """The dict behind ``os.environ`` (compared and copied cheaply), or None when it cannot be watched."""
-    env: object = os.environ  # tests and applications may have replaced it
-    if type(env) is os._Environ:
-        data: object = env._data  # type: ignore[attr-defined]
-        return data if type(data) is dict else None
-    return env if type(env) is dict else None
+_raw_environ = environ_dict
 
 
 def _current() -> _Memo | None:
@@ -158,7 +132,7 @@ def _environ_proxies(memo: _Memo, url: str, no_proxy: str | None) -> dict[str, s
     found = memo.proxies.get(key)
     if found is not None:
         return found
-    proxies = _sessions.get_environ_proxies(url, no_proxy=no_proxy)
+    proxies = requests_compat.environ_proxies(url, no_proxy)
     if _still(memo):
         if len(memo.proxies) >= MAX_ENTRIES:
             memo.proxies.clear()
@@ -167,11 +141,9 @@ def _environ_proxies(memo: _Memo, url: str, no_proxy: str | None) -> dict[str, s
 
 
 def _merge(request_setting: Any, session_setting: Any, dict_class: type = OrderedDict) -> Any:
-    """``requests.sessions.merge_setting``, without its protocol checks when both sides are plain dicts."""
-    if _sessions.merge_setting is not _MERGE_SETTING:  # patched: call what requests would call
-        return _sessions.merge_setting(  # type: ignore[no-untyped-call]
-            request_setting, session_setting, dict_class=dict_class
-        )
+    """``requests.sessions.merge_setting``, without its protocol checks when both sides are plain dicts.
+
+    Only called while requests' own ``merge_setting`` is in place (see the module docstring)."""
     if session_setting is None:
         return request_setting
     if request_setting is None:
@@ -185,9 +157,7 @@ def _merge(request_setting: Any, session_setting: Any, dict_class: type = Ordere
         return merged
     if type(request_setting) in (bool, str, tuple) or type(session_setting) in (bool, str, tuple):
         return request_setting  # not both mappings
-    return _sessions.merge_setting(  # type: ignore[no-untyped-call]
-        request_setting, session_setting, dict_class=dict_class
-    )
+    return merge_setting(request_setting, session_setting, dict_class=dict_class)
 
 
 def merge_environment_settings(
@@ -203,6 +173,8 @@ def merge_environment_settings(
 
     *fallback* is requests' own method, used whenever the answer cannot be remembered.
     """
+    if requests_compat.environment_helpers_replaced():
+        return fallback(url, proxies, stream, verify, cert)
     if session.trust_env:
         memo = _current()
         no_proxy = proxies.get("no_proxy") if proxies is not None else None
@@ -211,7 +183,6 @@ def merge_environment_settings(
             or memo.system_proxies
             or type(url) is not str
             or not (no_proxy is None or type(no_proxy) is str)
-            or _proxy_functions_patched()
         ):
             return fallback(url, proxies, stream, verify, cert)
         env_proxies = _environ_proxies(memo, url, no_proxy)
@@ -230,14 +201,9 @@ def merge_environment_settings(
 
 def netrc_auth(url: Any) -> Any:
     """``requests.utils.get_netrc_auth(url)``, parsing each netrc file once per version of it."""
-    lookup = _sessions.get_netrc_auth  # the name requests' prepare_request calls
+    lookup = requests_compat.netrc_auth  # what requests' prepare_request calls
     memo = _current()
-    if (
-        memo is None
-        or type(url) is not str
-        or lookup is not _NETRC_FUNCTIONS[0]
-        or netrc_module.netrc is not _NETRC_FUNCTIONS[1]
-    ):
+    if memo is None or type(url) is not str or requests_compat.netrc_helpers_replaced():
         return lookup(url)
     for location in memo.netrc_locations:
         try:  # os.path.exists, keeping what stat found
@@ -263,16 +229,15 @@ def prepare_request(session: requests.Session, request: requests.Request) -> req
     The same steps in the same order as requests 2.32-2.34; :data:`REPLICATES_REQUESTS` says whether the
     installed requests still has the method this mirrors (otherwise the session calls requests' own).
     """
+    if requests_compat.prepare_helpers_replaced():
+        return OriginalSession.prepare_request(session, request)
     url = request.url
     method = request.method
 
     cookies = request.cookies or {}
     if not isinstance(cookies, cookielib.CookieJar):
         cookies = cookiejar_from_dict(cookies)  # type: ignore[no-untyped-call]
-    merged_cookies = merge_cookies(  # type: ignore[no-untyped-call]
-        merge_cookies(RequestsCookieJar(), session.cookies),  # type: ignore[no-untyped-call]
-        cookies,
-    )
+    merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), session.cookies), cookies)
 
     auth = request.auth
     if session.trust_env and not auth and not session.auth:
@@ -294,7 +259,7 @@ def prepare_request(session: requests.Session, request: requests.Request) -> req
             params=params,
             auth=_merge(auth, session.auth),
             cookies=merged_cookies,
-            hooks=_sessions.merge_hooks(request.hooks, session.hooks),  # type: ignore[no-untyped-call]
+            hooks=merge_hooks(request.hooks, session.hooks),
         )
     finally:
         if remember_url:
@@ -336,8 +301,8 @@ _MIRRORED_NAMES = frozenset(
 
 
 def _replicates_requests() -> bool:
-    code = getattr(OriginalSession.prepare_request, "__code__", None)
-    return code is not None and frozenset(code.co_names) - {"cast", "str"} == _MIRRORED_NAMES
+    names = requests_compat.prepare_request_names()
+    return names is not None and names - {"cast", "str"} == _MIRRORED_NAMES
 
 
 REPLICATES_REQUESTS = _replicates_requests()

@@ -7,6 +7,7 @@ from typing import Any
 
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ._compat.urllib3 import replace_pool_classes
 from ._pools import DeadlineAwareHTTPConnectionPool, DeadlineAwareHTTPSConnectionPool, DeadlineAwarePool
 
 __all__ = ["instrument_pools"]
@@ -31,9 +32,4 @@ def _aware(cls: type[Any]) -> type[Any]:
 
 def instrument_pools(manager: Any) -> None:
     """Make the pools *manager* (a urllib3 ``PoolManager``) creates from now on deadline-aware."""
-    classes = getattr(manager, "pool_classes_by_scheme", None)
-    if classes is None:
-        return
-    aware = {scheme: _aware(cls) for scheme, cls in classes.items()}
-    if aware != classes:
-        manager.pool_classes_by_scheme = aware
+    replace_pool_classes(manager, _aware)

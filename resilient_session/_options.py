@@ -21,6 +21,7 @@ from urllib3.util import Retry, Timeout
 from ._redact import redact_url
 
 __all__ = [
+    "DRIFT_POLICIES",
     "SECONDS",
     "Option",
     "check_attributes",
@@ -172,6 +173,9 @@ def check_attributes(policy: Any) -> None:
 # The constructor (and the attribute setters) of ResilientSession and the integrations file check these
 # with the functions below, so the same value is refused by both, with the same words.
 
+#: What ``into()`` does with a body that does not fit its type (the default first).
+DRIFT_POLICIES = ("raise", "warn", "ignore")
+
 #: A timeout, a part of one, or a deadline: seconds, finite and > 0.
 SECONDS = Option("number", exclusive=True)
 _RETRY_COUNT = Option("count")
@@ -202,6 +206,11 @@ def session_option_problem(name: str, value: Any, *, python: bool = True) -> tup
         return _problem(_BOOLEAN, value)
     if name == "request_id_header":
         return None if value is False and not python else _problem(_HEADER, value)
+    if name == "drift":
+        if value in DRIFT_POLICIES and isinstance(value, str):
+            return None
+        expected = f"expected one of {', '.join(show(p) for p in DRIFT_POLICIES)}; got {show(value)}"
+        return "", expected, not isinstance(value, str)
     raise KeyError(name)
 
 

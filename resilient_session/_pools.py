@@ -20,13 +20,14 @@ from typing import Any
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ._call import current_call
+from ._compat.urllib3 import ConnectionHooks
 from ._decide import SINGLE_ATTEMPT
 from ._watchdog import WATCHDOG
 
 __all__ = ["DeadlineAwareHTTPConnectionPool", "DeadlineAwareHTTPSConnectionPool", "DeadlineAwarePool"]
 
 
-class DeadlineAwarePool:
+class DeadlineAwarePool(ConnectionHooks):
     """Connection-pool mixin: one attempt of the call in progress, and the watchdog's view of it."""
 
     #: The urllib3 class whose name ``str()`` shows.
@@ -56,17 +57,15 @@ class DeadlineAwarePool:
                 call.observer.attempt(call, headers, on_wire=True)
         return super().urlopen(method, url, body, headers, retries, *args, **kwargs)  # type: ignore[misc]
 
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+    def connection_lent(self, conn: Any) -> None:
         call = current_call()
         if call is not None and call.watched:
             WATCHDOG.attach(call, conn)
-        return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
 
-    def _put_conn(self, conn: Any) -> None:
+    def connection_returned(self, conn: Any) -> None:
         call = current_call()
         if call is not None and call.connection is not None:
             WATCHDOG.detach(call, conn)
-        super()._put_conn(conn)  # type: ignore[misc]
 
 
 class DeadlineAwareHTTPConnectionPool(DeadlineAwarePool, HTTPConnectionPool):  # type: ignore[misc]  # urlopen(*args, **kwargs) forwards

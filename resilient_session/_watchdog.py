@@ -19,17 +19,15 @@ never started while its lock is held; and an error in the thread is logged, neve
 
 from __future__ import annotations
 
-import _socket
-import contextlib
 import heapq
 import itertools
 import logging
-import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from . import _fork
+from ._compat.stdlib import shutdown_socket
 
 if TYPE_CHECKING:
     from ._call import CallState
@@ -211,28 +209,8 @@ class Watchdog:
             )
 
 
-#: Attributes under which socket wrappers keep the socket they wrap: eventlet's GreenSocket (``fd``),
-#: urllib3's pyOpenSSL ``WrappedSocket`` (``socket``), gevent's socket and others (``_sock``).
-_WRAPPED = ("fd", "socket", "_sock")
-
-
 def _shut(connection: Any) -> None:
-    sock = getattr(connection, "sock", None)
-    inner = sock
-    for _ in range(8):
-        if inner is None:
-            break
-        if isinstance(inner, _socket.socket):
-            # The OS socket's own shutdown, also under an SSLSocket: ssl's override drops its SSL object
-            # first, which would race the reader in another thread. A closed socket has nothing to end.
-            with contextlib.suppress(OSError, ValueError):
-                _socket.socket.shutdown(inner, socket.SHUT_RDWR)
-            return
-        inner = next((getattr(inner, name) for name in _WRAPPED if hasattr(inner, name)), None)
-    if sock is not None:
-        # A wrapper of a kind we do not know: its own shutdown is the best we can do.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+    shutdown_socket(getattr(connection, "sock", None))
 
 
 #: The process's watchdog.

@@ -33,6 +33,9 @@ class WorstCase:
     waits: tuple[float, ...]
     queue: float = 0.0
     deadline: float | None = None
+    #: The longest a rate limit makes the first attempt wait for its slot (a retry waits the longer of
+    #: its backoff and its slot, already in ``waits``).
+    quota: float = 0.0
 
     @property
     def per_attempt(self) -> float | None:
@@ -46,7 +49,7 @@ class WorstCase:
         """The longest one URL takes without a deadline (a dripping body aside), or ``None``."""
         if self.per_attempt is None or self.attempts is None:
             return None
-        return self.queue + self.attempts * self.per_attempt + sum(self.waits)
+        return self.queue + self.quota + self.attempts * self.per_attempt + sum(self.waits)
 
     @property
     def seconds(self) -> float | None:
@@ -62,6 +65,7 @@ class WorstCase:
             attempts = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
             waits = " + ".join(f"{w:g}" for w in self.waits) or "0"
             queue = f"bulkhead {self.queue:g} s + " if self.queue else ""
+            queue += f"rate limit {self.quota:g} s + " if self.quota else ""
             without = (
                 f"{per_url:g} s per URL = {queue}{attempts} x ({self.connect:g} + {self.read:g}) s"
                 f" + waits {waits} s"
@@ -72,15 +76,23 @@ class WorstCase:
 
 
 def worst_case(
-    timeout: Any, retry: Retry, deadline: float | None = None, *, bulkhead_wait: float = 0.0
+    timeout: Any,
+    retry: Retry,
+    deadline: float | None = None,
+    *,
+    bulkhead_wait: float = 0.0,
+    quota_wait: float = 0.0,
 ) -> WorstCase:
-    """The :class:`WorstCase` of a call with these settings (*timeout* as a session takes it)."""
+    """The :class:`WorstCase` of a call with these settings (*timeout* as a session takes it);
+    *quota_wait* is a rate limit's ``max_wait``."""
     from .adapter import DEFAULT_TIMEOUT
 
     connect, read = _timeouts(DEFAULT_TIMEOUT if timeout is None else timeout)
     attempts = _attempts(retry)
-    waits = tuple(_wait(retry, n) for n in range(1, attempts)) if attempts is not None else ()
-    return WorstCase(connect, read, attempts, waits, bulkhead_wait, deadline)
+    waits = (
+        tuple(max(_wait(retry, n), quota_wait) for n in range(1, attempts)) if attempts is not None else ()
+    )
+    return WorstCase(connect, read, attempts, waits, bulkhead_wait, deadline, quota_wait)
 
 
 def _timeouts(timeout: Any) -> tuple[float | None, float | None]:

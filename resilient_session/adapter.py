@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ._attempts import DEFAULT_TIMEOUT, TimeoutArg, guarded_send, inherit, policies
+from ._attempts import DEFAULT_TIMEOUT, TimeoutArg, guarded_send, inherit, policies, untouched
 from ._instrument import instrument_pools
 from ._mounted import MountedAdapter
 from ._options import check_session_option
@@ -153,14 +152,4 @@ def follows_session_retry(adapter: BaseAdapter, previous: Retry | None = None) -
     retries = adapter.max_retries
     if previous is not None and retries is previous:
         return True
-    default = _default_max_retries()
-    # requests builds a fresh Retry per adapter: only its type and every option can say "untouched".
-    return type(retries) is type(default) and vars(retries) == vars(default)
-
-
-@cache
-def _default_max_retries() -> Retry:
-    # What this version of requests gives an adapter built with no max_retries (or max_retries=0).
-    adapter = HTTPAdapter()
-    adapter.close()
-    return adapter.max_retries
+    return untouched(retries)

@@ -5,10 +5,6 @@ from __future__ import annotations
 import warnings
 
 from .policies.breaker import (  # noqa: F401
-    _ACQUIRE,
-    _RECORD,
-    _RESET,
-    _SNAPSHOT,
     _STATES,
     DEFAULT_FAILURE_EXCEPTIONS,
     DEFAULT_FAILURE_STATUSES,
@@ -18,19 +14,25 @@ from .policies.breaker import (  # noqa: F401
     ErrorTypes,
     Permit,
     StateChange,
+    _no_retry,
+    _open_error,
+    log,
+)
+from .policies.circuit import (  # noqa: F401
+    _ACQUIRE,
+    _RECORD,
+    _RESET,
+    _SNAPSHOT,
     _acquire_py,
     _Circuit,
     _close,
     _describe,
-    _no_retry,
-    _open_error,
     _open_wait,
     _record_py,
     _reply,
     _reset_py,
     _snapshot_py,
     _trip,
-    log,
 )
 
 warnings.warn(

@@ -36,8 +36,10 @@ __all__ = [
     "MalformedResponseError",
     "NotFoundError",
     "OAuth2TokenError",
+    "QuotaExceededError",
     "RateLimitedError",
     "RetryExhaustedError",
+    "SchemaMismatchError",
     "ServerError",
     "StalledBodyError",
     "TokenEndpointError",
@@ -313,6 +315,30 @@ class BulkheadFullError(APIError, rexc.ConnectionError):
         self.waited = waited
 
 
+class QuotaExceededError(APIError, rexc.ConnectionError):
+    """The rate limit of ``key`` (an integration or ``scheme://host:port``) has no slot for this call
+    within its time left: refused without sending. ``retry_after`` is the number of seconds until a
+    slot would be free, ``rate`` the rate in force (calls per second, ``None`` while the upstream
+    holds every call back)."""
+
+    #: The failure a :class:`~resilient_session.policies.Degrade` policy knows it by.
+    degrade_reason = "quota"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        key: str = "",
+        retry_after: float = 0.0,
+        rate: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.key = key
+        self.retry_after = retry_after
+        self.rate = rate
+
+
 class MalformedResponseError(APIError, ValueError):
     """The body could not be used: malformed (``code`` ``"malformed_response"``), over the size limit
     (``"body_too_large"``) or unreadable (``"body_unavailable"``); ``details`` says more.
@@ -326,6 +352,41 @@ class MalformedResponseError(APIError, ValueError):
         super().__init__(message, **kwargs)
         self.code = code
         self.details = dict(details or {})
+
+
+class SchemaMismatchError(MalformedResponseError):
+    """A well-formed body that does not fit the caller's type (``response.normalized.into(Model)``):
+    schema drift. ``code`` is ``"schema_mismatch"``.
+
+    ``mismatches`` holds one :class:`~resilient_session.normalization.Mismatch` per failing place (its
+    path, what was expected, the kind of value received); ``unknown`` the paths of fields the type does not
+    declare. ``model`` names the type, ``integration``, ``route`` and ``request_id`` the call. Neither the
+    message nor any attribute holds a value of the body: it may carry personal data or secrets.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        mismatches: tuple[Any, ...] = (),
+        unknown: tuple[str, ...] = (),
+        model: str = "",
+        integration: str | None = None,
+        route: str | None = None,
+        request_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("code", "schema_mismatch")
+        super().__init__(message, **kwargs)
+        self.mismatches = tuple(mismatches)
+        self.unknown = tuple(unknown)
+        self.model = model
+        self.integration = integration
+        self.route = route
+        self.request_id = request_id
+
+    def _context(self) -> list[tuple[str, Any]]:
+        return [*super()._context(), ("integration", self.integration), ("request_id", self.request_id)]
 
 
 class InvalidConfigError(ConfigurationError):

@@ -5,28 +5,31 @@ from __future__ import annotations
 import warnings
 
 from .observe.events import (  # noqa: F401
-    _FIELDS,
     _KINDS,
-    DEFAULT_REQUEST_ID_HEADER,
     BudgetExhausted,
     Callback,
-    CallContextFilter,
     CallEvent,
     Events,
+    log,
+)
+from .observe.log_context import _FIELDS, CallContextFilter, _context_filter  # noqa: F401
+from .observe.observer import (  # noqa: F401
     _Attempt,
-    _context_filter,
-    _ensure_request_id,
     _Observer,
     _plural,
-    _random_bits,
     _trace_for,
     begin_call,
-    bind_request_id,
-    current_request_id,
     end_call,
-    log,
     report_refused,
 )
+from .observe.request_id import (  # noqa: F401
+    DEFAULT_REQUEST_ID_HEADER,
+    _new_request_id,
+    _random_bits,
+    bind_request_id,
+    current_request_id,
+)
+from .observe.request_id import ensure_request_id as _ensure_request_id  # noqa: F401
 
 warnings.warn(
     "resilient_session.observability moved to resilient_session.observe.events",

@@ -26,11 +26,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ._hosts import host_key
 from .errors import ConfigurationError
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .session import ResilientSession
-from .stores.base import host_key
 
 if TYPE_CHECKING:
     from .config.load import Source
@@ -61,10 +61,14 @@ SESSION_OPTIONS = (
     "breaker",
     "budget",
     "bulkhead",
+    "rate_limit",
     "request_id_header",
     "tracing",
     "max_response_size",
+    "degrade",
     "headers",
+    "allowed_origins",
+    "drift",
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -169,10 +173,11 @@ def register(
     :param replace: Replace an integration already registered under *name* (otherwise an error).
     :param options: Session keywords (see :class:`~resilient_session.ResilientSession`): ``timeout``,
         ``retry``, ``deadline``, ``auth``, ``raise_for_status``, ``breaker``, ``budget``, ``bulkhead``,
-        ``request_id_header``, ``tracing``, ``max_response_size``, and ``headers`` (a mapping sent by
-        every session). ``breaker`` and ``budget`` default to ``True``, as for a session; an unnamed
-        :class:`~resilient_session.CircuitBreaker` or :class:`~resilient_session.RetryBudget` is
-        named after the integration (it keeps its store), so its sessions share one circuit and one
+        ``rate_limit`` (an unnamed one is named after the integration, like the breaker),
+        ``request_id_header``, ``tracing``, ``max_response_size``, ``degrade``, and ``headers`` (a
+        mapping sent by every session). ``breaker`` and ``budget`` default to ``True``, as for a session;
+        an unnamed :class:`~resilient_session.CircuitBreaker` or :class:`~resilient_session.RetryBudget`
+        is named after the integration (it keeps its store), so its sessions share one circuit and one
         budget.
     :raises ConfigurationError: *name* is invalid or already registered, or an origin is not an
         ``http(s)://`` URL with a host.
@@ -377,6 +382,8 @@ def _build(name: str, base_url: str | None, origins: tuple[str, ...], options: d
     for key in ("bulkhead",):
         if key in options:
             options[key] = getattr(trial, key) or False
+    if "rate_limit" in options:
+        options["rate_limit"] = _named(trial.rate_limit, name) or False
     return Integration(
         name=name,
         base_url=base_url,

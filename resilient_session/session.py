@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -13,7 +13,7 @@ from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
-from . import _environ
+from . import _degrade, _environ
 from ._call import CallState, carry, current_call, drop, enter, leave
 from ._compat.requests import OriginalSession
 from ._options import check_session_option
@@ -36,18 +36,16 @@ from .adapter import (
 from .auth import origins as _origins
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
+from .normalization.drift import DriftPolicy, check_drift_policy
 from .normalization.view import ensure_normalized
-from .observe.events import (
-    DEFAULT_REQUEST_ID_HEADER,
-    Events,
-    begin_call,
-    end_call,
-    report_refused,
-    with_request_id,
-)
+from .observe.events import Events
+from .observe.observer import begin_call, end_call, report_refused
+from .observe.request_id import DEFAULT_REQUEST_ID_HEADER, with_request_id
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
+from .policies.degrade import Degrade
+from .policies.ratelimit import RateLimit
 from .retry import as_retry_policy
 
 if TYPE_CHECKING:
@@ -90,6 +88,10 @@ class ResilientSession(OriginalSession):
         ``RetryBudget()``, or ``False``. It only ever removes retries, never adds a failure.
     :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` for ``Bulkhead()``, or ``False``
         (default).
+    :param rate_limit: A :class:`~resilient_session.policies.RateLimit` shaping calls to the upstream's quota
+        (waiting for a slot, or :class:`~resilient_session.errors.QuotaExceededError` when none comes in
+        time), ``True`` for ``RateLimit()`` (learned from the upstream's headers and 429s only), or
+        ``False``/``None`` (default): none.
     :param integration: A name for the upstream (``"stripe"``), put on log lines, events and spans.
         When an integration is registered under that name (:mod:`resilient_session.registry`), every
         option left at its default here takes the integration's value: its base URL, its breaker and
@@ -102,9 +104,16 @@ class ResilientSession(OriginalSession):
         it the read stops at once and the call raises
         :class:`~resilient_session.MalformedResponseError` with ``code == "body_too_large"``, so a
         compression bomb never reaches memory. ``None`` (default): no limit, as in requests.
+    :param degrade: A :class:`~resilient_session.policies.Degrade` policy: a ``GET`` or ``HEAD`` that fails
+        (open circuit, timeout, refused connection, 5xx/429 after retries ...) is answered with the
+        stored answer, or a fallback, marked as such in ``response.normalized.degraded``. ``None``
+        (default): failures raise. A call passing ``allow_stale=False`` is never answered this way.
     :param tracing: ``True`` (default): OpenTelemetry spans once the application installed a tracer
         provider; a ``TracerProvider`` to use that one; ``False``: never. See
         :mod:`resilient_session.observe.tracing`.
+    :param drift: What ``response.normalized.into(Model)`` does with a body that does not fit:
+        ``"raise"`` (default) :class:`~resilient_session.errors.SchemaMismatchError`, ``"warn"`` (return what
+        validates and report) or ``"ignore"``. See ``docs/normalization.md``.
 
     ``base_url``, ``timeout``, ``retry``, ``deadline``, ``raise_for_status`` and ``request_id_header``
     are checked here, as the integrations file checks them and with its words (``TypeError`` for a wrong
@@ -124,8 +133,8 @@ class ResilientSession(OriginalSession):
     __attrs__ = [
         *OriginalSession.__attrs__,
         *("base_url", "timeout", "deadline", "retry", "raise_for_status", "breaker", "budget", "bulkhead"),
-        *("events", "integration", "request_id_header", "max_response_size"),
-        *("allowed_origins", "_bound_auth"),
+        *("events", "integration", "request_id_header", "max_response_size", "drift"),
+        *("allowed_origins", "_bound_auth", "degrade", "rate_limit"),
     ]
 
     #: The auth object bound to this session's origins (the constructor's ``auth=``), or ``None``.
@@ -134,8 +143,11 @@ class ResilientSession(OriginalSession):
 
     #: Not in ``__attrs__``: a tracer provider is process-local, so a copy traces with the default.
     tracing: Any = True
+    #: The class default, for sessions unpickled from before the option existed.
+    drift: DriftPolicy = "raise"
 
     # Set by __init__ unless a subclass set them first (see _subclassing).
+    degrade: Degrade | None
     raise_for_status: bool
     events: Events
     integration: str | None
@@ -154,16 +166,22 @@ class ResilientSession(OriginalSession):
         breaker: CircuitBreaker | bool | None = True,
         budget: RetryBudget | bool | None = True,
         bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
         integration: str | None = None,
         request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
         tracing: Any = True,
         max_response_size: int | None = None,
         allowed_origins: str | Iterable[str] | None = None,
+        drift: DriftPolicy = "raise",
+        degrade: Degrade | None = None,
     ) -> None:
         passed = locals().copy()  # for a registered integration: what was left at its default
         # Plain attributes, checked here; the options that are properties check themselves.
         check_session_option("raise_for_status", raise_for_status)
         check_session_option("request_id_header", request_id_header)
+        check_drift_policy(drift)
+        if degrade is not None and not isinstance(degrade, Degrade):
+            raise TypeError(f"degrade must be a Degrade or None, not {type(degrade).__name__}")
         super().__init__()
         # What a subclass set on its class or on the instance before super().__init__() stays, unless
         # the same option was passed here (see _subclassing).
@@ -182,7 +200,10 @@ class ResilientSession(OriginalSession):
             "breaker": breaker,
             "budget": budget,
             "bulkhead": bulkhead,
+            "rate_limit": rate_limit,
             "allowed_origins": allowed_origins,
+            "drift": drift,
+            "degrade": degrade,
         }
         for name, value in options.items():
             stored_as = f"_{name}" if name in _PROPERTIES else None
@@ -260,6 +281,15 @@ class ResilientSession(OriginalSession):
     @bulkhead.setter
     def bulkhead(self, value: Bulkhead | bool | None) -> None:
         self._bulkhead: Bulkhead | None = _policy(value, Bulkhead, "bulkhead")
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate limit; set a :class:`RateLimit`, ``True`` or ``False``/``None``."""
+        return self.__dict__.get("_rate_limit")  # absent from sessions pickled before it existed
+
+    @rate_limit.setter
+    def rate_limit(self, value: RateLimit | bool | None) -> None:
+        self._rate_limit: RateLimit | None = _policy(value, RateLimit, "rate_limit")
 
     @property
     def timeout(self) -> TimeoutArg:
@@ -423,17 +453,32 @@ class ResilientSession(OriginalSession):
     # -- sending ---------------------------------------------------------------------------------
 
     def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, deadline: float | None = None, **kwargs: Any
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> requests.Response:
-        """As :meth:`requests.Session.request`, plus ``deadline=`` (seconds) for this call alone.
+        """As :meth:`requests.Session.request`, plus ``deadline=`` (seconds) for this call alone, and
+        ``allow_stale=False`` to refuse a degraded answer (see the ``degrade`` option).
 
         The deadline starts here, so preparing the request (an OAuth2 token fetch included) counts.
         """
-        if isinstance(url, str) and self._knows_open_circuits():
+        if (
+            isinstance(url, str)
+            and self._knows_open_circuits()
+            and not self._answers_open(method, url, allow_stale)
+        ):
             self._fail_fast(method, url)
         call = self._begin(method, url, self.deadline if deadline is None else _seconds(deadline, "deadline"))
+        if not allow_stale:
+            call.extras["allow_stale"] = False
         token = enter(call)
         try:
+            if _degrade.fronted(self):
+                return _degrade.through_cache(self, call, super().request, method, url, *args, **kwargs)
             return super().request(method, url, *args, **kwargs)
         finally:
             leave(token)
@@ -510,6 +555,13 @@ class ResilientSession(OriginalSession):
                 return True
         return False
 
+    def _answers_open(self, method: str | bytes, url: str, allow_stale: bool) -> bool:
+        # A call the degrade policy may answer, or one a requests-cache CacheMixin in front of this class
+        # may answer from its cache, meets the open circuit in the adapter, after the request is prepared.
+        return _degrade.fronted(self) or _degrade.may_answer(
+            self, method, str(self.join_url(url)), allow_stale
+        )
+
     def _fail_fast(self, method: str | bytes, url: str) -> None:
         # Before requests prepares anything (merging settings and reading proxy variables from the
         # environment alone takes ~0.2 ms), so an open circuit refuses in microseconds.
@@ -542,9 +594,18 @@ class ResilientSession(OriginalSession):
         call.extras.pop("redacted_url", None)
         observer = call.observer = begin_call(self, call, request)
         try:
-            response = self._send(call, request, kwargs, carried=token is None)
+            try:
+                response = self._send(call, request, kwargs, carried=token is None)
+            except Exception as exc:
+                # A degrade policy may answer in place of the failure (None: it does not).
+                stand_in = _degrade.instead_of_error(self, call, request, exc, kwargs)
+                if stand_in is None:
+                    raise
+                response = stand_in
+            else:
+                response = _degrade.after_response(self, call, request, response, kwargs)
         except BaseException as exc:
-            if observer is not None:
+            if observer is not None and not _degrade.defer_report(call, observer, error=exc):
                 end_call(observer, call, error=exc)
             raise
         finally:
@@ -552,7 +613,8 @@ class ResilientSession(OriginalSession):
                 leave(token)
                 call.unwatch()
         ensure_normalized(response)  # a plain adapter the user mounted does not attach it
-        if observer is not None:
+        response._resilient_session = self  # type: ignore[attr-defined]  # into(): integration, drift, events
+        if observer is not None and not _degrade.defer_report(call, observer, response=response):
             end_call(observer, call, response=response)
         if self.raise_for_status:
             error = status_error_for(response, attempts=call.attempts, elapsed=call.elapsed())
@@ -568,36 +630,49 @@ class ResilientSession(OriginalSession):
         *,
         carried: bool = True,
     ) -> requests.Response:
-        """requests' send; when a body broke off after the response hooks (a hook's read or requests'
-        own), the hop goes again: the adapter continues its retry chain, the hooks see the new answer.
+        """requests' send, through :func:`send_again_if_broken`.
 
         *carried*: the request was made for this call (by :meth:`request`, or a redirect hop's copy), so
         the call's state travels with it to the adapter."""
         if carried:
             carry(request, call)
         try:
-            while True:
-                call.sending = True  # requests looks the adapter up first (see get_adapter)
-                try:
-                    return super().send(request, **kwargs)
-                except requests.RequestException as exc:
-                    broken = call.broken_after_hooks
-                    if broken is None or broken.error is not exc or broken.resend:
-                        raise
-                    broken.resend = True
+            return send_again_if_broken(call, super().send, request, kwargs)
         finally:
-            call.sending = False
             if carried:
                 drop(request)
-            if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
-                call.broken_after_hooks = None  # the send again ended before reaching an adapter
+
+
+def send_again_if_broken(
+    call: CallState,
+    send: Callable[..., requests.Response],
+    request: requests.PreparedRequest,
+    kwargs: dict[str, Any],
+) -> requests.Response:
+    """``send(request, **kwargs)`` (requests' ``Session.send``); when a body broke off after the response
+    hooks (a hook's read or requests' own), the hop goes again: the adapter continues its retry chain, the
+    hooks see the new answer."""
+    try:
+        while True:
+            call.sending = True  # requests looks the adapter up first (see get_adapter)
+            try:
+                return send(request, **kwargs)
+            except requests.RequestException as exc:
+                broken = call.broken_after_hooks
+                if broken is None or broken.error is not exc or broken.resend:
+                    raise
+                broken.resend = True
+    finally:
+        call.sending = False
+        if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
+            call.broken_after_hooks = None  # the send again ended before reaching an adapter
 
 
 # Options stored by a property of ours in ``_<name>``.
 _PROPERTIES = frozenset(
     {
         *("base_url", "timeout", "retry", "breaker", "budget", "bulkhead", "deadline", "max_response_size"),
-        "allowed_origins",
+        *("allowed_origins", "rate_limit"),
     }
 )
 

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-from .stores.base import (  # noqa: F401
-    _DEFAULT_PORTS,
-    AtomicOp,
-    Result,
-    StateStore,
-    _origin_key,
-    host_key,
-)
+from ._hosts import _DEFAULT_PORTS, _origin_key, host_key  # noqa: F401
+from .stores.base import AtomicOp, Result, StateStore  # noqa: F401
 from .stores.memory import (  # noqa: F401
     MemoryStore,
     _live_memory_stores,

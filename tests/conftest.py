@@ -7,9 +7,15 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from resilient_session.observe.logging import REDACTED_LOGGERS, redact_library_logs
 from tests.integration.upstream import Upstream
+
+# Property tests check answers, not speed: a loaded CI machine must not fail one on hypothesis' 200 ms
+# per-example deadline (speed targets live in benchmarks/).
+settings.register_profile("resilient-session", deadline=None)
+settings.load_profile("resilient-session")
 
 # The package's fixtures and its reset of process-wide state between tests are opt-in, as for any user.
 pytest_plugins = ["resilient_session.testing.pytest_plugin"]

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from resilient_session import cli
-from resilient_session.testing import demo as _demo
+from resilient_session.cli import demo as _demo
 
 # -- the command itself -----------------------------------------------------------------------------
 
@@ -124,10 +124,10 @@ def test_demo_without_flask_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "flask", None)  # makes "import flask" fail
-    monkeypatch.delitem(sys.modules, "resilient_session.testing.demo")
+    monkeypatch.delitem(sys.modules, "resilient_session.cli.demo")
     for name in [m for m in sys.modules if m.startswith("resilient_session.testing.chaos")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.delattr("resilient_session.testing.demo", raising=False)
+    monkeypatch.delattr("resilient_session.cli.demo", raising=False)
     monkeypatch.delattr("resilient_session.testing.chaos", raising=False)
 
     assert cli.main(["demo"]) == 2

@@ -24,6 +24,7 @@ from resilient_session import (
 )
 from resilient_session.config import load_config
 from resilient_session.config.schema import TABLE_OPTIONS, policy_schema
+from resilient_session.policies import RateLimit
 from resilient_session.stores import RedisStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "integrations.toml"
@@ -335,8 +336,9 @@ auth = { type = "bearer", token = "literal" }
         load_config(path)
     assert info.value.problems == (
         "integrations.stripe.colour: unknown key (expected one of: allowed_origins, auth, base_url, "
-        "breaker, budget, bulkhead, deadline, description, headers, raise_for_status, request_id_header, "
-        "retry, store, timeout)",
+        "breaker, budget, bulkhead, deadline, degrade, description, drift, headers, raise_for_status, "
+        "rate_limit, "
+        "request_id_header, retry, store, timeout)",
         'integrations.stripe.retry.total: expected an integer, got "three"',
         'integrations.crm.base_url: missing (e.g. base_url = "https://api.example.com/v1")',
         "integrations.crm.timeout: must be > 0, got -2",
@@ -480,6 +482,7 @@ POLICY_TABLES: dict[str, Any] = {
     "breaker": CircuitBreaker,
     "budget": RetryBudget,
     "bulkhead": Bulkhead,
+    "rate_limit": RateLimit,
 }
 
 # A value each kind of option refuses, as the file would write it and as Python would pass it.
@@ -576,3 +579,28 @@ def test_a_valid_table_builds_the_policy_its_constructor_would() -> None:
 def test_redirect_options_are_not_keys_of_the_retry_table() -> None:
     (problem,) = problems_of(one(retry={"redirect": 3}))
     assert problem.startswith("integrations.api.retry.redirect: unknown key")
+
+
+def test_drift_policy_from_the_file_reaches_the_session() -> None:
+    from resilient_session.config.load import integration
+
+    source = {"integrations": {"crm": {"base_url": "https://api.example.com", "drift": "warn"}}}
+    config = integration(source, "crm")
+    assert config.drift == "warn"
+    assert ResilientSession.from_integration(config).drift == "warn"
+    assert integration({"integrations": {"x": {"base_url": "https://a.example"}}}, "x").drift == "raise"
+
+
+@pytest.mark.parametrize("value", ["loud", 1, True])
+def test_a_bad_drift_policy_is_refused_by_the_file_and_the_constructor_alike(value: object) -> None:
+    from resilient_session.config.load import integration
+
+    source = {"integrations": {"crm": {"base_url": "https://api.example.com", "drift": value}}}
+    with pytest.raises(InvalidConfigError) as raised:
+        integration(source, "crm")
+    (problem,) = raised.value.problems
+    assert problem.startswith('integrations.crm.drift: expected one of "raise", "warn", "ignore"')
+    with pytest.raises((TypeError, ValueError)) as direct:
+        ResilientSession(drift=value)  # type: ignore[arg-type]
+    assert str(direct.value) == "drift" + problem.removeprefix("integrations.crm.drift")
+    assert isinstance(direct.value, TypeError) == (not isinstance(value, str))

@@ -43,6 +43,7 @@ from resilient_session.errors import (
     APIReadTimeout,
     IncompleteBodyError,
     OAuth2TokenError,
+    QuotaExceededError,
     StalledBodyError,
     TokenEndpointError,
     TokenEndpointTimeout,
@@ -213,6 +214,7 @@ MAPPING = [
     (TokenEndpointTimeout("token slow", url=BILLING), 504, "upstream-timeout"),
     (CircuitOpenError("open", host="h", retry_in=2.2, url=BILLING), 503, "upstream-circuit-open"),
     (BulkheadFullError("full", url=BILLING), 503, "upstream-busy"),
+    (QuotaExceededError("no slot", key="billing", retry_after=2.5, url=BILLING), 503, "upstream-quota"),
     (_status_error(RateLimitedError, 429, retry_after=1.5), 503, "upstream-rate-limited"),
     (_status_error(ServerError, 500), 502, "upstream-error"),
     (_status_error(ServerError, 503), 502, "upstream-error"),
@@ -252,11 +254,17 @@ def test_retry_after_is_the_ceiling_of_the_wait_and_never_zero() -> None:
     assert problem_for(_status_error(RateLimitedError, 429, retry_after=0.4)).retry_after == 1
     assert problem_for(_status_error(RateLimitedError, 429)).retry_after is None
     assert problem_for(BulkheadFullError()).retry_after is None
+    assert problem_for(QuotaExceededError(retry_after=2.5)).retry_after == 3
+    assert problem_for(QuotaExceededError(retry_after=0.01)).retry_after == 1
 
 
 @pytest.mark.parametrize("wait", [float("inf"), float("nan"), 1e400, 1e300, -float("inf")])
 def test_retry_after_is_clamped_to_a_day_whatever_the_wait(wait: float) -> None:
-    for error in (CircuitOpenError(retry_in=wait), _status_error(RateLimitedError, 429, retry_after=wait)):
+    for error in (
+        CircuitOpenError(retry_in=wait),
+        _status_error(RateLimitedError, 429, retry_after=wait),
+        QuotaExceededError(retry_after=wait),
+    ):
         retry_after = problem_for(error).retry_after
         assert retry_after is not None and 1 <= retry_after <= 86400
         response = _raising_app(error).test_client().get("/boom")
@@ -511,10 +519,13 @@ class FakeClock:
         return self.now
 
 
-def test_health_reports_open_then_probe_ready_then_closed(app: Flask) -> None:
+def test_health_reports_open_then_probe_ready_then_closed(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = FakeClock()
     crm = app.extensions[EXTENSION_KEY]["crm"]
-    crm.breaker.store.clock = clock
+    # The process-wide store: put its clock back after the test, or later tests see time frozen.
+    monkeypatch.setattr(crm.breaker.store, "clock", clock)
     client = app.test_client()
 
     healthy = client.get("/integrations/health")
@@ -624,3 +635,23 @@ def test_refusals_by_an_open_circuit_are_not_recorded_as_upstream_errors(app: Fl
         assert len(mock.calls) == 2
     assert recorded["type"] == "APIConnectionError"
     assert state.health()[0]["integrations"]["crm"]["last_error"] == recorded
+
+
+def test_names_that_left_the_extension_module_still_import_from_it_with_a_warning() -> None:
+    import importlib
+    import warnings
+
+    from resilient_session.contrib.flask import extension
+
+    moved = {name: (module, name) for name, module in extension._MOVED.items()} | extension._RENAMED
+    assert len(moved) > 15
+    for name, (module, target) in moved.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(extension, name)
+        home = f"resilient_session.contrib.flask.{module}"
+        assert value is getattr(importlib.import_module(home), target), name
+        assert [w.category for w in caught] == [DeprecationWarning], name
+        assert home in str(caught[0].message)
+    with pytest.raises(AttributeError):
+        extension.no_such_name  # noqa: B018

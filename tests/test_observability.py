@@ -21,7 +21,7 @@ from resilient_session import (
 )
 from resilient_session._call import CallState
 from resilient_session.observe import BudgetExhausted, CallEvent, Events, bind_request_id, current_request_id
-from resilient_session.observe.events import begin_call
+from resilient_session.observe.observer import begin_call
 from resilient_session.policies import StateChange
 from tests.integration.upstream import Reply, Upstream
 
@@ -329,3 +329,22 @@ def test_the_header_name_is_configurable_and_can_be_turned_off(mock: responses.R
     first, second = (call.request.headers for call in mock.calls)
     assert "X-Correlation-ID" in first and "X-Request-ID" not in first
     assert "X-Request-ID" not in second and "X-Correlation-ID" not in second
+
+
+def test_names_that_left_observe_events_still_import_from_it_with_a_warning() -> None:
+    import importlib
+    import warnings
+
+    from resilient_session.observe import events
+
+    assert events._MOVED
+    for name, module in events._MOVED.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(events, name)
+        home = importlib.import_module(f"resilient_session.observe.{module}")
+        assert value is getattr(home, "ensure_request_id" if name == "_ensure_request_id" else name), name
+        assert [w.category for w in caught] == [DeprecationWarning], name
+        assert f"resilient_session.observe.{module}" in str(caught[0].message)
+    with pytest.raises(AttributeError):
+        events.no_such_name  # noqa: B018

@@ -1,5 +1,6 @@
 """What pyproject.toml declares: every import the package and its tests make is a declared dependency, and
-the oldest-versions leg of CI installs exactly the floors pyproject.toml allows."""
+the oldest-versions leg of CI installs exactly the floors pyproject.toml allows; setup.cfg holds only what
+pyproject.toml cannot."""
 
 from __future__ import annotations
 
@@ -172,3 +173,35 @@ def test_the_import_check_sees_an_undeclared_import() -> None:
     missing = _undeclared(ROOT / "resilient_session", declared - {"werkzeug"})
     assert set(missing) == {"werkzeug"}
     assert "resilient_session/testing/chaos/server.py" in missing["werkzeug"]
+
+
+# -- setup.cfg: only what pyproject.toml cannot hold ---------------------------------------------------------
+
+SETUP_CFG = ROOT / "setup.cfg"
+# Sections of tools that read pyproject.toml (or metadata pyproject.toml declares): configured there.
+_PYPROJECT_SECTIONS = re.compile(
+    r"metadata|options(\..*)?|tool:pytest|pytest|mypy(-.*)?|coverage:.*|isort|pydocstyle|codespell|bdist_wheel"
+)
+
+
+def _setup_cfg() -> Any:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(SETUP_CFG.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_setup_cfg_holds_no_setting_pyproject_toml_holds() -> None:
+    sections = _setup_cfg().sections()
+    assert sections, "setup.cfg configures nothing"
+    assert [s for s in sections if _PYPROJECT_SECTIONS.fullmatch(s)] == []
+
+
+def test_setup_cfg_checks_lines_as_ruff_does() -> None:
+    cfg = _setup_cfg()
+    line_length = str(PYPROJECT["tool"]["ruff"]["line-length"])
+    for section in cfg.sections():
+        assert cfg[section]["max-line-length"] == line_length, section
+    # Every rule family it leaves on is one ruff checks: E and W from pycodestyle, F from pyflakes.
+    assert {"E", "W", "F"} <= set(PYPROJECT["tool"]["ruff"]["lint"]["select"])

@@ -264,3 +264,36 @@ def test_process_wide_state_and_registrations_are_reset_between_tests(pytester: 
     )
     result = pytester.runpytest_subprocess("-q", "-p", "no:randomly", *_plugin_args())
     result.assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize("in_conftest", [False, True], ids=["installed-by-a-test", "installed-by-conftest"])
+def test_install_is_put_back_as_each_test_found_it(pytester: pytest.Pytester, in_conftest: bool) -> None:
+    pytester.makeconftest(
+        "import resilient_session\n\nresilient_session.install(all_origins=True)\n" if in_conftest else ""
+    )
+    pytester.makepyfile(
+        f"""
+        from requests.sessions import Session
+
+        import resilient_session
+        from resilient_session._install import state
+
+        OWN = Session.__dict__["send"]
+        INSTALLED = {in_conftest!r}
+
+        def test_first_switches_it():
+            if INSTALLED:
+                resilient_session.uninstall()
+                resilient_session.install()  # without all_origins: changed too
+                resilient_session.uninstall()
+            else:
+                resilient_session.install(all_origins=True)
+            assert state()[0] is not INSTALLED
+
+        def test_second_finds_it_as_before():
+            assert state() == (INSTALLED, INSTALLED)
+            assert (Session.__dict__["send"] is OWN) is True
+        """
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:randomly", *_plugin_args())
+    result.assert_outcomes(passed=2)

@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 
 from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession, RetryBudget, RetryPolicy
 from resilient_session.policies import CircuitState
-from resilient_session.policies.breaker import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
 from resilient_session.policies.budget import _DEPOSIT, _LEVEL, _WITHDRAW
-from resilient_session.stores import MemoryStore, RedisStore
-from resilient_session.stores.base import AtomicOp, host_key
+from resilient_session.policies.circuit import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
+from resilient_session.stores import MemoryStore, RedisStore, host_key
+from resilient_session.stores.base import AtomicOp
 from resilient_session.stores.redis import _op_bound
 from tests.integration.upstream import Reply, Upstream
 
@@ -182,7 +182,9 @@ def test_lua_and_python_ops_agree(
 ) -> None:
     clock = Clock()
     memory = MemoryStore(clock=clock)
-    shared = RedisStore(redis_server.url, prefix=f"parity-{uuid.uuid4().hex}", clock=clock)
+    # Parity, not speed, is checked here: a generous op_timeout, so that a loaded machine (the default is
+    # 0.1 s) cannot make the store degrade to its local fallback half-way and compare that with itself.
+    shared = RedisStore(redis_server.url, prefix=f"parity-{uuid.uuid4().hex}", clock=clock, op_timeout=5.0)
     # window 6, minimum 4, rate 0.5, wait 2 s doubling to 9 s, 2 probes, 5 s lease
     record_args = (6.0, 4.0, 0.5, consecutive, 2.0, 2.0, 9.0, 2.0)
     generation = 0.0

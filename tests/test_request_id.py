@@ -81,7 +81,7 @@ def test_a_non_strict_matcher_is_unaffected() -> None:
 def test_the_header_look_up_finds_what_a_scan_of_every_key_finds(keys: list[str | bytes]) -> None:
     from requests.structures import CaseInsensitiveDict
 
-    from resilient_session.observe.events import _lower, _names
+    from resilient_session.observe.request_id import _lower, _names
 
     header = "X-Request-ID"
     scanned = any(_lower(key) == header.lower() for key in keys)

@@ -1,8 +1,11 @@
-"""The state-store interface, host keys, and the in-memory store."""
+"""The state-store interface and the in-memory store."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +14,7 @@ import pytest
 import requests
 
 from resilient_session.stores import MemoryStore, StateStore
-from resilient_session.stores.base import AtomicOp, Result, host_key
+from resilient_session.stores.base import AtomicOp, Result
 
 
 class Clock:
@@ -28,21 +31,6 @@ def _add(state: Any, args: Sequence[float], now: float) -> tuple[Any, Result]:
 
 
 ADD = AtomicOp("add", _add, "-- not used by the memory store")
-
-
-@pytest.mark.parametrize(
-    ("url", "key"),
-    [
-        ("https://api.example.com/v1/x?token=secret", "https://api.example.com:443"),
-        ("HTTP://API.Example.COM/", "http://api.example.com:80"),
-        ("http://api.example.com:8080/a", "http://api.example.com:8080"),
-        ("https://user:pw@api.example.com/", "https://api.example.com:443"),
-        ("http://[::1]:9000/a", "http://[::1]:9000"),
-        ("http://127.0.0.1/", "http://127.0.0.1:80"),
-    ],
-)
-def test_host_key_is_scheme_host_port_and_nothing_secret(url: str, key: str) -> None:
-    assert host_key(url) == key
 
 
 def test_memory_store_is_a_state_store_with_hints() -> None:
@@ -199,3 +187,37 @@ def test_the_store_package_exports_what_a_custom_store_needs() -> None:
     needed = {"StateStore", "AtomicOp", "Result", "host_key", "MemoryStore", "RedisStore"}
     assert needed <= set(stores.__all__)
     assert all(hasattr(stores, name) for name in stores.__all__)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("shared", [False, True], ids=["own store", "default_store()"])
+def test_a_child_forked_while_a_thread_holds_a_memory_store_lock_does_not_hang(shared: bool) -> None:
+    """The thread holding the lock does not exist in the child: the child gets a lock of its own. A store
+    of one's own keeps its state; the process-wide store starts empty (its state is the parent's calls)."""
+    script = f"""
+import os, sys, threading, time
+from resilient_session.stores import MemoryStore, default_store
+from resilient_session.policies import CircuitBreaker
+import requests
+store = default_store() if {shared!r} else MemoryStore()
+breaker = CircuitBreaker(store=store, consecutive_failures=1, failure_rate_threshold=None)
+breaker.record(breaker.acquire("http://127.0.0.1:9"), error=requests.ConnectionError("down"))
+holding, release = threading.Event(), threading.Event()
+def hold():
+    with store._lock:
+        holding.set()
+        release.wait()
+threading.Thread(target=hold, daemon=True).start()
+holding.wait()
+pid = os.fork()
+if pid == 0:
+    signal_ok = breaker.state("http://127.0.0.1:9").state.value
+    os.write(1, (signal_ok + "\\n").encode())
+    os._exit(0)
+release.set()
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split() == ["closed" if shared else "open"]

@@ -134,8 +134,9 @@ def test_lua_lives_only_in_lua_files() -> None:
     assert "budget_withdraw.lua" in scripts
 
 
-def test_the_top_level_exports_at_most_30_names() -> None:
-    assert len(resilient_session.__all__) <= 30
+def test_the_top_level_exports_at_most_32_names() -> None:
+    # 30 before install()/uninstall(): the process-wide switch is called as resilient_session.install().
+    assert len(resilient_session.__all__) <= 32
     for name in resilient_session.__all__:
         assert name in vars(resilient_session), name  # bound, not reached through the deprecated getattr
 
@@ -215,14 +216,24 @@ CALL_CONTEXT_READERS = {
     "resilient_session.session": "a redirect hop or a hook's re-send; requests' get_adapter gets a URL only",
     "resilient_session._attempts": "an adapter called by a hook; a PreparedRequest the caller gave send()",
     "resilient_session._pools": "urllib3's pools are handed nothing of the call",
-    "resilient_session.observe.events": "log records and current_request_id() carry no call",
+    "resilient_session.observe.log_context": "log records carry no call",
+    "resilient_session.observe.request_id": "current_request_id() is asked with no call in hand",
+    "resilient_session._install": "a plain session's redirect hop or re-send; get_adapter gets a URL",
+    "resilient_session.httpx.client": "httpx hands a request only: the client begins the call",
+    "resilient_session.httpx.transport": "httpx hands the transport a request only",
+    "resilient_session.httpx.auth": "httpx's auth flow is handed a request only",
+    "resilient_session.httpx._retry": "urllib3's Retry.increment() is handed nothing of the call",
     "resilient_session.policies.breaker": "a state change is told to the call that caused it",
     "resilient_session.stores.redis": "a Redis op is bounded by the time its call has left",
 }
 
 # Classes still made at run time, with what they stand in for (none may keep another class's name).
 MADE_AT_RUN_TIME = {
-    "resilient_session._mixins": "stores.redis: the op bound mixed into the user's redis-py connection class",
+    "resilient_session._compat.classes": (
+        "with_mixin: the op bound mixed into the user's redis-py connection class (stores.redis), the "
+        "httpx twin's call-aware copy of the user's Retry (httpx._retry)"
+    ),
+    "resilient_session.stores.responses": "requests-cache is imported only when a bounded store is made",
 }
 
 
@@ -289,3 +300,222 @@ def test_no_class_is_made_at_run_time() -> None:
                 elif isinstance(func, ast.Attribute) and func.attr == "new_class":
                     made.append((module, "types.new_class"))
     assert {module for module, _ in made} <= set(MADE_AT_RUN_TIME), made
+
+
+# -- Private access in one place ---------------------------------------------------------------------
+
+COMPAT = f"{ROOT}._compat"
+
+
+def _outside_compat() -> dict[str, ast.Module]:
+    return {
+        name: ast.parse(path.read_text(encoding="utf-8"))
+        for name, path in MODULES.items()
+        if name != COMPAT and not name.startswith(COMPAT + ".")
+    }
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _own_names(trees: dict[str, ast.Module]) -> set[str]:
+    """Every private name the package outside ``_compat`` defines: functions, classes, variables,
+    attributes it assigns (on any object), ``__slots__`` entries and parameters."""
+    own: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                own.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                own.add(node.attr)
+            elif isinstance(node, ast.arg):
+                own.add(node.arg)
+            elif isinstance(node, ast.alias):
+                own.add(node.asname or node.name.split(".")[0])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+                own.add(node.value)  # __slots__ entries, ContextVar and attribute names given as strings
+    return {name for name in own if _private(name)}
+
+
+# Private names of requests, urllib3, redis-py and the standard library that the package stands on, or
+# did: reading, writing or overriding one of them outside _compat fails, whoever else uses the same name.
+KNOWN_PRIVATE = {
+    # requests
+    "_body_position", "_content", "_content_consumed", "_cookies", "_next",
+    # urllib3
+    "_make_request", "_put_conn", "_get_conn", "_new_conn", "_validate_conn", "_is_method_retryable",
+    "_connect", "_read", "_fp",
+    # redis-py
+    "_sock", "_parser",
+    # the standard library
+    "_Environ", "_SubParsersAction",
+}  # fmt: skip
+# Private methods of their classes: a method of that name overrides one.
+PRIVATE_METHODS = {
+    "_make_request", "_put_conn", "_get_conn", "_new_conn", "_validate_conn", "_is_method_retryable",
+    "_connect",
+}  # fmt: skip
+# Documented-looking names the libraries do not document: the same rule.
+UNDOCUMENTED = {
+    # requests.sessions, requests.utils, requests.cookies
+    "get_environ_proxies", "merge_setting", "merge_hooks", "merge_cookies", "get_netrc_auth",
+    "should_bypass_proxies", "NETRC_FILES", "proxy_bypass",
+    # urllib3 PoolManager
+    "pool_classes_by_scheme",
+    # redis-py ConnectionPool
+    "connection_kwargs", "connection_class",
+}  # fmt: skip
+# Private names of other libraries that are their public API, with the reason.
+SANCTIONED = {
+    "_replace": "namedtuple's documented method (the underscore only keeps it apart from field names)",
+    "_Element": "lxml's documented element type (lxml.etree._Element is the class every element has)",
+    "_get_current_object": "werkzeug's documented LocalProxy method, Flask's way to the app itself",
+}
+# Modules of other libraries with a private name, which only _compat may import.
+_PRIVATE_MODULE = re.compile(r"(^|\.)_(?!_)")
+
+
+def _private_uses(trees: dict[str, ast.Module], own: set[str]) -> list[str]:
+    found: list[str] = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            where = f"{name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Attribute):
+                attr = node.attr
+                on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+                if (attr in KNOWN_PRIVATE and not on_self) or attr in UNDOCUMENTED:
+                    found.append(f"{where} .{attr}")
+                elif _private(attr) and attr not in own and attr not in SANCTIONED:
+                    found.append(f"{where} .{attr} (defined nowhere in the package)")
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in PRIVATE_METHODS:
+                found.append(f"{where} def {node.name} (overrides a library's private method)")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) >= 2:
+                    key = node.args[1]
+                    if isinstance(key, ast.Constant) and (
+                        key.value in KNOWN_PRIVATE or key.value in UNDOCUMENTED
+                    ):
+                        found.append(f"{where} {node.func.id}(..., {key.value!r})")
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                module = node.module or ""
+                if not module.startswith(ROOT) and module != "__future__":
+                    if _PRIVATE_MODULE.search(module):
+                        found.append(f"{where} from {module} import")
+                    found.extend(
+                        f"{where} from {module} import {alias.name}"
+                        for alias in node.names
+                        if alias.name in KNOWN_PRIVATE or alias.name in UNDOCUMENTED
+                    )
+            elif isinstance(node, ast.Import):
+                found.extend(
+                    f"{where} import {alias.name}"
+                    for alias in node.names
+                    if _PRIVATE_MODULE.search(alias.name)
+                )
+    return found
+
+
+def test_private_names_of_other_libraries_are_used_only_in_compat() -> None:
+    trees = _outside_compat()
+    assert _private_uses(trees, _own_names(trees)) == []
+    # _compat is where they are: the check sees them there.
+    compat = {name: ast.parse(path.read_text(encoding="utf-8")) for name, path in MODULES.items()}
+    compat = {name: tree for name, tree in compat.items() if name.startswith(COMPAT + ".")}
+    seen = " ".join(_private_uses(compat, _own_names(trees)))
+    for expected in (
+        "._content_consumed",
+        "'_body_position'",
+        "._Environ",
+        "pool_classes_by_scheme",
+        "_sock",
+    ):
+        assert expected in seen, expected
+
+
+def test_the_private_name_check_finds_each_kind_of_use() -> None:
+    source = """
+import _socket
+from requests.sessions import merge_setting
+from urllib3._collections import HTTPHeaderDict
+
+class Pool(HTTPConnectionPool):
+    def _put_conn(self, conn):
+        self._unknown_to_us(conn)
+
+def f(response, pool):
+    response._content_consumed = True
+    getattr(response, "_body_position", None)
+    pool.connection_kwargs
+    self._content  # on self too, unless the package itself sets it
+    return ours._mine
+
+class Ours:
+    def __init__(self):
+        self._mine = 1
+        self._data = {}
+
+    def data(self):
+        return self._data, row._replace(a=1)
+"""
+    trees = {"m": ast.parse(source)}
+    found = sorted(use.split(" ", 1)[1] for use in _private_uses(trees, _own_names(trees)))
+    assert found == sorted(
+        [
+            "import _socket",
+            "from requests.sessions import merge_setting",
+            "from urllib3._collections import",
+            "def _put_conn (overrides a library's private method)",
+            "._unknown_to_us (defined nowhere in the package)",
+            "._content_consumed",
+            "getattr(..., '_body_position')",
+            ".connection_kwargs",
+            "._content (defined nowhere in the package)",
+        ]
+    )
+
+
+def test_classes_are_made_at_run_time_only_in_compat() -> None:
+    made = [
+        f"{name}:{node.lineno}"
+        for name, tree in _outside_compat().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) == 3)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "new_class")
+        )
+    ]
+    assert made == []
+
+
+def test_the_package_imports_none_of_its_own_deprecated_paths() -> None:
+    """Every module imports cleanly with DeprecationWarning as an error, except the aliases that exist
+    only to warn (a module whose own code calls ``warnings.warn`` at import)."""
+    import subprocess
+    import sys
+
+    def warns_at_import(path: Path) -> bool:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        return any(
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "attr", getattr(node.value.func, "id", None)) == "warn"
+            for node in tree.body
+        )
+
+    names = [
+        name
+        for name, path in MODULES.items()
+        if not warns_at_import(path) and "pytest_plugin" not in name and not name.endswith("__main__")
+    ]
+    script = f"import importlib\nfor name in {names!r}:\n    importlib.import_module(name)\n"
+    result = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import netrc as netrc_module
+from collections.abc import Callable
+from http.cookiejar import CookieJar
+from typing import TYPE_CHECKING, Any
 
+import requests
+import requests.cookies as _cookies
 import requests.sessions
+import requests.sessions as _sessions
+import requests.utils as _utils
 
-__all__ = ["OriginalSession", "original_session_class"]
+__all__ = [
+    "NETRC_FILES",
+    "OriginalSession",
+    "body_position",
+    "cached_content",
+    "content_consumed",
+    "environ_proxies",
+    "environment_helpers_replaced",
+    "mark_consumed",
+    "merge_cookies",
+    "merge_hooks",
+    "merge_setting",
+    "netrc_auth",
+    "netrc_helpers_replaced",
+    "original_session_class",
+    "prepare_helpers_replaced",
+    "prepare_request_names",
+    "request_cookie_jar",
+]
 
 
 def original_session_class() -> type[requests.sessions.Session]:
@@ -27,3 +52,113 @@ if TYPE_CHECKING:
 else:
     #: requests' own ``Session`` class, resolved when this module was imported (see above).
     OriginalSession = original_session_class()
+
+
+# -- Prepared requests and responses: attributes requests keeps for itself -------------------------------
+
+_UNSET: Any = object()
+
+
+def body_position(request: requests.PreparedRequest) -> object:
+    """Where a file-like body started, as requests recorded it at prepare time (``_body_position``).
+
+    Stands in for the question ``requests.utils.rewind_body`` answers by raising: whether the body can be
+    sent again. An ``int`` means yes; ``None`` (no stream) or requests' marker object (``tell()`` failed)
+    means no.
+    """
+    return getattr(request, "_body_position", None)
+
+
+def request_cookie_jar(request: requests.PreparedRequest) -> CookieJar | None:
+    """The jar a prepared request's cookies came from (``_cookies``), None before ``prepare_cookies``.
+
+    Stands in for what ``Session.resolve_redirects`` does with it: take the cookies a response set and
+    send them with the next request.
+    """
+    jar: CookieJar | None = getattr(request, "_cookies", None)
+    return jar
+
+
+def content_consumed(response: requests.Response) -> bool:
+    """True once the body was read or given up (``_content_consumed``): ``response.content`` is then
+    the body, or raises requests' ``RuntimeError`` when the stream was consumed without keeping it."""
+    return bool(getattr(response, "_content_consumed", False))
+
+
+def cached_content(response: requests.Response) -> Any:
+    """The body ``response.content`` would return without reading (``_content``): ``False`` until read,
+    ``None`` when there was nothing to read, else the bytes."""
+    return getattr(response, "_content", False)
+
+
+def mark_consumed(response: requests.Response, content: Any = _UNSET) -> None:
+    """Record the body as read, as ``Response.content`` does once it has read it (``_content`` and
+    ``_content_consumed``); without *content*, ``response.content`` raises as after ``iter_content``."""
+    if content is not _UNSET:
+        response._content = content
+    response._content_consumed = True  # type: ignore[attr-defined]
+
+
+# -- Undocumented helpers of requests.sessions, requests.utils and requests.cookies --------------------
+# What Session.merge_environment_settings and Session.prepare_request call (requests 2.32-2.34). The
+# environment memo (resilient_session._environ) calls requests' own method instead whenever one of them
+# was replaced (by a test, or an application), so such a patch is honoured exactly.
+
+#: ``requests.sessions.merge_setting``: a call's setting merged over the session's.
+merge_setting: Callable[..., Any] = _sessions.merge_setting
+#: ``requests.sessions.merge_hooks``: a request's hooks merged over the session's.
+merge_hooks: Callable[..., Any] = _sessions.merge_hooks
+#: ``requests.cookies.merge_cookies``: cookies added to a jar.
+merge_cookies: Callable[..., Any] = _cookies.merge_cookies
+#: ``requests.utils.NETRC_FILES``: the netrc file names requests looks for in the home directory.
+NETRC_FILES: tuple[str, ...] = tuple(_utils.NETRC_FILES)
+
+_PROXY_LOOKUPS = (
+    _sessions.get_environ_proxies,
+    _utils.should_bypass_proxies,
+    _utils.getproxies,  # type: ignore[attr-defined]
+    _utils.proxy_bypass,  # type: ignore[attr-defined]
+)
+_NETRC_LOOKUPS = (_sessions.get_netrc_auth, netrc_module.netrc)
+
+
+def environ_proxies(url: str, no_proxy: str | None) -> dict[str, str]:
+    """The proxies requests takes from the environment for *url*
+    (``requests.sessions.get_environ_proxies``)."""
+    proxies: dict[str, str] = _sessions.get_environ_proxies(url, no_proxy=no_proxy)
+    return proxies
+
+
+def netrc_auth(url: str) -> Any:
+    """What requests' ``prepare_request`` takes from netrc for *url* (``requests.sessions.get_netrc_auth``),
+    looked up when called, so a patch on it is honoured."""
+    return _sessions.get_netrc_auth(url)
+
+
+def environment_helpers_replaced() -> bool:
+    """True when a helper ``Session.merge_environment_settings`` calls is not requests' own any more."""
+    lookups = _PROXY_LOOKUPS
+    return (
+        _sessions.merge_setting is not merge_setting
+        or _sessions.get_environ_proxies is not lookups[0]
+        or _utils.should_bypass_proxies is not lookups[1]
+        or _utils.getproxies is not lookups[2]  # type: ignore[attr-defined]
+        or _utils.proxy_bypass is not lookups[3]  # type: ignore[attr-defined]
+    )
+
+
+def prepare_helpers_replaced() -> bool:
+    """True when a helper ``Session.prepare_request`` calls (netrc aside) is not requests' own any more."""
+    return _sessions.merge_setting is not merge_setting or _sessions.merge_hooks is not merge_hooks
+
+
+def netrc_helpers_replaced() -> bool:
+    """True when requests' netrc look-up (or the ``netrc`` module's parser) was replaced."""
+    return _sessions.get_netrc_auth is not _NETRC_LOOKUPS[0] or netrc_module.netrc is not _NETRC_LOOKUPS[1]
+
+
+def prepare_request_names() -> frozenset[str] | None:
+    """The global and attribute names ``Session.prepare_request``'s code uses, or None when it has no
+    Python code: how the memo notices that requests changed the method it mirrors."""
+    code = getattr(OriginalSession.prepare_request, "__code__", None)
+    return None if code is None else frozenset(code.co_names)

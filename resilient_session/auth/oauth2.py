@@ -25,6 +25,7 @@ from requests.models import PreparedRequest
 from requests.utils import rewind_body
 
 from .._call import nested
+from .._compat.requests import body_position, request_cookie_jar
 from .._redact import REDACTED, redact_text, redact_url, scrubbed_exception
 from ..adapter import ResilientAdapter
 from ..errors import (
@@ -222,7 +223,7 @@ class _OAuth2Auth(CredentialAuth):
         r.content  # noqa: B018 - drain so the connection goes back to the pool
         r.close()
         retry = request.copy()
-        jar = getattr(retry, "_cookies", None)
+        jar = request_cookie_jar(retry)
         if jar is not None:
             _extract_cookies(jar, request, r.raw)
             retry.prepare_cookies(jar)
@@ -388,7 +389,7 @@ def _rewind(request: PreparedRequest) -> bool:
     body: object = request.body  # typed bytes | str, but files and iterators are allowed too
     if body is None or isinstance(body, (bytes, str)):
         return True
-    if getattr(request, "_body_position", None) is None:
+    if body_position(request) is None:
         return False
     try:
         rewind_body(request)

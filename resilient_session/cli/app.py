@@ -50,7 +50,7 @@ def add_demo_parser(subparsers: Subparsers) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     try:
-        from ..testing import demo as _demo
+        from . import demo as _demo
     except ImportError as error:
         print(
             f"resilient-session demo: the chaos server needs Flask ({error.name or error} is missing); "

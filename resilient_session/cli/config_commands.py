@@ -19,9 +19,8 @@ from .._redact import (
 )
 
 if TYPE_CHECKING:
+    from .._compat.stdlib import Subparsers
     from ..normalization.view import NormalizedResponse
-
-    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 __all__ = [
     "EXIT_CODES",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._redact import looks_like_env_name, redact_url, shown_env_name
 from .._worst_case import WorstCase, worst_case
+from ..policies.ratelimit import RateLimit, rate_text
 from ..retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -31,12 +32,15 @@ def describe(config: IntegrationConfig) -> dict[str, str]:
         "breaker": _describe_options(config.breaker),
         "budget": _describe_options(config.budget),
         "bulkhead": _describe_options(config.bulkhead),
+        "degrade": _describe_degrade(config.degrade),
+        "rate_limit": _describe_rate_limit(config.rate_limit),
         "store": _describe_store(config.store),
         "auth": describe_auth(config.auth) if config.auth is not None else "none",
         "auth_origins": _describe_origins(config),
         "headers": ", ".join(f"{k}: {v}" for k, v in config.headers.items()) or "none",
         "request_id_header": config.request_id_header or "none",
         "raise_for_status": str(config.raise_for_status).lower(),
+        "drift": config.drift,
         "worst_case": _worst_case(config).describe(),
     }
 
@@ -55,6 +59,8 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
         "breaker": _option_values(config.breaker),
         "budget": _option_values(config.budget),
         "bulkhead": _option_values(config.bulkhead),
+        "degrade": _policy_degrade(config.degrade),
+        "rate_limit": _option_values(config.rate_limit),
         "store": _policy_store(config.store),
         "auth": None
         if auth is None
@@ -67,6 +73,7 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
         "headers": dict(config.headers),
         "request_id_header": config.request_id_header,
         "raise_for_status": config.raise_for_status,
+        "drift": config.drift,
         "worst_case": _worst_case_values(config),
     }
 
@@ -74,7 +81,8 @@ def policy(config: IntegrationConfig) -> dict[str, Any]:
 def _worst_case(config: IntegrationConfig) -> WorstCase:
     bulkhead = config.bulkhead
     wait = float(bulkhead.max_wait) if bulkhead is not None else 0.0
-    return worst_case(config.timeout, config.retry, config.deadline, bulkhead_wait=wait)
+    quota = float(config.rate_limit.max_wait) if config.rate_limit is not None else 0.0
+    return worst_case(config.timeout, config.retry, config.deadline, bulkhead_wait=wait, quota_wait=quota)
 
 
 def _worst_case_values(config: IntegrationConfig) -> dict[str, Any]:
@@ -165,6 +173,24 @@ def _describe_options(policy: Any) -> str:
     return ", ".join(parts) + (f", name={name!r}" if name else "")
 
 
+def _describe_rate_limit(limit: RateLimit | None) -> str:
+    """``100/min static, burst 1; learned from the upstream's headers (lower only); adaptive after 429s;
+    a call waits at most 60 s``."""
+    if limit is None:
+        return "off"
+    parts = [
+        f"{rate_text(limit.static_rate)} static, burst {limit.burst}" if limit.calls else "no static quota"
+    ]
+    if limit.learn:
+        parts.append("learned from the upstream's headers" + ("" if limit.learn_upwards else " (lower only)"))
+    if limit.adaptive:
+        parts.append("adaptive after 429s")
+    if limit.partition_header:
+        parts.append(f"one per {limit.partition_header} value")
+    parts.append(f"a call waits at most {limit.max_wait:g} s")
+    return "; ".join(parts)
+
+
 def _policy_store(store: Mapping[str, Any] | None) -> dict[str, Any]:
     if not store or store.get("type", "memory") == "memory":
         return {"type": "memory", **({"ttl": store["ttl"]} if store and "ttl" in store else {})}
@@ -179,6 +205,38 @@ def _describe_store(store: Mapping[str, Any] | None) -> str:
     name = store["url_env"]
     state = "set" if os.environ.get(name, "").strip() else "NOT SET"
     return f"redis; URL from {_dollar(name)} ({state})"
+
+
+def _describe_degrade(table: Mapping[str, Any] | None) -> str:
+    if table is None:
+        return "off"
+    parts = [
+        f"{k}={'declared' if k == 'fallback' else v}"
+        for k, v in table.items()
+        if k not in ("store", "routes")
+    ]
+    store = table.get("store") or {}
+    kind = store.get("type", "sqlite")
+    if kind == "redis":
+        state = "set" if os.environ.get(store["url_env"], "").strip() else "NOT SET"
+        parts.append(f"store=redis; URL from {_dollar(store['url_env'])} ({state})")
+    else:
+        where = store.get("path") or ("this process" if kind == "memory" else "user cache directory")
+        parts.append(f"store={kind} ({where})")
+    for pattern, sub in (table.get("routes") or {}).items():
+        parts.append(f"{pattern}: off" if sub is False else f"{pattern}: {dict(sub)}")
+    return ", ".join(parts)
+
+
+def _policy_degrade(table: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if table is None:
+        return None
+    found = {k: v for k, v in table.items() if k != "store"}
+    store = dict(table.get("store") or {"type": "sqlite"})
+    name = store.pop("url_env", None)
+    if name is not None:
+        store["env"] = {name: bool(os.environ.get(name, "").strip())}
+    return {**found, "store": store}
 
 
 def _dollar(name: str) -> str:

@@ -258,9 +258,13 @@ class _Checker:
                 kwargs["deadline"] = deadline or None
         if "retry" in table:
             kwargs["retry"] = self.retry(f"{where}.retry", table["retry"])
-        for key in ("breaker", "budget", "bulkhead"):
+        for key in ("breaker", "budget", "bulkhead", "rate_limit"):
             if key in table:
                 kwargs[key] = self.policy(f"{where}.{key}", table[key], POLICIES[key])
+        if "degrade" in table:
+            from .degrade import check as check_degrade
+
+            kwargs["degrade"] = check_degrade(f"{where}.degrade", table["degrade"], self.problem)
         if "store" in table:
             kwargs["store"] = self.store(f"{where}.store", table["store"])
         if "auth" in table:
@@ -277,6 +281,8 @@ class _Checker:
             f"{where}.raise_for_status", "raise_for_status", table["raise_for_status"]
         ):
             kwargs["raise_for_status"] = table["raise_for_status"]
+        if "drift" in table and self.option(f"{where}.drift", "drift", table["drift"]):
+            kwargs["drift"] = table["drift"]
         if len(self.problems) > before:
             return None
         return IntegrationConfig(**kwargs)
@@ -342,7 +348,7 @@ class _Checker:
         return as_retry_policy(value)  # type: ignore[return-value]
 
     def policy(self, where: str, value: Any, policy: type[Any]) -> Any:
-        """A breaker, budget or bulkhead table: ``false`` is off (None), ``true`` the defaults."""
+        """A breaker, budget, bulkhead or rate limit table: ``false`` is off (None), ``true`` the defaults."""
         if value is False:
             return None
         if value is True:

@@ -10,10 +10,11 @@ from typing import Any
 from requests.auth import AuthBase
 
 from ..adapter import DEFAULT_TIMEOUT
-from ..observe.events import DEFAULT_REQUEST_ID_HEADER
+from ..observe.request_id import DEFAULT_REQUEST_ID_HEADER
 from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead
+from ..policies.ratelimit import RateLimit
 from ..retry import RetryPolicy
 from ..stores.base import StateStore
 from ..stores.memory import MemoryStore
@@ -83,6 +84,9 @@ class IntegrationConfig:
     breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)
     budget: RetryBudget | None = field(default_factory=RetryBudget)
     bulkhead: Bulkhead | None = None
+    #: The checked ``degrade`` table (built into a policy with its store by :meth:`session_kwargs`).
+    degrade: Mapping[str, Any] | None = None
+    rate_limit: RateLimit | None = None
     store: Mapping[str, Any] | None = None
     auth: AuthConfig | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -90,6 +94,7 @@ class IntegrationConfig:
     allowed_origins: tuple[str, ...] = ()
     request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER
     raise_for_status: bool = False
+    drift: str = "raise"
     description: str | None = None
 
     def env_vars(self) -> dict[str, str]:
@@ -98,6 +103,9 @@ class IntegrationConfig:
         found = {f"{prefix}.auth.{key}": name for key, name in (self.auth.env.items() if self.auth else ())}
         if self.store and "url_env" in self.store:
             found[f"{prefix}.store.url_env"] = self.store["url_env"]
+        degrade_store = (self.degrade or {}).get("store") or {}
+        if "url_env" in degrade_store:
+            found[f"{prefix}.degrade.store.url_env"] = degrade_store["url_env"]
         return found
 
     def session_kwargs(self) -> dict[str, Any]:
@@ -112,6 +120,12 @@ class IntegrationConfig:
         if store is not None:
             breaker = breaker.new(store=store) if breaker is not None else None
             budget = budget.new(store=store) if budget is not None else None
+        rate_limit = self.rate_limit
+        if rate_limit is not None:
+            # Named after the integration: every session of it shares one schedule, whatever origin.
+            rate_limit = rate_limit.new(
+                name=rate_limit.name or self.name, **({"store": store} if store else {})
+            )
         return {
             "base_url": self.base_url,
             "timeout": self.timeout,
@@ -122,9 +136,19 @@ class IntegrationConfig:
             "breaker": breaker or False,
             "budget": budget or False,
             "bulkhead": self.bulkhead or False,
+            "rate_limit": rate_limit or False,
             "integration": self.name,
             "request_id_header": self.request_id_header,
+            "drift": self.drift,
+            "degrade": self._degrade(),
         }
+
+    def _degrade(self) -> Any:
+        if self.degrade is None:
+            return None
+        from .degrade import build
+
+        return build(self.degrade)
 
     def _store(self) -> StateStore | None:
         if not self.store:

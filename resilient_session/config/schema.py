@@ -1,9 +1,10 @@
 """The integrations file's schema: the keys each table takes and what each key accepts.
 
-The ``retry``, ``breaker``, ``budget`` and ``bulkhead`` tables are built from the policies' own option
-specs (their ``OPTIONS``, see :mod:`resilient_session._options`): a key, its type and its bounds are
-written once, in the policy, and the constructor checks what the file checks. The rest (timeouts, the
-store, auth) is described here. Each check returns what is wrong with a value, or ``None``.
+The ``retry``, ``breaker``, ``budget``, ``bulkhead`` and ``rate_limit`` tables are built from the
+policies' own option specs (their ``OPTIONS``, see :mod:`resilient_session._options`): a key, its type
+and its bounds are written once, in the policy, and the constructor checks what the file checks. The
+rest (timeouts, the store, auth) is described here. Each check returns what is wrong with a value, or
+``None``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .._redact import is_secret_name, looks_like_env_name
 from ..policies.breaker import CircuitBreaker
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead
+from ..policies.ratelimit import RateLimit
 from ..policies.routes import routes_problem
 from ..retry import RetryPolicy
 
@@ -58,6 +60,7 @@ POLICIES: dict[str, type[Any]] = {
     "breaker": CircuitBreaker,
     "budget": RetryBudget,
     "bulkhead": Bulkhead,
+    "rate_limit": RateLimit,
 }
 
 
@@ -239,12 +242,15 @@ INTEGRATION_KEYS = (
     "breaker",
     "budget",
     "bulkhead",
+    "degrade",
+    "rate_limit",
     "store",
     "auth",
     "allowed_origins",
     "headers",
     "request_id_header",
     "raise_for_status",
+    "drift",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .drift import DriftPolicy, Mismatch, SchemaDrift, reset_drift_warnings
 from .view import (
     DEFAULT_MAX_BODY_SIZE,
     REQUEST_ID_HEADERS,
@@ -17,11 +18,15 @@ from .view import (
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "REQUEST_ID_HEADERS",
+    "DriftPolicy",
     "Format",
+    "Mismatch",
     "NormalizedError",
     "NormalizedResponse",
     "Normalizer",
+    "SchemaDrift",
     "ensure_normalized",
     "normalize",
+    "reset_drift_warnings",
     "with_normalized",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import requests
 
+from .._compat.requests import content_consumed, mark_consumed
+
 
 class Overflow:
     """The body passed the limit after *size* decoded bytes; nothing more was read."""
@@ -26,11 +28,10 @@ def read_bounded(response: requests.Response, limit: int) -> bytes | Overflow | 
     past it the connection is closed and the body is marked consumed (``response.content`` then raises
     requests' ``RuntimeError``, never returns a truncated body).
     """
-    if getattr(response, "_content_consumed", False):
+    if content_consumed(response):
         raise RuntimeError("The content for this response was already consumed")
     if response.status_code == 0 or response.raw is None:
-        response._content = None
-        response._content_consumed = True  # type: ignore[attr-defined]
+        mark_consumed(response, None)
         return None
     chunks: list[bytes] = []
     size = 0
@@ -38,11 +39,10 @@ def read_bounded(response: requests.Response, limit: int) -> bytes | Overflow | 
         size += len(chunk)
         if size > limit:
             chunks.clear()
-            response._content_consumed = True  # type: ignore[attr-defined]
+            mark_consumed(response)
             response.close()
             return Overflow(size)
         chunks.append(chunk)
     content = b"".join(chunks)
-    response._content = content
-    response._content_consumed = True  # type: ignore[attr-defined]
+    mark_consumed(response, content)
     return content

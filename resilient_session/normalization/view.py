@@ -12,15 +12,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 import requests
 from lxml import etree
 
+from .._compat.requests import cached_content
 from .._redact import redact_text, redact_url
 from ..errors import MalformedResponseError, status_error_for
+from ..policies.quota_headers import Quota, parse_quota
 from ..retry import DEFAULT_STATUS_FORCELIST
 from .body import Overflow, read_bounded
+from .drift import DriftPolicy
 from .envelopes import _Envelope, _json_envelope, _xml_envelope
 from .secrets import _request_secrets
 from .sniff import (
@@ -39,6 +42,9 @@ from .sniff import (
 )
 from .xml import NamespaceMode, UnsafeXMLError, element_to_dict, local_name, parse_xml
 
+if TYPE_CHECKING:
+    from ..policies.degrade import Degraded
+
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "REQUEST_ID_HEADERS",
@@ -52,6 +58,7 @@ __all__ = [
 ]
 
 Format = Literal["json", "xml", "text", "empty", "binary"]
+T = TypeVar("T")
 
 #: Bodies larger than this many bytes are not parsed (10 MiB).
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
@@ -206,7 +213,7 @@ class _Parsed:
 
 class NormalizedResponse:
     """One schema for every response: ``ok, status, format, data, error, headers, url, method, elapsed,
-    attempts, request_id, content_type``.
+    attempts, request_id, content_type, degraded, quota``.
 
     Cheap fields read through to the response; ``format``, ``data``, ``error`` and ``ok`` parse the body
     on first access and cache the result. Reading any field never raises. Holds a reference to its response.
@@ -264,6 +271,20 @@ class NormalizedResponse:
         return None
 
     @property
+    def degraded(self) -> Degraded | None:
+        """``None`` for a fresh answer; for one a :class:`~resilient_session.policies.Degrade` policy gave
+        in place of a failure, the :class:`~resilient_session.policies.degrade.Degraded` saying how
+        (``kind`` ``"stale"`` or ``"fallback"``, ``reason``, ``age``)."""
+        info: Degraded | None = getattr(self._response, "degraded", None)
+        return info
+
+    @property
+    def quota(self) -> Quota | None:
+        """The quota the response's headers describe (IETF ``RateLimit``/``RateLimit-Policy``,
+        ``X-RateLimit-*``, ``Retry-After`` on a 429 or 503): limit, remaining, reset; ``None`` if none."""
+        return parse_quota(self._response.headers, self.status)
+
+    @property
     def content_type(self) -> str | None:
         """The declared media type, lower-case and without parameters (``"application/json"``)."""
         return _media_type(self._response.headers.get("Content-Type"))[0]
@@ -313,6 +334,40 @@ class NormalizedResponse:
             raise status_error
         self._raise_malformed(error)
 
+    @overload
+    def into(self, type_: type[T], *, drift: DriftPolicy | None = None, route: str | None = None) -> T: ...
+    @overload
+    def into(self, type_: Any, *, drift: DriftPolicy | None = None, route: str | None = None) -> Any: ...
+    def into(self, type_: Any, *, drift: DriftPolicy | None = None, route: str | None = None) -> Any:
+        """The body as an instance of *type_*: a pydantic model, a dataclass, a ``TypedDict``,
+        ``list[Model]``, anything pydantic's ``TypeAdapter`` takes (needs the ``models`` extra).
+
+        The same type reads a JSON body and an XML one (the XML mapping rules are in
+        ``docs/normalization.md``). Nothing is validated before this call; a JSON body goes from bytes
+        straight into pydantic's JSON validation.
+
+        :param drift: What to do when the body does not fit: ``"raise"``, ``"warn"`` (return what
+            validates, in lax mode, and report) or ``"ignore"``. Default: the session's ``drift``
+            (``"raise"`` outside a session).
+        :param route: The name drift is reported under (default: method and path, ids as ``{id}``).
+        :raises APIStatusError: for a 4xx/5xx response (the typed status error, as ``raise_for_error``).
+        :raises SchemaMismatchError: the body does not fit (under ``"warn"`` and ``"ignore"`` only when its
+            top level cannot be built).
+        :raises MalformedResponseError: the body is malformed, too large, unreadable or an error envelope.
+        """
+        from .typed import into
+
+        return into(self, type_, self._read_declared, drift=drift, route=route)
+
+    def _read_declared(self, expected: str) -> bytes | NormalizedError:
+        """The body (read within the size limit), for a body declared *expected*; no parsing. A body
+        that could not be read is recorded as the parse result: it cannot be read a second time."""
+        body = _Body(self._response, self._normalizer)
+        content = body.read_content(expected)
+        if isinstance(content, NormalizedError) and self._parsed is None:
+            self._parsed = body._finish(_EXPECTED.get(expected, "binary"), None, content)
+        return content
+
     def _raise_malformed(self, error: NormalizedError) -> NoReturn:
         response = self._response
         raise MalformedResponseError(
@@ -352,7 +407,7 @@ class _Body:
 
     def parse(self) -> _Parsed:
         expected = _declared_format(self.media)
-        content = self._content(expected)
+        content = self.read_content(expected)
         if isinstance(content, NormalizedError):
             return self._finish(_EXPECTED.get(expected, "binary"), None, content)
         if not content:
@@ -371,14 +426,14 @@ class _Body:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _content(self, expected: str | None) -> bytes | NormalizedError:
+    def read_content(self, expected: str | None) -> bytes | NormalizedError:
         response = self.response
         request = response.request
         if self.status in (204, 304) or (request is not None and request.method == "HEAD"):
             return b""
         limit = self.normalizer.max_body_size
         declared = _int_or_none(response.headers.get("Content-Length"))
-        cached: Any = getattr(response, "_content", False)  # requests' own cache; False until read
+        cached: Any = cached_content(response)  # requests' own cache; False until read
         already_read = cached is not False
         if declared is not None and declared > limit and not already_read:
             return self._too_large(declared)

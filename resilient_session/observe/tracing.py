@@ -117,9 +117,21 @@ class CallTrace:
             span.set_attribute("resilient_session.retry.reason", reason)
         _finish(span, status, error_type, None)
 
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        """Set *attributes* on the call span (the rate limit's quota and wait)."""
+        self._parent.set_attributes(attributes)
+
     def event(self, name: str, attributes: dict[str, Any]) -> None:
         """Add an event (a circuit state change, a refused retry) to the call span."""
         self._parent.add_event(name, attributes)
+
+    def degraded(self, info: Any) -> None:
+        """Mark the call span as answered by a degrade policy (*info* is a ``Degraded``)."""
+        span = self._parent
+        span.set_attribute("resilient_session.degraded", info.kind)
+        span.set_attribute("resilient_session.degraded.reason", info.reason)
+        if info.age is not None:
+            span.set_attribute("resilient_session.degraded.age", float(info.age))
 
     def end(
         self,

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .._hosts import host_key
 from .._options import Option, check_attributes
-from ..stores.base import AtomicOp, Result, StateStore, host_key
+from ..stores.base import AtomicOp, Result, StateStore
 from ..stores.memory import default_store
 
 __all__ = ["BudgetGate", "RetryBudget"]

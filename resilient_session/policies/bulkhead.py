@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 import requests
 
 from .. import _fork
+from .._hosts import host_key
 from .._options import Option, check_attributes
 from ..errors import BulkheadFullError
-from ..stores.base import host_key
 
 __all__ = ["Bulkhead", "BulkheadSlots"]
 

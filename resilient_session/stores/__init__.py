@@ -1,12 +1,24 @@
-"""Where the policies keep their state: :class:`MemoryStore` (this process) or :class:`RedisStore` (shared).
+"""Where the policies keep their state: :class:`MemoryStore` (this process) or :class:`RedisStore` (shared);
+:class:`ResponseStore` keeps the answers a degrade policy serves.
 
 A custom store subclasses :class:`StateStore` and runs each :class:`AtomicOp` atomically.
 """
 
 from __future__ import annotations
 
-from .base import AtomicOp, Result, StateStore, host_key
+from .._hosts import host_key
+from .base import AtomicOp, Result, StateStore
 from .memory import MemoryStore, default_store
 from .redis import RedisStore
+from .responses import ResponseStore
 
-__all__ = ["AtomicOp", "MemoryStore", "RedisStore", "Result", "StateStore", "default_store", "host_key"]
+__all__ = [
+    "AtomicOp",
+    "MemoryStore",
+    "RedisStore",
+    "ResponseStore",
+    "Result",
+    "StateStore",
+    "default_store",
+    "host_key",
+]

@@ -15,47 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
-__all__ = ["AtomicOp", "Result", "StateStore", "host_key", "lua_file"]
+__all__ = ["AtomicOp", "Result", "StateStore", "lua_file"]
 
 Result = tuple[float, ...]
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def host_key(url: str) -> str:
-    """The per-host scope of *url*: ``scheme://host:port``, lower-cased, default port filled in.
-
-    Path, query and credentials never enter the key, so it is safe to log.
-    """
-    # Every call computes this: cut the origin off with string operations and parse each distinct
-    # origin once (a process talks to few hosts, through many paths).
-    start = url.find("://")
-    if start < 0:
-        return _origin_key(url)
-    end = len(url)
-    for mark in "/?#":
-        found = url.find(mark, start + 3)
-        if 0 <= found < end:
-            end = found
-    return _origin_key(url[:end])
-
-
-@functools.lru_cache(maxsize=1024)
-def _origin_key(origin: str) -> str:
-    parts = urlsplit(origin)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is None:
-        port = _DEFAULT_PORTS.get(scheme, 0)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -113,3 +76,19 @@ class StateStore(ABC):
     def forget_hints(self) -> None:
         """Drop every local hint (the next call of each policy asks the store itself)."""
         self.hints.clear()
+
+
+def __getattr__(name: str) -> Any:
+    # host_key is not a store concept; it moved to resilient_session._hosts (public as stores.host_key).
+    if name in ("host_key", "_origin_key", "_DEFAULT_PORTS"):
+        import warnings
+
+        from .. import _hosts
+
+        warnings.warn(
+            f"resilient_session.stores.base.{name} moved; import host_key from resilient_session.stores",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(_hosts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

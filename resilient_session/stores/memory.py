@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import _fork
 from .base import AtomicOp, Result, StateStore
 
 __all__ = ["MemoryStore", "clear_memory_stores", "default_store"]
@@ -46,6 +46,7 @@ class MemoryStore(StateStore):
         self._lock = threading.Lock()
         self._ops = 0
         _live_memory_stores.add(self)
+        _fork.track(self)
 
     def clear(self) -> None:
         """Forget every key and hint: circuits close, budgets refill."""
@@ -84,6 +85,10 @@ class MemoryStore(StateStore):
     def __reduce__(self) -> tuple[Any, ...]:
         return (_new_memory_store, (self.clock, self.ttl))
 
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held the lock at the fork; in the child nobody would release it.
+        self._lock = threading.Lock()
+
 
 class _ProcessStore(MemoryStore):
     """The process-wide store: pickled, it unpickles as the receiving process's own."""
@@ -94,10 +99,9 @@ class _ProcessStore(MemoryStore):
     def __repr__(self) -> str:
         return "default_store()"
 
-    def _after_fork(self) -> None:
-        # The parent's lock may have been held by one of its threads at the fork, and its circuits and
-        # budgets describe the parent's calls: the child starts with a fresh, empty store.
-        self._lock = threading.Lock()
+    def _after_fork_in_child(self) -> None:
+        # Its circuits and budgets describe the parent's calls: the child starts with a fresh, empty store.
+        super()._after_fork_in_child()
         self._data.clear()
         self.hints.clear()
 
@@ -118,9 +122,7 @@ def default_store() -> MemoryStore:
     if store is None:
         with _default_lock:
             if _default is None:
-                _default = _ProcessStore()
-                if hasattr(os, "register_at_fork"):  # not on Windows
-                    os.register_at_fork(after_in_child=_default._after_fork)
+                _default = _ProcessStore()  # tracked for fork like every MemoryStore
             store = _default
     return store
 

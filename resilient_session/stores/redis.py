@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._call import current_call
-from .._mixins import with_mixin
+from .._compat.redis import SocketHook, connection_settings, connections_with
 from .base import AtomicOp, Result, StateStore, lua_file
 from .memory import MemoryStore
 
@@ -224,7 +224,7 @@ class RedisStore(StateStore):
     @property
     def address(self) -> str:
         """Where the server is (``host:port/db`` or the socket path), never with credentials."""
-        kwargs = getattr(getattr(self.client, "connection_pool", None), "connection_kwargs", {})
+        kwargs = connection_settings(self.client)
         if "path" in kwargs:
             return f"unix://{kwargs['path']}"
         return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
@@ -272,7 +272,7 @@ def _time_left() -> float | None:
     return call.remaining() if call is not None else None
 
 
-class _ClampedConnection:
+class _ClampedConnection(SocketHook):
     """redis-py connection mixin: no connect, read or write waits past the end of the store op, or of
     the call, in progress.
 
@@ -285,10 +285,10 @@ class _ClampedConnection:
     socket_timeout: float | None
     socket_connect_timeout: float | None
 
-    def _connect(self) -> Any:
+    def open_socket(self, open_: Callable[[], Any]) -> Any:
         left = _time_left()
         if left is None:
-            return _BoundedSocket(super()._connect())  # type: ignore[misc]
+            return _BoundedSocket(open_())
         left = max(0.001, left)
         # A connection is used by one thread at a time (it is out of the pool), so its timeouts can be
         # lowered for this connect (and a TLS handshake, which runs under socket_timeout) and put back.
@@ -296,7 +296,7 @@ class _ClampedConnection:
         self.socket_connect_timeout = left if connect is None else min(connect, left)
         self.socket_timeout = left if read is None else min(read, left)
         try:
-            return _BoundedSocket(super()._connect())  # type: ignore[misc]
+            return _BoundedSocket(open_())
         finally:
             self.socket_connect_timeout, self.socket_timeout = connect, read
 
@@ -305,15 +305,15 @@ class _BoundedSocket:
     """A connection's socket whose every ``recv`` and ``send`` waits at most its own timeout and the
     time the op (or call) in progress has left; everything else is the socket's."""
 
-    __slots__ = ("_sock", "_timeout")
+    __slots__ = ("_timeout", "_wrapped")
 
     def __init__(self, sock: Any) -> None:
-        self._sock = sock
+        self._wrapped = sock
         self._timeout: float | None = sock.gettimeout()
 
     def settimeout(self, timeout: float | None) -> None:
         self._timeout = timeout
-        self._sock.settimeout(timeout)
+        self._wrapped.settimeout(timeout)
 
     def gettimeout(self) -> float | None:
         return self._timeout
@@ -325,34 +325,31 @@ class _BoundedSocket:
             if left <= 0:
                 raise TimeoutError("timed out")  # what socket.timeout is; redis-py's TimeoutError follows
             timeout = left if timeout is None else min(timeout, left)
-        self._sock.settimeout(timeout)
+        self._wrapped.settimeout(timeout)
 
     def recv(self, *args: Any) -> Any:
         self._bound()
-        return self._sock.recv(*args)
+        return self._wrapped.recv(*args)
 
     def recv_into(self, *args: Any) -> Any:
         self._bound()
-        return self._sock.recv_into(*args)
+        return self._wrapped.recv_into(*args)
 
     def send(self, *args: Any) -> Any:
         self._bound()
-        return self._sock.send(*args)
+        return self._wrapped.send(*args)
 
     def sendall(self, *args: Any) -> Any:
         self._bound()
-        return self._sock.sendall(*args)
+        return self._wrapped.sendall(*args)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+        return getattr(self._wrapped, name)
 
 
 def _clamp_connections(client: Any) -> None:
     """Make the connections *client*'s pool opens from now on :class:`_ClampedConnection`."""
-    pool: Any = getattr(client, "connection_pool", None)
-    cls = getattr(pool, "connection_class", None)
-    if cls is not None:
-        pool.connection_class = with_mixin(_ClampedConnection, cls)
+    connections_with(client, _ClampedConnection)
 
 
 def _import_redis() -> Any:

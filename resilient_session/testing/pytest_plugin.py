@@ -20,6 +20,8 @@ state: it clears in-memory circuit-breaker and retry-budget state (the process-w
 module-level session or through sessions made per call) never refuses the next test's calls, and it puts
 the integrations registry (:mod:`resilient_session.registry`) back as it was before the test: what a
 test registered or unregistered is undone, what was registered before it (at import, in a conftest) stays.
+Likewise :func:`~resilient_session.install`: a test that called it (or ``uninstall()``) leaves requests as
+the test found it. It also forgets which schema-drift WARNINGs were logged, so each test sees its own.
 Redis-backed state is not touched.
 
 Installing the package registers nothing with pytest; this module imports nothing beyond pytest until a
@@ -81,7 +83,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def _resilient_session_clean_state() -> Iterator[None]:
     registry = sys.modules.get("resilient_session.registry")
     saved = registry.snapshot() if registry is not None else None
+    switch = sys.modules.get("resilient_session._install")
+    installed = switch.state() if switch is not None else (False, False)
     yield
+    switch = sys.modules.get("resilient_session._install")
+    if switch is not None and switch.state() != installed:
+        on, all_origins = installed
+        if on:
+            switch.install(all_origins=all_origins)
+        else:
+            switch.uninstall()  # the test called install(): requests is as the test found it
     # Looked up, not imported: nothing to reset when the test run never imported us.
     registry = sys.modules.get("resilient_session.registry")
     if registry is not None:
@@ -92,6 +103,9 @@ def _resilient_session_clean_state() -> Iterator[None]:
     store = sys.modules.get("resilient_session.stores.memory")
     if store is not None:
         store.clear_memory_stores()  # the process-wide default store included
+    drift = sys.modules.get("resilient_session.normalization.drift")
+    if drift is not None:
+        drift.reset_drift_warnings()
 
 
 @pytest.fixture(scope="session")

@@ -121,10 +121,13 @@ def test_tripped_breaker_answers_503_with_retry_after_without_calling(
     assert chaos_server.calls("/fail/502") == 2  # the third call never left the process
 
 
-def test_health_through_open_and_close(app: Flask, chaos_server: ChaosServer) -> None:
+def test_health_through_open_and_close(
+    app: Flask, chaos_server: ChaosServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = FakeClock()
     fragile = app.extensions[EXTENSION_KEY]["fragile"]
-    fragile.breaker.store.clock = clock
+    # The process-wide store: put its clock back after the test, or later tests see time frozen.
+    monkeypatch.setattr(fragile.breaker.store, "clock", clock)
     host = fragile.breaker.key_for(chaos_server.url)
     client = app.test_client()
 

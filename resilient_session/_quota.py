@@ -1,0 +1,129 @@
+"""One call's place in a rate limit: a slot taken before each attempt, every answer learned from.
+
+The adapter opens a :class:`QuotaGate` per hop when a :class:`~resilient_session.policies.RateLimit` is in
+force and keeps it in the call's state, where the retry policy finds it before each retry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ._call import CallState
+from .errors import QuotaExceededError
+from .policies.quota_headers import Quota, parse_quota
+from .policies.ratelimit import RateLimit, rate_text
+
+__all__ = ["KEPT_FOR_CALL", "QuotaGate", "open_gate"]
+
+#: A call waits for its slot only if, after the wait, at least this share of its time left remains for
+#: the call itself: a slot at the very end of the deadline would only make the call time out there.
+KEPT_FOR_CALL = 0.1
+
+# Where the gate of the hop in progress lives in CallState.extras.
+_GATE = "quota_gate"
+# How often a call that slept for its slot looks again for a hold that began meanwhile.
+_RECHECKS = 3
+
+
+class QuotaGate:
+    """The rate limit of one hop: :meth:`take` before the first attempt, :meth:`before_retry` before
+    each retry, :meth:`answered` for each response. ``quota`` is the last quota an answer described."""
+
+    __slots__ = ("key", "policy", "quota", "sent_at", "waited")
+
+    def __init__(self, policy: RateLimit, key: str) -> None:
+        self.policy = policy
+        self.key = key
+        self.quota: Quota | None = None
+        self.sent_at = time.monotonic()
+        self.waited = 0.0
+
+    def take(self, call: CallState, request: Any) -> None:
+        """Wait for the first attempt's slot, or raise :class:`~resilient_session.errors.QuotaExceededError`
+        at once (nothing sent) when it does not come within the call's time."""
+        slot = self.policy.acquire(self.key, _max_wait(call))
+        for _ in range(_RECHECKS):
+            if not slot.granted or slot.wait <= 0:
+                break
+            self._sleep(slot.wait)
+            # While this call slept, an answer may have told every caller to hold back (a 429, nothing
+            # left): its slot is void, it queues again behind the hold instead of sending into it.
+            if self.policy.state(self.key).hold <= 0:
+                return
+            slot = self.policy.acquire(self.key, _max_wait(call))
+        if not slot.granted:
+            scope = self.key.split("#", 1)[0]
+            held = " (the upstream holds every call back)" if slot.hold > 0 else ""
+            raise QuotaExceededError(
+                f"rate limit of {scope} ({rate_text(slot.rate)}) has no slot for this call within its "
+                f"time left{held}; the next is in {slot.wait:.3g}s",
+                key=scope,
+                retry_after=slot.wait,
+                rate=slot.rate,
+                request=request,
+                elapsed=call.elapsed(),
+            )
+        self._sleep(slot.wait)
+
+    def before_retry(self, call: CallState, delay: float) -> float | None:
+        """The wait before the next retry (at least *delay*, the retry policy's own), its slot
+        reserved; ``None`` when the limit has no slot for it within the call's time."""
+        slot = self.policy.acquire(self.key, _max_wait(call), after=delay)
+        if not slot.granted:
+            return None
+        self.waited += max(0.0, slot.wait - delay)
+        self.sent_at = time.monotonic() + slot.wait
+        return slot.wait
+
+    def answered(self, headers: Mapping[str, str], status: int) -> None:
+        """Learn from a response's *headers* and *status*."""
+        quota = parse_quota(headers, status)
+        if quota is not None:
+            self.quota = quota
+        self.policy.learn_from(self.key, quota, status, age=time.monotonic() - self.sent_at)
+
+    def attributes(self) -> dict[str, float]:
+        """The last known quota and the time waited, as span attributes (``resilient_session.quota.*``)."""
+        found: dict[str, float] = {"resilient_session.quota.wait_ms": round(self.waited * 1e3, 3)}
+        quota = self.quota
+        if quota is not None:
+            for name in ("limit", "remaining", "reset"):
+                value = getattr(quota, name)
+                if value is not None:
+                    found[f"resilient_session.quota.{name}"] = value
+        return found
+
+    def _sleep(self, wait: float) -> None:
+        if wait > 0:
+            self.waited += wait
+            time.sleep(wait)
+        self.sent_at = time.monotonic()
+
+
+def _max_wait(call: CallState) -> float | None:
+    remaining = call.remaining()
+    if remaining is None:
+        return None
+    return max(0.0, remaining * (1 - KEPT_FOR_CALL))
+
+
+def open_gate(policy: RateLimit | None, call: CallState, request: Any) -> QuotaGate | None:
+    """Take the first slot of *request* under *policy* and keep the gate on *call* for its retries
+    (``None``, and nothing kept, without a policy)."""
+    if policy is None:
+        call.extras.pop(_GATE, None)
+        return None
+    gate = QuotaGate(policy, policy.key_for(request.url or "", request.headers))
+    call.extras[_GATE] = gate
+    gate.take(call, request)
+    return gate
+
+
+def current_gate(call: CallState | None) -> QuotaGate | None:
+    """The gate of the hop *call* is sending, if a rate limit is in force."""
+    if call is None:
+        return None
+    gate = call.extras.get(_GATE)
+    return gate if isinstance(gate, QuotaGate) else None

@@ -1,0 +1,603 @@
+"""httpx transports with the session's protection: retries, deadline, breaker, budget, bulkhead, typed errors.
+
+:class:`AsyncResilientTransport` wraps an ``httpx.AsyncBaseTransport`` (``httpx.AsyncHTTPTransport`` by
+default). Each request it handles is one hop of a call: the breaker is asked, a bulkhead slot taken, the
+request sent until the retry policy stops, the body read (so a body broken off mid-way is retried, as
+the requests adapter does), and every failure leaves as an error that is both ours and httpx's (see
+:mod:`resilient_session.httpx.errors`). The call's deadline ends it by cancellation: no thread waits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Generator
+from functools import partial
+from typing import Any, NamedTuple, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+import httpx
+import requests
+from urllib3.util.retry import Retry
+
+from .._call import CallObserver, CallState, current_call, enter, leave
+from .._compat.httpx import set_read_body
+from .._decide import with_idempotency_key
+from .._hosts import host_key
+from .._options import check_session_option
+from ..errors import BulkheadFullError, CircuitOpenError
+from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
+from ..policies.breaker import CircuitBreaker, Permit
+from ..policies.budget import BudgetGate, RetryBudget
+from ..policies.bulkhead import Bulkhead
+from ..retry import as_retry_policy
+from ..stores.memory import MemoryStore
+from . import _core
+from ._retry import call_aware, no_retries
+from .errors import HTTPXRetryExhausted, context
+from .response import as_resilient
+
+__all__ = ["AsyncResilientTransport", "ResilientTransport", "TransportPolicies", "attempts"]
+
+_T = TypeVar("_T")
+
+#: Seconds between two looks at a full bulkhead by a waiting task (sync callers wait on its condition).
+_BULKHEAD_POLL = 0.005
+
+
+class TransportPolicies:
+    """The options both transports take, checked as the requests session checks them.
+
+    :param retry: A :class:`~resilient_session.RetryPolicy`, a urllib3 ``Retry``, an int, ``False`` (no
+        retries) or ``None`` (the default ``RetryPolicy()``).
+    :param deadline: Seconds for each call, attempts, backoff and body included; a client's (or the
+        call's) deadline still applies, whichever ends first.
+    :param breaker: A :class:`~resilient_session.CircuitBreaker`; ``True`` (default) the default one,
+        ``False`` none. With no ``store``, it is the process-wide store: a requests session and an
+        httpx client calling the same origin (or the same integration) share one circuit.
+    :param budget: A :class:`~resilient_session.RetryBudget`, ``True`` (default) or ``False``.
+    :param bulkhead: A :class:`~resilient_session.Bulkhead`, ``True`` or ``False`` (default).
+    :param base_url: Where the default route groups of the breaker start (a client sets its own).
+    :param normalizer: Builds each response's ``normalized`` view.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: Retry | int | bool | None = None,
+        deadline: float | None = None,
+        breaker: CircuitBreaker | bool | None = True,
+        budget: RetryBudget | bool | None = True,
+        bulkhead: Bulkhead | bool | None = False,
+        base_url: str | None = None,
+        normalizer: Normalizer = DEFAULT_NORMALIZER,
+    ) -> None:
+        check_session_option("deadline", deadline)
+        self.retry: Retry = as_retry_policy(retry)
+        self.deadline = None if deadline is None else float(deadline)
+        self.breaker: CircuitBreaker | None = _policy(breaker, CircuitBreaker, "breaker")
+        self.budget: RetryBudget | None = _policy(budget, RetryBudget, "budget")
+        self.bulkhead: Bulkhead | None = _policy(bulkhead, Bulkhead, "bulkhead")
+        self.base_url = base_url
+        self.normalizer = normalizer
+        stores = [p.store for p in (self.breaker, self.budget) if p is not None]
+        #: Every store is this process's memory: asking the policies costs microseconds and no I/O.
+        self.local = all(isinstance(store, MemoryStore) for store in stores)
+
+
+def _policy(value: Any, cls: type[Any], name: str) -> Any:
+    if value is True:
+        return cls()
+    if value is False or value is None:
+        return None
+    if isinstance(value, cls):
+        return value
+    raise TypeError(f"{name} must be a {cls.__name__}, True, False or None, not {type(value).__name__}")
+
+
+def _scope(name: str | None, host: str) -> str:
+    return host if name is None else name
+
+
+class _RequestLine(NamedTuple):
+    method: str
+    url: str
+
+
+class _Hop:
+    """One request through a transport: the policies in force and what they handed out."""
+
+    __slots__ = ("breaker", "budget_gate", "bulkhead", "compartment", "gates", "host", "permit")
+
+    def __init__(self, policies: TransportPolicies, call: CallState, request: httpx.Request) -> None:
+        url = str(request.url)
+        self.host = host_key(url)
+        self.breaker = policies.breaker
+        self.bulkhead = policies.bulkhead
+        self.permit: Permit | None = None
+        self.compartment: str | None = None
+        self.budget_gate: BudgetGate | None = None
+        self.gates: list[Any] = []
+        if self.breaker is not None:
+            # acquire() reads only the request's method and URL, as text (the route group).
+            self.permit = self.breaker.acquire(
+                _scope(self.breaker.name, self.host),
+                cast(requests.PreparedRequest, _RequestLine(request.method, url)),
+                base_url=policies.base_url,
+            )
+            self.gates.append(self.breaker.gate(self.permit))
+            if call.observer is not None:
+                call.observer.circuit(call, "half_open" if self.permit.probe else "closed")
+        if policies.budget is not None:
+            self.budget_gate = policies.budget.gate(_scope(policies.budget.name, self.host))
+            self.gates.append(self.budget_gate)
+        if self.bulkhead is not None:
+            self.compartment = _scope(self.bulkhead.name, self.host)
+        call.retry_gates.extend(self.gates)
+
+    @classmethod
+    def begin(cls, policies: TransportPolicies, call: CallState, request: httpx.Request) -> _Hop:
+        """The hop's policies asked: the circuit's leave (or its typed refusal), the retry gates set."""
+        try:
+            return cls(policies, call, request)
+        except CircuitOpenError as exc:
+            error = _core.typed(exc, call, request)
+        raise error
+
+    def take_slot_now(self) -> bool:
+        """Take a bulkhead slot if one is free; True when taken (or no bulkhead)."""
+        if self.bulkhead is None or self.compartment is None:
+            return True
+        return self.bulkhead.slots.take(self.compartment, self.bulkhead.max_concurrent, 0.0) is None
+
+    def give_back(self, call: CallState, holding: bool) -> None:
+        for gate in self.gates:
+            if gate in call.retry_gates:
+                call.retry_gates.remove(gate)
+        if holding and self.bulkhead is not None and self.compartment is not None:
+            self.bulkhead.release(self.compartment)
+
+    def record(self, *, response: httpx.Response | None = None, error: BaseException | None = None) -> None:
+        if self.breaker is not None and self.permit is not None:
+            self.breaker.record(self.permit, response=cast(requests.Response, response), error=error)
+        if (
+            response is not None
+            and self.budget_gate is not None
+            and response.status_code < 500
+            and response.status_code != 429
+        ):
+            self.budget_gate.record_success()
+
+    def bulkhead_full(self, waited: float) -> BulkheadFullError:
+        assert self.bulkhead is not None
+        return BulkheadFullError(
+            f"{self.bulkhead.max_concurrent} calls to {self.compartment} already in flight; none finished "
+            f"within {waited:.3f}s",
+            host=self.compartment or self.host,
+            max_concurrent=self.bulkhead.max_concurrent,
+            waited=waited,
+        )
+
+
+def begin(policies: TransportPolicies, request: httpx.Request) -> tuple[CallState, Any]:
+    """The call *request* belongs to: a client's call in progress, or a new one (and its token)."""
+    call = current_call()
+    if call is not None and call.extras.get("httpx_client") is not None:
+        # The client's call: its first hop, a redirect hop or the re-send after a 401.
+        origin = host_key(str(request.url))
+        first = call.extras.setdefault("origin", origin)
+        if origin != first:
+            _strip_credentials(call, request)
+        call.sent = True
+        call.raw_url = str(request.url)
+        call.extras.pop("redacted_url", None)
+        call.tighten_deadline(policies.deadline)
+        return call, None
+    outer = call
+    call = CallState.begin(request.method, str(request.url), extras={"httpx_transport": True})
+    call.tighten_deadline(policies.deadline)
+    if outer is not None and outer.deadline_at is not None:
+        call.tighten_deadline(outer.deadline_at - call.started)
+    return call, enter(call)
+
+
+def _strip_credentials(call: CallState, request: httpx.Request) -> None:
+    """A redirect to another origin: drop the headers and query parameters our auth set (httpx itself
+    drops only ``Authorization``; an API key header would otherwise follow the redirect)."""
+    for name in call.extras.get("credential_headers", ()):
+        request.headers.pop(name, None)
+    keys = call.extras.get("credential_query", ())
+    if keys and request.url.query:
+        kept = [(k, v) for k, v in request.url.params.multi_items() if k not in keys]
+        request.url = request.url.copy_with(params=kept)
+
+
+# -- the decisions of one hop, shared by both transports ---------------------------------------------
+#
+# ``attempts()`` is a generator: it yields what to do next (send, sleep, read the body, close a response)
+# and receives what happened; each transport runs the same generator with its own I/O (``await`` or not).
+
+
+class Send(NamedTuple):
+    """Send the request once; answer ``(response, None)`` or ``(None, httpx.TransportError)``."""
+
+
+class Sleep(NamedTuple):
+    """Wait this many seconds; answer ``None``."""
+
+    seconds: float
+
+
+class Read(NamedTuple):
+    """Read the body of *response*; answer ``None`` or the ``httpx.TransportError`` it broke off with."""
+
+    response: httpx.Response
+
+
+class Close(NamedTuple):
+    """Close *response* unread; answer ``None``."""
+
+    response: httpx.Response
+
+
+class Decide(NamedTuple):
+    """Ask the retry policy (and through it the call's gates: retry budget, circuit); answer what
+    ``decide()`` returns. It may ask the policies' store: the async transport runs it off the event
+    loop when that store is not in this process's memory."""
+
+    decide: Callable[[], Retry | None]
+
+
+Step = Send | Sleep | Read | Close | Decide
+Plan = Generator[Step, Any, httpx.Response]
+
+
+def attempts(policies: TransportPolicies, call: CallState, request: httpx.Request) -> Plan:
+    """The attempts of one hop: send until the retry policy stops, reading the body inside the loop
+    (unless the call streams), and return the response or raise the typed error."""
+    method = request.method
+    url = str(request.url)
+    # A request carrying the policy's idempotency key header may retry its idempotency_key_methods too.
+    retry = call_aware(with_idempotency_key(policies.retry, request.headers))
+    if not _core.replayable(request):
+        retry = no_retries(retry)
+    call.attempts = 1
+    read_body = not call.extras.get("stream", False)
+    first_break: BaseException | None = None
+    timeouts = request.extensions.get("timeout")
+    while True:
+        if call.deadline_passed():
+            raise _core.deadline_error(call, request, "the deadline ran out before an attempt")
+        clamped = _core.clamped_timeouts(timeouts, call.remaining())
+        if clamped is not None:
+            request.extensions["timeout"] = clamped
+        next_retry: Retry | None = None
+        response, error = yield Send()
+        if error is not None:
+            failure = _core.typed(error, call, request)
+            if failure is not error and not call.deadline_passed(_core.DEADLINE_SLACK):
+                cause = _core.wire_cause(error, _core.HEADERS)
+                next_retry = yield Decide(partial(_next, retry, method, url, error=cause))
+            if next_retry is None:
+                raise failure
+            retry = next_retry
+            yield Sleep(_core.planned_wait(retry, call))
+            continue
+        call.last_status = response.status_code
+        if retry.is_retry(method, response.status_code, "Retry-After" in response.headers):
+            view = _core.retry_view(response)
+            next_retry = yield Decide(partial(_next, retry, method, url, response=view))
+            if next_retry is not None:
+                yield Close(response)
+                retry = next_retry
+                yield Sleep(_core.planned_wait(retry, call))
+                continue
+            if retry.raise_on_status and not call.deadline_passed():
+                yield Close(response)
+                raise _exhausted(call, request, response)
+        resilient = as_resilient(response, attempts=call.attempts, normalizer=policies.normalizer)
+        if not read_body:
+            return resilient
+        broken_by = yield Read(response)
+        if broken_by is None:
+            return resilient
+        broken = _core.typed(broken_by, call, request, _core.BODY)
+        if broken is not broken_by and not call.deadline_passed(_core.DEADLINE_SLACK):
+            first_break = first_break or broken
+            cause = _core.wire_cause(broken_by, _core.BODY)
+            next_retry = yield Decide(partial(_next, retry, method, url, error=cause))
+        if next_retry is None:
+            raise first_break or broken
+        retry = next_retry
+        yield Sleep(_core.planned_wait(retry, call))
+
+
+def current_call_observer() -> tuple[CallState, CallObserver] | None:
+    """The call in progress and its observer, when someone observes it."""
+    call = current_call()
+    if call is None or call.observer is None:
+        return None
+    return call, call.observer
+
+
+def _next(retry: Retry, method: str, url: str, **outcome: Any) -> Retry | None:
+    """The policy's decision after an attempt: the retry state for the next one, or ``None`` to stop
+    (retries used up, the deadline would pass, the budget or the circuit refused, not retryable)."""
+    try:
+        return retry.increment(method, url, **outcome)
+    except Exception:  # MaxRetryError, or the error itself re-raised: urllib3's "stop here"
+        return None
+
+
+def _exhausted(call: CallState, request: httpx.Request, response: httpx.Response) -> BaseException:
+    return HTTPXRetryExhausted(
+        f"retries exhausted on status {response.status_code}",
+        **context(request, response=response, attempts=call.attempts, elapsed=call.elapsed()),
+    )
+
+
+def _scope_deadline(call: CallState) -> float:
+    remaining = call.remaining()
+    return math.inf if remaining is None else anyio.current_time() + remaining
+
+
+# -- the transports ----------------------------------------------------------------------------------
+
+
+class AsyncResilientTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` that retries, bounds the call by its deadline, asks the circuit
+    breaker, pays the retry budget, holds a bulkhead slot and raises typed errors.
+
+    :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
+        respx and pytest-httpx mock below this one, so the mock sees every retry).
+
+    The other keywords are :class:`TransportPolicies`'. The deadline ends the hop by cancellation (an
+    anyio cancel scope: asyncio and trio alike); a task cancelled by its caller gives back its bulkhead
+    slot and its half-open probe, and its outcome is not counted.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        retry: Retry | int | bool | None = None,
+        deadline: float | None = None,
+        breaker: CircuitBreaker | bool | None = True,
+        budget: RetryBudget | bool | None = True,
+        bulkhead: Bulkhead | bool | None = False,
+        base_url: str | None = None,
+        normalizer: Normalizer = DEFAULT_NORMALIZER,
+    ) -> None:
+        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self.policies = TransportPolicies(
+            retry=retry,
+            deadline=deadline,
+            breaker=breaker,
+            budget=budget,
+            bulkhead=bulkhead,
+            base_url=base_url,
+            normalizer=normalizer,
+        )
+
+    async def __aenter__(self) -> AsyncResilientTransport:
+        await self.transport.__aenter__()
+        return self
+
+    async def __aexit__(self, *args: Any) -> None:
+        await self.transport.__aexit__(*args)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call, token = begin(self.policies, request)
+        try:
+            return await self._hop(call, request)
+        finally:
+            if token is not None:
+                leave(token)
+
+    async def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        if call.deadline_passed():
+            raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+        hop = await self._off_loop(_Hop.begin, self.policies, call, request)
+        holding = False
+        response: httpx.Response | None = None
+        try:
+            covered = call.extras.get("scope_until")
+            if call.deadline_at is None or (covered is not None and call.deadline_at >= covered):
+                # No deadline, or the client's cancel scope already ends the call by it: one scope per
+                # call (each costs the loop work on every iteration while it is being cancelled).
+                holding = await self._take_slot(hop, call, request)
+                response = await self._run(attempts(self.policies, call, request), request)
+            else:
+                with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
+                    holding = await self._take_slot(hop, call, request)
+                    response = await self._run(attempts(self.policies, call, request), request)
+                if response is None or scope.cancelled_caught:
+                    if response is not None:
+                        await response.aclose()
+                    raise _core.deadline_error(call, request, _core.where(call))
+        except BaseException as exc:
+            # A task cancelled by its caller lands here too: its outcome is not counted (an open
+            # circuit's probe slot goes back), its bulkhead slot is returned below. Cancelled by the
+            # client's scope at the deadline, it counts as the deadline error it becomes. Shielded: the
+            # store must hear of it even while the task is being cancelled.
+            outcome: BaseException = exc
+            if isinstance(exc, anyio.get_cancelled_exc_class()) and call.deadline_passed():
+                outcome = _core.deadline_error(call, request, _core.where(call))
+            with anyio.CancelScope(shield=True):
+                await self._off_loop(hop.record, error=outcome)
+            raise
+        finally:
+            hop.give_back(call, holding)
+        await self._off_loop(hop.record, response=response)
+        return response
+
+    async def _off_loop(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``func(*args, **kwargs)``: inline when the policies' state is in memory, else in a worker
+        thread (a Redis round trip, bounded by the store's ``op_timeout``, must not stall the loop)."""
+        if self.policies.local:
+            return func(*args, **kwargs)
+        return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
+
+    async def _run(self, plan: Plan, request: httpx.Request) -> httpx.Response:
+        answer: Any = None
+        while True:
+            try:
+                step = plan.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            answer = None
+            if isinstance(step, Send):
+                observer = current_call_observer()
+                if observer is not None:
+                    observer[1].attempt(observer[0], request.headers, on_wire=True)
+                try:
+                    answer = (await self.transport.handle_async_request(request), None)
+                except httpx.TransportError as exc:
+                    answer = (None, exc)
+                else:
+                    if observer is not None:
+                        observer[1].answered(observer[0], answer[0].status_code)
+            elif isinstance(step, Sleep):
+                await anyio.sleep(step.seconds)
+            elif isinstance(step, Decide):
+                answer = await self._off_loop(step.decide)
+            elif isinstance(step, Read):
+                try:
+                    await step.response.aread()
+                except httpx.TransportError as exc:
+                    answer = exc
+            else:
+                await step.response.aclose()
+
+    async def _take_slot(self, hop: _Hop, call: CallState, request: httpx.Request) -> bool:
+        bulkhead = hop.bulkhead
+        if bulkhead is None:
+            return False
+        if hop.take_slot_now():
+            return True
+        remaining = call.remaining()
+        wait = bulkhead.max_wait if remaining is None else max(0.0, min(bulkhead.max_wait, remaining))
+        waited = 0.0
+        started = anyio.current_time()
+        while waited < wait:
+            await anyio.sleep(min(_BULKHEAD_POLL, wait - waited))
+            if hop.take_slot_now():
+                return True
+            waited = anyio.current_time() - started
+        raise _core.typed(hop.bulkhead_full(waited), call, request)
+
+
+class ResilientTransport(httpx.BaseTransport):
+    """The sync twin of :class:`AsyncResilientTransport`, for ``httpx.Client``: the same decisions.
+
+    Without cancellation, the deadline bounds every socket wait of each attempt (connect, write, read
+    timeouts clamped to the time left when the attempt starts), every backoff sleep, the bulkhead wait,
+    and is checked between body chunks.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        retry: Retry | int | bool | None = None,
+        deadline: float | None = None,
+        breaker: CircuitBreaker | bool | None = True,
+        budget: RetryBudget | bool | None = True,
+        bulkhead: Bulkhead | bool | None = False,
+        base_url: str | None = None,
+        normalizer: Normalizer = DEFAULT_NORMALIZER,
+    ) -> None:
+        self.transport = transport if transport is not None else httpx.HTTPTransport()
+        self.policies = TransportPolicies(
+            retry=retry,
+            deadline=deadline,
+            breaker=breaker,
+            budget=budget,
+            bulkhead=bulkhead,
+            base_url=base_url,
+            normalizer=normalizer,
+        )
+
+    def __enter__(self) -> ResilientTransport:
+        self.transport.__enter__()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.transport.__exit__(*args)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        call, token = begin(self.policies, request)
+        try:
+            return self._hop(call, request)
+        finally:
+            if token is not None:
+                leave(token)
+
+    def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        if call.deadline_passed():
+            raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+        hop = _Hop.begin(self.policies, call, request)
+        holding = False
+        try:
+            if hop.bulkhead is not None and hop.compartment is not None:
+                try:
+                    hop.bulkhead.acquire(hop.compartment, max_wait=call.remaining())
+                except BulkheadFullError as exc:
+                    raise _core.typed(exc, call, request) from None
+                holding = True
+            response = self._run(attempts(self.policies, call, request), call, request)
+        except BaseException as exc:
+            hop.record(error=exc)
+            raise
+        finally:
+            hop.give_back(call, holding)
+        hop.record(response=response)
+        return response
+
+    def _run(self, plan: Plan, call: CallState, request: httpx.Request) -> httpx.Response:
+        answer: Any = None
+        while True:
+            try:
+                step = plan.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            answer = None
+            if isinstance(step, Send):
+                if call.observer is not None:
+                    call.observer.attempt(call, request.headers, on_wire=True)
+                try:
+                    answer = (self.transport.handle_request(request), None)
+                except httpx.TransportError as exc:
+                    answer = (None, exc)
+                else:
+                    if call.observer is not None:
+                        call.observer.answered(call, answer[0].status_code)
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            elif isinstance(step, Decide):
+                answer = step.decide()
+            elif isinstance(step, Read):
+                try:
+                    _read(step.response, call, request)
+                except httpx.TransportError as exc:
+                    answer = exc
+            else:
+                step.response.close()
+
+
+def _read(response: httpx.Response, call: CallState, request: httpx.Request) -> None:
+    """``response.read()``, checking the call's deadline between chunks."""
+    chunks = []
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        if call.deadline_passed():
+            response.close()
+            raise _core.deadline_error(call, request, "the deadline ran out while reading the body")
+    set_read_body(response, b"".join(chunks))
