@@ -1,9 +1,24 @@
-"""State of one logical call, shared by the session, its adapters and the retry policy.
+"""State of one logical call, shared by the session, its adapters and the attempt loop.
 
 A logical call is one ``session.request(...)``: every attempt, backoff sleep and redirect hop it makes. The
-state lives in a :class:`contextvars.ContextVar`, so each thread (and each asyncio task) sees its own, and
-the immutable :class:`~resilient_session.retry.RetryPolicy` can read the deadline without being copied per
-call.
+session hands the state to the adapter with the request itself (:func:`carry`, read back with
+:func:`carried`), as httpx carries a request's timeouts in ``request.extensions``. It is also current in a
+:class:`contextvars.ContextVar` for the length of the call (each thread and each asyncio task sees its
+own), read only where requests' API passes nothing of the call along:
+
+- ``ResilientSession.send``: a redirect hop (requests' ``resolve_redirects`` sends a copy of the request)
+  or a re-send from a hook belongs to the call in progress;
+- ``ResilientSession.get_adapter``: requests' ``Session.send`` looks the adapter up by URL alone;
+- the attempt loop, for an adapter called directly by a response hook (an auth handler re-sending through
+  ``response.connection``), or for a ``PreparedRequest`` the caller handed to ``send()`` (other threads
+  may be sending the same object: it carries nothing), and the deadline-aware pools, which urllib3 is
+  handed nothing of the call;
+- a nested call made while preparing the request (an OAuth2 token fetch, :func:`nested`), the log filter
+  (:mod:`resilient_session.observe.log_context`) and the request id
+  (:mod:`resilient_session.observe.request_id`), the circuit breaker's state-change notification, and
+  the Redis store bounding each operation by the time left;
+- ``install()``'s plain sessions, and the httpx twin, whose transports and ``Retry`` are handed a request
+  only.
 """
 
 from __future__ import annotations
@@ -54,6 +69,17 @@ class CallObserver:
 
 
 @dataclass(slots=True)
+class Attempt:
+    """One attempt the attempt loop sends, as the deadline-aware pool saw it."""
+
+    #: The urllib3 pool and the URL (as urllib3 got it) the attempt went to.
+    pool: Any = None
+    url: str | None = None
+    #: urllib3 sent it once, its own retries off: the loop applies the retry policy to its outcome.
+    single: bool = False
+
+
+@dataclass(slots=True)
 class CallState:
     """What is known about the logical call in progress."""
 
@@ -65,20 +91,16 @@ class CallState:
     owner: object | None = None
     attempts: int = 1
     last_status: int | None = None
-    idempotency_key: bool = False
     retry_gates: list[RetryGate] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     observer: CallObserver | None = None
     #: The first send of the call has begun (later sends are redirect hops or re-sends from hooks).
     sent: bool = False
-    #: The session is inside requests' ``Session.send`` and about to look up the adapter.
+    #: The session is inside requests' ``Session.send`` and has not reached the adapter yet; the adapter
+    #: clears it (``get_adapter`` only reads it).
     sending: bool = False
-    #: The request body can be sent again (no body, bytes, or a seekable file rewound before a retry).
-    replayable: bool = True
-    #: The urllib3 ``Retry`` of the attempt in progress: a broken body is counted on the same chain.
-    retries: Any = None
-    #: A ``Retry`` the next attempt continues from (set before re-sending after a broken body).
-    resume: Any = None
+    #: The attempt being sent, while the attempt loop waits for its transport (see :class:`Attempt`).
+    attempt: Attempt | None = None
     #: The owner's retry policy, standing in for the untouched default ``max_retries`` of an adapter the
     #: owner may not change (a plain session's, under ``install()``); ``None``: the adapter's own.
     retry_standin: Any = None
@@ -88,7 +110,7 @@ class CallState:
     connection: Any = None
     #: Method and URL of the hop being sent: a redirect changes the URL, a 303 the method too.
     hop: tuple[str, str] | None = None
-    #: A body that broke off after the response hooks (``adapter._BrokenAfterHooks``): the session sends
+    #: A body that broke off after the response hooks (``_attempts.BrokenAfterHooks``): the session sends
     #: the hop again, and the adapter continues the retry chain of the attempt that broke.
     broken_after_hooks: Any = None
 
@@ -164,6 +186,26 @@ current_call: Callable[[], CallState | None] = _current.get
 enter = _current.set
 #: Restore what was current before :func:`enter`.
 leave = _current.reset
+
+
+#: The attribute of a ``PreparedRequest`` the call travels in, from the session to the adapter.
+_CARRIED = "resilient_session_call"
+
+
+def carry(request: object, call: CallState) -> None:
+    """Hand *call* to whoever sends *request* (a redirect hop's copy does not carry it)."""
+    request.__dict__[_CARRIED] = call
+
+
+def carried(request: object) -> CallState | None:
+    """The call *request* is sent for, when a session handed it over with :func:`carry`."""
+    found = getattr(request, "__dict__", {}).get(_CARRIED)
+    return found if isinstance(found, CallState) else None
+
+
+def drop(request: object) -> None:
+    """*request* carries no call any more (the send is over: it stays with the response, and may be kept)."""
+    getattr(request, "__dict__", {}).pop(_CARRIED, None)
 
 
 @contextmanager

@@ -24,7 +24,6 @@ from .observe.observer import (  # noqa: F401
 )
 from .observe.request_id import (  # noqa: F401
     DEFAULT_REQUEST_ID_HEADER,
-    _bound_request_id,
     _new_request_id,
     _random_bits,
     bind_request_id,

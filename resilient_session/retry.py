@@ -1,167 +1,35 @@
-"""Retry policy: urllib3's :class:`~urllib3.util.Retry` with full jitter, a cap and a call deadline."""
+"""Retry policy: urllib3's :class:`~urllib3.util.Retry` with full jitter, a cap and idempotency keys."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
-import logging
 import random
 import ssl
-import time
 from collections.abc import Collection
-from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import (
-    ConnectTimeoutError,
-    InvalidHeader,
     MaxRetryError,
-    NewConnectionError,
     ReadTimeoutError,
-    ResponseError,
     SSLError,
 )
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from ._call import current_call
-from ._compat.classes import with_mixin
-from ._compat.urllib3 import MethodRule, retry_copy
 from ._options import Option, check_options, check_session_option
-from ._quota import current_gate
-from ._redact import redact_url
 from .errors import parse_retry_after
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["DEFAULT_STATUS_FORCELIST", "CallAwareRetry", "RetryPolicy", "as_retry_policy", "call_aware"]
-
-log = logging.getLogger("resilient_session")
+__all__ = ["DEFAULT_STATUS_FORCELIST", "RetryPolicy", "as_retry_policy"]
 
 #: Statuses that mean "try again later" rather than "you are wrong".
 DEFAULT_STATUS_FORCELIST = frozenset({429, 502, 503, 504})
 
-
-class CallAwareRetry(Retry):
-    """What every ``Retry`` does inside a call of ours, whoever wrote the policy.
-
-    A mixin: :class:`RetryPolicy` has it, and the connection pools of a session give a copy of any other
-    urllib3 ``Retry`` (one a legacy adapter was mounted with) a class that has it. It stops retrying
-    once the next wait would pass the call's deadline, asks the call's retry gates (the retry budget,
-    the circuit breaker) before every retry, counts attempts on the call, logs each retry, and never
-    sleeps past the deadline. Outside a call it is the ``Retry`` it extends.
-    """
-
-    #: The wait chosen by increment() for the retry this copy stands for; sleep() uses it, so the
-    #: logged and the slept value are the same number.
-    _planned_sleep: float | None = None
-
-    def next_delay(self, response: BaseHTTPResponse | None = None) -> float:
-        """The wait before the next attempt: ``Retry-After`` when honoured and present, else backoff."""
-        if self.respect_retry_after_header and response is not None:
-            try:
-                retry_after = self.get_retry_after(response)
-            except InvalidHeader:
-                retry_after = None  # urllib3 would raise from sleep(); an unreadable header means "no hint"
-            if retry_after:
-                return float(retry_after)
-        return float(self.get_backoff_time())
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Self:
-        call = current_call()
-        quota = current_gate(call)
-        if call is not None and response is not None:
-            call.last_status = response.status
-            if quota is not None:
-                quota.answered(response.headers, response.status)
-        new = super().increment(method, url, response, error, _pool, _stacktrace)
-        delay = new.next_delay(response)
-        reason = _reason(response, error)
-        if call is not None:
-            remaining = call.remaining()
-            # Waiting past the deadline only to fail there helps nobody: stop now and surface the
-            # last outcome (the response, or the error), exactly as if the retries had run out.
-            if call.expired or (remaining is not None and delay >= remaining):
-                log.debug(
-                    "not retrying %s %s: the wait (%.2fs) would pass the deadline (%.2fs left)",
-                    call.method,
-                    call.url,
-                    delay,
-                    max(remaining or 0.0, 0.0),
-                    extra={"method": call.method, "url": call.url, "reason": reason, "outcome": "deadline"},
-                )
-                raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
-            if not call.may_retry(reason):
-                raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
-            if quota is not None:
-                # The retry takes its slot in the rate limit too; none in time ends the call as above.
-                slot = quota.before_retry(call, delay)
-                if slot is None:
-                    raise MaxRetryError(_pool, url, error or ResponseError(reason))  # type: ignore[arg-type]
-                delay = slot
-            call.attempts += 1
-            call.retries = new
-            if call.observer is not None:
-                call.observer.retry(call, reason, delay, response.status if response is not None else None)
-        new._planned_sleep = delay
-        # WARNING, as urllib3 logs its own retries: a retry is worth seeing once logging is configured,
-        # and the one INFO line per call (observability) stays one.
-        method = call.method if call else method
-        shown_url = call.url if call else redact_url(url)
-        attempt = call.attempts if call else len(new.history) + 1
-        log.warning(
-            "retrying %s %s (attempt %d, reason: %s, sleeping %.2fs)",
-            method,
-            shown_url,
-            attempt,
-            reason,
-            delay,
-            extra={"method": method, "url": shown_url, "attempt": attempt, "reason": reason, "sleep": delay},
-        )
-        return new
-
-    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-        """Sleep the planned wait, never past the call's deadline."""
-        delay = self._planned_sleep if self._planned_sleep is not None else self.next_delay(response)
-        call = current_call()
-        remaining = call.remaining() if call is not None else None
-        if remaining is not None:
-            delay = min(delay, max(remaining, 0.0))
-        if delay > 0:
-            time.sleep(delay)
-
-
-def call_aware(retry: Retry) -> Retry:
-    """*retry* itself when it is a :class:`CallAwareRetry`, else a copy of it that is one.
-
-    The copy keeps the class (as a subclass), every option and the history, so the user's policy decides
-    what is retried and how often; only the deadline, the gates and the bookkeeping are added.
-    """
-    if isinstance(retry, CallAwareRetry):
-        return retry
-    return retry_copy(retry, with_mixin(CallAwareRetry, type(retry)))
-
-
-def no_retries(retry: Retry) -> Retry:
-    """*retry* with every retry off, as plain requests sends (``Retry(0, read=False)``): for a request
-    whose body cannot be sent twice, the first outcome is the call's outcome."""
-    return retry.new(total=0, read=False, status_forcelist=frozenset())
-
-
-# Set while new() builds a copy: its values were checked when the policy was made, and urllib3 counts
-# an exhausted counter down to -1, which a caller may not ask for but a copy must carry.
-_COPYING: ContextVar[bool] = ContextVar("resilient_session_retry_copying", default=False)
 
 _COUNT = Option("count", nullable=True)
 
@@ -176,7 +44,7 @@ def _exhausted_count(option: Option, value: Any) -> bool:
 _REDIRECT_OPTIONS = ("redirect", "raise_on_redirect", "remove_headers_on_redirect")
 
 
-class RetryPolicy(MethodRule, CallAwareRetry):
+class RetryPolicy(Retry):
     """When and how long to wait before trying a request again.
 
     A :class:`urllib3.util.Retry` (so it works wherever urllib3 or ``requests`` accept ``max_retries``,
@@ -238,8 +106,10 @@ class RetryPolicy(MethodRule, CallAwareRetry):
     checks its ``retry`` table with the same specs.
 
     The policy is immutable: :meth:`increment` and :meth:`new` return changed copies that keep the
-    subclass and every option. During a call it reads the call's deadline from the session's
-    per-call state; it never does I/O other than the sleep it is asked for.
+    subclass and every option. It is data: a session's adapters send one attempt at a time and ask it
+    (``is_retry``, ``increment``, ``get_retry_after``, ``get_backoff_time``) what an outcome means; the
+    deadline, the retry budget and the circuit breaker are applied by the session around those answers.
+    It never does I/O other than the sleep urllib3 asks of it when used outside a session.
     """
 
     DEFAULT_BACKOFF_MAX = 30
@@ -277,9 +147,10 @@ class RetryPolicy(MethodRule, CallAwareRetry):
         idempotency_key_header: str = "Idempotency-Key",
         idempotency_key_methods: Collection[str] = ("POST", "PATCH"),
         retry_read_timeouts: bool = False,
+        _copy: bool = False,
         **kwargs: Any,
     ) -> None:
-        if not _COPYING.get():
+        if not _copy:
             _refuse_redirect_options(total, kwargs)
             given = {
                 "total": total,
@@ -322,11 +193,10 @@ class RetryPolicy(MethodRule, CallAwareRetry):
             self.OPTIONS,
             {k: v for k, v in kw.items() if k in self.OPTIONS and not _exhausted_count(self.OPTIONS[k], v)},
         )
-        token = _COPYING.set(True)
-        try:
-            return super().new(**params)
-        finally:
-            _COPYING.reset(token)
+        # A copy's values were checked when the policy was made, and urllib3 counts an exhausted counter
+        # down to -1, which a caller may not ask for but a copy must carry.
+        params["_copy"] = True
+        return super().new(**params)
 
     def __repr__(self) -> str:
         return (
@@ -335,12 +205,6 @@ class RetryPolicy(MethodRule, CallAwareRetry):
         )
 
     # -- decisions -------------------------------------------------------------------------------
-
-    def _method_retryable(self, method: str, allowed: bool) -> bool:
-        if allowed:
-            return True
-        call = current_call()
-        return call is not None and call.idempotency_key and method.upper() in self.idempotency_key_methods
 
     def get_backoff_time(self) -> float:
         """The wait before the next retry: full jitter over the capped exponential ceiling."""
@@ -456,18 +320,6 @@ def is_permanent_tls_error(error: BaseException) -> bool:
             continue
         return False
     return False
-
-
-def _reason(response: BaseHTTPResponse | None, error: Exception | None) -> str:
-    if error is None:
-        return f"status {response.status}" if response is not None else "unknown"
-    # urllib3 makes NewConnectionError (refused, DNS failure) a ConnectTimeoutError subclass: it is not
-    # a timeout, and must not be reported or charged to a retry budget as one.
-    if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):
-        return "connect timeout"
-    if isinstance(error, ReadTimeoutError):
-        return "read timeout"
-    return type(error).__name__
 
 
 def as_retry_policy(retry: Retry | int | bool | None) -> Retry:

@@ -14,7 +14,7 @@ from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from . import _degrade, _environ
-from ._call import CallState, current_call, enter, leave
+from ._call import CallState, carry, current_call, drop, enter, leave
 from ._compat.requests import OriginalSession
 from ._options import check_session_option
 from ._redact import redact_url
@@ -536,11 +536,14 @@ class ResilientSession(OriginalSession):
         """As :meth:`requests.Session.get_adapter`; while this session sends, an adapter that is not a
         :class:`ResilientAdapter` comes back wrapped, so its calls get the framework too."""
         adapter: BaseAdapter = super().get_adapter(url)
+        if isinstance(adapter, ResilientAdapter):
+            return adapter
+        # requests' Session.send looks the adapter up by URL alone, first thing: the call context says
+        # whether this is that look-up (the adapter's send clears ``sending``; nothing changes here).
         call = current_call()
         if call is None or call.owner is not self or not call.sending:
             return adapter
-        call.sending = False  # requests.Session.send looks the adapter up once, first thing
-        return adapter if isinstance(adapter, ResilientAdapter) else MountedAdapter(adapter)
+        return MountedAdapter(adapter)
 
     def _knows_open_circuits(self) -> bool:
         # Cheap guard for the common case: no breaker of ours has noted an open circuit.
@@ -579,21 +582,20 @@ class ResilientSession(OriginalSession):
         call = current_call()
         if call is not None and call.owner is self and call.sent:
             # A redirect hop or a re-send from a hook: part of the call already in progress.
-            call.sending = True
             return self._send(call, request, kwargs)
         token = None
         if call is None or call.owner is not self:
-            # send() called directly, not through request().
+            # send() called directly, not through request(): the caller's PreparedRequest, which other
+            # threads may be sending too, carries nothing; the adapter finds the call in the context.
             call = self._begin(request.method, request.url, self.deadline)
             token = enter(call)
         call.sent = True
         call.raw_url = request.url or call.raw_url
         call.extras.pop("redacted_url", None)
         observer = call.observer = begin_call(self, call, request)
-        call.sending = True
         try:
             try:
-                response = self._send(call, request, kwargs)
+                response = self._send(call, request, kwargs, carried=token is None)
             except Exception as exc:
                 # A degrade policy may answer in place of the failure (None: it does not).
                 stand_in = _degrade.instead_of_error(self, call, request, exc, kwargs)
@@ -621,10 +623,24 @@ class ResilientSession(OriginalSession):
         return response
 
     def _send(
-        self, call: CallState, request: requests.PreparedRequest, kwargs: dict[str, Any]
+        self,
+        call: CallState,
+        request: requests.PreparedRequest,
+        kwargs: dict[str, Any],
+        *,
+        carried: bool = True,
     ) -> requests.Response:
-        """requests' send, through :func:`send_again_if_broken`."""
-        return send_again_if_broken(call, super().send, request, kwargs)
+        """requests' send, through :func:`send_again_if_broken`.
+
+        *carried*: the request was made for this call (by :meth:`request`, or a redirect hop's copy), so
+        the call's state travels with it to the adapter."""
+        if carried:
+            carry(request, call)
+        try:
+            return send_again_if_broken(call, super().send, request, kwargs)
+        finally:
+            if carried:
+                drop(request)
 
 
 def send_again_if_broken(
@@ -638,6 +654,7 @@ def send_again_if_broken(
     hooks see the new answer."""
     try:
         while True:
+            call.sending = True  # requests looks the adapter up first (see get_adapter)
             try:
                 return send(request, **kwargs)
             except requests.RequestException as exc:
@@ -645,8 +662,8 @@ def send_again_if_broken(
                 if broken is None or broken.error is not exc or broken.resend:
                     raise
                 broken.resend = True
-                call.sending = True  # requests looks the adapter up again
     finally:
+        call.sending = False
         if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
             call.broken_after_hooks = None  # the send again ended before reaching an adapter
 

@@ -210,7 +210,7 @@ def test_no_backoff_is_undone_after_the_test(opted_in: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import time
-        import resilient_session.retry as retry_module
+        import resilient_session._attempts as retry_module
 
         def test_patched(no_backoff):
             assert retry_module.time is not time

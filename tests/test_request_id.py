@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -70,3 +71,22 @@ def test_a_non_strict_matcher_is_unaffected() -> None:
     with responses.RequestsMock() as mock:
         mock.get(URL, match=[matchers.header_matcher({"Accept": "*/*"})])
         assert ResilientSession().get(URL).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [[], ["Accept"], ["X-Request-ID"], ["x-request-id"], [b"X-REQUEST-ID"], [b"Accept", "X-Other"]],
+    ids=repr,
+)
+def test_the_header_look_up_finds_what_a_scan_of_every_key_finds(keys: list[str | bytes]) -> None:
+    from requests.structures import CaseInsensitiveDict
+
+    from resilient_session.observe.request_id import _lower, _names
+
+    header = "X-Request-ID"
+    scanned = any(_lower(key) == header.lower() for key in keys)
+    mixed: dict[Any, str] = dict.fromkeys(keys, "v")  # requests' merge also accepts bytes keys
+    assert _names(CaseInsensitiveDict(mixed), header) is scanned
+    assert _names(dict.fromkeys(keys, "v"), header) is scanned
+    assert _names([(key, "v") for key in keys], header) is scanned
+    assert _names(CaseInsensitiveDict(mixed), "X-Request-\u2160D") is False  # not latin-1

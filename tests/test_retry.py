@@ -7,12 +7,11 @@ import random
 import pytest
 import requests
 import responses
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
-from resilient_session import ResilientSession, RetryPolicy
-from resilient_session._call import CallState, active
+from resilient_session import ResilientSession, RetryPolicy, _decide
+from resilient_session._call import CallState
 from resilient_session.retry import DEFAULT_STATUS_FORCELIST, as_retry_policy
 
 
@@ -93,64 +92,50 @@ def test_retry_after_http_date() -> None:
     assert wait == 0.0  # a date in the past means "now"
 
 
-def test_retry_after_beyond_the_remaining_deadline_stops_retrying() -> None:
-    call = CallState.begin("GET", "http://h/x")
-    call.tighten_deadline(1.0)
-    with active(call), pytest.raises(MaxRetryError):
-        RetryPolicy().increment("GET", "/x", response=_response(429, **{"Retry-After": "5"}))
+@responses.activate
+def test_retry_after_beyond_the_remaining_deadline_answers_with_the_last_response() -> None:
+    responses.get("https://api.test/x", status=429, headers={"Retry-After": "5"})
+    responses.get("https://api.test/x", json={"ok": True})
+    response = ResilientSession(deadline=1.0).get("https://api.test/x")
+    assert response.status_code == 429
+    assert len(responses.calls) == 1
 
 
-def test_retry_after_within_the_deadline_is_planned() -> None:
-    call = CallState.begin("GET", "http://h/x")
-    call.tighten_deadline(10.0)
-    with active(call):
-        new = RetryPolicy().increment("GET", "/x", response=_response(429, **{"Retry-After": "2"}))
-    assert new._planned_sleep == 2.0
-    assert call.attempts == 2
-    assert call.last_status == 429
+@responses.activate
+def test_retry_after_within_the_deadline_is_planned_and_counted() -> None:
+    responses.get("https://api.test/x", status=429, headers={"Retry-After": "2"})
+    responses.get("https://api.test/x", json={"ok": True})
+    decision = _decide.after_status(RetryPolicy(), "GET", "/x", _response(429, **{"Retry-After": "2"}))
+    assert isinstance(decision, _decide.Retrying) and decision.wait == 2.0
+    response = ResilientSession(deadline=10.0).get("https://api.test/x")
+    assert response.status_code == 200
+    assert response.attempts == 2  # type: ignore[attr-defined]
+    assert len(responses.calls) == 2
 
 
 def test_sleep_never_passes_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resilient_session import _attempts
+
     slept: list[float] = []
-    monkeypatch.setattr("resilient_session.retry.time.sleep", slept.append)
-    policy = RetryPolicy().increment("GET", "/x", response=_response(503, **{"Retry-After": "20"}))
+    monkeypatch.setattr("resilient_session._attempts.time.sleep", slept.append)
     call = CallState.begin("GET", "http://h/x")
     call.tighten_deadline(0.5)
-    with active(call):
-        policy.sleep()
+    _attempts._wait(20.0, call, mocked=False)
     assert len(slept) == 1
     assert 0.4 < slept[0] <= 0.5
 
 
 def test_a_retry_gate_can_veto() -> None:
+    from resilient_session import _attempts
+
     call = CallState.begin("GET", "http://h/x")
     reasons: list[str] = []
     call.retry_gates.append(lambda _call, reason: reasons.append(reason) or False)  # type: ignore[func-returns-value]
-    with active(call), pytest.raises(MaxRetryError):
-        RetryPolicy().increment("GET", "/x", response=_response(503))
+    decision = _decide.after_status(RetryPolicy(), "GET", "/x", _response(503))
+    assert isinstance(decision, _decide.Retrying)
+    assert not _attempts._may_go(decision, call, 503)
     assert reasons == ["status 503"]
-
-
-def test_a_refused_connection_is_not_reported_as_a_connect_timeout() -> None:
-    # urllib3's NewConnectionError subclasses ConnectTimeoutError.
-    call = CallState.begin("GET", "http://h/x")
-    reasons: list[str] = []
-    call.retry_gates.append(lambda _call, reason: reasons.append(reason) or True)  # type: ignore[func-returns-value]
-    refused = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
-    with active(call):
-        RetryPolicy().increment("GET", "/x", error=refused)
-        RetryPolicy().increment("GET", "/x", error=ConnectTimeoutError("timed out"))
-    assert reasons == ["NewConnectionError", "connect timeout"]
-
-
-def test_post_is_retryable_only_with_an_idempotency_key() -> None:
-    policy = RetryPolicy()
-    assert not policy.is_retry("POST", 503)
-    call = CallState.begin("POST", "http://h/x", idempotency_key=True)
-    with active(call):
-        assert policy.is_retry("POST", 503)
-        assert policy.is_retry("PATCH", 503)
-        assert not policy.is_retry("POST", 500)
+    assert call.attempts == 1
 
 
 @pytest.mark.parametrize(
@@ -226,16 +211,34 @@ def test_backoff_jitter_is_added_and_capped(monkeypatch: pytest.MonkeyPatch) -> 
     assert capped.get_backoff_time() == 2
 
 
-def test_a_foreign_retry_becomes_call_aware_and_keeps_its_class_and_options() -> None:
-    from resilient_session.retry import CallAwareRetry, call_aware
+@responses.activate
+def test_a_foreign_retry_is_read_as_data_and_keeps_its_class_and_options() -> None:
+    from requests.adapters import HTTPAdapter
 
     class Mine(Retry):
         pass
 
-    theirs = Mine(total=2, status_forcelist=[503], backoff_factor=0.3)
-    aware = call_aware(theirs)
-    assert isinstance(aware, Mine) and isinstance(aware, CallAwareRetry)
-    assert (aware.total, aware.status_forcelist, aware.backoff_factor) == (2, [503], 0.3)
-    assert isinstance(aware.new(total=1), Mine)
-    assert call_aware(aware) is aware
-    assert not isinstance(theirs, CallAwareRetry)  # the user's object is left as it was
+    theirs = Mine(total=2, status_forcelist=[503], backoff_factor=0)
+    responses.get("https://api.test/x", status=503)
+    responses.get("https://api.test/x", status=503)
+    responses.get("https://api.test/x", json={"ok": True})
+    session = ResilientSession()
+    session.mount("https://", HTTPAdapter(max_retries=theirs))
+    response = session.get("https://api.test/x")
+    assert response.status_code == 200
+    assert len(responses.calls) == 3
+    assert response.attempts == 3  # type: ignore[attr-defined]
+    # Its own policy decided, and the object is left as it was: no copy, no other class.
+    assert session.get_adapter("https://api.test/x").max_retries is theirs  # type: ignore[attr-defined]
+    assert type(theirs) is Mine and (theirs.total, theirs.history) == (2, ())
+
+
+@responses.activate
+def test_under_responses_one_loop_retries_and_the_mock_sends_once_per_attempt() -> None:
+    # responses applies the Retry it is handed: the session hands it the single-attempt one, so the
+    # retries are the session's alone (a second loop inside the mock would make up to 9 calls here).
+    responses.get("https://api.test/x", status=503)
+    response = ResilientSession(retry=RetryPolicy(2, backoff_factor=0)).get("https://api.test/x")
+    assert response.status_code == 503
+    assert len(responses.calls) == 3
+    assert response.attempts == 3  # type: ignore[attr-defined]

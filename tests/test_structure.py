@@ -209,6 +209,99 @@ def test_redact_library_logs_is_the_opt_in(library_logs_redacted: None) -> None:
         assert any(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters), name
 
 
+# Modules that read the call context (``_call.current_call``), and why: requests' API hands them nothing
+# of the call in progress (see ``resilient_session._call``'s docstring, which lists the same places).
+CALL_CONTEXT_READERS = {
+    "resilient_session._call": "owns it (a nested token fetch takes the outer call's deadline)",
+    "resilient_session.session": "a redirect hop or a hook's re-send; requests' get_adapter gets a URL only",
+    "resilient_session._attempts": "an adapter called by a hook; a PreparedRequest the caller gave send()",
+    "resilient_session._pools": "urllib3's pools are handed nothing of the call",
+    "resilient_session.observe.log_context": "log records carry no call",
+    "resilient_session.observe.request_id": "current_request_id() is asked with no call in hand",
+    "resilient_session._install": "a plain session's redirect hop or re-send; get_adapter gets a URL",
+    "resilient_session.httpx.client": "httpx hands a request only: the client begins the call",
+    "resilient_session.httpx.transport": "httpx hands the transport a request only",
+    "resilient_session.httpx.auth": "httpx's auth flow is handed a request only",
+    "resilient_session.httpx._retry": "urllib3's Retry.increment() is handed nothing of the call",
+    "resilient_session.policies.breaker": "a state change is told to the call that caused it",
+    "resilient_session.stores.redis": "a Redis op is bounded by the time its call has left",
+}
+
+# Classes still made at run time, with what they stand in for (none may keep another class's name).
+MADE_AT_RUN_TIME = {
+    "resilient_session._compat.classes": (
+        "with_mixin: the op bound mixed into the user's redis-py connection class (stores.redis), the "
+        "httpx twin's call-aware copy of the user's Retry (httpx._retry)"
+    ),
+    "resilient_session.stores.responses": "requests-cache is imported only when a bounded store is made",
+}
+
+
+def _tree(name: str) -> ast.AST:
+    return ast.parse(MODULES[name].read_text(encoding="utf-8"))
+
+
+def _context_vars() -> dict[str, set[str]]:
+    """Module -> the names it binds to a ``ContextVar(...)`` at module level."""
+    found: dict[str, set[str]] = {}
+    for name in MODULES:
+        for node in ast.iter_child_nodes(_tree(name)):
+            value: ast.expr | None
+            targets: list[ast.expr]
+            if isinstance(node, ast.Assign):
+                value, targets = node.value, node.targets
+            elif isinstance(node, ast.AnnAssign):
+                value, targets = node.value, [node.target]
+            else:
+                continue
+            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "ContextVar":
+                found.setdefault(name, set()).update(t.id for t in targets if isinstance(t, ast.Name))
+    return found
+
+
+def test_context_variables_are_private_to_the_modules_that_own_them() -> None:
+    owned = _context_vars()
+    assert "resilient_session._call" in owned
+    names = {var: owner for owner, variables in owned.items() for var in variables}
+    assert all(var.startswith("_") for var in names), names
+    leaks = []
+    for module in MODULES:
+        for node in ast.walk(_tree(module)):
+            if isinstance(node, ast.ImportFrom):
+                leaks += [(module, a.name) for a in node.names if a.name in names and names[a.name] != module]
+            elif isinstance(node, ast.Attribute) and node.attr in names and names[node.attr] != module:
+                leaks.append((module, node.attr))
+    assert not leaks, f"ContextVars read outside the module that owns them: {leaks}"
+
+
+def _reads_current_call(node: ast.AST) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return any(alias.name == "current_call" for alias in node.names)
+    return isinstance(node, ast.Attribute) and node.attr == "current_call"
+
+
+def test_the_call_context_is_read_only_where_requests_passes_nothing_along() -> None:
+    readers = {module for module in MODULES if any(_reads_current_call(n) for n in ast.walk(_tree(module)))}
+    readers.add("resilient_session._call")
+    assert readers == set(CALL_CONTEXT_READERS), sorted(readers ^ set(CALL_CONTEXT_READERS))
+
+
+def test_no_class_is_made_at_run_time() -> None:
+    made = []
+    for module in MODULES:
+        tree = _tree(module)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                made += [(module, inner.name) for inner in ast.walk(node) if isinstance(inner, ast.ClassDef)]
+            elif isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Name) and func.id == "type" and len(node.args) == 3:
+                    made.append((module, "type(name, bases, namespace)"))
+                elif isinstance(func, ast.Attribute) and func.attr == "new_class":
+                    made.append((module, "types.new_class"))
+    assert {module for module, _ in made} <= set(MADE_AT_RUN_TIME), made
+
+
 # -- Private access in one place ---------------------------------------------------------------------
 
 COMPAT = f"{ROOT}._compat"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from urllib3.util import Timeout
@@ -13,6 +14,7 @@ __all__ = [
     "ConnectionHooks",
     "MethodRule",
     "pools_with",
+    "replace_pool_classes",
     "retry_copy",
     "timeout_parts",
 ]
@@ -41,6 +43,20 @@ def pools_with(manager: Any, mixin: type[Any]) -> None:
     mixed = {scheme: with_mixin(mixin, cls) for scheme, cls in classes.items()}
     manager.pool_classes_by_scheme = mixed
     manager._resilient_pools = mixed
+
+
+def replace_pool_classes(manager: Any, choose: Callable[[type[Any]], type[Any]]) -> None:
+    """Make *manager* (a urllib3 ``PoolManager``) create ``choose(cls)`` pools where it created ``cls``.
+
+    Stands in for a pool class argument urllib3 does not have: ``PoolManager`` picks the class per scheme
+    from its undocumented ``pool_classes_by_scheme``. A manager without one is left as it is.
+    """
+    classes = getattr(manager, "pool_classes_by_scheme", None)
+    if classes is None:
+        return
+    chosen = {scheme: choose(cls) for scheme, cls in classes.items()}
+    if chosen != classes:
+        manager.pool_classes_by_scheme = chosen
 
 
 class ConnectionHooks:

@@ -25,6 +25,7 @@ from urllib3.util.retry import Retry
 from .. import _fork
 from .._call import CallObserver, CallState, current_call, enter, leave
 from .._compat.httpx import set_read_body
+from .._decide import with_idempotency_key
 from .._hosts import host_key
 from .._options import check_session_option
 from .._quota import QuotaGate, gate_for
@@ -34,9 +35,10 @@ from ..policies.breaker import CircuitBreaker, Permit
 from ..policies.budget import BudgetGate, RetryBudget
 from ..policies.bulkhead import Bulkhead
 from ..policies.ratelimit import RateLimit
-from ..retry import as_retry_policy, call_aware, no_retries
+from ..retry import as_retry_policy
 from ..stores.memory import MemoryStore
 from . import _core
+from ._retry import call_aware, no_retries
 from .errors import HTTPXResponseTooLarge, HTTPXRetryExhausted, context
 from .response import as_resilient
 
@@ -273,11 +275,10 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
     (unless the call streams), and return the response or raise the typed error."""
     method = request.method
     url = str(request.url)
-    retry = call_aware(policies.retry)
+    # A request carrying the policy's idempotency key header may retry its idempotency_key_methods too.
+    retry = call_aware(with_idempotency_key(policies.retry, request.headers))
     if not _core.replayable(request):
         retry = no_retries(retry)
-    header = getattr(retry, "idempotency_key_header", None)
-    call.idempotency_key = bool(header and header in request.headers)
     call.attempts = 1
     read_body = not call.extras.get("stream", False)
     first_break: BaseException | None = None

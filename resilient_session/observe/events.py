@@ -194,6 +194,7 @@ _MOVED = {
             "_random_bits",
             "_items",
             "_lower",
+            "_names",
         ],
         "request_id",
     ),

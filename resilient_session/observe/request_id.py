@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from .._call import current_call
 
@@ -71,11 +72,32 @@ def with_request_id(request: requests.Request, header: str, session_headers: Any
     A request or session (*session_headers*) naming *header* already (``None`` included) is left as is.
     """
     for headers in (request.headers, session_headers):
-        if headers and any(_lower(key) == header.lower() for key, _ in _items(headers)):
+        if headers and _names(headers, header):
             return request
-    request = copy.copy(request)
+    if type(request) is requests.Request:
+        # copy.copy's own result for a plain instance (its __dict__ copied into a new object), without
+        # copy's dispatch through __reduce_ex__; a subclass may copy itself otherwise, so it gets copy.copy.
+        copied = object.__new__(requests.Request)
+        copied.__dict__.update(request.__dict__)
+        request = copied
+    else:
+        request = copy.copy(request)
     request.headers = {**dict(_items(request.headers or {})), header: _new_request_id()}
     return request
+
+
+def _names(headers: Any, header: str) -> bool:
+    """True when *headers* (a mapping or a list of pairs) has a key that is *header*, in any case."""
+    if isinstance(headers, CaseInsensitiveDict):
+        # The scan below, in one or two look-ups: the dict keeps a str key and a bytes key (which
+        # requests' merge also accepts) under their lower case.
+        if header in headers:
+            return True
+        try:
+            return header.encode("latin-1") in headers  # type: ignore[comparison-overlap]
+        except UnicodeEncodeError:
+            return False  # no bytes key decodes to it
+    return any(_lower(key) == header.lower() for key, _ in _items(headers))
 
 
 def _items(headers: Any) -> Any:

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SkippedSleeps", "chaos_server", "chaos_session", "no_backoff", "resilient_session"]
 
-# Modules whose ``time.sleep`` performs retry waits: ours (RetryPolicy) and urllib3's (plain Retry).
-_SLEEPING_MODULES = ("resilient_session.retry", "urllib3.util.retry")
+# Modules whose ``time.sleep`` performs retry waits: the session's attempt loop, and urllib3's (a plain
+# requests adapter's Retry).
+_SLEEPING_MODULES = ("resilient_session._attempts", "urllib3.util.retry")
 
 
 class SkippedSleeps(list[float]):

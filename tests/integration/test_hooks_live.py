@@ -380,7 +380,7 @@ def test_the_budget_pays_for_sending_again_after_the_hooks() -> None:
 def test_no_send_again_waits_past_the_deadline() -> None:
     with RawServer() as server:
         server.script(cut_mid_body(), answer(200))
-        session = ResilientSession(retry=RetryPolicy(3, backoff_factor=5, backoff_jitter=0), breaker=False)
+        session = ResilientSession(retry=RetryPolicy(3, backoff_factor=5, full_jitter=False), breaker=False)
         started = time.monotonic()
         with pytest.raises(IncompleteBodyError):
             session.get(server.url + "/x", deadline=1.0, hooks={"response": lambda r, *a, **k: None})

@@ -206,7 +206,7 @@ def test_stalled_body_is_a_typed_read_timeout(upstream: Upstream) -> None:
 
 def test_jitter_spreads_sleeps(monkeypatch: pytest.MonkeyPatch, upstream: Upstream) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("resilient_session.retry.time.sleep", slept.append)
+    monkeypatch.setattr("resilient_session._attempts.time.sleep", slept.append)
     url = upstream.script("/down", Reply(503))
     with ResilientSession(retry=RetryPolicy(3, backoff_factor=1.0), breaker=False) as session:
         for _ in range(20):
