@@ -151,7 +151,7 @@ def test_a_body_that_does_not_fit_raises_under_raise(
     reset_drift_warnings()
     error, drifts, records = _call(upstream, case, fmt, "raise", caplog)
     if fmt == "xml" and case == "type_changed":
-        assert error == User(id="4242", email=PERSON, plan=SECRET)  # XML text: 4242 is a valid str
+        assert error == User(id="987654321", email=PERSON, plan=SECRET)  # XML text: 987654321 is a valid str
         return
     assert isinstance(error, SchemaMismatchError) and isinstance(error, MalformedResponseError)
     assert [(m.path, m.received) for m in error.mismatches] == [(path, received)]
@@ -178,7 +178,7 @@ def test_warn_returns_what_converts_and_ignore_reports_nothing(
 ) -> None:
     users = [
         GOOD,
-        {**GOOD, "id": 4242},  # type changed: this item is left out
+        {**GOOD, "id": 987654321},  # type changed: this item is left out
         {**GOOD, "id": "u-3", "nickname": 7},  # a bad value of a field with a default: the default
         {"id": "u-4", "email_address": PERSON, "plan": SECRET},  # renamed: left out
         {**GOOD, "id": "u-5", "extra": SECRET},  # an added field: kept, reported
