@@ -13,7 +13,8 @@ of the process). Everything else lives in a subpackage by concept:
 - :mod:`resilient_session.config`: the integrations file;
 - :mod:`resilient_session.registry`: integrations registered once for the whole process;
 - :mod:`resilient_session.testing`: ``responses`` scenarios, the chaos server, the pytest plugin;
-- :mod:`resilient_session.contrib.flask`: the Flask integration.
+- :mod:`resilient_session.contrib.flask`: the Flask integration;
+- :mod:`resilient_session.httpx`: the same integrations for httpx, async and sync (the ``httpx`` extra).
 """
 
 from __future__ import annotations
