@@ -478,7 +478,11 @@ class ResilientSession(OriginalSession):
         token = enter(call)
         try:
             if _degrade.fronted(self):
-                return _degrade.through_cache(self, call, super().request, method, url, *args, **kwargs)
+                response = _degrade.through_cache(self, call, super().request, method, url, *args, **kwargs)
+                # requests-cache hands back its own response classes (it even reassigns a fresh
+                # response's class): the view goes on what the caller gets.
+                ensure_normalized(response)
+                return response
             return super().request(method, url, *args, **kwargs)
         finally:
             leave(token)

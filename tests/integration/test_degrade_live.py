@@ -488,3 +488,20 @@ def test_a_spent_quota_serves_stale_without_a_request_reaching_the_server(upstre
     with pytest.raises(QuotaExceededError):
         session.get("/rates", deadline=1, allow_stale=False)
     assert upstream.count("/rates") == 1
+
+
+def test_a_cache_mixin_in_front_keeps_normalized_on_fresh_and_cached_answers(upstream: Upstream) -> None:
+    """requests-cache reassigns a fresh response's class and builds its own for cached ones: both still
+    read ``response.normalized``, and the second call is the cache's (one request reached the server)."""
+    from requests_cache import CacheMixin
+
+    class CachedResilientSession(CacheMixin, ResilientSession):  # type: ignore[misc]
+        pass
+
+    url = upstream.script("/users/7", Reply(body=b'{"id": 7}'))
+    with CachedResilientSession(backend="memory") as session:
+        fresh: Any = session.get(url)
+        cached: Any = session.get(url)
+    assert fresh.normalized.data == {"id": 7} and cached.normalized.data == {"id": 7}
+    assert getattr(cached, "from_cache", False) is True
+    assert upstream.count("/users/7") == 1
