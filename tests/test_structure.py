@@ -511,7 +511,16 @@ def test_the_package_imports_none_of_its_own_deprecated_paths() -> None:
         for name, path in MODULES.items()
         if not warns_at_import(path) and "pytest_plugin" not in name and not name.endswith("__main__")
     ]
-    script = f"import importlib\nfor name in {names!r}:\n    importlib.import_module(name)\n"
+    # A module needing an optional library that is not installed (PySocks for the SOCKS pools) is skipped.
+    script = (
+        "import importlib\n"
+        f"for name in {names!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ModuleNotFoundError as exc:\n"
+        "        if (exc.name or '').startswith('resilient_session'):\n"
+        "            raise\n"
+    )
     result = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning", "-c", script],
         capture_output=True,
