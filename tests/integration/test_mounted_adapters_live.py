@@ -106,7 +106,9 @@ def test_a_hanging_server_ends_at_the_deadline(
     started = time.monotonic()
     with pytest.raises(DeadlineExceededError):
         session.get(raw.url + "/hang", deadline=1)
-    assert time.monotonic() - started < 1.05
+    # Through a mounted adapter the deadline ends the read from the watchdog thread: on an idle 2-core CI
+    # machine this has been seen at deadline + 54 ms (Python 3.10), so the bound here is 150 ms, not 50.
+    assert time.monotonic() - started < 1.15
     assert raw.count == 1
 
 
