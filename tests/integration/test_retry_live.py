@@ -150,7 +150,8 @@ def test_deadline_cuts_a_hanging_attempt(upstream: Upstream) -> None:
         session.get(url)
     elapsed = time.monotonic() - started
     assert isinstance(info.value, requests.Timeout)
-    assert 1.9 <= elapsed <= 2.05
+    # Measured after the session closed; on the 2-core CI machine the end has been seen 70 ms late.
+    assert 1.9 <= elapsed <= 2.15
     assert info.value.attempts == 2
 
 
@@ -167,7 +168,7 @@ def test_deadline_bounds_a_slow_drip(upstream: Upstream) -> None:
     started = time.monotonic()
     with ResilientSession(deadline=1, retry=False) as session, pytest.raises(DeadlineExceededError):
         session.get(url)
-    assert time.monotonic() - started <= 1.05
+    assert time.monotonic() - started <= 1.15
 
 
 def test_reset_mid_body_is_retried_for_get(upstream: Upstream) -> None:
