@@ -199,6 +199,13 @@ def _attempts(
         and not _replayable(request)
     ):
         chain = None
+    # requests' own send turns a (connect, read) pair into a urllib3 Timeout on every attempt; handed
+    # the equal Timeout, it uses it as is (only an add_headers of a subclass would see the difference).
+    as_timeout = (
+        not mocked
+        and getattr(send, "__func__", None) is _REQUESTS_SEND
+        and getattr(type(adapter), "add_headers", None) is _REQUESTS_ADD_HEADERS
+    )
     call.attempts = 1
     call.tighten_deadline(getattr(adapter, "deadline", None))
     method = request.method or call.method
@@ -222,6 +229,8 @@ def _attempts(
         failure: rexc.RequestException | None = None
         # Each attempt waits no longer than the time the call has left.
         bounded = timeout if call.deadline_at is None else clamp(timeout, call.remaining() or 0.0)
+        if as_timeout and type(bounded) is tuple:
+            bounded = _timeout_of(bounded)
         try:
             if mocked:
                 # responses applies the Retry it is handed itself: it gets the single-attempt one.
@@ -276,6 +285,31 @@ def _attempts(
         response.close()
         first_break = first_break or broken
         chain = _after_broken_body(chain, call, request, broken, first_break, mocked)
+
+
+_REQUESTS_SEND = HTTPAdapter.send
+_REQUESTS_ADD_HEADERS = HTTPAdapter.add_headers
+# Timeouts built from (connect, read) pairs. Keyed with the types too: Timeout(read=30) and
+# Timeout(read=30.0) say "30" and "30.0" in urllib3's messages, as requests' own would.
+_timeouts: dict[tuple[Any, ...], Any] = {}
+
+
+def _timeout_of(pair: tuple[Any, ...]) -> Any:
+    """``TimeoutSauce(connect=, read=)`` of *pair*, as requests' send builds it, remembered; *pair* itself
+    when requests would refuse it (requests' send then raises its own error)."""
+    key = (pair, *map(type, pair))
+    found = _timeouts.get(key)
+    if found is None:
+        if len(pair) != 2:
+            return pair
+        try:
+            found = Timeout(connect=pair[0], read=pair[1])
+        except (ValueError, TypeError):
+            return pair
+        if len(_timeouts) >= 64:
+            _timeouts.clear()
+        _timeouts[key] = found
+    return found
 
 
 def _after_answer(

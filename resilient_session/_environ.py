@@ -55,7 +55,7 @@ from ._compat import requests as requests_compat
 from ._compat.requests import NETRC_FILES, OriginalSession, merge_cookies, merge_hooks, merge_setting
 from ._compat.stdlib import environ_dict
 
-__all__ = ["merge_environment_settings", "netrc_auth", "prepare_request"]
+__all__ = ["authority_of", "merge_environment_settings", "netrc_auth", "prepare_request", "prepared_url"]
 
 #: Results remembered per environment before the memo is emptied (distinct hosts, netrc files).
 MAX_ENTRIES = 512
@@ -107,7 +107,7 @@ def _still(memo: _Memo) -> bool:
     return _raw_environ() is memo.source and memo.environ == memo.source
 
 
-def _host_key(url: str) -> str:
+def authority_of(url: str) -> str:
     """The part of *url* that decides its host and port (what proxy and netrc answers depend on).
 
     For ``http(s)://`` URLs that is everything up to the path; anything else keeps all but the query and
@@ -128,7 +128,7 @@ def _host_key(url: str) -> str:
 
 
 def _environ_proxies(memo: _Memo, url: str, no_proxy: str | None) -> dict[str, str]:
-    key = (_host_key(url), no_proxy)
+    key = (authority_of(url), no_proxy)
     found = memo.proxies.get(key)
     if found is not None:
         return found
@@ -210,7 +210,7 @@ def netrc_auth(url: Any) -> Any:
             st = os.stat(location)
         except (OSError, ValueError):
             continue
-        key = (_host_key(url), location, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = (authority_of(url), location, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         found = memo.netrc.get(key, _MISSING)
         if found is not _MISSING:
             return found
@@ -271,6 +271,25 @@ _PREPARE_URL = requests.PreparedRequest.prepare_url
 # Prepared form of URLs sent without query parameters: PreparedRequest.prepare_url (parsing, IDNA,
 # requoting; ~18 us) is a pure function of the URL string then.
 _prepared_urls: dict[str, str] = {}
+
+
+def prepared_url(url: str) -> str | None:
+    """``PreparedRequest.prepare_url(url, None)``'s answer for *url*, remembered; None when requests would
+    raise or keep something other than a string (the caller lets requests' steps answer)."""
+    known = _prepared_urls.get(url)
+    if known is not None:
+        return known
+    scratch = requests.PreparedRequest()
+    try:
+        _PREPARE_URL(scratch, url, None)
+    except Exception:
+        return None
+    if type(scratch.url) is not str:
+        return None
+    if len(_prepared_urls) >= MAX_ENTRIES:
+        _prepared_urls.clear()
+    _prepared_urls[url] = scratch.url
+    return scratch.url
 
 
 def _prepare_url(prepared: requests.PreparedRequest, url: Any, params: Any) -> None:

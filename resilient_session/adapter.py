@@ -11,6 +11,7 @@ from urllib3.util.retry import Retry
 
 from ._attempts import DEFAULT_TIMEOUT, TimeoutArg, guarded_send, inherit, policies, untouched
 from ._instrument import instrument_pools
+from ._lookups import pool_key_attributes, request_line
 from ._mounted import MountedAdapter
 from ._options import check_session_option
 from ._pools import DeadlineAwarePool
@@ -97,6 +98,33 @@ class ResilientAdapter(HTTPAdapter):
         # included) passes through build_response, and session.hooks stays exactly what the user set.
         # Lazy: nothing is created or parsed until response.normalized is read.
         return with_normalized(response, self.normalizer)
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> Any:
+        """As requests; without a proxy, the pool's key attributes are remembered per host and TLS
+        settings (see :mod:`resilient_session._lookups`)."""
+        found = pool_key_attributes(self, request, verify, proxies, cert)
+        if found is None:
+            return super().get_connection_with_tls_context(
+                request,
+                verify,
+                proxies=proxies,
+                cert=cert,
+            )
+        host_params, pool_kwargs = found
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None) -> str:
+        """As requests; without a proxy, remembered per URL (see :mod:`resilient_session._lookups`)."""
+        line = request_line(self, request, proxies)
+        if line is None:
+            return super().request_url(request, proxies)
+        return line
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any

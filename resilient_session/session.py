@@ -13,7 +13,7 @@ from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
-from . import _degrade, _environ
+from . import _degrade, _environ, _prepare
 from ._call import CallState, carry, current_call, drop, enter, leave
 from ._compat.requests import OriginalSession
 from ._options import check_session_option
@@ -435,6 +435,9 @@ class ResilientSession(OriginalSession):
         if _environ.REPLICATES_REQUESTS and inherits_from_requests(
             type(self), ResilientSession, "prepare_request"
         ):
+            prepared = _prepare.prepare_simple(self, request)  # the common shape, from remembered parts
+            if prepared is not None:
+                return prepared
             return _environ.prepare_request(self, request)  # requests' steps, netrc look-up remembered
         return super().prepare_request(request)
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import netrc as netrc_module
+from collections import OrderedDict
 from collections.abc import Callable
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
 
 import requests
 import requests.cookies as _cookies
+import requests.hooks as _hooks
 import requests.sessions
 import requests.sessions as _sessions
 import requests.utils as _utils
+from requests.structures import CaseInsensitiveDict
 
 __all__ = [
+    "HEADER_NAME_STR",
+    "HEADER_VALUE_STR",
     "NETRC_FILES",
     "OriginalSession",
     "body_position",
@@ -21,6 +26,8 @@ __all__ = [
     "content_consumed",
     "environ_proxies",
     "environment_helpers_replaced",
+    "header_store",
+    "headers_from_store",
     "mark_consumed",
     "merge_cookies",
     "merge_hooks",
@@ -30,6 +37,7 @@ __all__ = [
     "original_session_class",
     "prepare_helpers_replaced",
     "prepare_request_names",
+    "prepared_without_body",
     "request_cookie_jar",
 ]
 
@@ -162,3 +170,54 @@ def prepare_request_names() -> frozenset[str] | None:
     Python code: how the memo notices that requests changed the method it mirrors."""
     code = getattr(OriginalSession.prepare_request, "__code__", None)
     return None if code is None else frozenset(code.co_names)
+
+
+# -- Header validation ---------------------------------------------------------------------------------
+
+#: The patterns ``requests.utils.check_header_validity`` matches a ``str`` header's name and value against
+#: (``_HEADER_VALIDATORS_STR``): the same check, in C, without two Python calls per header.
+HEADER_NAME_STR, HEADER_VALUE_STR = _utils._HEADER_VALIDATORS_STR  # type: ignore[attr-defined]
+
+
+# -- CaseInsensitiveDict's storage ---------------------------------------------------------------------
+
+
+def header_store(headers: CaseInsensitiveDict[Any]) -> dict[str, tuple[Any, Any]]:
+    """The mapping behind a ``CaseInsensitiveDict`` (``_store``: lower-cased key -> (key as set, value)).
+
+    Stands in for ``list(headers.items())``, ``headers.lower_items()`` and a copy of the dict, each of which
+    runs a Python generator per header: read from here, a session's headers compare with a remembered copy
+    and a prepared request's headers are built in C.
+    """
+    store: dict[str, tuple[Any, Any]] = headers._store  # type: ignore[attr-defined]
+    return store
+
+
+def headers_from_store(store: dict[str, tuple[Any, Any]]) -> CaseInsensitiveDict[Any]:
+    """A new ``CaseInsensitiveDict`` holding a copy of *store* (as returned by :func:`header_store`): what
+    ``CaseInsensitiveDict(pairs)`` builds from the same pairs, without setting them one by one."""
+    headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
+    headers._store = OrderedDict(store)  # type: ignore[attr-defined]
+    return headers
+
+
+def prepared_without_body(
+    method: str, url: str, headers: CaseInsensitiveDict[Any], cookies: CookieJar
+) -> requests.PreparedRequest:
+    """The ``PreparedRequest`` requests' ``prepare()`` leaves for a request without body, auth or hooks.
+
+    Stands in for ``PreparedRequest()`` followed by ``prepare()``: the attributes ``__init__`` sets, in its
+    order, holding what the ``prepare_*`` steps put there (``_cookies``: the jar the Cookie header came
+    from; ``_body_position``: no stream body). ``resilient_session._prepare`` says when this applies.
+    """
+    prepared = requests.PreparedRequest.__new__(requests.PreparedRequest)
+    prepared.__dict__.update(
+        method=method,
+        url=url,
+        headers=headers,
+        _cookies=cookies,
+        body=None,
+        hooks={event: [] for event in _hooks.HOOKS},
+        _body_position=None,
+    )
+    return prepared

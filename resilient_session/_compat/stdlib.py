@@ -6,6 +6,8 @@ import _socket
 import contextlib
 import os
 import socket
+import time
+from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     #: does ("a special action object" with ``add_parser``) but gives its class no public name.
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-__all__ = ["environ_dict", "shutdown_socket"]
+__all__ = ["cookie_jar_empty", "environ_dict", "shutdown_socket", "stamp_cookie_jar"]
 
 
 def environ_dict() -> dict[Any, Any] | None:
@@ -59,3 +61,18 @@ def shutdown_socket(sock: Any) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def cookie_jar_empty(jar: CookieJar) -> bool:
+    """True when *jar* holds no cookie (its ``_cookies`` dict is empty).
+
+    Stands in for ``len(jar) == 0``, which walks the jar through a Python generator: checked on every
+    call, this must cost no Python call.
+    """
+    return not jar._cookies  # type: ignore[attr-defined]
+
+
+def stamp_cookie_jar(jar: CookieJar) -> None:
+    """Record the time on *jar* and its policy as ``CookieJar.add_cookie_header`` does (``_now``) when it
+    finds no cookie to add, so a jar that skipped that call is in the state one that made it would be."""
+    jar._policy._now = jar._now = int(time.time())  # type: ignore[attr-defined]

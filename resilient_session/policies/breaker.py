@@ -266,23 +266,29 @@ class CircuitBreaker:
         key = "breaker:" + host
         group = group_for(self.routes, request.url, base_url) if request is not None and request.url else None
         route = None if group is None else f"{host} {group}"
-        remaining = self._known_open(key)
-        if remaining > 0:
-            raise _open_error(host, remaining, request=request)
-        if route is not None:
-            remaining = self._known_open("breaker:" + route)
+        store = self.store
+        if store.hints:  # this process knows of an open circuit: maybe one of these
+            remaining = self._known_open(key)
             if remaining > 0:
-                raise _open_error(route, remaining, request=request)
-        result = self.store.run(_ACQUIRE, key, self._acquire_args)
-        self._observe(host, key, result)
+                raise _open_error(host, remaining, request=request)
+            if route is not None:
+                remaining = self._known_open("breaker:" + route)
+                if remaining > 0:
+                    raise _open_error(route, remaining, request=request)
+        result = store.run(_ACQUIRE, key, self._acquire_args)
+        # _observe() when the answer says something this process does not know yet (spelled out: the
+        # common answer, closed and unchanged with no hint to clear, costs no call).
+        if result[2] == _OPEN or result[4] >= 0 or store.hints:
+            self._observe(host, key, result)
         if not result[0]:
             raise _open_error(host, self._retry_in(result[3]), request=request)
         probe = result[2] == _HALF_OPEN
         if route is None:
             return Permit(host, int(result[1]), probe)
         route_key = "breaker:" + route
-        routed = self.store.run(_ACQUIRE, route_key, self._acquire_args)
-        self._observe(route, route_key, routed)
+        routed = store.run(_ACQUIRE, route_key, self._acquire_args)
+        if routed[2] == _OPEN or routed[4] >= 0 or store.hints:
+            self._observe(route, route_key, routed)
         if not routed[0]:
             if probe:  # hand back the origin's probe slot: this call will not be made
                 self.store.run(_RECORD, key, (result[1], _IGNORE, *self._record_args))
@@ -333,10 +339,13 @@ class CircuitBreaker:
                 origin_outcome = _SUCCESS
             route_key = "breaker:" + permit.route
             args = (float(permit.route_generation), route_outcome, *self._record_args)
-            self._observe(permit.route, route_key, self.store.run(_RECORD, route_key, args))
+            routed = self.store.run(_RECORD, route_key, args)
+            if routed[2] == _OPEN or routed[4] >= 0 or self.store.hints:
+                self._observe(permit.route, route_key, routed)
         key = "breaker:" + permit.host
         result = self.store.run(_RECORD, key, (float(permit.generation), origin_outcome, *self._record_args))
-        self._observe(permit.host, key, result)
+        if result[2] == _OPEN or result[4] >= 0 or self.store.hints:
+            self._observe(permit.host, key, result)
 
     def gate(self, permit: Permit) -> Callable[[object, str], bool]:
         """A per-call retry gate: no retry for a probe (its first answer decides) or once this process

@@ -85,7 +85,7 @@ def _acquire_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[
     if c is None:
         return None, (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0)
     if c.st == _CLOSED:
-        return c, _reply(c)
+        return c, (1.0, float(c.gen), 0.0, 0.0, -1.0, 0.0, 0.0, 0.0)  # _reply(c) when closed: every call
     if c.st == _OPEN:
         if now < c.until:
             return c, _reply(c, admitted=0.0)
@@ -144,7 +144,7 @@ def _record_py(c: _Circuit | None, args: Sequence[float], now: float) -> tuple[_
             rate = c.failures / n
             _trip(c, now, open_wait, multiplier, max_wait)
             return c, _reply(c, old=old, why=_R_RATE, a=rate, b=n)
-        return c, _reply(c)
+        return c, (1.0, float(c.gen), 0.0, 0.0, -1.0, 0.0, 0.0, 0.0)  # _reply(c) when closed: every call
     if c.st == _HALF_OPEN:
         if outcome == _FAILURE:
             _trip(c, now, open_wait, multiplier, max_wait)

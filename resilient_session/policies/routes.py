@@ -39,7 +39,10 @@ def _resource_like(segment: str) -> bool:
     # Ids are numbers, UUIDs, hashes, prefixed keys ("cus_9s8d7f6a"): a digit in a long segment.
     if not _RESOURCE.match(segment):
         return False
-    return not (len(segment) >= 8 and any(c.isdigit() for c in segment))
+    return not (len(segment) >= 8 and _DIGIT.search(segment) is not None)
+
+
+_DIGIT = re.compile(r"[0-9]")  # _RESOURCE admits ASCII only
 
 
 @dataclass(frozen=True)
@@ -132,13 +135,20 @@ def group_for(
     past ``api`` and version segments (``v1``, ``v2beta``), with the path before it: ``"/v1/users"``
     for ``/v1/users/42``. A path whose first segment is an id, or empty, is in group ``"*"``.
     """
+    if routes is True:
+        return _default_group(url, base_url)
     if routes is False:
         return None
     path = _path(url)
     if isinstance(routes, Mapping):
         routes = RouteGroups.of(routes)
-    if isinstance(routes, RouteGroups):
-        return routes.group(path)
+    return routes.group(path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _default_group(url: str, base_url: str | None) -> str:
+    # Remembered: every call of a breaker with the default route groups asks it, mostly for a few URLs.
+    path = _path(url)
     prefix = ""
     if base_url:
         base = _base_path(base_url)
@@ -178,7 +188,7 @@ def _base_path(base_url: str) -> str:
 
 
 def _split(path: str) -> tuple[str, ...]:
-    return tuple(s for s in path.split("/") if s)
+    return tuple(filter(None, path.split("/")))
 
 
 # -- evidence ----------------------------------------------------------------------------------------
