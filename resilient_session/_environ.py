@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import urllib.request
 from collections import OrderedDict
@@ -113,18 +114,10 @@ def authority_of(url: str) -> str:
     For ``http(s)://`` URLs that is everything up to the path; anything else keeps all but the query and
     fragment, which ``urlsplit`` never reads a host from.
     """
-    if url.startswith("http://"):
-        start = 7
-    elif url.startswith("https://"):
-        start = 8
-    else:
-        start = -1
-    end = len(url)
-    for delimiter in "/?#" if start >= 0 else "?#":
-        found = url.find(delimiter, max(start, 0))
-        if 0 <= found < end:
-            end = found
-    return url[:end]
+    return _AUTHORITY.match(url).group()  # type: ignore[union-attr]  # the pattern matches any string
+
+
+_AUTHORITY = re.compile(r"https?://[^/?#]*|[^?#]*", re.DOTALL)
 
 
 def _environ_proxies(memo: _Memo, url: str, no_proxy: str | None) -> dict[str, str]:

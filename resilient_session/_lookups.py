@@ -5,10 +5,11 @@ For every attempt requests' ``HTTPAdapter.send`` parses the URL three times to f
 (``request_url``: the proxy again, the scheme, ``path_url``). Without a proxy, those answers are pure
 functions of the URL and the TLS settings, so :class:`~resilient_session.ResilientAdapter` remembers them:
 
-* the pool's key attributes (``build_connection_pool_key_attributes``) per (scheme and authority of the
-  URL, ``verify``, ``cert``, and whether a ``verify`` path is a directory, which is asked of the file
-  system on every call as requests does); the pool itself is still asked of the pool manager on every
-  attempt, so a pool closed, evicted or replaced is never reused;
+* the pool's key (what ``build_connection_pool_key_attributes`` and urllib3's ``connection_from_host``
+  make of the URL's scheme and authority, ``verify``, ``cert`` and the pool manager's own settings) per
+  (authority, ``verify``, ``cert``, whether a ``verify`` path is a directory: asked of the file system on
+  every call, as requests does). The pool itself is asked of the pool manager by that key on every
+  attempt (``connection_from_pool_key``), so a pool closed, evicted or replaced is never reused;
 * the request line per URL.
 
 With proxies, a subclass that overrides ``build_connection_pool_key_attributes``, or a request that is not
@@ -24,9 +25,10 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from ._compat.urllib3 import pool_key_of
 from ._environ import authority_of
 
-__all__ = ["MAX_ENTRIES", "pool_key_attributes", "request_line"]
+__all__ = ["MAX_ENTRIES", "connection_pool", "request_line"]
 
 MAX_ENTRIES = 256
 
@@ -35,29 +37,21 @@ _PreparedRequest = requests.PreparedRequest
 
 
 class _Memo:
-    __slots__ = ("key_attributes", "lines", "poolmanager")
+    __slots__ = ("lines", "poolmanager", "pools")
 
     def __init__(self, poolmanager: object) -> None:
         self.poolmanager = poolmanager
-        self.key_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+        # (authority, verify, cert, verify is a directory) -> (pool key, request context, the manager's
+        # connection_pool_kw they were built from)
+        self.pools: dict[tuple[Any, ...], tuple[Any, dict[str, Any], dict[str, Any]]] = {}
         self.lines: dict[str, str] = {}
 
 
-def _memo(adapter: HTTPAdapter) -> _Memo:
-    # Per adapter and per pool manager: before requests 2.34 the key attributes also read the pool
-    # manager's own TLS settings, and unpickling or init_poolmanager() makes a new one.
-    memo: _Memo | None = adapter.__dict__.get("_lookups")
-    poolmanager = adapter.__dict__.get("poolmanager")
-    if memo is None or memo.poolmanager is not poolmanager:
-        memo = adapter.__dict__["_lookups"] = _Memo(poolmanager)
-    return memo
-
-
-def pool_key_attributes(
+def connection_pool(
     adapter: HTTPAdapter, request: requests.PreparedRequest, verify: Any, proxies: Any, cert: Any
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """``adapter.build_connection_pool_key_attributes(request, verify, cert)`` remembered, or None when
-    requests' own ``get_connection_with_tls_context`` must run (a proxy may apply, or the answer is not
+) -> Any:
+    """The pool ``HTTPAdapter.get_connection_with_tls_context`` returns for these arguments, found by a
+    remembered pool key; None when requests' own method must run (a proxy may apply, or the answer is not
     a pure function of the arguments)."""
     url = request.url
     if (
@@ -69,22 +63,27 @@ def pool_key_attributes(
         or type(adapter).build_connection_pool_key_attributes is not _BUILD_KEY_ATTRIBUTES
     ):
         return None
-    memo = _memo(adapter)
+    # Per adapter and pool manager: init_poolmanager() (or unpickling) makes a new manager.
+    manager = adapter.__dict__.get("poolmanager")
+    memo: _Memo | None = adapter.__dict__.get("_lookups")
+    if memo is None or memo.poolmanager is not manager:
+        memo = adapter.__dict__["_lookups"] = _Memo(manager)
     # requests asks the file system on every call whether a verify path is a directory; so does this.
     key = (authority_of(url), verify, cert, type(verify) is str and os.path.isdir(verify))
-    known = memo.key_attributes.get(key)
-    if known is not None:
-        return known
-    try:
-        found: tuple[dict[str, Any], dict[str, Any]] = adapter.build_connection_pool_key_attributes(
-            request, verify, cert
-        )  # type: ignore[assignment]
-    except ValueError:
-        return None  # requests' path raises it as InvalidURL
-    if len(memo.key_attributes) >= MAX_ENTRIES:
-        memo.key_attributes.clear()
-    memo.key_attributes[key] = found
-    return found
+    known = memo.pools.get(key)
+    if known is None or known[2] != manager.connection_pool_kw:  # type: ignore[union-attr]
+        try:
+            host_params, pool_kwargs = adapter.build_connection_pool_key_attributes(request, verify, cert)
+        except ValueError:
+            return None  # requests' path raises it as InvalidURL
+        found = pool_key_of(manager, pool_kwargs=dict(pool_kwargs), **host_params)
+        if found is None:
+            return None
+        known = (*found, dict(manager.connection_pool_kw))  # type: ignore[union-attr]
+        if len(memo.pools) >= MAX_ENTRIES:
+            memo.pools.clear()
+        memo.pools[key] = known
+    return manager.connection_from_pool_key(known[0], request_context=dict(known[1]))  # type: ignore[union-attr]
 
 
 def request_line(adapter: HTTPAdapter, request: requests.PreparedRequest, proxies: Any) -> str | None:
@@ -92,7 +91,10 @@ def request_line(adapter: HTTPAdapter, request: requests.PreparedRequest, proxie
     url = request.url
     if proxies or type(request) is not _PreparedRequest or type(url) is not str:
         return None
-    memo = _memo(adapter)
+    memo: _Memo | None = adapter.__dict__.get("_lookups")
+    manager = adapter.__dict__.get("poolmanager")
+    if memo is None or memo.poolmanager is not manager:
+        memo = adapter.__dict__["_lookups"] = _Memo(manager)
     line = memo.lines.get(url)
     if line is None:
         line = HTTPAdapter.request_url(adapter, request, proxies)

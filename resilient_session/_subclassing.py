@@ -72,22 +72,23 @@ def class_value(session: Any, name: str, *, own: type) -> tuple[bool, Any]:
     return False, None
 
 
-def inherits_from_requests(cls: type, own: type, name: str) -> bool:
-    """Whether the method *name* that ``super()`` reaches from *own* in *cls* is ``requests.Session``'s
-    (no class after *own* in the MRO, a mixin such as toolbelt's ``BaseUrlSession``, overrides it)."""
-    key = (cls, own, name)
+def inherits_from_requests(cls: type, own: type, name: str, origin: type = requests.Session) -> bool:
+    """Whether the method *name* that ``super()`` reaches from *own* in *cls* is *origin*'s (requests'
+    ``Session``, or ``HTTPAdapter``): no class after *own* in the MRO, a mixin such as toolbelt's
+    ``BaseUrlSession``, overrides it."""
+    key = (cls, own, name, origin)
     known = _inherits.get(key)
     if known is None:
         mro = cls.__mro__
         if len(_inherits) >= 1024:
             _inherits.clear()
         following = [klass for klass in mro[mro.index(own) + 1 :] if name in vars(klass)]
-        known = _inherits[key] = bool(following) and following[0] is requests.Session
+        known = _inherits[key] = bool(following) and following[0] is origin
     return known
 
 
 # Session classes are few; the bound only keeps classes made on the fly (tests) from piling up.
-_inherits: dict[tuple[type, type, str], bool] = {}
+_inherits: dict[tuple[type, type, str, type], bool] = {}
 
 
 def _foreign_classes(cls: type, own: type) -> Iterator[type]:

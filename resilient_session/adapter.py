@@ -9,12 +9,14 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import _response
 from ._attempts import DEFAULT_TIMEOUT, TimeoutArg, guarded_send, inherit, policies, untouched
 from ._instrument import instrument_pools
-from ._lookups import pool_key_attributes, request_line
+from ._lookups import connection_pool, request_line
 from ._mounted import MountedAdapter
 from ._options import check_session_option
 from ._pools import DeadlineAwarePool
+from ._subclassing import inherits_from_requests
 from .normalization.view import DEFAULT_NORMALIZER, Normalizer, with_normalized
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
@@ -93,7 +95,10 @@ class ResilientAdapter(HTTPAdapter):
         super().__init__(max_retries=as_retry_policy(retry), **kwargs)
 
     def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
-        response = super().build_response(req, resp)
+        if inherits_from_requests(type(self), ResilientAdapter, "build_response", HTTPAdapter):
+            response = _response.build_response(self, req, resp)  # requests' answer, from its parts
+        else:
+            response = super().build_response(req, resp)
         # Attached here, not as a session hook: every response (redirect hops and `responses` mocks
         # included) passes through build_response, and session.hooks stays exactly what the user set.
         # Lazy: nothing is created or parsed until response.normalized is read.
@@ -106,18 +111,12 @@ class ResilientAdapter(HTTPAdapter):
         proxies: Mapping[str, str] | None = None,
         cert: Any = None,
     ) -> Any:
-        """As requests; without a proxy, the pool's key attributes are remembered per host and TLS
-        settings (see :mod:`resilient_session._lookups`)."""
-        found = pool_key_attributes(self, request, verify, proxies, cert)
-        if found is None:
-            return super().get_connection_with_tls_context(
-                request,
-                verify,
-                proxies=proxies,
-                cert=cert,
-            )
-        host_params, pool_kwargs = found
-        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+        """As requests; without a proxy, the pool is found by a key remembered per host and TLS settings
+        (see :mod:`resilient_session._lookups`)."""
+        pool = connection_pool(self, request, verify, proxies, cert)
+        if pool is None:
+            return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        return pool
 
     def request_url(self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None) -> str:
         """As requests; without a proxy, remembered per URL (see :mod:`resilient_session._lookups`)."""

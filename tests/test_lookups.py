@@ -134,3 +134,14 @@ def test_responses_still_records_the_timeout_pair() -> None:
     ResilientSession().get("http://127.0.0.1:9/x")
     sent = responses.calls[0].request
     assert sent.req_kwargs["timeout"] == (3.05, 30.0)  # type: ignore[attr-defined]
+
+
+def test_a_change_to_the_pool_managers_settings_is_seen() -> None:
+    adapter = ResilientAdapter()
+    request = _prepared("http://127.0.0.1:9/")
+    before = adapter.get_connection_with_tls_context(request, True, proxies={})
+    adapter.poolmanager.connection_pool_kw["maxsize"] = 3  # as a subclass's init_poolmanager might
+    after = adapter.get_connection_with_tls_context(request, True, proxies={})
+    assert after is not before
+    assert after is _requests_pool(adapter, request, True, None)
+    assert after.pool.maxsize == 3  # type: ignore[union-attr]

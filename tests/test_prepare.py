@@ -341,6 +341,7 @@ def recorder() -> Iterator[tuple[str, list[bytes]]]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{listener.getsockname()[1]}", received
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
     listener.close()
     thread.join(timeout=5)
 

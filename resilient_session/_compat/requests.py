@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import netrc as netrc_module
 from collections import OrderedDict
 from collections.abc import Callable
@@ -39,6 +40,7 @@ __all__ = [
     "prepare_request_names",
     "prepared_without_body",
     "request_cookie_jar",
+    "response_from_parts",
 ]
 
 
@@ -221,3 +223,39 @@ def prepared_without_body(
         _body_position=None,
     )
     return prepared
+
+
+def response_from_parts(
+    status: Any,
+    headers: CaseInsensitiveDict[Any],
+    encoding: str | None,
+    raw: Any,
+    url: Any,
+    cookies: CookieJar,
+    request: requests.PreparedRequest,
+    connection: Any,
+) -> requests.Response:
+    """The ``Response`` requests' ``HTTPAdapter.build_response`` returns, from the values it computes.
+
+    Stands in for ``Response()`` and the assignments that follow it: the attributes ``__init__`` sets, in
+    its order (``_content``, ``_content_consumed``, ``_next``: body not read, no next request), then the
+    two ``build_response`` adds. ``resilient_session._response`` says when this applies.
+    """
+    response = requests.Response.__new__(requests.Response)
+    response.__dict__.update(
+        _content=False,
+        _content_consumed=False,
+        _next=None,
+        status_code=status,
+        headers=headers,
+        raw=raw,
+        url=url,
+        encoding=encoding,
+        history=[],
+        reason=raw.reason,
+        cookies=cookies,
+        elapsed=datetime.timedelta(0),
+        request=request,
+        connection=connection,
+    )
+    return response

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from urllib3._collections import HTTPHeaderDict
+from urllib3.connectionpool import port_by_scheme
+from urllib3.poolmanager import PoolManager
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
@@ -13,6 +16,9 @@ from .classes import with_mixin
 __all__ = [
     "ConnectionHooks",
     "MethodRule",
+    "header_pairs",
+    "original_response",
+    "pool_key_of",
     "pools_with",
     "replace_pool_classes",
     "retry_copy",
@@ -27,6 +33,52 @@ def timeout_parts(timeout: Timeout) -> tuple[Any, Any]:
     fold ``total`` in, and ``read_timeout`` raises before ``start_connect()``.
     """
     return timeout._connect, timeout._read
+
+
+def header_pairs(headers: HTTPHeaderDict) -> dict[str, tuple[str, str]] | None:
+    """``{name.lower(): (name, value)}`` of *headers* as ``CaseInsensitiveDict(headers)`` stores them: the
+    name as first received, the values of a repeated header joined by ``", "``; None unless *headers* is
+    a plain ``HTTPHeaderDict``.
+
+    Stands in for iterating the dict (``__iter__`` and ``__getitem__`` are Python, twice per header):
+    read from its ``_container`` (lower-cased name -> [name, value, value ...]).
+    """
+    if type(headers) is not HTTPHeaderDict:
+        return None
+    container: dict[str, list[str]] = headers._container  # type: ignore[assignment]
+    return {lower: (values[0], ", ".join(values[1:])) for lower, values in container.items()}
+
+
+def original_response(response: Any) -> Any:
+    """The ``http.client.HTTPResponse`` a urllib3 response was read from (``_original_response``), if
+    any: what ``requests.cookies.extract_cookies_to_jar`` reads cookies from, and returns early without."""
+    return getattr(response, "_original_response", None)
+
+
+def pool_key_of(
+    manager: Any, host: str | None, port: int | None, scheme: str | None, pool_kwargs: dict[str, Any] | None
+) -> tuple[Any, dict[str, Any]] | None:
+    """The pool key and request context ``manager.connection_from_host(host, port, scheme, pool_kwargs)``
+    builds (with ``_merge_pool_kwargs`` and the scheme's key function) before it looks the pool up with
+    ``connection_from_pool_key``; None for anything but a plain ``PoolManager`` given a host, a known
+    scheme and no ``strict``.
+
+    Stands in for building both on every call: the pool key and context depend on the arguments and the
+    manager's ``connection_pool_kw`` only, so a caller may keep them and ask ``connection_from_pool_key``
+    (public) for the pool, handing it a copy of the context (urllib3 pops from it when it makes a pool).
+    """
+    if type(manager) is not PoolManager or not host:
+        return None
+    context = manager._merge_pool_kwargs(pool_kwargs)
+    context["scheme"] = scheme or "http"
+    if port is None:
+        port = port_by_scheme.get(context["scheme"].lower(), 80)
+    context["port"] = port
+    context["host"] = host
+    constructor = manager.key_fn_by_scheme.get(context["scheme"].lower())
+    if constructor is None or "strict" in context:
+        return None
+    return constructor(context), context
 
 
 def pools_with(manager: Any, mixin: type[Any]) -> None:

@@ -1,0 +1,83 @@
+"""``HTTPAdapter.build_response`` for a urllib3 response, from its parts.
+
+requests builds every response the same way: an empty ``Response()`` (a new header dict and cookie jar),
+the urllib3 headers copied one by one into a ``CaseInsensitiveDict`` (two Python calls per header), the
+encoding read from ``Content-Type``, and the cookies the server set extracted through ``http.cookiejar``
+(mock request and response objects and a parse of the headers, also when there is no cookie).
+:func:`build_response` makes the same ``Response`` with the header dict built in one step, and hands the
+cookies to requests' own ``extract_cookies_to_jar`` only when the response has a ``Set-Cookie`` or
+``Set-Cookie2`` header; without one, the jar is left as that call leaves it (empty, with its clock stamp).
+
+When requests' ``build_response``, or a name it uses, is not the one this mirrors (requests 2.32-2.34),
+or the response is not a plain urllib3 ``HTTPResponse``, requests' own method runs.
+``tests/test_response.py`` compares both, attribute by attribute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+import requests.adapters as _adapters
+from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
+from urllib3.response import HTTPResponse
+
+from ._compat.requests import headers_from_store, response_from_parts
+from ._compat.stdlib import stamp_cookie_jar
+from ._compat.urllib3 import header_pairs, original_response
+
+__all__ = ["build_response"]
+
+# The names requests' HTTPAdapter.build_response uses (requests 2.32-2.34).
+_MIRRORED_NAMES = frozenset(
+    {
+        "CaseInsensitiveDict", "Response", "bytes", "connection", "cookies", "decode", "encoding",
+        "extract_cookies_to_jar", "get_encoding_from_headers", "getattr", "headers", "isinstance", "raw",
+        "reason", "request", "status_code", "url",
+    }
+)  # fmt: skip
+_BUILD_RESPONSE = HTTPAdapter.build_response
+_GLOBALS = (requests.Response, CaseInsensitiveDict, get_encoding_from_headers, extract_cookies_to_jar)
+
+
+def _mirrors_requests() -> bool:
+    names = getattr(_BUILD_RESPONSE, "__code__", None)
+    return names is not None and set(names.co_names) - {"_is_prepared"} == _MIRRORED_NAMES
+
+
+MIRRORS_REQUESTS = _mirrors_requests()
+
+
+def build_response(adapter: HTTPAdapter, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+    """What ``HTTPAdapter.build_response(adapter, req, resp)`` returns."""
+    if (
+        not MIRRORS_REQUESTS
+        or type(resp) is not HTTPResponse
+        or (_adapters.Response, _adapters.CaseInsensitiveDict, _adapters.get_encoding_from_headers,
+            _adapters.extract_cookies_to_jar) != _GLOBALS
+    ):  # fmt: skip
+        return _BUILD_RESPONSE(adapter, req, resp)
+    pairs = header_pairs(resp.headers)
+    if pairs is None:
+        return _BUILD_RESPONSE(adapter, req, resp)
+    headers = headers_from_store(pairs)
+    url = req.url
+    cookies = RequestsCookieJar()
+    response = response_from_parts(
+        resp.status,
+        headers,
+        get_encoding_from_headers(headers),
+        resp,
+        url.decode("utf-8") if isinstance(url, bytes) else url,
+        cookies,
+        req,
+        adapter,
+    )
+    if "set-cookie" in pairs or "set-cookie2" in pairs:
+        extract_cookies_to_jar(cookies, req, resp)  # type: ignore[no-untyped-call]
+    elif original_response(resp):
+        stamp_cookie_jar(cookies)  # what extract_cookies does to the jar when the headers set none
+    return response

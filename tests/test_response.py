@@ -1,0 +1,164 @@
+"""Responses built from their parts equal what requests' ``HTTPAdapter.build_response`` builds.
+
+Each case has a loopback server send raw response bytes; urllib3 reads the head, and both builders
+(``resilient_session._response.build_response`` and requests' own method) are handed the same urllib3
+response. The two ``Response`` objects must agree attribute by attribute, cookies included.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from resilient_session import ResilientAdapter, ResilientSession, _response
+
+
+@pytest.fixture
+def raw_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback server that answers each connection with the next scripted raw response."""
+    script: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(script.pop(0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", script
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
+    listener.close()
+    thread.join(timeout=5)
+
+
+def _jar(jar: Any) -> Any:
+    return (
+        type(jar),
+        sorted(vars(jar)),
+        sorted(vars(jar._policy)),
+        [(c.name, c.value, c.domain, c.path, c.expires, c.secure) for c in jar],
+    )
+
+
+def _state(response: requests.Response) -> dict[str, Any]:
+    state = {k: v for k, v in vars(response).items() if k not in ("cookies", "headers", "elapsed")}
+    state["type"] = type(response)
+    state["keys"] = list(vars(response))
+    state["headers"] = (type(response.headers), list(response.headers.items()))
+    state["cookies"] = _jar(response.cookies)
+    state["elapsed"] = response.elapsed.total_seconds()
+    return state
+
+
+HEADS = {
+    "plain": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    "charset": (
+        b"HTTP/1.1 404 Not Found\r\ncontent-type: text/html; charset=ISO-8859-1\r\nContent-Length: 0\r\n\r\n"
+    ),
+    "text without charset": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n",
+    "repeated": b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-a: 2\r\nX-B: b\r\nContent-Length: 0\r\n\r\n",
+    "cookie": b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc; Path=/\r\nContent-Length: 0\r\n\r\n",
+    "cookies": (
+        b"HTTP/1.1 302 Found\r\nLocation: /next\r\nset-cookie: a=1; Path=/v1\r\n"
+        b"Set-Cookie: b=2; Domain=127.0.0.1; Max-Age=60\r\nContent-Length: 0\r\n\r\n"
+    ),
+    "cookie2": b"HTTP/1.1 200 OK\r\nSet-Cookie2: c=3; Version=1\r\nContent-Length: 0\r\n\r\n",
+    "no headers": b"HTTP/1.1 204 No Content\r\n\r\n",
+    "odd reason": b"HTTP/1.1 599 Whatever You Like\r\nContent-Length: 0\r\n\r\n",
+}
+
+
+# A bytes URL trips http.cookiejar on the cookie headers (a warning it prints, for requests' path too).
+@pytest.mark.filterwarnings("ignore:http.cookiejar bug")
+@pytest.mark.parametrize("head", sorted(HEADS))
+@pytest.mark.parametrize("url_type", [str, bytes])
+def test_built_responses_equal_requests(
+    head: str, url_type: type, raw_server: tuple[str, list[bytes]]
+) -> None:
+    base, script = raw_server
+    script.append(HEADS[head])
+    url = base + "/v1/items?x=1"
+    pool = urllib3.PoolManager()
+    resp = pool.request("GET", url, preload_content=False, redirect=False, retries=False)
+    request = requests.Request("GET", url).prepare()
+    if url_type is bytes:
+        request.url = url.encode()  # type: ignore[assignment]
+    adapter = ResilientAdapter()
+    ours = _response.build_response(adapter, request, resp)
+    theirs = HTTPAdapter.build_response(adapter, request, resp)
+    assert _state(ours) == _state(theirs)
+    assert isinstance(ours.url, str)
+    resp.release_conn()
+
+
+def test_a_response_without_a_socket_reads_cookies_as_requests_does() -> None:
+    # urllib3 responses made in memory (as mocks make them) have no original http.client response:
+    # requests' extract_cookies_to_jar returns at once, and the jar is never stamped.
+    resp = urllib3.HTTPResponse(
+        body=b"{}", headers={"Set-Cookie": "a=1", "Content-Type": "application/json"}, status=200
+    )
+    request = requests.Request("GET", "http://127.0.0.1:9/").prepare()
+    adapter = ResilientAdapter()
+    ours = _response.build_response(adapter, request, resp)
+    theirs = HTTPAdapter.build_response(adapter, request, resp)
+    assert _state(ours) == _state(theirs)
+    assert len(ours.cookies) == 0
+
+
+def test_cookies_reach_the_session_and_the_next_request(raw_server: tuple[str, list[bytes]]) -> None:
+    base, script = raw_server
+    script += [
+        b"HTTP/1.1 302 Found\r\nLocation: /b\r\nSet-Cookie: sid=1; Path=/\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    ]
+    session = ResilientSession()
+    response = session.get(base + "/a")
+    assert response.status_code == 200
+    assert response.history[0].cookies["sid"] == "1"
+    assert session.cookies["sid"] == "1"
+
+
+@responses.activate
+def test_mocked_responses_keep_their_cookies() -> None:
+    responses.get("http://127.0.0.1:9/x", json={}, headers={"Set-Cookie": "m=1; Path=/"})
+    session = ResilientSession()
+    response = session.get("http://127.0.0.1:9/x")
+    assert response.cookies.get("m") == "1"
+    assert session.cookies.get("m") == "1"
+
+
+def test_a_subclass_overriding_build_response_in_between_is_called() -> None:
+    class Tagging(HTTPAdapter):
+        def build_response(self, req: Any, resp: Any) -> requests.Response:
+            response = super().build_response(req, resp)
+            response.tagged = True  # type: ignore[attr-defined]
+            return response
+
+    class Both(ResilientAdapter, Tagging):
+        pass
+
+    resp = urllib3.HTTPResponse(body=b"", headers={}, status=204)
+    request = requests.Request("GET", "http://127.0.0.1:9/").prepare()
+    built = Both().build_response(request, resp)
+    assert built.tagged  # type: ignore[attr-defined]
+    assert built.normalized is not None  # type: ignore[attr-defined]
