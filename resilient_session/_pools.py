@@ -20,6 +20,7 @@ from typing import Any
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ._call import current_call
+from ._compat.requests import plain_headers
 from ._compat.urllib3 import ConnectionHooks
 from ._decide import SINGLE_ATTEMPT
 from ._watchdog import WATCHDOG
@@ -55,6 +56,8 @@ class DeadlineAwarePool(ConnectionHooks):
                 retries = SINGLE_ATTEMPT
             if call.observer is not None:
                 call.observer.attempt(call, headers, on_wire=True)
+        # The same pairs, cheaper for urllib3 to walk (see plain_headers).
+        headers = plain_headers(headers)
         return super().urlopen(method, url, body, headers, retries, *args, **kwargs)  # type: ignore[misc]
 
     def connection_lent(self, conn: Any) -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+import requests
 import urllib3
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from resilient_session import ResilientSession
 from resilient_session._instrument import instrument_pools
 from resilient_session._pools import (
     DeadlineAwareHTTPConnectionPool,
@@ -64,3 +71,58 @@ def test_socks_pools_have_deadline_aware_twins() -> None:
     pool = manager.connection_from_url("http://127.0.0.1:9/")
     assert str(pool).startswith("SOCKSHTTPConnectionPool(host='127.0.0.1'")
     manager.clear()
+
+
+# -- the bytes urllib3 sends ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback server recording each request's bytes up to the end of its headers (plus any body)."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                received.append(data)
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", received
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
+    listener.close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("session_headers", "headers"),
+    [
+        ({}, {}),
+        ({"X-Team": "payments"}, {"x-team": "billing", "X-Other": "1"}),
+        ({"Accept": None}, {"Accept-Encoding": None}),
+        ({}, {"Host": "api.internal", "User-Agent": "legacy/1.0"}),
+        ({}, {b"X-Bytes": b"v", "X-Str": b"bytes value"}),
+        ({"Accept": "a"}, {b"accept": "b"}),  # a str and a bytes key both kept by requests
+    ],
+)
+def test_the_server_receives_what_plain_requests_sends(
+    recorder: tuple[str, list[bytes]], session_headers: dict[Any, Any], headers: dict[Any, Any]
+) -> None:
+    base, received = recorder
+    for session in (requests.Session(), ResilientSession(request_id_header=None)):
+        session.headers.update(session_headers)
+        session.get(base + "/v1/items?q=1", headers=headers)
+    assert len(received) == 2
+    assert received[0] == received[1]

@@ -36,6 +36,7 @@ __all__ = [
     "netrc_auth",
     "netrc_helpers_replaced",
     "original_session_class",
+    "plain_headers",
     "prepare_helpers_replaced",
     "prepare_request_names",
     "prepared_without_body",
@@ -193,6 +194,19 @@ def header_store(headers: CaseInsensitiveDict[Any]) -> dict[str, tuple[Any, Any]
     """
     store: dict[str, tuple[Any, Any]] = headers._store  # type: ignore[attr-defined]
     return store
+
+
+def plain_headers(headers: Any) -> Any:
+    """A ``CaseInsensitiveDict``'s pairs as a plain ``dict`` in the same order (its ``_store``'s values);
+    anything else as it is.
+
+    Stands in for handing urllib3 the ``CaseInsensitiveDict`` itself: urllib3 iterates the headers twice
+    per request (their names, then the pairs), which on a ``CaseInsensitiveDict`` runs a Python generator
+    step and a look-up per header. A ``dict`` of the same pairs sends the same bytes.
+    """
+    if type(headers) is not CaseInsensitiveDict:
+        return headers
+    return dict(headers._store.values())  # type: ignore[attr-defined]
 
 
 def headers_from_store(store: dict[str, tuple[Any, Any]]) -> CaseInsensitiveDict[Any]:
