@@ -30,7 +30,7 @@ from ._compat.requests import body_position, mark_consumed
 from ._compat.urllib3 import timeout_parts
 from ._failures import as_requests_error, deadline_error, too_large, typed
 from ._hosts import host_key
-from ._quota import current_gate, open_gate
+from ._quota import GATE_KEY, current_gate, open_gate
 from .normalization.body import Overflow, read_bounded
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
@@ -100,7 +100,10 @@ def _guarded(
     adapter: BaseAdapter, send: Send, call: CallState, request: requests.PreparedRequest, *args: Any
 ) -> requests.Response:
     """The rate limit's slot (waited for, or refused at once), then the other policies around one send."""
-    quota = open_gate(inherit(getattr(adapter, "rate_limit", None), call.owner, "rate_limit"), call, request)
+    own = getattr(adapter, "rate_limit", None)
+    policy = None if own is False else own if own is not None else getattr(call.owner, "rate_limit", None)
+    # open_gate() without a policy drops a gate an earlier hop of the call kept; none kept, none to drop.
+    quota = None if policy is None and GATE_KEY not in call.extras else open_gate(policy, call, request)
     if quota is None:
         return _protected(adapter, send, call, request, *args)
     response = _protected(adapter, send, call, request, *args)
@@ -182,10 +185,10 @@ def _attempts(
     its chain, and one hop never sends more than ``total + 1`` requests."""
     if timeout is None:
         own = getattr(adapter, "timeout", None)
-        timeout = own if _is_timeout(own) else call.default_timeout or DEFAULT_TIMEOUT
+        timeout = own if own is not None and _is_timeout(own) else call.default_timeout or DEFAULT_TIMEOUT
     mocked = _responses_mock(send)
     policy = getattr(adapter, "max_retries", None)
-    if not mocked:
+    if not mocked and call.retry_standin is not None:
         # responses applies the adapter's own max_retries, which install() leaves as it is: the owner's
         # policy stands in on the wire only, so the caller's mocked tests see what they always saw.
         policy = stand_in(call, policy)
@@ -207,7 +210,9 @@ def _attempts(
         and getattr(type(adapter), "add_headers", None) is _REQUESTS_ADD_HEADERS
     )
     call.attempts = 1
-    call.tighten_deadline(getattr(adapter, "deadline", None))
+    own_deadline = getattr(adapter, "deadline", None)
+    if own_deadline is not None:
+        call.tighten_deadline(own_deadline)
     method = request.method or call.method
     # The first body that broke off: if the attempts after it fail too, the call raises this, the
     # exception plain requests raises here (ChunkedEncodingError ...), not the last attempt's.
@@ -272,7 +277,8 @@ def _attempts(
             # A redirect hop's body is read by requests itself, which ignores its errors.
             return response
         limit = getattr(call.owner, "max_response_size", None)
-        if _hooks_first(request):
+        hooks = getattr(request, "hooks", None)
+        if isinstance(hooks, dict) and hooks.get("response"):
             # requests hands a response to its hooks with the body unread, and auth handlers rely on it
             # (requests-ntlm reads the live socket for channel binding). Whoever reads it (a hook, or
             # requests after them) reads it as below; a break mid-body is sent again by the session.
@@ -552,13 +558,6 @@ def _responses_mock(send: Send) -> bool:
     return getattr(function, "__module__", None) == "responses"
 
 
-def _hooks_first(request: requests.PreparedRequest) -> bool:
-    """True when requests will give the response of *request* to response hooks (the user's, or an auth
-    handler's) before it reads the body: the adapter then leaves the body unread, as requests does."""
-    hooks = getattr(request, "hooks", None)
-    return bool(hooks.get("response")) if isinstance(hooks, dict) else False
-
-
 def _read(
     response: requests.Response, limit: int | None, call: CallState, request: requests.PreparedRequest
 ) -> rexc.RequestException | None:
@@ -579,7 +578,7 @@ def _read(
         broken = exc
     except rexc.RequestException as exc:
         unusable = typed(exc, call, request)
-    if call.cut_off():
+    if call.expired:  # cut_off(): the watchdog ended the call
         # The watchdog shut the socket: whatever the read returned (even a body that merely looks
         # complete, with no Content-Length) is not the answer.
         response.close()

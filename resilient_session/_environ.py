@@ -184,11 +184,18 @@ def merge_environment_settings(
                 proxies.setdefault(k, v)
         if verify is True or verify is None:
             verify = memo.ca_bundle or verify
+    # merge_setting, spelled out for what a call usually passes (None: the session's setting).
     return {
         "proxies": _merge(proxies, session.proxies),
-        "stream": _merge(stream, session.stream),
-        "verify": _merge(verify, session.verify),
-        "cert": _merge(cert, session.cert),
+        "stream": session.stream if stream is None else _merge(stream, session.stream),
+        "verify": (
+            session.verify
+            if verify is None
+            else verify
+            if type(verify) is str or type(verify) is bool  # not a mapping: the call's wins
+            else _merge(verify, session.verify)
+        ),
+        "cert": session.cert if cert is None else _merge(cert, session.cert),
     }
 
 

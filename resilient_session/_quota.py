@@ -15,14 +15,14 @@ from .errors import QuotaExceededError
 from .policies.quota_headers import Quota, parse_quota
 from .policies.ratelimit import RateLimit, rate_text
 
-__all__ = ["KEPT_FOR_CALL", "QuotaGate", "gate_for", "open_gate"]
+__all__ = ["GATE_KEY", "KEPT_FOR_CALL", "QuotaGate", "current_gate", "gate_for", "open_gate"]
 
 #: A call waits for its slot only if, after the wait, at least this share of its time left remains for
 #: the call itself: a slot at the very end of the deadline would only make the call time out there.
 KEPT_FOR_CALL = 0.1
 
-# Where the gate of the hop in progress lives in CallState.extras.
-_GATE = "quota_gate"
+#: Where the gate of the hop in progress lives in CallState.extras.
+GATE_KEY = "quota_gate"
 # How often a call that slept for its slot looks again for a hold that began meanwhile.
 _RECHECKS = 3
 
@@ -129,10 +129,10 @@ def gate_for(policy: RateLimit | None, call: CallState, request: Any) -> QuotaGa
     """The gate of *request* under *policy*, kept on *call* for its retries, no slot taken yet (``None``,
     and nothing kept, without a policy)."""
     if policy is None:
-        call.extras.pop(_GATE, None)
+        call.extras.pop(GATE_KEY, None)
         return None
     gate = QuotaGate(policy, policy.key_for(str(request.url or ""), request.headers))
-    call.extras[_GATE] = gate
+    call.extras[GATE_KEY] = gate
     return gate
 
 
@@ -140,5 +140,5 @@ def current_gate(call: CallState | None) -> QuotaGate | None:
     """The gate of the hop *call* is sending, if a rate limit is in force."""
     if call is None:
         return None
-    gate = call.extras.get(_GATE)
+    gate = call.extras.get(GATE_KEY)
     return gate if isinstance(gate, QuotaGate) else None

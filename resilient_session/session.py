@@ -489,7 +489,8 @@ class ResilientSession(OriginalSession):
             return super().request(method, url, *args, **kwargs)
         finally:
             leave(token)
-            call.unwatch()
+            if call.watched:
+                call.unwatch()
 
     if TYPE_CHECKING:
         # requests' type stubs spell out each verb's keywords, without ``deadline``; these say it is
@@ -533,10 +534,12 @@ class ResilientSession(OriginalSession):
             default_timeout=self.timeout,
             owner=self,
         )
-        call.tighten_deadline(deadline)
+        if deadline is not None:
+            call.tighten_deadline(deadline)
         if outer is not None and outer.deadline_at is not None:
             call.tighten_deadline(outer.deadline_at - call.started)
-        call.watch()
+        if call.deadline_at is not None:
+            call.watch()
         return call
 
     def get_adapter(self, url: str) -> BaseAdapter:

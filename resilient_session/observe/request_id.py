@@ -18,6 +18,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from .._call import current_call
+from .._compat.requests import header_store
 
 __all__ = [
     "DEFAULT_REQUEST_ID_HEADER",
@@ -72,7 +73,8 @@ def with_request_id(request: requests.Request, header: str, session_headers: Any
     A request or session (*session_headers*) naming *header* already (``None`` included) is left as is.
     """
     for headers in (request.headers, session_headers):
-        if headers and _names(headers, header):
+        # (An empty CaseInsensitiveDict is looked into rather than asked its length: no Python call.)
+        if (type(headers) is CaseInsensitiveDict or headers) and _names(headers, header):
             return request
     if type(request) is requests.Request:
         # copy.copy's own result for a plain instance (its __dict__ copied into a new object), without
@@ -88,13 +90,14 @@ def with_request_id(request: requests.Request, header: str, session_headers: Any
 
 def _names(headers: Any, header: str) -> bool:
     """True when *headers* (a mapping or a list of pairs) has a key that is *header*, in any case."""
-    if isinstance(headers, CaseInsensitiveDict):
+    if type(headers) is CaseInsensitiveDict:
         # The scan below, in one or two look-ups: the dict keeps a str key and a bytes key (which
-        # requests' merge also accepts) under their lower case.
-        if header in headers:
+        # requests' merge also accepts) under their lower case (``bytes.lower`` folds ASCII only).
+        store = header_store(headers)
+        if header.lower() in store:
             return True
         try:
-            return header.encode("latin-1") in headers  # type: ignore[comparison-overlap]
+            return header.encode("latin-1").lower() in store  # type: ignore[comparison-overlap]
         except UnicodeEncodeError:
             return False  # no bytes key decodes to it
     return any(_lower(key) == header.lower() for key, _ in _items(headers))
