@@ -51,8 +51,14 @@ def _mirrors_requests() -> bool:
 MIRRORS_REQUESTS = _mirrors_requests()
 
 
-def build_response(adapter: HTTPAdapter, req: requests.PreparedRequest, resp: Any) -> requests.Response:
-    """What ``HTTPAdapter.build_response(adapter, req, resp)`` returns."""
+def build_response(
+    adapter: HTTPAdapter,
+    req: requests.PreparedRequest,
+    resp: Any,
+    cls: type[requests.Response] = requests.Response,
+) -> requests.Response:
+    """What ``HTTPAdapter.build_response(adapter, req, resp)`` returns; built as *cls* (a subclass of
+    ``Response`` that adds no state of its own) when built from its parts."""
     if (
         not MIRRORS_REQUESTS
         or type(resp) is not HTTPResponse
@@ -67,6 +73,7 @@ def build_response(adapter: HTTPAdapter, req: requests.PreparedRequest, resp: An
     url = req.url
     cookies = RequestsCookieJar()
     response = response_from_parts(
+        cls,
         resp.status,
         headers,
         get_encoding_from_headers(headers),

@@ -17,7 +17,7 @@ from ._mounted import MountedAdapter
 from ._options import check_session_option
 from ._pools import DeadlineAwarePool
 from ._subclassing import inherits_from_requests
-from .normalization.view import DEFAULT_NORMALIZER, Normalizer, with_normalized
+from .normalization.view import DEFAULT_NORMALIZER, NormalizableResponse, Normalizer, with_normalized
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
@@ -96,7 +96,12 @@ class ResilientAdapter(HTTPAdapter):
 
     def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
         if inherits_from_requests(type(self), ResilientAdapter, "build_response", HTTPAdapter):
-            response = _response.build_response(self, req, resp)  # requests' answer, from its parts
+            # requests' answer, built from its parts as the Response class with a lazy view
+            response = _response.build_response(self, req, resp, NormalizableResponse)
+            if type(response) is NormalizableResponse:
+                if self.normalizer is not DEFAULT_NORMALIZER:
+                    response._normalizer = self.normalizer
+                return response
         else:
             response = super().build_response(req, resp)
         # Attached here, not as a session hook: every response (redirect hops and `responses` mocks

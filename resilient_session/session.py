@@ -37,7 +37,7 @@ from .auth import origins as _origins
 from .auth.keys import carry_credentials
 from .errors import CircuitOpenError, status_error_for
 from .normalization.drift import DriftPolicy, check_drift_policy
-from .normalization.view import ensure_normalized
+from .normalization.view import NormalizableResponse, ensure_normalized
 from .observe.events import Events
 from .observe.observer import begin_call, end_call, report_refused
 from .observe.request_id import DEFAULT_REQUEST_ID_HEADER, with_request_id
@@ -480,7 +480,7 @@ class ResilientSession(OriginalSession):
             call.extras["allow_stale"] = False
         token = enter(call)
         try:
-            if _degrade.fronted(self):
+            if getattr(self, "cache", None) is not None and _degrade.fronted(self):
                 response = _degrade.through_cache(self, call, super().request, method, url, *args, **kwargs)
                 # requests-cache hands back its own response classes (it even reassigns a fresh
                 # response's class): the view goes on what the caller gets.
@@ -613,7 +613,8 @@ class ResilientSession(OriginalSession):
                     raise
                 response = stand_in
             else:
-                response = _degrade.after_response(self, call, request, response, kwargs)
+                if self.degrade is not None:
+                    response = _degrade.after_response(self, call, request, response, kwargs)
         except BaseException as exc:
             if observer is not None and not _degrade.defer_report(call, observer, error=exc):
                 end_call(observer, call, error=exc)
@@ -622,7 +623,8 @@ class ResilientSession(OriginalSession):
             if token is not None:
                 leave(token)
                 call.unwatch()
-        ensure_normalized(response)  # a plain adapter the user mounted does not attach it
+        if response.history or not isinstance(response, NormalizableResponse):
+            ensure_normalized(response)  # a plain adapter the user mounted does not attach it
         response._resilient_session = self  # type: ignore[attr-defined]  # into(): integration, drift, events
         if observer is not None and not _degrade.defer_report(call, observer, response=response):
             end_call(observer, call, response=response)

@@ -227,19 +227,19 @@ def prepared_without_body(
     from; ``_body_position``: no stream body). ``resilient_session._prepare`` says when this applies.
     """
     prepared = requests.PreparedRequest.__new__(requests.PreparedRequest)
-    prepared.__dict__.update(
-        method=method,
-        url=url,
-        headers=headers,
-        _cookies=cookies,
-        body=None,
-        hooks={event: [] for event in _hooks.HOOKS},
-        _body_position=None,
-    )
+    # One by one, as __init__ sets them: that keeps CPython's compact instance layout.
+    prepared.method = method
+    prepared.url = url
+    prepared.headers = headers
+    prepared._cookies = cookies  # type: ignore[attr-defined]
+    prepared.body = None
+    prepared.hooks = {event: [] for event in _hooks.HOOKS}
+    prepared._body_position = None  # type: ignore[attr-defined]
     return prepared
 
 
 def response_from_parts(
+    cls: type[requests.Response],
     status: Any,
     headers: CaseInsensitiveDict[Any],
     encoding: str | None,
@@ -249,27 +249,30 @@ def response_from_parts(
     request: requests.PreparedRequest,
     connection: Any,
 ) -> requests.Response:
-    """The ``Response`` requests' ``HTTPAdapter.build_response`` returns, from the values it computes.
+    """The ``Response`` requests' ``HTTPAdapter.build_response`` returns, from the values it computes, as an
+    instance of *cls* (``requests.Response`` or a subclass that adds no state).
 
     Stands in for ``Response()`` and the assignments that follow it: the attributes ``__init__`` sets, in
     its order (``_content``, ``_content_consumed``, ``_next``: body not read, no next request), then the
-    two ``build_response`` adds. ``resilient_session._response`` says when this applies.
+    two ``build_response`` adds. Set one by one, as ``__init__`` does, which keeps CPython's compact
+    instance layout. ``resilient_session._response`` says when this applies.
     """
-    response = requests.Response.__new__(requests.Response)
-    response.__dict__.update(
-        _content=False,
-        _content_consumed=False,
-        _next=None,
-        status_code=status,
-        headers=headers,
-        raw=raw,
-        url=url,
-        encoding=encoding,
-        history=[],
-        reason=raw.reason,
-        cookies=cookies,
-        elapsed=datetime.timedelta(0),
-        request=request,
-        connection=connection,
-    )
+    response = cls.__new__(cls)
+    response._content = False  # type: ignore[assignment]
+    response._content_consumed = False  # type: ignore[attr-defined]
+    response._next = None  # type: ignore[attr-defined]
+    response.status_code = status
+    response.headers = headers
+    response.raw = raw
+    response.url = url
+    response.encoding = encoding
+    response.history = []
+    response.reason = raw.reason
+    response.cookies = cookies  # type: ignore[assignment]
+    response.elapsed = _NO_TIME
+    response.request = request
+    response.connection = connection
     return response
+
+
+_NO_TIME = datetime.timedelta(0)  # immutable: one for every response, as equal as a new one

@@ -620,3 +620,8 @@ class _Body:
         if len(message) > _MESSAGE_LIMIT:
             message = message[: _MESSAGE_LIMIT - 3] + "..."
         return message
+
+
+#: The ``Response`` class whose ``normalized`` is created on first access: what ``with_normalized`` gives a
+#: plain response, and what the session checks for (``isinstance``) before attaching a view itself.
+NormalizableResponse = _NormalizableResponse
