@@ -325,3 +325,6 @@ def _replicates_requests() -> bool:
 
 
 REPLICATES_REQUESTS = _replicates_requests()
+#: requests' ``Session.prepare_request`` as imported: when it was replaced since (wrapped by an
+#: instrumentation library, say), the session calls the replacement.
+PREPARE_REQUEST = OriginalSession.prepare_request

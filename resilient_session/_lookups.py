@@ -12,8 +12,9 @@ functions of the URL and the TLS settings, so :class:`~resilient_session.Resilie
   attempt (``connection_from_pool_key``), so a pool closed, evicted or replaced is never reused;
 * the request line per URL.
 
-With proxies, a subclass that overrides ``build_connection_pool_key_attributes``, or a request that is not
-a plain ``PreparedRequest`` with a ``str`` URL, requests' own methods answer. Each memo holds at most
+With proxies, a subclass that overrides ``build_connection_pool_key_attributes``, a request that is not a
+plain ``PreparedRequest`` with a ``str`` URL, or requests' methods replaced since import (wrapped by an
+instrumentation library, say), requests' methods as they are answer. Each memo holds at most
 :data:`MAX_ENTRIES` answers per adapter and is emptied when full.
 """
 
@@ -33,6 +34,9 @@ __all__ = ["MAX_ENTRIES", "connection_pool", "request_line"]
 MAX_ENTRIES = 256
 
 _BUILD_KEY_ATTRIBUTES = HTTPAdapter.build_connection_pool_key_attributes
+# requests' methods as imported: replaced since (wrapped by an instrumentation library, say), they answer.
+_GET_CONNECTION = HTTPAdapter.get_connection_with_tls_context
+_REQUEST_URL = HTTPAdapter.request_url
 _PreparedRequest = requests.PreparedRequest
 
 
@@ -61,6 +65,7 @@ def connection_pool(
         or not (type(verify) is bool or type(verify) is str)
         or not (cert is None or type(cert) is str or (type(cert) is tuple and len(cert) == 2))
         or type(adapter).build_connection_pool_key_attributes is not _BUILD_KEY_ATTRIBUTES
+        or HTTPAdapter.get_connection_with_tls_context is not _GET_CONNECTION
     ):
         return None
     # Per adapter and pool manager: init_poolmanager() (or unpickling) makes a new manager.
@@ -89,7 +94,12 @@ def connection_pool(
 def request_line(adapter: HTTPAdapter, request: requests.PreparedRequest, proxies: Any) -> str | None:
     """``HTTPAdapter.request_url(request, proxies)`` remembered per URL when no proxy applies, else None."""
     url = request.url
-    if proxies or type(request) is not _PreparedRequest or type(url) is not str:
+    if (
+        proxies
+        or type(request) is not _PreparedRequest
+        or type(url) is not str
+        or HTTPAdapter.request_url is not _REQUEST_URL
+    ):
         return None
     memo: _Memo | None = adapter.__dict__.get("_lookups")
     manager = adapter.__dict__.get("poolmanager")

@@ -137,15 +137,18 @@ def _merged_headers(session_headers: CaseInsensitiveDict[Any], headers: Any) -> 
         return store
     if type(headers) is not dict:
         return None
+    removed = False
     for name, value in headers.items():
         if type(name) is not str:
             return None
         if value is None:
-            store.pop(name.lower(), None)
-        elif type(value) is str and HEADER_NAME_STR.match(name) and HEADER_VALUE_STR.match(value):
-            store[name.lower()] = (name, value)
-        else:
+            removed = True  # set now, removed after the merge: a later same-named header takes its place
+        elif not (type(value) is str and HEADER_NAME_STR.match(name) and HEADER_VALUE_STR.match(value)):
             return None  # bytes, or a header requests refuses: its steps decide
+        store[name.lower()] = (name, value)
+    if removed:
+        for lower in [lower for lower, (_, value) in store.items() if value is None]:
+            del store[lower]
     return store
 
 

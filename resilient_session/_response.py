@@ -8,8 +8,9 @@ encoding read from ``Content-Type``, and the cookies the server set extracted th
 cookies to requests' own ``extract_cookies_to_jar`` only when the response has a ``Set-Cookie`` or
 ``Set-Cookie2`` header; without one, the jar is left as that call leaves it (empty, with its clock stamp).
 
-When requests' ``build_response``, or a name it uses, is not the one this mirrors (requests 2.32-2.34),
-or the response is not a plain urllib3 ``HTTPResponse``, requests' own method runs.
+When requests' ``build_response`` was replaced (wrapped by an instrumentation library, say), or it or a
+name it uses is not the one this mirrors (requests 2.32-2.34), or the response is not a plain urllib3
+``HTTPResponse``, requests' own method runs.
 ``tests/test_response.py`` compares both, attribute by attribute.
 """
 
@@ -61,14 +62,15 @@ def build_response(
     ``Response`` that adds no state of its own) when built from its parts."""
     if (
         not MIRRORS_REQUESTS
+        or HTTPAdapter.build_response is not _BUILD_RESPONSE  # wrapped (an instrumentation library)
         or type(resp) is not HTTPResponse
         or (_adapters.Response, _adapters.CaseInsensitiveDict, _adapters.get_encoding_from_headers,
             _adapters.extract_cookies_to_jar) != _GLOBALS
     ):  # fmt: skip
-        return _BUILD_RESPONSE(adapter, req, resp)
+        return HTTPAdapter.build_response(adapter, req, resp)  # as it is now: maybe wrapped
     pairs = header_pairs(resp.headers)
     if pairs is None:
-        return _BUILD_RESPONSE(adapter, req, resp)
+        return HTTPAdapter.build_response(adapter, req, resp)  # as it is now: maybe wrapped
     headers = headers_from_store(pairs)
     url = req.url
     cookies = RequestsCookieJar()

@@ -13,7 +13,7 @@ from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
-from . import _degrade, _environ, _prepare
+from . import _degrade, _environ, _prepare, _send
 from ._call import CallState, carry, current_call, drop, enter, leave
 from ._compat.requests import OriginalSession
 from ._options import check_session_option
@@ -432,8 +432,10 @@ class ResilientSession(OriginalSession):
             trust_env=self.trust_env,
             integration=getattr(self, "integration", None),
         )
-        if _environ.REPLICATES_REQUESTS and inherits_from_requests(
-            type(self), ResilientSession, "prepare_request"
+        if (
+            _environ.REPLICATES_REQUESTS
+            and OriginalSession.prepare_request is _environ.PREPARE_REQUEST
+            and inherits_from_requests(type(self), ResilientSession, "prepare_request")
         ):
             prepared = _prepare.prepare_simple(self, request)  # the common shape, from remembered parts
             if prepared is not None:
@@ -649,10 +651,16 @@ class ResilientSession(OriginalSession):
         if carried:
             carry(request, call)
         try:
+            if inherits_from_requests(type(self), ResilientSession, "send") and _send.mirrors_now(self):
+                return send_again_if_broken(call, self._requests_send, request, kwargs)
             return send_again_if_broken(call, super().send, request, kwargs)
         finally:
             if carried:
                 drop(request)
+
+    def _requests_send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """requests' ``Session.send`` (its steps, skipping those that change nothing: see ``_send``)."""
+        return _send.send(self, request, **kwargs)
 
 
 def send_again_if_broken(

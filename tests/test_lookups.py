@@ -145,3 +145,25 @@ def test_a_change_to_the_pool_managers_settings_is_seen() -> None:
     assert after is not before
     assert after is _requests_pool(adapter, request, True, None)
     assert after.pool.maxsize == 3  # type: ignore[union-attr]
+
+
+def test_wrapped_methods_of_requests_are_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    get_connection = HTTPAdapter.get_connection_with_tls_context
+    request_url = HTTPAdapter.request_url
+
+    def wrapped_connection(self: HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append("connection")
+        return get_connection(self, request, *args, **kwargs)
+
+    def wrapped_url(self: HTTPAdapter, request: Any, proxies: Any) -> str:
+        seen.append("url")
+        return request_url(self, request, proxies)
+
+    monkeypatch.setattr(HTTPAdapter, "get_connection_with_tls_context", wrapped_connection)
+    monkeypatch.setattr(HTTPAdapter, "request_url", wrapped_url)
+    with Upstream() as upstream:
+        url = upstream.script("/w", Reply(200, b"{}"))
+        for _ in range(2):
+            assert ResilientSession().get(url).status_code == 200
+    assert seen == ["connection", "url"] * 2

@@ -358,3 +358,27 @@ def test_the_server_receives_the_same_bytes(recorder: tuple[str, list[bytes]], s
     assert received[0] == received[1]
     assert b"Content-Length: 0\r\n" in received[0] and b"X-Team: payments\r\n" in received[0]
     assert shortcuts == [True]
+
+
+def test_a_wrapped_prepare_request_of_requests_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As an instrumentation library wraps it: every session, ours included, goes through the wrapper.
+    seen: list[str] = []
+    original = OriginalSession.prepare_request
+
+    def wrapped(self: requests.Session, request: requests.Request) -> requests.PreparedRequest:
+        seen.append(str(request.url))
+        return original(self, request)
+
+    monkeypatch.setattr(OriginalSession, "prepare_request", wrapped)
+    prepared = _session().prepare_request(requests.Request("GET", URL))
+    assert seen == [URL]
+    assert prepared.url == URL
+
+
+def test_a_header_removed_then_set_again_keeps_its_place() -> None:
+    # Found by the property test above: requests merges every header, then drops the None values.
+    ours, theirs = _both(
+        _session(), lambda: requests.Request("GET", URL, headers={"Accept": None, "accept": ""})
+    )
+    assert ours == theirs
+    assert [name for name, _ in ours["headers"]][2] == "accept"

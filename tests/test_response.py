@@ -162,3 +162,21 @@ def test_a_subclass_overriding_build_response_in_between_is_called() -> None:
     built = Both().build_response(request, resp)
     assert built.tagged  # type: ignore[attr-defined]
     assert built.normalized is not None  # type: ignore[attr-defined]
+
+
+def test_a_wrapped_build_response_of_requests_is_called(
+    raw_server: tuple[str, list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, script = raw_server
+    script.append(HEADS["plain"])
+    seen: list[int] = []
+    original = HTTPAdapter.build_response
+
+    def wrapped(self: HTTPAdapter, req: Any, resp: Any) -> requests.Response:
+        seen.append(resp.status)
+        return original(self, req, resp)
+
+    monkeypatch.setattr(HTTPAdapter, "build_response", wrapped)
+    response = ResilientSession().get(base + "/x")
+    assert seen == [200]
+    assert response.normalized.data == {}  # type: ignore[attr-defined]

@@ -42,6 +42,7 @@ __all__ = [
     "prepared_without_body",
     "request_cookie_jar",
     "response_from_parts",
+    "set_next",
 ]
 
 
@@ -236,6 +237,12 @@ def prepared_without_body(
     prepared.hooks = {event: [] for event in _hooks.HOOKS}
     prepared._body_position = None  # type: ignore[attr-defined]
     return prepared
+
+
+def set_next(response: requests.Response, request: Any) -> None:
+    """Store the request ``response.next`` returns (``_next``), as ``Session.send`` does when redirects
+    are not followed."""
+    response._next = request  # type: ignore[attr-defined]
 
 
 def response_from_parts(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _socket
 import contextlib
+import http.client
 import os
 import socket
 import time
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     #: does ("a special action object" with ``add_parser``) but gives its class no public name.
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-__all__ = ["cookie_jar_empty", "environ_dict", "shutdown_socket", "stamp_cookie_jar"]
+__all__ = ["cookie_jar_empty", "environ_dict", "sets_cookies", "shutdown_socket", "stamp_cookie_jar"]
 
 
 def environ_dict() -> dict[Any, Any] | None:
@@ -76,3 +77,20 @@ def stamp_cookie_jar(jar: CookieJar) -> None:
     """Record the time on *jar* and its policy as ``CookieJar.add_cookie_header`` does (``_now``) when it
     finds no cookie to add, so a jar that skipped that call is in the state one that made it would be."""
     jar._policy._now = jar._now = int(time.time())  # type: ignore[attr-defined]
+
+
+_COOKIE_HEADERS = ("set-cookie", "set-cookie2")
+
+
+def sets_cookies(message: Any) -> bool | None:
+    """Whether an ``http.client.HTTPMessage`` has a ``Set-Cookie`` or ``Set-Cookie2`` header (what
+    ``CookieJar.extract_cookies`` reads with ``get_all``); None when *message* is anything else.
+
+    Stands in for two ``get_all`` calls, each a Python scan of the headers: one scan of ``_headers``.
+    """
+    if type(message) is not http.client.HTTPMessage:
+        return None
+    for name, _ in message._headers:  # type: ignore[attr-defined]  # noqa: SIM110 - no generator per header
+        if name.lower() in _COOKIE_HEADERS:
+            return True
+    return False
