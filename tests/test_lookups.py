@@ -144,7 +144,7 @@ def test_a_change_to_the_pool_managers_settings_is_seen() -> None:
     after = adapter.get_connection_with_tls_context(request, True, proxies={})
     assert after is not before
     assert after is _requests_pool(adapter, request, True, None)
-    assert after.pool.maxsize == 3  # type: ignore[union-attr]
+    assert after.pool.maxsize == 3
 
 
 def test_wrapped_methods_of_requests_are_called(monkeypatch: pytest.MonkeyPatch) -> None:
