@@ -31,6 +31,7 @@ from ._compat.urllib3 import timeout_parts
 from ._failures import as_requests_error, deadline_error, too_large, typed
 from ._hosts import host_key
 from ._quota import GATE_KEY, current_gate, open_gate
+from ._response import read_content
 from .normalization.body import Overflow, read_bounded
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
@@ -571,7 +572,7 @@ def _read(
     unusable: BaseException | None = None
     try:
         if limit is None:
-            response.content  # noqa: B018 - reading caches the body, as Session.send would
+            read_content(response)  # response.content, as Session.send would read it
         elif isinstance(read_bounded(response, limit), Overflow):
             unusable = too_large(limit, response, call, request)
     except (rexc.ChunkedEncodingError, rexc.ConnectionError) as exc:

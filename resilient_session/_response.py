@@ -22,15 +22,25 @@ import requests
 import requests.adapters as _adapters
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from requests.exceptions import ChunkedEncodingError, ContentDecodingError
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import SSLError as RequestsSSLError
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 from urllib3.response import HTTPResponse
 
-from ._compat.requests import headers_from_store, response_from_parts
+from ._compat.requests import (
+    cached_content,
+    content_consumed,
+    headers_from_store,
+    mark_consumed,
+    response_from_parts,
+)
 from ._compat.stdlib import stamp_cookie_jar
 from ._compat.urllib3 import header_pairs, original_response
 
-__all__ = ["build_response"]
+__all__ = ["build_response", "read_content"]
 
 # The names requests' HTTPAdapter.build_response uses (requests 2.32-2.34).
 _MIRRORED_NAMES = frozenset(
@@ -90,3 +100,42 @@ def build_response(
     elif original_response(resp):
         stamp_cookie_jar(cookies)  # what extract_cookies does to the jar when the headers set none
     return response
+
+
+_CONTENT = requests.Response.content
+_ITER_CONTENT = requests.Response.iter_content
+
+
+def read_content(response: requests.Response) -> None:
+    """``response.content``: the body read and kept, as requests reads it.
+
+    requests reads a body through ``iter_content`` in 10 KiB steps of urllib3's ``stream``. A body whose
+    length the server stated (not chunked) is read here by one ``read()`` of the same urllib3 response:
+    the same bytes (decoded as ``stream`` decodes them), the same errors mapped to the same requests
+    exceptions as ``iter_content`` maps them, the same state left on the response. Anything else is read by
+    ``response.content`` itself.
+    """
+    raw = response.raw
+    if (
+        type(raw) is not HTTPResponse
+        or raw.chunked
+        or raw.length_remaining is None
+        or response.status_code == 0
+        or cached_content(response) is not False
+        or content_consumed(response)
+        or type(response).content is not _CONTENT
+        or type(response).iter_content is not _ITER_CONTENT
+    ):
+        response.content  # noqa: B018 - reading caches the body
+        return
+    try:
+        data = raw.read(decode_content=True)
+    except ProtocolError as e:
+        raise ChunkedEncodingError(e)  # noqa: B904 - chained as requests chains it
+    except DecodeError as e:
+        raise ContentDecodingError(e)  # noqa: B904 - chained as requests chains it
+    except ReadTimeoutError as e:
+        raise RequestsConnectionError(e)  # noqa: B904 - chained as requests chains it
+    except SSLError as e:
+        raise RequestsSSLError(e)  # noqa: B904 - chained as requests chains it
+    mark_consumed(response, data or b"")

@@ -7,9 +7,10 @@ response. The two ``Response`` objects must agree attribute by attribute, cookie
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -180,3 +181,76 @@ def test_a_wrapped_build_response_of_requests_is_called(
     response = ResilientSession().get(base + "/x")
     assert seen == [200]
     assert response.normalized.data == {}  # type: ignore[attr-defined]
+
+
+# -- reading the body -------------------------------------------------------------------------------
+
+_GZIP_BODY = gzip.compress(b'{"zipped": true}')
+BODIES = {
+    "exact": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "empty": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    "no content": b"HTTP/1.1 204 No Content\r\n\r\n",
+    "short": b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nonly this",  # then the server closes
+    "gzip": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+    + str(len(_GZIP_BODY)).encode()
+    + b"\r\n\r\n"
+    + _GZIP_BODY,
+    "bad gzip": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "bad chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    "until close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+    "large": b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000,
+}
+
+
+def _read_outcome(read: Callable[[requests.Response], Any], response: requests.Response) -> Any:
+    try:
+        read(response)
+        result: Any = response.content
+    except Exception as exc:
+        result = (type(exc), str(exc), type(exc.__context__), exc.__cause__ is None)
+    return result, response._content_consumed, response.raw.closed  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("body", sorted(BODIES))
+def test_a_body_read_at_once_equals_requests_content(body: str, raw_server: tuple[str, list[bytes]]) -> None:
+    base, script = raw_server
+    outcomes = []
+    for read in (_response.read_content, lambda r: r.content):
+        script.append(BODIES[body])
+        adapter = ResilientAdapter()
+        request = requests.Request("GET", base + "/b").prepare()
+        pool = urllib3.PoolManager()
+        resp = pool.request("GET", base + "/b", preload_content=False, retries=False)
+        outcomes.append(_read_outcome(read, HTTPAdapter.build_response(adapter, request, resp)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_read_timeout_mid_body_is_mapped_as_requests_maps_it() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            accepted.append(conn)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")  # and nothing more
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/slow"
+    outcomes = []
+    try:
+        for read in (_response.read_content, lambda r: r.content):
+            resp = urllib3.PoolManager().request(
+                "GET", url, preload_content=False, retries=False, timeout=urllib3.Timeout(read=0.2)
+            )
+            request = requests.Request("GET", url).prepare()
+            outcomes.append(_read_outcome(read, HTTPAdapter.build_response(ResilientAdapter(), request, resp)))
+    finally:
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0][0] is requests.ConnectionError
