@@ -160,7 +160,10 @@ class _Hop:
             return cls(policies, call, request)
         except CircuitOpenError as exc:
             error = _core.typed(exc, call, request)
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # no reference cycle through this frame on the error's traceback
 
     def take_slot_now(self) -> bool:
         """Take a bulkhead slot if one is free; True when taken (or no bulkhead)."""
@@ -297,7 +300,12 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
                 cause = _core.wire_cause(error, _core.HEADERS)
                 next_retry = yield Decide(partial(_next, retry, method, url, error=cause))
             if next_retry is None:
-                raise failure
+                try:
+                    raise failure
+                finally:
+                    # This frame is on the error's traceback: holding the error there would make a
+                    # reference cycle per failed call, left to the cyclic collector's pauses.
+                    del error, failure
             retry = next_retry
             yield Sleep(_core.planned_wait(retry, call))
             continue
@@ -325,7 +333,10 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
             cause = _core.wire_cause(broken_by, _core.BODY)
             next_retry = yield Decide(partial(_next, retry, method, url, error=cause))
         if next_retry is None:
-            raise first_break or broken
+            try:
+                raise first_break or broken
+            finally:
+                del first_break, broken, broken_by  # no reference cycle (as above)
         retry = next_retry
         yield Sleep(_core.planned_wait(retry, call))
 
@@ -471,15 +482,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                         await response.aclose()
                     raise _core.deadline_error(call, request, _core.where(call))
         except BaseException as exc:
-            # A task cancelled by its caller lands here too: its outcome is not counted (an open
-            # circuit's probe slot goes back), its bulkhead slot is returned below. Cancelled by the
-            # client's scope at the deadline, it counts as the deadline error it becomes. Shielded: the
-            # store must hear of it even while the task is being cancelled.
-            outcome: BaseException = exc
-            if isinstance(exc, anyio.get_cancelled_exc_class()) and call.deadline_passed():
-                outcome = _core.deadline_error(call, request, _core.where(call))
-            with anyio.CancelScope(shield=True):
-                await self._off_loop(hop.record, error=outcome)
+            await self._record_failure(hop, call, request, exc)
             raise
         finally:
             hop.give_back(call, holding)
@@ -487,6 +490,28 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         if quota is not None:
             await self._off_loop(quota.answered, response.headers, response.status_code)
         return response
+
+    async def _record_failure(
+        self, hop: _Hop, call: CallState, request: httpx.Request, exc: BaseException
+    ) -> None:
+        """Tell the breaker how the hop failed. A task cancelled by its caller lands here too: its
+        outcome is not counted (an open circuit's probe slot goes back). Cancelled by the client's
+        scope at the deadline, it counts as the deadline error it becomes. Shielded when the store is
+        not in memory: it must hear of it even while the task is being cancelled.
+
+        A frame of its own, so that no frame on the error's traceback keeps the error (a reference
+        cycle per failed call, left to the cyclic collector: pauses of milliseconds when hundreds of
+        deadlines pass together)."""
+        if hop.breaker is None or hop.permit is None:
+            return  # nothing to tell: the retry budget hears only of answers
+        outcome: BaseException = exc
+        if isinstance(exc, anyio.get_cancelled_exc_class()) and call.deadline_passed():
+            outcome = _core.deadline_error(call, request, _core.where(call))
+        if self.policies.local:
+            hop.record(error=outcome)
+            return
+        with anyio.CancelScope(shield=True):
+            await self._off_loop(hop.record, error=outcome)
 
     async def _quota_slot(self, call: CallState, request: httpx.Request) -> QuotaGate | None:
         """The rate limit's slot for the first attempt, waited for by sleeping (cancellable); its typed
@@ -532,7 +557,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 step = plan.send(answer)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            answer = None
+            finally:
+                answer = None  # an error it carried leaves without this frame holding it
             if isinstance(step, Send):
                 observer = current_call_observer()
                 if observer is not None:
@@ -739,7 +765,8 @@ class ResilientTransport(httpx.BaseTransport):
                 step = plan.send(answer)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            answer = None
+            finally:
+                answer = None  # an error it carried leaves without this frame holding it
             if isinstance(step, Send):
                 if call.observer is not None:
                     call.observer.attempt(call, request.headers, on_wire=True)
