@@ -20,15 +20,17 @@ import anyio
 import anyio.to_thread
 import httpx
 import requests
+from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
-from .. import _fork
+from .. import _decide, _fork
+from .._attempts import _may_go as may_go
 from .._call import CallObserver, CallState, current_call, enter, leave
 from .._compat.httpx import set_read_body
 from .._decide import reason_for, with_idempotency_key
 from .._hosts import host_key
 from .._options import check_session_option
-from .._quota import QuotaGate, gate_for
+from .._quota import QuotaGate, current_gate, gate_for
 from ..errors import BulkheadFullError, CircuitOpenError, QuotaExceededError
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
 from ..policies.breaker import CircuitBreaker, Permit
@@ -39,7 +41,6 @@ from ..retry import as_retry_policy
 from ..stores.base import StateStore, arun_steps, run_steps
 from ..stores.memory import MemoryStore
 from . import _core
-from ._retry import call_aware, no_retries
 from .errors import HTTPXResponseTooLarge, HTTPXRetryExhausted, context
 from .response import as_resilient
 
@@ -325,7 +326,7 @@ class Decide(NamedTuple):
     ahead through the store's async ops (the retry's *reason* sets its cost), or runs it off the event
     loop for a store with no async ops."""
 
-    decide: Callable[[], Retry | None]
+    decide: Callable[[], Next | None]
     reason: str = ""
 
 
@@ -335,13 +336,15 @@ Plan = Generator[Step, Any, httpx.Response]
 
 def attempts(policies: TransportPolicies, call: CallState, request: httpx.Request) -> Plan:
     """The attempts of one hop: send until the retry policy stops, reading the body inside the loop
-    (unless the call streams), and return the response or raise the typed error."""
+    (unless the call streams), and return the response or raise the typed error. The policy is read as
+    data by the decisions the requests session takes (:mod:`resilient_session._decide`)."""
     method = request.method
     url = str(request.url)
     # A request carrying the policy's idempotency key header may retry its idempotency_key_methods too.
-    retry = call_aware(with_idempotency_key(policies.retry, request.headers))
+    retry = with_idempotency_key(policies.retry, request.headers)
     if not _core.replayable(request):
-        retry = no_retries(retry)
+        # A body that cannot be sent twice: the first outcome is the call's, as plain requests sends.
+        retry = retry.new(total=0, read=False, status_forcelist=frozenset())
     call.attempts = 1
     read_body = not call.extras.get("stream", False)
     first_break: BaseException | None = None
@@ -352,35 +355,35 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
         clamped = _core.clamped_timeouts(timeouts, call.remaining())
         if clamped is not None:
             request.extensions["timeout"] = clamped
-        next_retry: Retry | None = None
+        following: Next | None = None
         response, error = yield Send()
         if error is not None:
             failure = _core.typed(error, call, request)
             if failure is not error and not call.deadline_passed(_core.DEADLINE_SLACK):
                 cause = _core.wire_cause(error, _core.HEADERS)
-                next_retry = yield Decide(
-                    partial(_next, retry, method, url, error=cause), reason_for(None, cause)
+                following = yield Decide(
+                    partial(_next, retry, method, url, call, error=cause), reason_for(None, cause)
                 )
-            if next_retry is None:
+            if following is None:
                 try:
                     raise failure
                 finally:
                     # This frame is on the error's traceback: holding the error there would make a
                     # reference cycle per failed call, left to the cyclic collector's pauses.
                     del error, failure
-            retry = next_retry
-            yield Sleep(_core.planned_wait(retry, call))
+            retry = following.chain
+            yield Sleep(following.wait)
             continue
         call.last_status = response.status_code
         if retry.is_retry(method, response.status_code, "Retry-After" in response.headers):
             view = _core.retry_view(response)
-            next_retry = yield Decide(
-                partial(_next, retry, method, url, response=view), reason_for(view, None)
+            following = yield Decide(
+                partial(_next, retry, method, url, call, response=view), reason_for(view, None)
             )
-            if next_retry is not None:
+            if following is not None:
                 yield Close(response)
-                retry = next_retry
-                yield Sleep(_core.planned_wait(retry, call))
+                retry = following.chain
+                yield Sleep(following.wait)
                 continue
             if retry.raise_on_status and not call.deadline_passed():
                 yield Close(response)
@@ -395,16 +398,53 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
         if broken is not broken_by and not call.deadline_passed(_core.DEADLINE_SLACK):
             first_break = first_break or broken
             cause = _core.wire_cause(broken_by, _core.BODY)
-            next_retry = yield Decide(
-                partial(_next, retry, method, url, error=cause), reason_for(None, cause)
+            following = yield Decide(
+                partial(_next, retry, method, url, call, error=cause), reason_for(None, cause)
             )
-        if next_retry is None:
+        if following is None:
             try:
                 raise first_break or broken
             finally:
                 del first_break, broken, broken_by  # no reference cycle (as above)
-        retry = next_retry
-        yield Sleep(_core.planned_wait(retry, call))
+        retry = following.chain
+        yield Sleep(following.wait)
+
+
+class Next(NamedTuple):
+    """Another attempt goes: with the policy's state *chain*, after *wait* seconds."""
+
+    chain: Retry
+    wait: float
+
+
+def _next(
+    chain: Retry,
+    method: str,
+    url: str,
+    call: CallState,
+    *,
+    response: HTTPResponse | None = None,
+    error: Exception | None = None,
+) -> Next | None:
+    """The decision after an attempt, as the requests session takes it: the policy's (``_decide``),
+    then the deadline, the retry gates (budget, circuit) and the rate limit (``may_go``, which counts
+    and logs the retry); ``None`` to stop (retries used up, not retryable, or refused)."""
+    decision: _decide.Retrying | _decide.Stop | None
+    if response is not None:
+        decision = _decide.after_status(chain, method, url, response)
+        quota = current_gate(call)
+        if decision is not None and quota is not None:
+            quota.answered(response.headers, response.status)
+    else:
+        assert error is not None
+        decision = _decide.after_error(chain, method, url, error)
+    if not isinstance(decision, _decide.Retrying):
+        return None
+    wait = may_go(decision, call, response.status if response is not None else None)
+    if wait is None:
+        return None
+    remaining = call.remaining()
+    return Next(decision.chain, wait if remaining is None else max(0.0, min(wait, remaining)))
 
 
 def current_call_observer() -> tuple[CallState, CallObserver] | None:
@@ -413,15 +453,6 @@ def current_call_observer() -> tuple[CallState, CallObserver] | None:
     if call is None or call.observer is None:
         return None
     return call, call.observer
-
-
-def _next(retry: Retry, method: str, url: str, **outcome: Any) -> Retry | None:
-    """The policy's decision after an attempt: the retry state for the next one, or ``None`` to stop
-    (retries used up, the deadline would pass, the budget or the circuit refused, not retryable)."""
-    try:
-        return retry.increment(method, url, **outcome)
-    except Exception:  # MaxRetryError, or the error itself re-raised: urllib3's "stop here"
-        return None
 
 
 def _exhausted(call: CallState, request: httpx.Request, response: httpx.Response) -> BaseException:
@@ -597,7 +628,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         else:
             await anyio.to_thread.run_sync(partial(hop.record, **outcome))
 
-    async def _decide(self, step: Decide, call: CallState) -> Retry | None:
+    async def _decide(self, step: Decide, call: CallState) -> Next | None:
         """The retry policy's decision. With the budget in a store with async ops, the retry's tokens
         are taken first by awaiting the store (the decision, synchronous, asks the gate, which answers
         with them), and given back if the decision stopped before it asked."""
