@@ -225,17 +225,13 @@ class RedisStore(StateStore):
 
     def _loop_scripts(self) -> dict[str, Any] | None:
         """The scripts registered on this process's ``redis.asyncio`` client for the running asyncio
-        loop (built on first use); ``None`` outside asyncio."""
-        import sniffio
-
-        try:
-            if sniffio.current_async_library() != "asyncio":
-                return None
-        except sniffio.AsyncLibraryNotFoundError:
-            return None
+        loop (built on first use); ``None`` outside asyncio (under trio, no asyncio loop runs)."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
         pid = os.getpid()
         entry = self._async_clients.get(loop)
         if entry is None or entry[0] != pid:
