@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import statistics
 import sys
@@ -185,9 +186,32 @@ def cpu_per_call(base: str, rounds: int, calls: int) -> list[dict[str, Any]]:
 # -- deadlines under load ----------------------------------------------------------------------------
 
 
-async def _deadline_calls(base: str, tasks: int, pool: int) -> tuple[list[float], dict[str, int], int, int]:
+@contextlib.contextmanager
+def _gc_pauses() -> Any:
+    """The pauses of Python's cyclic garbage collector while the block runs (seconds each): it stops
+    the event loop, so a pause while deadlines pass delays every call that ends in it."""
+    pauses: list[float] = []
+    began = [0.0]
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - began[0])
+
+    gc.callbacks.append(timed)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(timed)
+
+
+async def _deadline_calls(
+    base: str, tasks: int, pool: int, pauses: list[float] | None = None
+) -> tuple[list[float], dict[str, int], int, int]:
     """*tasks* calls at once through a client with a pool of *pool* connections: their durations, their
-    outcomes, and the tasks and pooled connections left when they all ended."""
+    outcomes, and the tasks and pooled connections left when they all ended (*pauses* gets the
+    garbage collector's pauses while they ran)."""
     limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     durations: list[float] = []
     outcomes: dict[str, int] = {}
@@ -206,7 +230,10 @@ async def _deadline_calls(base: str, tasks: int, pool: int) -> tuple[list[float]
             outcomes[kind] = outcomes.get(kind, 0) + 1
 
         before = asyncio.all_tasks()
-        await asyncio.gather(*(one() for _ in range(tasks)))
+        with _gc_pauses() as seen:
+            await asyncio.gather(*(one() for _ in range(tasks)))
+        if pauses is not None:
+            pauses.extend(seen)
         leftover_tasks = len(asyncio.all_tasks() - before)
         connections = client.resilient_transport.transport._pool  # type: ignore[attr-defined]
         leftover_client = len(connections.connections)
@@ -214,7 +241,8 @@ async def _deadline_calls(base: str, tasks: int, pool: int) -> tuple[list[float]
 
 
 async def _deadlines(base: str, tasks: int, pool: int) -> list[dict[str, Any]]:
-    durations, outcomes, leftover_tasks, leftover_client = await _deadline_calls(base, tasks, pool)
+    pauses: list[float] = []
+    durations, outcomes, leftover_tasks, leftover_client = await _deadline_calls(base, tasks, pool, pauses)
     await asyncio.sleep(1.0)  # the upstream notices closed sockets at its next write (every 50 ms)
     async with httpx.AsyncClient() as probe:
         leftover_upstream = int((await probe.get(base + "/stats")).text)
@@ -266,6 +294,13 @@ async def _deadlines(base: str, tasks: int, pool: int) -> list[dict[str, Any]]:
             "= 0",
             leftover_upstream == 0,
         ),
+        row(
+            "async-deadlines",
+            "context: garbage-collector pauses while the calls ran, longest",
+            max(pauses, default=0.0) * 1e3,
+            "ms",
+        ),
+        row("async-deadlines", "context: garbage-collector pauses, total", sum(pauses) * 1e3, "ms"),
     ]
     wide, _, _, _ = await _deadline_calls(base, tasks, tasks)
     await asyncio.sleep(1.0)

@@ -11,7 +11,13 @@ import pytest
 
 redis = pytest.importorskip("redis")
 
-from resilient_session._compat.redis import SocketHook, connection_settings, connections_with  # noqa: E402
+from resilient_session._compat.redis import (  # noqa: E402
+    SocketHook,
+    async_client_from_url,
+    async_client_like,
+    connection_settings,
+    connections_with,
+)
 
 
 def test_connection_settings_are_what_the_pool_gives_each_connection() -> None:
@@ -53,3 +59,22 @@ def test_a_client_without_a_pool_is_left_alone() -> None:
     bare = object()
     connections_with(bare, Recording)
     assert not hasattr(bare, "connection_pool")
+
+
+def test_an_async_client_like_a_sync_one_connects_where_it_does_with_its_settings() -> None:
+    import redis.asyncio.connection as aconnection
+
+    sync = redis.Redis(host="127.0.0.1", port=6391, db=2, password="pw", socket_timeout=0.25)
+    twin = async_client_like(sync)
+    kwargs = twin.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == ("127.0.0.1", 6391, 2, "pw")
+    assert kwargs["socket_timeout"] == 0.25
+    assert twin.connection_pool.connection_class is aconnection.Connection
+    unix = async_client_like(redis.Redis(unix_socket_path="/tmp/redis.sock"))
+    assert unix.connection_pool.connection_class is aconnection.UnixDomainSocketConnection
+    assert unix.connection_pool.connection_kwargs["path"] == "/tmp/redis.sock"
+    tls = async_client_like(redis.Redis(host="127.0.0.1", port=6392, ssl=True))
+    assert tls.connection_pool.connection_class is aconnection.SSLConnection
+    by_url = async_client_from_url("redis://127.0.0.1:6393/4", {"socket_timeout": 0.5})
+    assert by_url.connection_pool.connection_kwargs["db"] == 4
+    assert by_url.connection_pool.connection_kwargs["socket_timeout"] == 0.5

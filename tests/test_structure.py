@@ -222,7 +222,6 @@ CALL_CONTEXT_READERS = {
     "resilient_session.httpx.client": "httpx hands a request only: the client begins the call",
     "resilient_session.httpx.transport": "httpx hands the transport a request only",
     "resilient_session.httpx.auth": "httpx's auth flow is handed a request only",
-    "resilient_session.httpx._retry": "urllib3's Retry.increment() is handed nothing of the call",
     "resilient_session.policies.breaker": "a state change is told to the call that caused it",
     "resilient_session.stores.redis": "a Redis op is bounded by the time its call has left",
 }
@@ -230,8 +229,7 @@ CALL_CONTEXT_READERS = {
 # Classes still made at run time, with what they stand in for (none may keep another class's name).
 MADE_AT_RUN_TIME = {
     "resilient_session._compat.classes": (
-        "with_mixin: the op bound mixed into the user's redis-py connection class (stores.redis), the "
-        "httpx twin's call-aware copy of the user's Retry (httpx._retry)"
+        "with_mixin: the op bound mixed into the user's redis-py connection class (stores.redis)"
     ),
     "resilient_session.stores.responses": "requests-cache is imported only when a bounded store is made",
 }

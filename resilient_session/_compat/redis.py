@@ -7,7 +7,13 @@ from typing import Any
 
 from .classes import with_mixin
 
-__all__ = ["SocketHook", "connection_settings", "connections_with"]
+__all__ = [
+    "SocketHook",
+    "async_client_from_url",
+    "async_client_like",
+    "connection_settings",
+    "connections_with",
+]
 
 
 def connection_settings(client: Any) -> Mapping[str, Any]:
@@ -47,3 +53,41 @@ class SocketHook:
 
     def _connect(self) -> Any:
         return self.open_socket(super()._connect)  # type: ignore[misc]
+
+
+# Settings of a sync connection that a redis.asyncio connection does not take, or takes as other objects.
+_SYNC_ONLY = frozenset({"retry", "connection_class", "socket_read_size", "ssl_check_hostname_callback"})
+
+
+def async_client_from_url(url: str, settings: Mapping[str, Any]) -> Any:
+    """A ``redis.asyncio.Redis`` for *url* with *settings*, and no retries of its own."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return redis.asyncio.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **settings)
+
+
+def async_client_like(client: Any) -> Any:
+    """A ``redis.asyncio.Redis`` connecting where the sync *client* connects, with its settings
+    (address, database, credentials, timeouts, TLS), and no retries of its own.
+
+    Stands in for a public "the same client, for asyncio" that redis-py does not have: it reads the
+    sync pool's ``connection_kwargs`` (see :func:`connection_settings`) and picks the asyncio
+    connection class matching the sync one (TCP, TLS or a Unix socket).
+    """
+    import redis
+    import redis.asyncio
+    import redis.asyncio.connection as aconnection
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    settings = {k: v for k, v in connection_settings(client).items() if k not in _SYNC_ONLY}
+    cls: type[Any] = aconnection.Connection
+    sync_cls = getattr(getattr(client, "connection_pool", None), "connection_class", None)
+    if "path" in settings:
+        cls = aconnection.UnixDomainSocketConnection
+    elif isinstance(sync_cls, type) and issubclass(sync_cls, redis.SSLConnection):
+        cls = aconnection.SSLConnection
+    pool = redis.asyncio.ConnectionPool(connection_class=cls, retry=Retry(NoBackoff(), 0), **settings)
+    return redis.asyncio.Redis(connection_pool=pool)

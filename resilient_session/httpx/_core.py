@@ -3,10 +3,11 @@ typed error it becomes, and the decisions taken between attempts.
 
 The transports read a :class:`~resilient_session.RetryPolicy` (or any urllib3 ``Retry``) as data: its
 ``is_retry`` says whether a status is retried, its ``increment`` counts an attempt and says whether
-another may go (the call's deadline, retry budget and circuit included, as for the requests session),
-its planned wait is what the transport sleeps. An httpx failure is shown to ``increment`` as the urllib3
-exception urllib3 raises in the same situation, so the policy's ``connect``/``read``/``other`` counters
-and ``allowed_methods`` decide as they do for the requests adapter.
+another may go; the transports take those decisions as the requests session does
+(:mod:`resilient_session._decide`), the call's deadline, retry budget and circuit included. An httpx
+failure is shown to ``increment`` as the urllib3 exception urllib3 raises in the same situation, so the
+policy's ``connect``/``read``/``other`` counters and ``allowed_methods`` decide as they do for the
+requests adapter.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.response import HTTPResponse
-from urllib3.util.retry import Retry
 
 from .._call import CallState
 from .._redact import redact_log_text
 from ..errors import APIError, BulkheadFullError, CircuitOpenError, QuotaExceededError
 from . import errors as hx
 
-__all__ = ["BODY", "HEADERS", "planned_wait", "retry_view", "typed", "wire_cause"]
+__all__ = ["BODY", "HEADERS", "retry_view", "typed", "wire_cause"]
 
 #: Where a failure happened: before the answer's headers arrived, or while its body was read.
 HEADERS, BODY = "headers", "body"
@@ -164,18 +164,6 @@ def deadline_error(call: CallState, request: httpx.Request, what: str) -> hx.HTT
 def where(call: CallState) -> str:
     """The deadline error's message, with the last status seen."""
     return "the deadline ran out" + (f" (last status {call.last_status})" if call.last_status else "")
-
-
-def planned_wait(retry: Retry, call: CallState) -> float:
-    """The wait *retry* (just returned by ``increment``) planned before the next attempt, never past the
-    call's deadline; the same number its retry log line and event show."""
-    delay = getattr(retry, "_planned_sleep", None)
-    if delay is None:
-        delay = retry.get_backoff_time()
-    remaining = call.remaining()
-    if remaining is not None:
-        delay = min(delay, max(remaining, 0.0))
-    return max(float(delay), 0.0)
 
 
 def replayable(request: httpx.Request) -> bool:

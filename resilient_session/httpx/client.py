@@ -399,7 +399,10 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
             if error is not None:
                 if stream:
                     await response.aclose()
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # no reference cycle through this frame on the error's traceback
         if stream and call.deadline_at is not None:
             response.stream = _DeadlineStream(response.stream, call, request)
         return response
@@ -407,7 +410,8 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
     async def _degraded(self, step: Any, call: CallState, request: httpx.Request, *args: Any) -> Any:
         """``step(self, call, request, *args)`` of the degrade policy, in a worker thread (its store is
         a file or a Redis server), or at once when no policy applies to the request."""
-        if _session_degrade.policy_for(self, request.method, str(request.url)) is None:
+        policy = self.degrade and _session_degrade.policy_for(self, request.method, str(request.url))
+        if policy is None:
             return step(self, call, request, *args) if step is _degrade.after_response else None
         return await anyio.to_thread.run_sync(partial(step, self, call, request, *args))
 

@@ -20,15 +20,17 @@ import anyio
 import anyio.to_thread
 import httpx
 import requests
+from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
-from .. import _fork
+from .. import _decide, _fork
+from .._attempts import _may_go as may_go
 from .._call import CallObserver, CallState, current_call, enter, leave
 from .._compat.httpx import set_read_body
-from .._decide import with_idempotency_key
+from .._decide import reason_for, with_idempotency_key
 from .._hosts import host_key
 from .._options import check_session_option
-from .._quota import QuotaGate, gate_for
+from .._quota import QuotaGate, current_gate, gate_for
 from ..errors import BulkheadFullError, CircuitOpenError, QuotaExceededError
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
 from ..policies.breaker import CircuitBreaker, Permit
@@ -36,9 +38,9 @@ from ..policies.budget import BudgetGate, RetryBudget
 from ..policies.bulkhead import Bulkhead
 from ..policies.ratelimit import RateLimit
 from ..retry import as_retry_policy
+from ..stores.base import StateStore, arun_steps, run_steps
 from ..stores.memory import MemoryStore
 from . import _core
-from ._retry import call_aware, no_retries
 from .errors import HTTPXResponseTooLarge, HTTPXRetryExhausted, context
 from .response import as_resilient
 
@@ -101,6 +103,15 @@ class TransportPolicies:
         stores = [p.store for p in (self.breaker, self.budget, self.rate_limit) if p is not None]
         #: Every store is this process's memory: asking the policies costs microseconds and no I/O.
         self.local = all(isinstance(store, MemoryStore) for store in stores)
+        #: Every store op of the async transport can be awaited (memory, or a store with async ops
+        #: such as RedisStore's); a rate limit's schedule in such a store is still asked in a thread.
+        self.awaitable = all(_awaitable(store) for store in stores) and (
+            self.rate_limit is None or isinstance(self.rate_limit.store, MemoryStore)
+        )
+
+
+def _awaitable(store: StateStore) -> bool:
+    return isinstance(store, MemoryStore) or type(store).arun is not StateStore.arun
 
 
 def _policy(value: Any, cls: type[Any], name: str) -> Any:
@@ -127,7 +138,13 @@ class _Hop:
 
     __slots__ = ("breaker", "budget_gate", "bulkhead", "compartment", "gates", "host", "permit")
 
-    def __init__(self, policies: TransportPolicies, call: CallState, request: httpx.Request) -> None:
+    def __init__(
+        self,
+        policies: TransportPolicies,
+        call: CallState,
+        request: httpx.Request,
+        permit: Permit | None = None,
+    ) -> None:
         url = str(request.url)
         self.host = host_key(url)
         self.breaker = policies.breaker
@@ -137,12 +154,9 @@ class _Hop:
         self.budget_gate: BudgetGate | None = None
         self.gates: list[Any] = []
         if self.breaker is not None:
-            # acquire() reads only the request's method and URL, as text (the route group).
-            self.permit = self.breaker.acquire(
-                _scope(self.breaker.name, self.host),
-                cast(requests.PreparedRequest, _RequestLine(request.method, url)),
-                base_url=policies.base_url,
-            )
+            if permit is None:
+                permit = run_steps(self.breaker.store, _acquire_steps(policies, self.breaker, request))
+            self.permit = permit
             self.gates.append(self.breaker.gate(self.permit))
             if call.observer is not None:
                 call.observer.circuit(call, "half_open" if self.permit.probe else "closed")
@@ -154,13 +168,50 @@ class _Hop:
         call.retry_gates.extend(self.gates)
 
     @classmethod
-    def begin(cls, policies: TransportPolicies, call: CallState, request: httpx.Request) -> _Hop:
+    def begin(
+        cls,
+        policies: TransportPolicies,
+        call: CallState,
+        request: httpx.Request,
+        permit: Permit | None = None,
+    ) -> _Hop:
         """The hop's policies asked: the circuit's leave (or its typed refusal), the retry gates set."""
         try:
-            return cls(policies, call, request)
+            return cls(policies, call, request, permit)
         except CircuitOpenError as exc:
             error = _core.typed(exc, call, request)
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # no reference cycle through this frame on the error's traceback
+
+    @classmethod
+    async def abegin(cls, policies: TransportPolicies, call: CallState, request: httpx.Request) -> _Hop:
+        """:meth:`begin` for a task: the circuit's store ops awaited, never a blocked event loop."""
+        permit = None
+        breaker = policies.breaker
+        if breaker is not None and not isinstance(breaker.store, MemoryStore):
+            try:
+                permit = await arun_steps(breaker.store, _acquire_steps(policies, breaker, request))
+            except CircuitOpenError as exc:
+                error = _core.typed(exc, call, request)
+                try:
+                    raise error from None
+                finally:
+                    del error
+        return cls.begin(policies, call, request, permit)
+
+    async def arecord(
+        self, *, response: httpx.Response | None = None, error: BaseException | None = None
+    ) -> None:
+        """:meth:`record` for a task: its store ops awaited."""
+        if self.breaker is not None and self.permit is not None:
+            steps = self.breaker.record_steps(
+                self.permit, response=cast(requests.Response, response), error=error
+            )
+            await arun_steps(self.breaker.store, steps)
+        if response is not None and self.budget_gate is not None and _counts_as_success(response):
+            await arun_steps(self.budget_gate.budget.store, self.budget_gate.record_success_steps())
 
     def take_slot_now(self) -> bool:
         """Take a bulkhead slot if one is free; True when taken (or no bulkhead)."""
@@ -178,12 +229,7 @@ class _Hop:
     def record(self, *, response: httpx.Response | None = None, error: BaseException | None = None) -> None:
         if self.breaker is not None and self.permit is not None:
             self.breaker.record(self.permit, response=cast(requests.Response, response), error=error)
-        if (
-            response is not None
-            and self.budget_gate is not None
-            and response.status_code < 500
-            and response.status_code != 429
-        ):
+        if response is not None and self.budget_gate is not None and _counts_as_success(response):
             self.budget_gate.record_success()
 
     def bulkhead_full(self, waited: float) -> BulkheadFullError:
@@ -195,6 +241,22 @@ class _Hop:
             max_concurrent=self.bulkhead.max_concurrent,
             waited=waited,
         )
+
+
+def _acquire_steps(policies: TransportPolicies, breaker: CircuitBreaker, request: httpx.Request) -> Any:
+    """The circuit's leave for *request* as store ops; ``acquire`` reads only the request's method and
+    URL, as text (the route group)."""
+    url = str(request.url)
+    return breaker.acquire_steps(
+        _scope(breaker.name, host_key(url)),
+        cast(requests.PreparedRequest, _RequestLine(request.method, url)),
+        base_url=policies.base_url,
+    )
+
+
+def _counts_as_success(response: httpx.Response) -> bool:
+    """An answer that refunds the retry budget (neither a 5xx nor a 429)."""
+    return response.status_code < 500 and response.status_code != 429
 
 
 def begin(policies: TransportPolicies, request: httpx.Request) -> tuple[CallState, Any]:
@@ -260,10 +322,12 @@ class Close(NamedTuple):
 
 class Decide(NamedTuple):
     """Ask the retry policy (and through it the call's gates: retry budget, circuit); answer what
-    ``decide()`` returns. It may ask the policies' store: the async transport runs it off the event
-    loop when that store is not in this process's memory."""
+    ``decide()`` returns. It may ask the policies' store: the async transport pays the retry budget
+    ahead through the store's async ops (the retry's *reason* sets its cost), or runs it off the event
+    loop for a store with no async ops."""
 
-    decide: Callable[[], Retry | None]
+    decide: Callable[[], Next | None]
+    reason: str = ""
 
 
 Step = Send | Sleep | Read | Close | Decide
@@ -272,13 +336,15 @@ Plan = Generator[Step, Any, httpx.Response]
 
 def attempts(policies: TransportPolicies, call: CallState, request: httpx.Request) -> Plan:
     """The attempts of one hop: send until the retry policy stops, reading the body inside the loop
-    (unless the call streams), and return the response or raise the typed error."""
+    (unless the call streams), and return the response or raise the typed error. The policy is read as
+    data by the decisions the requests session takes (:mod:`resilient_session._decide`)."""
     method = request.method
     url = str(request.url)
     # A request carrying the policy's idempotency key header may retry its idempotency_key_methods too.
-    retry = call_aware(with_idempotency_key(policies.retry, request.headers))
+    retry = with_idempotency_key(policies.retry, request.headers)
     if not _core.replayable(request):
-        retry = no_retries(retry)
+        # A body that cannot be sent twice: the first outcome is the call's, as plain requests sends.
+        retry = retry.new(total=0, read=False, status_forcelist=frozenset())
     call.attempts = 1
     read_body = not call.extras.get("stream", False)
     first_break: BaseException | None = None
@@ -289,26 +355,35 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
         clamped = _core.clamped_timeouts(timeouts, call.remaining())
         if clamped is not None:
             request.extensions["timeout"] = clamped
-        next_retry: Retry | None = None
+        following: Next | None = None
         response, error = yield Send()
         if error is not None:
             failure = _core.typed(error, call, request)
             if failure is not error and not call.deadline_passed(_core.DEADLINE_SLACK):
                 cause = _core.wire_cause(error, _core.HEADERS)
-                next_retry = yield Decide(partial(_next, retry, method, url, error=cause))
-            if next_retry is None:
-                raise failure
-            retry = next_retry
-            yield Sleep(_core.planned_wait(retry, call))
+                following = yield Decide(
+                    partial(_next, retry, method, url, call, error=cause), reason_for(None, cause)
+                )
+            if following is None:
+                try:
+                    raise failure
+                finally:
+                    # This frame is on the error's traceback: holding the error there would make a
+                    # reference cycle per failed call, left to the cyclic collector's pauses.
+                    del error, failure
+            retry = following.chain
+            yield Sleep(following.wait)
             continue
         call.last_status = response.status_code
         if retry.is_retry(method, response.status_code, "Retry-After" in response.headers):
             view = _core.retry_view(response)
-            next_retry = yield Decide(partial(_next, retry, method, url, response=view))
-            if next_retry is not None:
+            following = yield Decide(
+                partial(_next, retry, method, url, call, response=view), reason_for(view, None)
+            )
+            if following is not None:
                 yield Close(response)
-                retry = next_retry
-                yield Sleep(_core.planned_wait(retry, call))
+                retry = following.chain
+                yield Sleep(following.wait)
                 continue
             if retry.raise_on_status and not call.deadline_passed():
                 yield Close(response)
@@ -323,11 +398,53 @@ def attempts(policies: TransportPolicies, call: CallState, request: httpx.Reques
         if broken is not broken_by and not call.deadline_passed(_core.DEADLINE_SLACK):
             first_break = first_break or broken
             cause = _core.wire_cause(broken_by, _core.BODY)
-            next_retry = yield Decide(partial(_next, retry, method, url, error=cause))
-        if next_retry is None:
-            raise first_break or broken
-        retry = next_retry
-        yield Sleep(_core.planned_wait(retry, call))
+            following = yield Decide(
+                partial(_next, retry, method, url, call, error=cause), reason_for(None, cause)
+            )
+        if following is None:
+            try:
+                raise first_break or broken
+            finally:
+                del first_break, broken, broken_by  # no reference cycle (as above)
+        retry = following.chain
+        yield Sleep(following.wait)
+
+
+class Next(NamedTuple):
+    """Another attempt goes: with the policy's state *chain*, after *wait* seconds."""
+
+    chain: Retry
+    wait: float
+
+
+def _next(
+    chain: Retry,
+    method: str,
+    url: str,
+    call: CallState,
+    *,
+    response: HTTPResponse | None = None,
+    error: Exception | None = None,
+) -> Next | None:
+    """The decision after an attempt, as the requests session takes it: the policy's (``_decide``),
+    then the deadline, the retry gates (budget, circuit) and the rate limit (``may_go``, which counts
+    and logs the retry); ``None`` to stop (retries used up, not retryable, or refused)."""
+    decision: _decide.Retrying | _decide.Stop | None
+    if response is not None:
+        decision = _decide.after_status(chain, method, url, response)
+        quota = current_gate(call)
+        if decision is not None and quota is not None:
+            quota.answered(response.headers, response.status)
+    else:
+        assert error is not None
+        decision = _decide.after_error(chain, method, url, error)
+    if not isinstance(decision, _decide.Retrying):
+        return None
+    wait = may_go(decision, call, response.status if response is not None else None)
+    if wait is None:
+        return None
+    remaining = call.remaining()
+    return Next(decision.chain, wait if remaining is None else max(0.0, min(wait, remaining)))
 
 
 def current_call_observer() -> tuple[CallState, CallObserver] | None:
@@ -336,15 +453,6 @@ def current_call_observer() -> tuple[CallState, CallObserver] | None:
     if call is None or call.observer is None:
         return None
     return call, call.observer
-
-
-def _next(retry: Retry, method: str, url: str, **outcome: Any) -> Retry | None:
-    """The policy's decision after an attempt: the retry state for the next one, or ``None`` to stop
-    (retries used up, the deadline would pass, the budget or the circuit refused, not retryable)."""
-    try:
-        return retry.increment(method, url, **outcome)
-    except Exception:  # MaxRetryError, or the error itself re-raised: urllib3's "stop here"
-        return None
 
 
 def _exhausted(call: CallState, request: httpx.Request, response: httpx.Response) -> BaseException:
@@ -452,7 +560,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         if call.deadline_passed():
             raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
         quota = await self._quota_slot(call, request)
-        hop = await self._off_loop(_Hop.begin, self.policies, call, request)
+        hop = await self._begin_hop(call, request)
         holding = False
         response: httpx.Response | None = None
         try:
@@ -471,22 +579,76 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                         await response.aclose()
                     raise _core.deadline_error(call, request, _core.where(call))
         except BaseException as exc:
-            # A task cancelled by its caller lands here too: its outcome is not counted (an open
-            # circuit's probe slot goes back), its bulkhead slot is returned below. Cancelled by the
-            # client's scope at the deadline, it counts as the deadline error it becomes. Shielded: the
-            # store must hear of it even while the task is being cancelled.
-            outcome: BaseException = exc
-            if isinstance(exc, anyio.get_cancelled_exc_class()) and call.deadline_passed():
-                outcome = _core.deadline_error(call, request, _core.where(call))
-            with anyio.CancelScope(shield=True):
-                await self._off_loop(hop.record, error=outcome)
+            await self._record_failure(hop, call, request, exc)
             raise
         finally:
             hop.give_back(call, holding)
-        await self._off_loop(hop.record, response=response)
+        await self._record(hop, response=response)
         if quota is not None:
             await self._off_loop(quota.answered, response.headers, response.status_code)
         return response
+
+    async def _record_failure(
+        self, hop: _Hop, call: CallState, request: httpx.Request, exc: BaseException
+    ) -> None:
+        """Tell the breaker how the hop failed. A task cancelled by its caller lands here too: its
+        outcome is not counted (an open circuit's probe slot goes back). Cancelled by the client's
+        scope at the deadline, it counts as the deadline error it becomes. Shielded when the store is
+        not in memory: it must hear of it even while the task is being cancelled.
+
+        A frame of its own, so that no frame on the error's traceback keeps the error (a reference
+        cycle per failed call, left to the cyclic collector: pauses of milliseconds when hundreds of
+        deadlines pass together)."""
+        if hop.breaker is None or hop.permit is None:
+            return  # nothing to tell: the retry budget hears only of answers
+        outcome: BaseException = exc
+        if isinstance(exc, anyio.get_cancelled_exc_class()) and call.deadline_passed():
+            outcome = _core.deadline_error(call, request, _core.where(call))
+        if self.policies.local:
+            hop.record(error=outcome)
+            return
+        with anyio.CancelScope(shield=True):
+            await self._record(hop, error=outcome)
+
+    async def _begin_hop(self, call: CallState, request: httpx.Request) -> _Hop:
+        """The hop's policies asked: inline when their state is in memory, by awaiting the store's
+        async ops (RedisStore's), else in a worker thread."""
+        if self.policies.local:
+            return _Hop.begin(self.policies, call, request)
+        if self.policies.awaitable:
+            return await _Hop.abegin(self.policies, call, request)
+        return await anyio.to_thread.run_sync(partial(_Hop.begin, self.policies, call, request))
+
+    async def _record(self, hop: _Hop, **outcome: Any) -> None:
+        """Tell the hop's policies its outcome, as :meth:`_begin_hop` asks them."""
+        if self.policies.local:
+            hop.record(**outcome)
+        elif self.policies.awaitable:
+            await hop.arecord(**outcome)
+        else:
+            await anyio.to_thread.run_sync(partial(hop.record, **outcome))
+
+    async def _decide(self, step: Decide, call: CallState) -> Next | None:
+        """The retry policy's decision. With the budget in a store with async ops, the retry's tokens
+        are taken first by awaiting the store (the decision, synchronous, asks the gate, which answers
+        with them), and given back if the decision stopped before it asked."""
+        if self.policies.local:
+            return step.decide()
+        if not self.policies.awaitable:
+            return await anyio.to_thread.run_sync(step.decide)
+        gates = [
+            gate
+            for gate in call.retry_gates
+            if isinstance(gate, BudgetGate) and not isinstance(gate.budget.store, MemoryStore)
+        ]
+        for gate in gates:
+            await arun_steps(gate.budget.store, gate.pay_steps(step.reason))
+        try:
+            return step.decide()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for gate in gates:
+                    await arun_steps(gate.budget.store, gate.refund_steps())
 
     async def _quota_slot(self, call: CallState, request: httpx.Request) -> QuotaGate | None:
         """The rate limit's slot for the first attempt, waited for by sleeping (cancellable); its typed
@@ -517,9 +679,10 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             holder.release()
 
     async def _off_loop(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """``func(*args, **kwargs)``: inline when the policies' state is in memory, else in a worker
-        thread (a Redis round trip, bounded by the store's ``op_timeout``, must not stall the loop)."""
-        if self.policies.local:
+        """``func(*args, **kwargs)`` (a rate limit's step): inline when its state is in memory, else in a
+        worker thread (a Redis round trip, bounded by the store's ``op_timeout``, must not stall the
+        loop)."""
+        if self.policies.awaitable:
             return func(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
 
@@ -532,7 +695,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
                 step = plan.send(answer)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            answer = None
+            finally:
+                answer = None  # an error it carried leaves without this frame holding it
             if isinstance(step, Send):
                 observer = current_call_observer()
                 if observer is not None:
@@ -551,7 +715,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             elif isinstance(step, Sleep):
                 await anyio.sleep(step.seconds)
             elif isinstance(step, Decide):
-                answer = await self._off_loop(step.decide)
+                answer = await self._decide(step, call)
             elif isinstance(step, Read):
                 try:
                     await _aread(step.response, self.policies.max_response_size, call, request)
@@ -739,7 +903,8 @@ class ResilientTransport(httpx.BaseTransport):
                 step = plan.send(answer)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
-            answer = None
+            finally:
+                answer = None  # an error it carried leaves without this frame holding it
             if isinstance(step, Send):
                 if call.observer is not None:
                     call.observer.attempt(call, request.headers, on_wire=True)

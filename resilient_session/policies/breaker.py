@@ -17,7 +17,7 @@ from .._hosts import host_key
 from .._numbers import clamp
 from .._options import Option, check_attributes
 from ..errors import BulkheadFullError, CircuitOpenError
-from ..stores.base import Result, StateStore
+from ..stores.base import OpSteps, Result, StateStore, run_steps
 from ..stores.memory import default_store
 from .circuit import (
     _ACQUIRE,
@@ -263,6 +263,17 @@ class CircuitBreaker:
         (*base_url*: the calling session's). An open circuit is answered from a process-local hint,
         without touching the store.
         """
+        return run_steps(self.store, self.acquire_steps(host, request, base_url=base_url))
+
+    def acquire_steps(
+        self,
+        host: str,
+        request: requests.PreparedRequest | None = None,
+        *,
+        base_url: str | None = None,
+    ) -> OpSteps[Permit]:
+        """:meth:`acquire` as the store ops it takes (see :data:`~resilient_session.stores.base.OpSteps`):
+        an async caller awaits each with ``arun_steps``."""
         key = "breaker:" + host
         group = group_for(self.routes, request.url, base_url) if request is not None and request.url else None
         route = None if group is None else f"{host} {group}"
@@ -275,7 +286,7 @@ class CircuitBreaker:
                 remaining = self._known_open("breaker:" + route)
                 if remaining > 0:
                     raise _open_error(route, remaining, request=request)
-        result = store.run(_ACQUIRE, key, self._acquire_args)
+        result = yield (_ACQUIRE, key, self._acquire_args)
         # _observe() when the answer says something this process does not know yet (spelled out: the
         # common answer, closed and unchanged with no hint to clear, costs no call).
         if result[2] == _OPEN or result[4] >= 0 or store.hints:
@@ -286,12 +297,12 @@ class CircuitBreaker:
         if route is None:
             return Permit(host, int(result[1]), probe)
         route_key = "breaker:" + route
-        routed = store.run(_ACQUIRE, route_key, self._acquire_args)
+        routed = yield (_ACQUIRE, route_key, self._acquire_args)
         if routed[2] == _OPEN or routed[4] >= 0 or store.hints:
             self._observe(route, route_key, routed)
         if not routed[0]:
             if probe:  # hand back the origin's probe slot: this call will not be made
-                self.store.run(_RECORD, key, (result[1], _IGNORE, *self._record_args))
+                yield (_RECORD, key, (result[1], _IGNORE, *self._record_args))
             raise _open_error(route, self._retry_in(routed[3]), request=request)
         return Permit(host, int(result[1]), probe or routed[2] == _HALF_OPEN, route, int(routed[1]))
 
@@ -330,6 +341,16 @@ class CircuitBreaker:
         With a route group, a failure to reach the host counts against the origin's circuit only, and
         any other outcome against the group's, the origin's counting it as a success (the host answered).
         """
+        run_steps(self.store, self.record_steps(permit, response=response, error=error))
+
+    def record_steps(
+        self,
+        permit: Permit,
+        *,
+        response: requests.Response | None = None,
+        error: BaseException | None = None,
+    ) -> OpSteps[None]:
+        """:meth:`record` as the store ops it takes."""
         outcome = self.classify(response=response, error=error)
         origin_outcome = outcome
         if permit.route is not None:
@@ -339,11 +360,11 @@ class CircuitBreaker:
                 origin_outcome = _SUCCESS
             route_key = "breaker:" + permit.route
             args = (float(permit.route_generation), route_outcome, *self._record_args)
-            routed = self.store.run(_RECORD, route_key, args)
+            routed = yield (_RECORD, route_key, args)
             if routed[2] == _OPEN or routed[4] >= 0 or self.store.hints:
                 self._observe(permit.route, route_key, routed)
         key = "breaker:" + permit.host
-        result = self.store.run(_RECORD, key, (float(permit.generation), origin_outcome, *self._record_args))
+        result = yield (_RECORD, key, (float(permit.generation), origin_outcome, *self._record_args))
         if result[2] == _OPEN or result[4] >= 0 or self.store.hints:
             self._observe(permit.host, key, result)
 

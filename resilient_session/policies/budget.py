@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from .._hosts import host_key
 from .._options import Option, check_attributes
-from ..stores.base import AtomicOp, Result, StateStore
+from ..stores.base import AtomicOp, OpSteps, Result, StateStore, run_steps
 from ..stores.memory import default_store
 
 __all__ = ["BudgetGate", "RetryBudget"]
@@ -81,17 +81,25 @@ class RetryBudget:
 
     def try_retry(self, host: str, *, timeout: bool = False) -> bool:
         """Take the tokens for one retry to *host*; False (and nothing taken) when the bucket is short."""
+        return run_steps(self.store, self.try_retry_steps(host, timeout=timeout))
+
+    def try_retry_steps(self, host: str, *, timeout: bool = False) -> OpSteps[bool]:
+        """:meth:`try_retry` as the store op it takes (see :data:`~resilient_session.stores.base.OpSteps`)."""
         cost = self.cost(timeout=timeout)
-        granted, level = self.store.run(_WITHDRAW, "budget:" + host, (self.capacity, cost))
+        granted, level = yield (_WITHDRAW, "budget:" + host, (self.capacity, cost))
         if not granted:
             self._log_denied(host, level, cost)
         return bool(granted)
 
     def record_success(self, host: str, *, last_retry_cost: float = 0.0) -> None:
         """A call to *host* succeeded: return the cost of its last retry, or ``success_refund``."""
+        run_steps(self.store, self.record_success_steps(host, last_retry_cost=last_retry_cost))
+
+    def record_success_steps(self, host: str, *, last_retry_cost: float = 0.0) -> OpSteps[None]:
+        """:meth:`record_success` as the store op it takes."""
         amount = last_retry_cost or self.success_refund
         if amount:
-            self.store.run(_DEPOSIT, "budget:" + host, (self.capacity, amount))
+            yield (_DEPOSIT, "budget:" + host, (self.capacity, amount))
 
     def gate(self, host: str) -> BudgetGate:
         """A per-call retry gate for *host*: pays for each retry and remembers what the last one cost."""
@@ -121,23 +129,49 @@ class BudgetGate:
     """Asked before each retry of one call (``gate(call, reason)``); ``reason`` containing "timeout"
     selects the timeout cost. ``last_cost`` is what the call's last granted retry cost (0 if none)."""
 
-    __slots__ = ("budget", "host", "last_cost")
+    __slots__ = ("budget", "host", "last_cost", "paid")
 
     def __init__(self, budget: RetryBudget, host: str) -> None:
         self.budget = budget
         self.host = host
         self.last_cost = 0.0
+        #: The answer of :meth:`pay_steps` for the next retry (an async caller asks the store before the
+        #: retry policy, which asks the gate synchronously); ``None``: the gate asks the store itself.
+        self.paid: tuple[bool, bool] | None = None
 
     def __call__(self, call: object, reason: str) -> bool:
         timeout = "timeout" in reason.lower()
-        if not self.budget.try_retry(self.host, timeout=timeout):
+        paid, self.paid = self.paid, None
+        if paid is not None and paid[1] == timeout:
+            granted = paid[0]
+        else:
+            granted = self.budget.try_retry(self.host, timeout=timeout)
+        if not granted:
             return False
         self.last_cost = self.budget.cost(timeout=timeout)
         return True
 
+    def pay_steps(self, reason: str) -> OpSteps[None]:
+        """Take the tokens of the retry *reason* would be, before the gate is asked for it (the answer
+        kept in :attr:`paid`): the store ops an async caller awaits ahead of a synchronous decision.
+        What the decision did not use goes back with :meth:`refund_steps`."""
+        timeout = "timeout" in reason.lower()
+        granted = yield from self.budget.try_retry_steps(self.host, timeout=timeout)
+        self.paid = (granted, timeout)
+
+    def refund_steps(self) -> OpSteps[None]:
+        """Give back tokens taken by :meth:`pay_steps` that no retry used (the decision stopped first)."""
+        paid, self.paid = self.paid, None
+        if paid is not None and paid[0]:
+            yield (_DEPOSIT, "budget:" + self.host, (self.budget.capacity, self.budget.cost(timeout=paid[1])))
+
     def record_success(self) -> None:
         """The call succeeded: refund its last retry's cost, or the success refund."""
         self.budget.record_success(self.host, last_retry_cost=self.last_cost)
+
+    def record_success_steps(self) -> OpSteps[None]:
+        """:meth:`record_success` as the store op it takes."""
+        return self.budget.record_success_steps(self.host, last_retry_cost=self.last_cost)
 
 
 # A full bucket is stored as no key at all: nothing to keep for hosts that are doing fine.

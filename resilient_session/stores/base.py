@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["AtomicOp", "Result", "StateStore", "lua_file"]
+__all__ = ["AtomicOp", "OpSteps", "Result", "StateStore", "arun_steps", "lua_file", "run_steps"]
 
 Result = tuple[float, ...]
+
+_T = TypeVar("_T")
+
+#: A policy's step that needs the store: a generator yielding ``(op, key, args)`` for each op, receiving
+#: its result, and returning the step's value. Written once, it is driven by :func:`run_steps` (a
+#: thread's call) or by :func:`arun_steps` (a task's, which never blocks its event loop).
+OpSteps = Generator[tuple["AtomicOp", str, Sequence[float]], Result, _T]
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,34 @@ class StateStore(ABC):
     def run(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
         """Apply *op* to the state under *key* atomically and return its result."""
 
+    async def arun(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
+        """:meth:`run` for a task: a store in this process answers at once (no I/O to wait for); a
+        store across the network (:class:`~resilient_session.RedisStore`) awaits its answer."""
+        return self.run(op, key, args)
+
     def forget_hints(self) -> None:
         """Drop every local hint (the next call of each policy asks the store itself)."""
         self.hints.clear()
+
+
+def run_steps(store: StateStore, steps: OpSteps[_T]) -> _T:
+    """Drive *steps* with ``store.run``: the value it returns."""
+    try:
+        op, key, args = next(steps)
+        while True:
+            op, key, args = steps.send(store.run(op, key, args))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def arun_steps(store: StateStore, steps: OpSteps[_T]) -> _T:
+    """Drive *steps* with ``await store.arun``: the value it returns."""
+    try:
+        op, key, args = next(steps)
+        while True:
+            op, key, args = steps.send(await store.arun(op, key, args))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .._call import current_call
-from .._compat.redis import SocketHook, connection_settings, connections_with
+from .._compat.redis import (
+    SocketHook,
+    async_client_from_url,
+    async_client_like,
+    connection_settings,
+    connections_with,
+)
 from .base import AtomicOp, Result, StateStore, lua_file
 from .memory import MemoryStore
 
@@ -26,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["RedisStore"]
 
 log = logging.getLogger("resilient_session")
+
+# The key of an event loop's redis.asyncio client among its scripts (no op is named so).
+_CLIENT = ""
 
 
 #: Client settings used by :meth:`RedisStore.from_url`: a policy check must never wait long on Redis,
@@ -112,11 +123,17 @@ class RedisStore(StateStore):
         self.hints = {}
         self.fallback = MemoryStore(clock=clock, ttl=ttl)
         self._errors: tuple[type[BaseException], ...] = (redis_module.RedisError,)
+        # ... and an async op past its bound (anyio's TimeoutError), or a connection the loop dropped.
+        self._async_errors: tuple[type[BaseException], ...] = (redis_module.RedisError, TimeoutError, OSError)
         self._scripts: dict[str, Script] = {}
         self._lock = threading.Lock()
         self._degraded = False
         self._retry_at = 0.0
         self._corrupt_keys: set[str] = set()
+        # Per asyncio event loop: (pid that built it, {_CLIENT: redis.asyncio client, op name: script}).
+        self._async_clients: weakref.WeakKeyDictionary[Any, tuple[int, dict[str, Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -135,19 +152,61 @@ class RedisStore(StateStore):
         call = current_call()
         if call is not None and call.deadline_passed():
             return self.fallback.run(op, key, args)  # no time left to ask Redis; it is not down
-        argv = [repr(self.clock()), repr(float(self.ttl)), *[repr(float(a)) for a in args]]
         bound = _op_bound(self.op_timeout, call.remaining() if call is not None else None)
         token = _op_ends.set(time.monotonic() + bound)
         try:
-            raw = self._script(op)(keys=[f"{self.prefix}:{key}"], args=argv)
+            raw = self._script(op)(keys=[f"{self.prefix}:{key}"], args=self._argv(args))
         except self._errors as exc:
-            if call is not None and call.deadline_passed():
-                # The call's deadline cut the command short (less than OP_FLOOR was left), not an outage.
-                return self.fallback.run(op, key, args)
-            self._went_down(exc)
-            return self.fallback.run(op, key, args)
+            return self._failed(op, key, args, exc)
         finally:
             _op_ends.reset(token)
+        return self._answered(op, key, args, raw)
+
+    async def arun(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
+        """:meth:`run` for a task under asyncio, through a ``redis.asyncio`` client: the same key, the
+        same script (same SHA), the same bound on the op and the same fallback, and the event loop
+        keeps running while Redis answers. Under another event loop (trio), :meth:`run` in a worker
+        thread.
+
+        Each event loop of each process gets its own ``redis.asyncio`` client, built on first use from
+        the store's URL or the settings of the client it was given: an asyncio connection belongs to
+        the loop that opened it, and a child process after ``os.fork()`` must not share its parent's
+        sockets (the parent's clients are left unclosed there, as the parent still uses them)."""
+        if self._degraded and time.monotonic() < self._retry_at:
+            return self.fallback.run(op, key, args)
+        call = current_call()
+        if call is not None and call.deadline_passed():
+            return self.fallback.run(op, key, args)
+        scripts = self._loop_scripts()
+        if scripts is None:
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(self.run, op, key, args)
+        bound = _op_bound(self.op_timeout, call.remaining() if call is not None else None)
+        import anyio
+
+        try:
+            with anyio.fail_after(bound):
+                raw = await self._async_script(scripts, op)(
+                    keys=[f"{self.prefix}:{key}"], args=self._argv(args)
+                )
+        except self._async_errors as exc:
+            return self._failed(op, key, args, exc)
+        return self._answered(op, key, args, raw)
+
+    def _argv(self, args: Sequence[float]) -> list[str]:
+        return [repr(self.clock()), repr(float(self.ttl)), *[repr(float(a)) for a in args]]
+
+    def _failed(self, op: AtomicOp, key: str, args: Sequence[float], exc: BaseException) -> Result:
+        """Redis could not answer *op*: the fallback's answer (and, unless the call's deadline cut the
+        op short, the store counts as down)."""
+        call = current_call()
+        if call is None or not call.deadline_passed():
+            # Not the call's deadline cutting the command short (less than OP_FLOOR left): an outage.
+            self._went_down(exc)
+        return self.fallback.run(op, key, args)
+
+    def _answered(self, op: AtomicOp, key: str, args: Sequence[float], raw: Any) -> Result:
         if self._degraded:
             self._came_back()
         if raw and raw[-1] in (b"corrupt", "corrupt"):
@@ -163,6 +222,50 @@ class RedisStore(StateStore):
             self._corrupt(key, "the op answered non-numeric or non-finite values")
             return self.fallback.run(op, key, args)
         return result
+
+    def _loop_scripts(self) -> dict[str, Any] | None:
+        """The scripts registered on this process's ``redis.asyncio`` client for the running asyncio
+        loop (built on first use); ``None`` outside asyncio (under trio, no asyncio loop runs)."""
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        pid = os.getpid()
+        entry = self._async_clients.get(loop)
+        if entry is None or entry[0] != pid:
+            with self._lock:
+                entry = self._async_clients.get(loop)
+                if entry is None or entry[0] != pid:
+                    entry = (pid, {_CLIENT: self._new_async_client()})
+                    self._async_clients[loop] = entry
+        return entry[1]
+
+    def _new_async_client(self) -> Any:
+        if self._url is not None:
+            return async_client_from_url(self._url, CLIENT_DEFAULTS)
+        return async_client_like(self.client)
+
+    def _async_script(self, scripts: dict[str, Any], op: AtomicOp) -> Any:
+        script = scripts.get(op.name)
+        if script is None:
+            client = scripts[_CLIENT]
+            script = scripts.setdefault(op.name, client.register_script(self._source(op)))
+        return script
+
+    async def aclose(self) -> None:
+        """Close the ``redis.asyncio`` client of the running event loop, if one was built (the sync
+        client stays open)."""
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        entry = self._async_clients.pop(loop, None)
+        if entry is not None and entry[0] == os.getpid():
+            await entry[1][_CLIENT].aclose()
 
     def _corrupt(self, key: str, what: str) -> None:
         with self._lock:
@@ -184,9 +287,13 @@ class RedisStore(StateStore):
         script = self._scripts.get(op.name)
         if script is None:
             # Script objects run EVALSHA and load the script again if the server lost it (restart).
-            source = lua_file("redis_prelude.lua") + op.source + lua_file("redis_epilogue.lua")
-            script = self._scripts.setdefault(op.name, self.client.register_script(source))
+            script = self._scripts.setdefault(op.name, self.client.register_script(self._source(op)))
         return script
+
+    @staticmethod
+    def _source(op: AtomicOp) -> str:
+        """The whole Lua script of *op*: the same text, so the same SHA, for the sync and async clients."""
+        return lua_file("redis_prelude.lua") + op.source + lua_file("redis_epilogue.lua")
 
     def _went_down(self, exc: BaseException) -> None:
         with self._lock:

@@ -3,6 +3,8 @@ they received and how long each call took."""
 
 from __future__ import annotations
 
+import gc
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
@@ -453,6 +455,38 @@ async def test_many_concurrent_calls_with_deadlines_all_end_in_time(server: RawS
     # The dripping server's 50 threads run in this process and contend for the GIL with the event loop;
     # benchmarks/async.py measures 1,000 calls against a server in another process.
     assert max(ends) < 0.5 + SLACK + 0.25
+
+
+async def test_failed_and_cancelled_calls_leave_no_reference_cycle_of_their_errors(server: RawServer) -> None:
+    # A frame that keeps the error it raised is on that error's traceback: a cycle per failed call, which
+    # only the cyclic collector frees, in pauses that stop the loop while many deadlines pass together.
+    server.script(answer(200), hang(), hang(), hang())
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/refused"
+    limits = httpx.Limits(max_connections=1)
+    async with AsyncResilientClient(retry=False, limits=limits) as c:  # the default circuit breaker
+        assert (await c.get(server.url + "/warm")).status_code == 200
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            with pytest.raises(HTTPXDeadlineExceeded):  # cancelled while reading the answer
+                await c.get(server.url + "/hang", deadline=0.1)
+            with pytest.raises(HTTPXConnectError):  # raised by the attempt plan
+                await c.get(refused)
+
+            async def queued() -> None:
+                with pytest.raises(HTTPXDeadlineExceeded):
+                    await c.get(server.url + "/queued", deadline=0.15)
+
+            async with anyio.create_task_group() as tg:  # one holds the pool's connection, one waits
+                tg.start_soon(queued)
+                tg.start_soon(queued)
+            gc.collect()
+            ours = [o for o in gc.garbage if isinstance(o, rs_errors.APIError)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    assert ours == []
 
 
 async def test_calls_beyond_the_pool_wait_for_a_connection_and_end_by_their_deadline(

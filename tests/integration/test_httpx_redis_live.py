@@ -3,17 +3,27 @@ Redis never stalls the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
+import redis
 
 import resilient_session as rs
 from resilient_session import CircuitBreaker, RetryBudget
 from resilient_session.httpx import AsyncResilientClient, HTTPXCircuitOpen
+from resilient_session.policies import CircuitState
+from resilient_session.policies.budget import _WITHDRAW
+from resilient_session.policies.circuit import _ACQUIRE, _RECORD
 from resilient_session.stores import RedisStore
 from tests.integration.rawserver import RawServer, answer
 from tests.test_redis_store import RedisServer
@@ -96,3 +106,204 @@ async def test_a_stalled_redis_does_not_stall_the_event_loop(
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert gaps and max(gaps) < 0.08  # the loop kept running while Redis was asked
     assert store.degraded
+
+
+# -- the store's async ops (redis.asyncio): no worker thread, the same keys and scripts ---------------
+
+
+@pytest.fixture
+def no_worker_threads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every hand-off to anyio's worker threads, recorded (and run, so a failure shows as a count)."""
+    handed: list[object] = []
+    original = anyio.to_thread.run_sync
+
+    async def recorded(func: Any, *args: Any, **kwargs: Any) -> Any:
+        handed.append(func)
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", recorded)
+    return handed
+
+
+async def test_the_async_client_asks_redis_without_a_thread_and_the_same_keys_and_scripts(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    async_store = RedisStore(redis_server.url, prefix=prefix)
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.script_flush()
+    # The same failures for the async client and for a requests session (on keys of their own).
+    server.script(answer(503), answer(503), answer(503), answer(503))
+    breaker, budget = CircuitBreaker(store=async_store), RetryBudget(store=async_store)
+    async with AsyncResilientClient(retry=1, breaker=breaker, budget=budget) as c:
+        assert c.resilient_transport.policies.awaitable
+        assert (await c.get(server.url + "/x")).status_code == 503  # retries out: the last answer
+    assert server.count == 2  # the first attempt and one retry
+    assert no_worker_threads == []
+    sync_twin = RedisStore(redis_server.url, prefix=f"{prefix}-sync")
+    session = rs.ResilientSession(
+        retry=1, breaker=CircuitBreaker(store=sync_twin), budget=RetryBudget(store=sync_twin)
+    )
+    assert session.get(server.url + "/x").status_code == 503
+    session.close()
+    assert server.count == 4
+    # The keys a requests session uses, holding the state a requests session leaves.
+    origin = f"http://127.0.0.1:{server.port}"
+    assert raw.exists(f"{prefix}:breaker:{origin}", f"{prefix}:budget:{origin}") == 2
+    sync_view = RedisStore(redis_server.url, prefix=prefix)
+    level = RetryBudget(store=sync_view).available(origin)
+    assert level == RetryBudget(store=sync_twin).available(origin) < RetryBudget().capacity
+    assert CircuitBreaker(store=sync_view).state(origin) == CircuitBreaker(store=sync_twin).state(origin)
+    # Scripts loaded under the SHAs the sync client runs (the same Lua text).
+    shas = [sync_view._script(op).sha for op in (_ACQUIRE, _RECORD, _WITHDRAW)]
+    assert raw.script_exists(*shas) == [True, True, True]
+    await async_store.aclose()
+    raw.close()
+
+
+async def test_failures_seen_by_the_async_client_open_the_circuit_for_a_sync_session(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    async_store, sync_store = (
+        RedisStore(redis_server.url, prefix=prefix),
+        RedisStore(redis_server.url, prefix=prefix),
+    )
+    server.script(answer(503), answer(503), answer(200))
+    breaker = CircuitBreaker(consecutive_failures=2, store=async_store)
+    async with AsyncResilientClient(retry=False, breaker=breaker, budget=False) as c:
+        for _ in range(2):
+            assert (await c.get(server.url + "/x")).status_code == 503
+    assert no_worker_threads == []
+    session = rs.ResilientSession(
+        retry=False, breaker=CircuitBreaker(consecutive_failures=2, store=sync_store), budget=False
+    )
+    with pytest.raises(rs.CircuitOpenError):
+        session.get(server.url + "/x")
+    session.close()
+    assert server.count == 2  # the sync session sent nothing
+    await async_store.aclose()
+
+
+class _BlackHole:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers (a Redis that hangs)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+async def test_a_redis_that_never_answers_fails_open_within_the_op_timeout_while_the_loop_runs(
+    server: RawServer, no_worker_threads: list[object]
+) -> None:
+    hole = _BlackHole()
+    try:
+        store = RedisStore(f"redis://127.0.0.1:{hole.port}/0", prefix="hole", op_timeout=0.1)
+        server.script(answer(200))
+        ticks: list[float] = []
+        took = 0.0
+
+        # Built first: loading the TLS context of a new client takes the loop tens of milliseconds.
+        client = AsyncResilientClient(
+            retry=False, breaker=CircuitBreaker(store=store), budget=RetryBudget(store=store)
+        )
+
+        async def call() -> None:
+            nonlocal took
+            await anyio.sleep(0.02)  # the ticks run first
+            started = time.monotonic()
+            assert (await client.get(server.url + "/x")).status_code == 200
+            took = time.monotonic() - started
+            tg.cancel_scope.cancel()
+
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await anyio.sleep(0.005)
+
+        async with client, anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            tg.start_soon(call)
+        assert hole.accepted  # Redis was asked: the op went out, and no answer came
+    finally:
+        hole.close()
+    # The first op waited its op_timeout (0.1 s) and the store fell back to memory for the rest.
+    assert 0.1 <= took < 0.4
+    assert store.degraded
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert len(ticks) > 15 and max(gaps) < 0.05  # the loop kept running while Redis did not answer
+    assert no_worker_threads == []
+
+
+def test_each_event_loop_and_each_forked_child_gets_its_own_async_client(
+    redis_server: RedisServer, server: RawServer
+) -> None:
+    store = RedisStore(redis_server.url, prefix=f"test-{uuid.uuid4().hex}")
+    server.script(*[answer(200)] * 4)
+
+    async def one_call() -> int:
+        async with AsyncResilientClient(retry=False, breaker=CircuitBreaker(store=store), budget=False) as c:
+            return (await c.get(server.url + "/x")).status_code
+
+    # Two loops one after the other: a redis.asyncio connection of the first cannot serve the second.
+    assert asyncio.run(one_call()) == 200
+    assert asyncio.run(one_call()) == 200
+    assert not store.degraded
+    if not hasattr(os, "fork"):
+        return
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's clients are not its own
+        try:
+            status = asyncio.run(one_call())
+            os.write(writer, f"{status} {int(store.degraded)}".encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.read(reader, 100).decode() == "200 0"
+    os.close(reader)
+    assert asyncio.run(one_call()) == 200  # the parent's own clients still work
+    assert server.count == 4
+
+
+async def test_a_store_built_on_a_client_object_is_asked_through_an_async_twin_of_it(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=0.5)
+    store = RedisStore(client, prefix=prefix)
+    server.script(answer(503), answer(503))
+    async with AsyncResilientClient(
+        retry=False, breaker=CircuitBreaker(consecutive_failures=2, store=store), budget=False
+    ) as c:
+        for _ in range(2):
+            assert (await c.get(server.url + "/x")).status_code == 503
+        with pytest.raises(HTTPXCircuitOpen):
+            await c.get(server.url + "/x")
+    assert server.count == 2
+    assert no_worker_threads == []
+    assert not store.degraded
+    # The state in Redis, as a sync store reads it: the route group of /x is open.
+    view = CircuitBreaker(store=RedisStore(redis_server.url, prefix=prefix))
+    route = view.route_key_for(server.url + "/x")
+    assert route is not None and view.state(route).state is CircuitState.OPEN
+    await store.aclose()
+    client.close()
