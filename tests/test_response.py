@@ -247,7 +247,8 @@ def test_a_read_timeout_mid_body_is_mapped_as_requests_maps_it() -> None:
                 "GET", url, preload_content=False, retries=False, timeout=urllib3.Timeout(read=0.2)
             )
             request = requests.Request("GET", url).prepare()
-            outcomes.append(_read_outcome(read, HTTPAdapter.build_response(ResilientAdapter(), request, resp)))
+            built = HTTPAdapter.build_response(ResilientAdapter(), request, resp)
+            outcomes.append(_read_outcome(read, built))
     finally:
         for conn in accepted:
             conn.close()
