@@ -88,12 +88,20 @@ class _Memo:
 
 _memo: _Memo | None = None
 _raw_environ = environ_dict
+# The os.environ object last seen, and what environ_dict() answered for it.
+_seen: tuple[object, dict[Any, Any] | None] = (None, None)
 
 
 def _current() -> _Memo | None:
     """The memo for the environment as it is now, or None when the environment cannot be watched."""
-    global _memo
-    data = _raw_environ()
+    global _memo, _seen
+    env = os.environ
+    seen = _seen
+    if env is seen[0]:
+        data = seen[1]  # the same os.environ object keeps the same dict behind it
+    else:
+        data = _raw_environ()
+        _seen = (env, data)
     if data is None:
         return None
     memo = _memo

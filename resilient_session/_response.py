@@ -31,8 +31,7 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSL
 from urllib3.response import HTTPResponse
 
 from ._compat.requests import (
-    cached_content,
-    content_consumed,
+    body_unread,
     headers_from_store,
     mark_consumed,
     response_from_parts,
@@ -121,8 +120,7 @@ def read_content(response: requests.Response) -> None:
         or raw.chunked
         or raw.length_remaining is None
         or response.status_code == 0
-        or cached_content(response) is not False
-        or content_consumed(response)
+        or not body_unread(response)
         or type(response).content is not _CONTENT
         or type(response).iter_content is not _ITER_CONTENT
     ):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
@@ -60,6 +60,16 @@ class ResilientAdapter(HTTPAdapter):
     adapter for one domain changes only what it is given. ``False`` turns one off for this adapter.
     """
 
+    #: Whether ``super().build_response`` is requests' own (no mixin after this class in the MRO
+    #: overrides it): then the response is built from its parts (see ``_response``).
+    _plain_build_response: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._plain_build_response = inherits_from_requests(
+            cls, ResilientAdapter, "build_response", HTTPAdapter
+        )
+
     __attrs__ = [
         *HTTPAdapter.__attrs__,
         *("timeout", "deadline", "normalizer", "breaker", "budget", "bulkhead", "inherits_retry"),
@@ -95,7 +105,7 @@ class ResilientAdapter(HTTPAdapter):
         super().__init__(max_retries=as_retry_policy(retry), **kwargs)
 
     def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
-        if inherits_from_requests(type(self), ResilientAdapter, "build_response", HTTPAdapter):
+        if self._plain_build_response:
             # requests' answer, built from its parts as the Response class with a lazy view
             response = _response.build_response(self, req, resp, NormalizableResponse)
             if type(response) is NormalizableResponse:

@@ -6,7 +6,7 @@ import copy
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 from requests.adapters import BaseAdapter
@@ -129,6 +129,14 @@ class ResilientSession(OriginalSession):
     A subclass keeps an option it defines on its class (``timeout = 10``) or sets on the instance before
     calling ``super().__init__()``; an argument passed here still wins.
     """
+
+    #: The methods of requests' ``Session`` that ``super()`` reaches from this class unchanged (no mixin
+    #: after it in the MRO overrides them): only those are mirrored by remembered or shortened steps.
+    _plain_super: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._plain_super = _plain_super(cls)
 
     __attrs__ = [
         *OriginalSession.__attrs__,
@@ -435,7 +443,7 @@ class ResilientSession(OriginalSession):
         if (
             _environ.REPLICATES_REQUESTS
             and OriginalSession.prepare_request is _environ.PREPARE_REQUEST
-            and inherits_from_requests(type(self), ResilientSession, "prepare_request")
+            and "prepare_request" in self._plain_super
         ):
             prepared = _prepare.prepare_simple(self, request)  # the common shape, from remembered parts
             if prepared is not None:
@@ -651,7 +659,7 @@ class ResilientSession(OriginalSession):
         if carried:
             carry(request, call)
         try:
-            if inherits_from_requests(type(self), ResilientSession, "send") and _send.mirrors_now(self):
+            if "send" in self._plain_super and _send.mirrors_now(self):
                 return send_again_if_broken(call, self._requests_send, request, kwargs)
             return send_again_if_broken(call, super().send, request, kwargs)
         finally:
@@ -686,6 +694,15 @@ def send_again_if_broken(
         call.sending = False
         if call.broken_after_hooks is not None and call.broken_after_hooks.resend:
             call.broken_after_hooks = None  # the send again ended before reaching an adapter
+
+
+def _plain_super(cls: type[ResilientSession]) -> frozenset[str]:
+    return frozenset(
+        name for name in ("prepare_request", "send") if inherits_from_requests(cls, ResilientSession, name)
+    )
+
+
+ResilientSession._plain_super = _plain_super(ResilientSession)
 
 
 # Options stored by a property of ours in ``_<name>``.

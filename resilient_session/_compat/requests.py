@@ -23,6 +23,7 @@ __all__ = [
     "NETRC_FILES",
     "OriginalSession",
     "body_position",
+    "body_unread",
     "cached_content",
     "content_consumed",
     "environ_proxies",
@@ -101,6 +102,13 @@ def cached_content(response: requests.Response) -> Any:
     """The body ``response.content`` would return without reading (``_content``): ``False`` until read,
     ``None`` when there was nothing to read, else the bytes."""
     return getattr(response, "_content", False)
+
+
+def body_unread(response: requests.Response) -> bool:
+    """True while neither ``response.content`` nor ``iter_content`` has read the body (``_content`` is
+    ``False`` and ``_content_consumed`` false): :func:`content_consumed` and :func:`cached_content` in one."""
+    content: object = response._content
+    return content is False and not getattr(response, "_content_consumed", False)
 
 
 def mark_consumed(response: requests.Response, content: Any = _UNSET) -> None:

@@ -114,7 +114,11 @@ def _lower(key: Any) -> str:
 
 def ensure_request_id(request: requests.PreparedRequest, header: str) -> str:
     """The request id *request* carries in *header*, given one first when it has none."""
-    existing = request.headers.get(header)
+    headers = request.headers
+    if type(headers) is CaseInsensitiveDict:  # headers.get(header), without two Python calls
+        existing = header_store(headers).get(header.lower(), (None, None))[1]
+    else:
+        existing = headers.get(header)
     if existing:
         return str(existing)
     # Only a request prepared without the session (requests.Request.prepare()) gets its id this late.

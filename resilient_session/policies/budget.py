@@ -93,7 +93,9 @@ class RetryBudget:
 
     def record_success(self, host: str, *, last_retry_cost: float = 0.0) -> None:
         """A call to *host* succeeded: return the cost of its last retry, or ``success_refund``."""
-        run_steps(self.store, self.record_success_steps(host, last_retry_cost=last_retry_cost))
+        amount = last_retry_cost or self.success_refund  # the one op of record_success_steps, run here
+        if amount:
+            self.store.run(_DEPOSIT, "budget:" + host, (self.capacity, amount))
 
     def record_success_steps(self, host: str, *, last_retry_cost: float = 0.0) -> OpSteps[None]:
         """:meth:`record_success` as the store op it takes."""
