@@ -54,13 +54,22 @@ rounds of `requests.Session`'s CPU per call divided by the client's, in the same
 than `requests.Session`). *Lean* is `ResilientSession(breaker=False, budget=False,
 request_id_header=None, tracing=False)`: timeouts, retries, deadline and typed errors only.
 
-Why a drop-in can cost less than `requests.Session`: requests reads the environment on every call
+Why a drop-in can cost less than `requests.Session`: requests recomputes, on every call, answers that
+depend only on their inputs, and runs steps that do nothing for most calls. It reads the environment
 (`merge_environment_settings` scans all of `os.environ` four times for proxy variables, and
-`prepare_request` looks for a netrc file). `ResilientSession` remembers those answers until the
-environment or the netrc file changes (see `resilient_session/_environ.py`); the saving grows with the
-number of environment variables (this machine's count is in the table; containers often carry
-hundreds). On macOS and Windows, when no proxy variable is set, proxies come from the system
-configuration and are not remembered: there the saving is smaller.
+`prepare_request` looks for a netrc file); `ResilientSession` remembers those answers until the
+environment or the netrc file changes (`resilient_session/_environ.py`; the saving grows with the number
+of environment variables, this machine's count is in the table; on macOS and Windows, with no proxy
+variable set, proxies come from the system configuration and are not remembered). It prepares every
+request from scratch (new dicts and cookie jars, a regular expression per header, an empty cookie jar
+asked for a `Cookie` header); the common request (no body, parameters, cookies, credentials or hooks) is
+prepared from remembered parts (`_prepare.py`). It parses the URL three times per attempt to find the
+pool and request line (`_lookups.py` remembers them per host and TLS settings), copies the response
+headers one by one and parses cookies that are not there (`_response.py`), reads a body of stated length
+in 10 KiB steps (one read here), and runs the hooks, the cookie parse and the redirect generator for an
+answer with no hook, no cookie and no redirect (`_send.py` skips exactly those). Each shortcut applies
+only while the requests code it mirrors is installed and not wrapped (an instrumentation library's
+wrapper is always called), and has a test comparing it with requests' own path.
 
 Python calls per GET: `sys.setprofile` counts the Python function calls one warm GET makes on the client
 thread (the fewest of five GETs): *all* of them, and those in the HTTP stack's own code (requests,
@@ -70,7 +79,8 @@ times: a C-level call (a dict look-up, a socket read) is not counted.
 
 Per-feature costs: each row toggles one default off (`breaker=False`, `budget=False`,
 `request_id_header=None`, `tracing=False`, `retry=False`, an adapter without the lazy `.normalized`
-attachment, a session that reads the environment every call as requests does) and runs it back to
+attachment, a session that reads the environment and prepares every request as requests does) and runs
+it back to
 back with the defaults (A B B A); the cost is the median paired difference, with half its
 interquartile range: on a busy 2-core machine that spread is tens of microseconds, more than most
 features cost. So each feature's own work on the call path is also *timed alone* (no network, best of
@@ -256,7 +266,7 @@ FEATURES: dict[str, Callable[[str], Get]] = {
     "tracing check (no provider installed)": lambda url: _ours(url, tracing=False),
     "retry policy (urllib3 Retry)": lambda url: _ours(url, retry=False),
     "lazy .normalized attachment": _without_normalization,
-    "environment memo (negative: what it saves)": _without_memo,
+    "environment memo and prepared parts (negative: what they save)": _without_memo,
 }
 
 
@@ -370,7 +380,8 @@ def _isolated() -> dict[str, float]:
         "tracing check (no provider installed)": _per_call_us(lambda: _trace_for(True, call, None, None)),
         "lazy .normalized attachment": _per_call_us(lambda: with_normalized(response)),
         "call/deadline state": _per_call_us(call_state),
-        "environment memo (negative: what it saves)": environment_ours - environment_requests,
+        "environment memo and prepared parts (negative: what they save)": environment_ours
+        - environment_requests,
     }
 
 

@@ -39,6 +39,7 @@ from ._compat.requests import (
     prepared_without_body,
 )
 from ._compat.stdlib import cookie_jar_empty, stamp_cookie_jar
+from .observe.request_id import new_request_id
 
 __all__ = ["prepare_simple"]
 
@@ -65,9 +66,14 @@ _EMPTY: tuple[Any, ...] = ((), [], {}, None)
 _steps_now = operator.attrgetter(*_STEP_NAMES)
 
 
-def prepare_simple(session: requests.Session, request: requests.Request) -> requests.PreparedRequest | None:
+def prepare_simple(
+    session: requests.Session, request: requests.Request, request_id_header: str | None = None
+) -> requests.PreparedRequest | None:
     """What requests' ``Session.prepare_request`` returns for *request*, or None when it is not the simple
-    shape described in the module docstring (the caller then runs requests' steps)."""
+    shape described in the module docstring (the caller then runs requests' steps).
+
+    With *request_id_header*, the request is prepared as if ``with_request_id`` had added a new id to its
+    headers first (after its own; none when the request or the session names that header already)."""
     method = request.method
     url = request.url
     if (
@@ -102,7 +108,7 @@ def prepare_simple(session: requests.Session, request: requests.Request) -> requ
     prepared_url = _environ.prepared_url(url)
     if prepared_url is None or "@" in prepared_url:
         return None
-    store = _merged_headers(session_headers, request.headers)
+    store = _merged_headers(session_headers, request.headers, request_id_header)
     if store is None:
         return None
     method = method.upper()
@@ -117,9 +123,12 @@ def prepare_simple(session: requests.Session, request: requests.Request) -> requ
 _EMPTY_TYPES = (tuple, list, dict, type(None))
 
 
-def _merged_headers(session_headers: CaseInsensitiveDict[Any], headers: Any) -> OrderedDict[str, Any] | None:
-    """The store of the prepared request's headers: the session's, then the request's, None values removed,
-    every header valid; None when requests' own steps must decide (they may raise)."""
+def _merged_headers(
+    session_headers: CaseInsensitiveDict[Any], headers: Any, request_id_header: str | None
+) -> OrderedDict[str, Any] | None:
+    """The store of the prepared request's headers: the session's, then the request's (and a new request
+    id when *request_id_header* is named by neither), None values removed, every header valid; None when
+    requests' own steps must decide (they may raise)."""
     key = tuple(header_store(session_headers).values())
     try:
         base = _session_headers[key]
@@ -133,23 +142,38 @@ def _merged_headers(session_headers: CaseInsensitiveDict[Any], headers: Any) -> 
     if base is None:
         return None
     store = base.copy()
-    if not headers:
-        return store
-    if type(headers) is not dict:
-        return None
+    id_lower = None if request_id_header is None else request_id_header.lower()
+    if headers:
+        if type(headers) is not dict:
+            return None
+        if not _add_request_headers(store, headers):
+            return None
+        if id_lower is not None and any(type(k) is str and k.lower() == id_lower for k in headers):
+            id_lower = None  # the request names the header: with_request_id leaves it as it is
+    if id_lower is not None and id_lower not in base:
+        assert request_id_header is not None
+        request_id = new_request_id()
+        if not (HEADER_NAME_STR.match(request_id_header) and HEADER_VALUE_STR.match(request_id)):
+            return None  # requests refuses it: its steps raise
+        store[id_lower] = (request_id_header, request_id)
+    return store
+
+
+def _add_request_headers(store: OrderedDict[str, Any], headers: dict[Any, Any]) -> bool:
+    """Merge the request's *headers* into *store* as requests does; False when its steps must decide."""
     removed = False
     for name, value in headers.items():
         if type(name) is not str:
-            return None
+            return False
         if value is None:
             removed = True  # set now, removed after the merge: a later same-named header takes its place
         elif not (type(value) is str and HEADER_NAME_STR.match(name) and HEADER_VALUE_STR.match(value)):
-            return None  # bytes, or a header requests refuses: its steps decide
+            return False  # bytes, or a header requests refuses: its steps decide
         store[name.lower()] = (name, value)
     if removed:
         for lower in [lower for lower, (_, value) in store.items() if value is None]:
             del store[lower]
-    return store
+    return True
 
 
 def _validated(pairs: tuple[Any, ...]) -> OrderedDict[str, tuple[str, Any]] | None:

@@ -428,9 +428,6 @@ class ResilientSession(OriginalSession):
         if self.base_url and isinstance(request.url, str) and request.url != self.join_url(request.url):
             request = copy.copy(request)
             request.url = self.join_url(request.url)
-        if self.request_id_header:
-            # Before preparing, which runs auth: a scheme that signs every header signs this one too.
-            request = with_request_id(request, self.request_id_header, self.headers)
         request = _origins.without_bound_auth(
             request,
             auth=self.auth,
@@ -440,14 +437,20 @@ class ResilientSession(OriginalSession):
             trust_env=self.trust_env,
             integration=getattr(self, "integration", None),
         )
-        if (
+        mirrored = (
             _environ.REPLICATES_REQUESTS
             and OriginalSession.prepare_request is _environ.PREPARE_REQUEST
             and "prepare_request" in self._plain_super
-        ):
-            prepared = _prepare.prepare_simple(self, request)  # the common shape, from remembered parts
+        )
+        if mirrored:
+            # The common shape, from remembered parts, the request id header included (no auth runs).
+            prepared = _prepare.prepare_simple(self, request, self.request_id_header)
             if prepared is not None:
                 return prepared
+        if self.request_id_header:
+            # Before preparing, which runs auth: a scheme that signs every header signs this one too.
+            request = with_request_id(request, self.request_id_header, self.headers)
+        if mirrored:
             return _environ.prepare_request(self, request)  # requests' steps, netrc look-up remembered
         return super().prepare_request(request)
 

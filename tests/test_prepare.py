@@ -70,8 +70,8 @@ def shortcuts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     taken: list[bool] = []
     original = _prepare.prepare_simple
 
-    def recording(session: Any, request: Any) -> Any:
-        prepared = original(session, request)
+    def recording(session: Any, request: Any, *args: Any) -> Any:
+        prepared = original(session, request, *args)
         taken.append(prepared is not None)
         return prepared
 
@@ -382,3 +382,40 @@ def test_a_header_removed_then_set_again_keeps_its_place() -> None:
     )
     assert ours == theirs
     assert [name for name, _ in ours["headers"]][2] == "accept"
+
+
+@pytest.mark.parametrize(
+    ("request_headers", "session_headers"),
+    [
+        ({}, {}),
+        ({"X-Other": "1"}, {}),
+        ({"x-request-id": "mine"}, {}),  # the request names it: left as it is
+        ({"X-Request-ID": None}, {}),  # named with None: no header at all
+        ({}, {"X-Request-Id": "fixed"}),  # the session names it
+        ({"X-Request-ID": None}, {"X-Request-ID": "fixed"}),
+    ],
+)
+def test_the_request_id_in_the_shortcut_is_what_with_request_id_gives(
+    request_headers: dict[str, Any], session_headers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resilient_session.observe import request_id as request_id_module
+
+    monkeypatch.setattr(request_id_module, "_random_bits", lambda bits: 0xABC)  # the same id each time
+    session = ResilientSession()
+    session.headers.update(session_headers)
+    ours = _outcome(lambda: session.prepare_request(requests.Request("GET", URL, headers=request_headers)))
+    with_id = request_id_module.with_request_id(
+        requests.Request("GET", URL, headers=request_headers), "X-Request-ID", session.headers
+    )
+    theirs = _outcome(lambda: OriginalSession.prepare_request(session, with_id))
+    assert ours == theirs
+
+
+def test_a_bound_request_id_is_sent_and_an_invalid_one_refused_as_requests_refuses_it() -> None:
+    from resilient_session.observe import bind_request_id
+
+    session = ResilientSession()
+    with bind_request_id("incoming-7"):
+        assert session.prepare_request(requests.Request("GET", URL)).headers["X-Request-ID"] == "incoming-7"
+    with bind_request_id("bad\r\nInjected: 1"), pytest.raises(requests.exceptions.InvalidHeader):
+        session.prepare_request(requests.Request("GET", URL))

@@ -26,6 +26,7 @@ __all__ = [
     "bound_request_id",
     "current_request_id",
     "ensure_request_id",
+    "new_request_id",
     "with_request_id",
 ]
 
@@ -126,7 +127,11 @@ def ensure_request_id(request: requests.PreparedRequest, header: str) -> str:
     return request_id
 
 
-def _new_request_id() -> str:
-    # 128 random bits as 32 hex digits: as unique as a UUID4. An id needs uniqueness, not secrecy, so
-    # the process's PRNG (reseeded after fork) serves, without a system call per request.
+def new_request_id() -> str:
+    """The id a new call sends: the one bound by :func:`bind_request_id`, else 32 random hex digits."""
+    # 128 random bits: as unique as a UUID4. An id needs uniqueness, not secrecy, so the process's PRNG
+    # (reseeded after fork) serves, without a system call per request.
     return _bound_request_id.get() or f"{_random_bits(128):032x}"
+
+
+_new_request_id = new_request_id  # its name before it was public
