@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +17,7 @@ from resilient_session._pools import (
     DeadlineAwareHTTPSConnectionPool,
     DeadlineAwarePool,
 )
+from tests.integration.raw_server import raw_server
 
 
 def test_a_pool_manager_makes_the_deadline_aware_twins_of_urllib3s_pools() -> None:
@@ -78,32 +77,9 @@ def test_socks_pools_have_deadline_aware_twins() -> None:
 
 @pytest.fixture
 def recorder() -> Iterator[tuple[str, list[bytes]]]:
-    """A loopback server recording each request's bytes up to the end of its headers (plus any body)."""
-    received: list[bytes] = []
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                received.append(data)
-                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", received
-    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
-    listener.close()
-    thread.join(timeout=5)
+    """A loopback server that records each request's bytes up to the end of its headers."""
+    with raw_server() as (base, _, received):
+        yield base, received
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,6 @@ must raise the same error. A last test sends both over a loopback server and com
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -23,6 +21,7 @@ from hypothesis import strategies as st
 
 from resilient_session import ResilientSession, _prepare
 from resilient_session._compat.requests import OriginalSession
+from tests.integration.raw_server import raw_server
 
 URL = "http://127.0.0.1:9/v1/items?q=1"
 
@@ -319,31 +318,8 @@ def test_prepared_requests_share_nothing_mutable() -> None:
 @pytest.fixture
 def recorder() -> Iterator[tuple[str, list[bytes]]]:
     """A loopback server that records each request's bytes up to the end of its headers."""
-    received: list[bytes] = []
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                received.append(data)
-                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", received
-    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
-    listener.close()
-    thread.join(timeout=5)
+    with raw_server() as (base, _, received):
+        yield base, received
 
 
 def test_the_server_receives_the_same_bytes(recorder: tuple[str, list[bytes]], shortcuts: list[bool]) -> None:

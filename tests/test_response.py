@@ -20,35 +20,14 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from resilient_session import ResilientAdapter, ResilientSession, _response
+from tests.integration.raw_server import raw_server as loopback_raw_server
 
 
 @pytest.fixture
 def raw_server() -> Iterator[tuple[str, list[bytes]]]:
     """A loopback server that answers each connection with the next scripted raw response."""
-    script: list[bytes] = []
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                conn.sendall(script.pop(0))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", script
-    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
-    listener.close()
-    thread.join(timeout=5)
+    with loopback_raw_server() as (base, script, _):
+        yield base, script
 
 
 def _jar(jar: Any) -> Any:
