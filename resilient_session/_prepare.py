@@ -60,10 +60,10 @@ _NO_HOOKS: dict[str, list[Any]] = {event: [] for event in HOOKS}
 #: Remembered merges of a session's headers: their (name, value) pairs -> the validated store.
 _session_headers: dict[tuple[Any, ...], OrderedDict[str, tuple[str, Any]] | None] = {}
 _MAX_ENTRIES = 512
-_EMPTY: tuple[Any, ...] = ((), [], {}, None)
 
 
 _steps_now = operator.attrgetter(*_STEP_NAMES)
+_EMPTY_TYPES = (tuple, list, dict, type(None))
 
 
 def prepare_simple(
@@ -82,20 +82,23 @@ def prepare_simple(
         or type(url) is not str
         or request.json is not None
         or request.auth is not None
-        or request.data not in _EMPTY
-        or request.files not in _EMPTY
-        or request.params not in _EMPTY
-        or request.cookies not in _EMPTY
+        # Each "empty" test asks the type first: a value of another type (a stream, a DataFrame) is never
+        # compared or asked its truth. requests.Request makes data=[] and files=[] of None.
+        or type(request.data) not in _EMPTY_TYPES
+        or request.data
+        or type(request.files) not in _EMPTY_TYPES
+        or request.files
+        or type(request.params) not in _EMPTY_TYPES
+        or request.params
+        or type(request.cookies) not in _EMPTY_TYPES
+        or request.cookies
         or session.auth is not None
-        or session.params not in _EMPTY
+        or type(session.params) not in _EMPTY_TYPES
+        or session.params
         or request.hooks != _NO_HOOKS
         or session.hooks != _NO_HOOKS
         or "@" in url
     ):
-        return None
-    # A request's data=[] or files=[] is what requests.Request makes of None; a tuple or dict is compared
-    # by type too, as prepare_body tells an empty list from a stream by its type.
-    if type(request.data) not in _EMPTY_TYPES or type(request.files) not in _EMPTY_TYPES:
         return None
     jar = session.cookies
     if type(jar) is not RequestsCookieJar or not cookie_jar_empty(jar):
@@ -118,9 +121,6 @@ def prepare_simple(
     cookies = RequestsCookieJar()
     stamp_cookie_jar(cookies)  # requests asked it for a Cookie header
     return prepared_without_body(method, prepared_url, headers_from_store(store), cookies)
-
-
-_EMPTY_TYPES = (tuple, list, dict, type(None))
 
 
 def _merged_headers(

@@ -395,3 +395,18 @@ def test_a_bound_request_id_is_sent_and_an_invalid_one_refused_as_requests_refus
         assert session.prepare_request(requests.Request("GET", URL)).headers["X-Request-ID"] == "incoming-7"
     with bind_request_id("bad\r\nInjected: 1"), pytest.raises(requests.exceptions.InvalidHeader):
         session.prepare_request(requests.Request("GET", URL))
+
+
+def test_a_body_whose_truth_is_ambiguous_is_left_to_requests(shortcuts: list[bool]) -> None:
+    class Ambiguous(list[bytes]):  # as a DataFrame: asking its truth or comparing it raises
+        def __bool__(self) -> bool:
+            raise ValueError("ambiguous")
+
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("ambiguous")
+
+        __hash__ = None  # type: ignore[assignment]
+
+    ours, theirs = _both(_session(), lambda: requests.Request("POST", URL, data=Ambiguous([b"a"])))
+    assert ours == theirs
+    assert shortcuts == [False]
