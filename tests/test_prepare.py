@@ -405,7 +405,7 @@ def test_a_body_whose_truth_is_ambiguous_is_left_to_requests(shortcuts: list[boo
         def __eq__(self, other: object) -> bool:
             raise ValueError("ambiguous")
 
-        __hash__ = None  # type: ignore[assignment]
+        __hash__ = None
 
     ours, theirs = _both(_session(), lambda: requests.Request("POST", URL, data=Ambiguous([b"a"])))
     assert ours == theirs
