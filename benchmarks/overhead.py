@@ -80,8 +80,7 @@ times: a C-level call (a dict look-up, a socket read) is not counted.
 Per-feature costs: each row toggles one default off (`breaker=False`, `budget=False`,
 `request_id_header=None`, `tracing=False`, `retry=False`, an adapter without the lazy `.normalized`
 attachment, a session that reads the environment and prepares every request as requests does) and runs
-it back to
-back with the defaults (A B B A); the cost is the median paired difference, with half its
+it back to back with the defaults (A B B A); the cost is the median paired difference, with half its
 interquartile range: on a busy 2-core machine that spread is tens of microseconds, more than most
 features cost. So each feature's own work on the call path is also *timed alone* (no network, best of
 five batches of 50,000), which is the figure to read; the share is of the defaults' CPU per GET. The
