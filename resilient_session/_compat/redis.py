@@ -11,9 +11,17 @@ __all__ = [
     "SocketHook",
     "async_client_from_url",
     "async_client_like",
+    "close_async_client",
     "connection_settings",
     "connections_with",
 ]
+
+
+async def close_async_client(client: Any) -> None:
+    """Close a ``redis.asyncio`` client: ``aclose()`` since redis-py 5.0.1, ``close()`` in 5.0.0 (the
+    oldest version this package supports), where ``aclose`` does not exist yet."""
+    close = getattr(client, "aclose", None) or client.close
+    await close()
 
 
 def connection_settings(client: Any) -> Mapping[str, Any]:

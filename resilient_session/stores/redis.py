@@ -21,6 +21,7 @@ from .._compat.redis import (
     SocketHook,
     async_client_from_url,
     async_client_like,
+    close_async_client,
     connection_settings,
     connections_with,
 )
@@ -265,7 +266,7 @@ class RedisStore(StateStore):
             return
         entry = self._async_clients.pop(loop, None)
         if entry is not None and entry[0] == os.getpid():
-            await entry[1][_CLIENT].aclose()
+            await close_async_client(entry[1][_CLIENT])
 
     def _corrupt(self, key: str, what: str) -> None:
         with self._lock:
