@@ -3,6 +3,7 @@ installed redis-py."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from resilient_session._compat.redis import (  # noqa: E402
     SocketHook,
     async_client_from_url,
     async_client_like,
+    close_async_client,
     connection_settings,
     connections_with,
 )
@@ -78,3 +80,19 @@ def test_an_async_client_like_a_sync_one_connects_where_it_does_with_its_setting
     by_url = async_client_from_url("redis://127.0.0.1:6393/4", {"socket_timeout": 0.5})
     assert by_url.connection_pool.connection_kwargs["db"] == 4
     assert by_url.connection_pool.connection_kwargs["socket_timeout"] == 0.5
+
+
+def test_an_async_client_is_closed_with_the_method_its_version_has() -> None:
+    closed: list[str] = []
+
+    class Old:  # redis-py 5.0.0: close() only
+        async def close(self) -> None:
+            closed.append("close")
+
+    class New(Old):  # 5.0.1 and later: aclose(), close() deprecated
+        async def aclose(self) -> None:
+            closed.append("aclose")
+
+    asyncio.run(close_async_client(Old()))
+    asyncio.run(close_async_client(New()))
+    assert closed == ["close", "aclose"]
