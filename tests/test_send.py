@@ -149,3 +149,21 @@ def test_an_instrumented_session_send_is_called(monkeypatch: pytest.MonkeyPatch)
         url = upstream.script("/plain", Reply(200, b"{}"))
         assert ResilientSession().get(url).status_code == 200
     assert spans == ["GET"]
+
+
+def test_a_mixin_after_the_session_overriding_send_is_called() -> None:
+    sent: list[str] = []
+
+    class Recording(requests.Session):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            sent.append(str(request.url))
+            return super().send(request, **kwargs)
+
+    class Session(ResilientSession, Recording):
+        pass
+
+    with Upstream() as upstream:
+        url = upstream.script("/plain", Reply(200, b"{}"))
+        assert Session().get(url).status_code == 200
+        assert upstream.count("/plain") == 1
+    assert sent == [url]
