@@ -8,6 +8,7 @@ integration by it. Public as :func:`resilient_session.stores.host_key`.
 from __future__ import annotations
 
 import functools
+import re
 from urllib.parse import urlsplit
 
 __all__ = ["host_key"]
@@ -20,17 +21,14 @@ def host_key(url: str) -> str:
 
     Path, query and credentials never enter the key, so it is safe to log.
     """
-    # Every call computes this: cut the origin off with string operations and parse each distinct
-    # origin once (a process talks to few hosts, through many paths).
-    start = url.find("://")
-    if start < 0:
-        return _origin_key(url)
-    end = len(url)
-    for mark in "/?#":
-        found = url.find(mark, start + 3)
-        if 0 <= found < end:
-            end = found
-    return _origin_key(url[:end])
+    # Every call computes this: cut the origin off (up to the first "://", then to the first of "/?#")
+    # with one regular expression, and parse each distinct origin once (a process talks to few hosts,
+    # through many paths).
+    origin = _ORIGIN.match(url)
+    return _origin_key(url if origin is None else origin.group())
+
+
+_ORIGIN = re.compile(r".*?://[^/?#]*", re.DOTALL)
 
 
 @functools.lru_cache(maxsize=1024)

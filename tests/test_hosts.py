@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resilient_session import _hosts, stores
 from resilient_session.stores import host_key
@@ -33,3 +35,24 @@ def test_host_key_is_public_from_stores_and_its_old_module_path_warns() -> None:
     assert old is _hosts.host_key
     assert [w.category for w in caught] == [DeprecationWarning]
     assert "resilient_session.stores" in str(caught[0].message)
+
+
+def _cut_by_finding(url: str) -> str:
+    # The origin cut as it was written before the regular expression: first "://", then "/?#".
+    start = url.find("://")
+    if start < 0:
+        return url
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start + 3)
+        if 0 <= found < end:
+            end = found
+    return url[:end]
+
+
+@given(st.text(alphabet="htps:/?#@[]1.aB\n", max_size=40))
+def test_the_origin_is_cut_where_finding_cut_it(url: str) -> None:
+    from resilient_session._hosts import _ORIGIN
+
+    match = _ORIGIN.match(url)
+    assert (url if match is None else match.group()) == _cut_by_finding(url)

@@ -56,14 +56,15 @@ class MemoryStore(StateStore):
 
     def run(self, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
         with self._lock:
+            data = self._data
             now = self.clock()
-            entry = self._data.get(key)
+            entry = data.get(key)
             state = entry[0] if entry is not None and entry[1] > now else None
             state, result = op.apply(state, args, now)
-            if state is None:
-                self._data.pop(key, None)
-            else:
-                self._data[key] = (state, now + self.ttl)
+            if state is not None:
+                data[key] = (state, now + self.ttl)
+            elif entry is not None:
+                del data[key]
             self._ops += 1
             if self._ops % self._SWEEP_EVERY == 0:
                 self._sweep(now)
