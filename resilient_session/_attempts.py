@@ -305,7 +305,10 @@ def _timeout_of(pair: tuple[Any, ...]) -> Any:
     """``TimeoutSauce(connect=, read=)`` of *pair*, as requests' send builds it, remembered; *pair* itself
     when requests would refuse it (requests' send then raises its own error)."""
     key = (pair, *map(type, pair))
-    found = _timeouts.get(key)
+    try:
+        found = _timeouts.get(key)
+    except TypeError:  # an unhashable part: requests' send refuses it with its own error
+        return pair
     if found is None:
         if len(pair) != 2:
             return pair

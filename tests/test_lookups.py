@@ -167,3 +167,15 @@ def test_wrapped_methods_of_requests_are_called(monkeypatch: pytest.MonkeyPatch)
         for _ in range(2):
             assert ResilientSession().get(url).status_code == 200
     assert seen == ["connection", "url"] * 2
+
+
+def test_a_timeout_requests_refuses_is_refused_as_requests_refuses_it() -> None:
+    with Upstream() as upstream:
+        url = upstream.script("/t", Reply(200, b"{}"))
+        for bad in ((1, [2]), (1, 2, 3), ("a", 1)):
+            with pytest.raises(ValueError) as ours:
+                ResilientSession(retry=False).get(url, timeout=bad)
+            with pytest.raises(ValueError) as theirs:
+                requests.Session().get(url, timeout=bad)
+            assert type(ours.value) is type(theirs.value)
+        assert upstream.count("/t") == 0
