@@ -172,7 +172,8 @@ def test_wrapped_methods_of_requests_are_called(monkeypatch: pytest.MonkeyPatch)
 def test_a_timeout_requests_refuses_is_refused_as_requests_refuses_it() -> None:
     with Upstream() as upstream:
         url = upstream.script("/t", Reply(200, b"{}"))
-        for bad in ((1, [2]), (1, 2, 3), ("a", 1)):
+        bad_timeouts: list[Any] = [(1, [2]), (1, 2, 3), ("a", 1)]
+        for bad in bad_timeouts:
             with pytest.raises(ValueError) as ours:
                 ResilientSession(retry=False).get(url, timeout=bad)
             with pytest.raises(ValueError) as theirs:
