@@ -37,7 +37,7 @@ from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 
-__all__ = ["DEFAULT_TIMEOUT", "TimeoutArg", "guarded_send", "policies"]
+__all__ = ["DEFAULT_TIMEOUT", "TimeoutArg", "guarded_send", "may_go", "policies"]
 
 log = logging.getLogger("resilient_session")
 
@@ -343,7 +343,7 @@ def _after_answer(
     quota = current_gate(call)
     if quota is not None:
         quota.answered(raw.headers, raw.status)
-    wait = _may_go(decision, call, raw.status) if isinstance(decision, _decide.Retrying) else None
+    wait = may_go(decision, call, raw.status) if isinstance(decision, _decide.Retrying) else None
     if isinstance(decision, _decide.Retrying) and wait is not None:
         _drain(raw)
         _wait(wait, call, mocked)
@@ -384,7 +384,7 @@ def _after_failed_attempt(
     method = request.method or call.method
     url = url or attempt.url or request.url or call.raw_url
     decision = _decide.after_error(chain, method, url, error, pool)
-    wait = _may_go(decision, call, None) if isinstance(decision, _decide.Retrying) else None
+    wait = may_go(decision, call, None) if isinstance(decision, _decide.Retrying) else None
     if isinstance(decision, _decide.Retrying) and wait is not None:
         _wait(wait, call, mocked)
         _rewind(request)
@@ -447,7 +447,7 @@ def _after_broken_body(
     decision = _decide.after_error(
         chain, method, request.url or call.raw_url, _decide.broken_body_cause(broken)
     )
-    wait = _may_go(decision, call, None) if isinstance(decision, _decide.Retrying) else None
+    wait = may_go(decision, call, None) if isinstance(decision, _decide.Retrying) else None
     if not isinstance(decision, _decide.Retrying) or wait is None:
         raise typed(first_break, call, request)
     _wait(wait, call, mocked)
@@ -455,7 +455,7 @@ def _after_broken_body(
     return decision.chain
 
 
-def _may_go(decision: _decide.Retrying, call: CallState, status: int | None) -> float | None:
+def may_go(decision: _decide.Retrying, call: CallState, status: int | None) -> float | None:
     """The wait before the retry *decision*, when the deadline, the retry gates and the rate limit let it
     go (counted then); ``None`` when they do not."""
     remaining = call.remaining()

@@ -27,6 +27,7 @@ __all__ = [
     "check_attributes",
     "check_options",
     "check_session_option",
+    "policy_option",
     "session_option_problem",
     "show",
 ]
@@ -212,6 +213,18 @@ def session_option_problem(name: str, value: Any, *, python: bool = True) -> tup
         expected = f"expected one of {', '.join(show(p) for p in DRIFT_POLICIES)}; got {show(value)}"
         return "", expected, not isinstance(value, str)
     raise KeyError(name)
+
+
+def policy_option(value: Any, cls: type[Any], name: str) -> Any:
+    """A policy option of a session or transport (``breaker=``, ``budget=`` ...): *cls*'s default for
+    ``True``, ``None`` for ``False``/``None``, the policy itself; anything else is a ``TypeError``."""
+    if value is True:
+        return cls()
+    if value is False or value is None:
+        return None
+    if isinstance(value, cls):
+        return value
+    raise TypeError(f"{name} must be a {cls.__name__}, True, False or None, not {type(value).__name__}")
 
 
 def check_session_option(name: str, value: Any) -> None:

@@ -16,7 +16,7 @@ from urllib3.util.retry import Retry
 from . import _degrade, _environ, _prepare, _send
 from ._call import CallState, carry, current_call, drop, enter, leave
 from ._compat.requests import OriginalSession
-from ._options import check_session_option
+from ._options import check_session_option, policy_option
 from ._redact import redact_url
 from ._subclassing import (
     class_value,
@@ -270,7 +270,7 @@ class ResilientSession(OriginalSession):
 
     @breaker.setter
     def breaker(self, value: CircuitBreaker | bool | None) -> None:
-        self._breaker: CircuitBreaker | None = _policy(value, CircuitBreaker, "breaker")
+        self._breaker: CircuitBreaker | None = policy_option(value, CircuitBreaker, "breaker")
 
     @property
     def budget(self) -> RetryBudget | None:
@@ -279,7 +279,7 @@ class ResilientSession(OriginalSession):
 
     @budget.setter
     def budget(self, value: RetryBudget | bool | None) -> None:
-        self._budget: RetryBudget | None = _policy(value, RetryBudget, "budget")
+        self._budget: RetryBudget | None = policy_option(value, RetryBudget, "budget")
 
     @property
     def bulkhead(self) -> Bulkhead | None:
@@ -288,7 +288,7 @@ class ResilientSession(OriginalSession):
 
     @bulkhead.setter
     def bulkhead(self, value: Bulkhead | bool | None) -> None:
-        self._bulkhead: Bulkhead | None = _policy(value, Bulkhead, "bulkhead")
+        self._bulkhead: Bulkhead | None = policy_option(value, Bulkhead, "bulkhead")
 
     @property
     def rate_limit(self) -> RateLimit | None:
@@ -297,7 +297,7 @@ class ResilientSession(OriginalSession):
 
     @rate_limit.setter
     def rate_limit(self, value: RateLimit | bool | None) -> None:
-        self._rate_limit: RateLimit | None = _policy(value, RateLimit, "rate_limit")
+        self._rate_limit: RateLimit | None = policy_option(value, RateLimit, "rate_limit")
 
     @property
     def timeout(self) -> TimeoutArg:
@@ -715,16 +715,6 @@ _PROPERTIES = frozenset(
         *("allowed_origins", "rate_limit"),
     }
 )
-
-
-def _policy(value: Any, cls: type[Any], name: str) -> Any:
-    if value is True:
-        return cls()
-    if value is False or value is None:
-        return None
-    if isinstance(value, cls):
-        return value
-    raise TypeError(f"{name} must be a {cls.__name__}, True, False or None, not {type(value).__name__}")
 
 
 def _seconds(value: Any, name: str) -> float | None:

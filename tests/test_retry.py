@@ -133,7 +133,7 @@ def test_a_retry_gate_can_veto() -> None:
     call.retry_gates.append(lambda _call, reason: reasons.append(reason) or False)  # type: ignore[func-returns-value]
     decision = _decide.after_status(RetryPolicy(), "GET", "/x", _response(503))
     assert isinstance(decision, _decide.Retrying)
-    assert not _attempts._may_go(decision, call, 503)
+    assert not _attempts.may_go(decision, call, 503)
     assert reasons == ["status 503"]
     assert call.attempts == 1
 

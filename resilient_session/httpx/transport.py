@@ -24,12 +24,12 @@ from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
 from .. import _decide, _fork
-from .._attempts import _may_go as may_go
+from .._attempts import may_go
 from .._call import CallObserver, CallState, current_call, enter, leave
 from .._compat.httpx import set_read_body
 from .._decide import reason_for, with_idempotency_key
 from .._hosts import host_key
-from .._options import check_session_option
+from .._options import check_session_option, policy_option
 from .._quota import QuotaGate, current_gate, gate_for
 from ..errors import BulkheadFullError, CircuitOpenError, QuotaExceededError
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
@@ -93,10 +93,10 @@ class TransportPolicies:
             raise ValueError(f"max_response_size must be a number of bytes or None, not {size!r}")
         self.retry: Retry = as_retry_policy(retry)
         self.deadline = None if deadline is None else float(deadline)
-        self.breaker: CircuitBreaker | None = _policy(breaker, CircuitBreaker, "breaker")
-        self.budget: RetryBudget | None = _policy(budget, RetryBudget, "budget")
-        self.bulkhead: Bulkhead | None = _policy(bulkhead, Bulkhead, "bulkhead")
-        self.rate_limit: RateLimit | None = _policy(rate_limit, RateLimit, "rate_limit")
+        self.breaker: CircuitBreaker | None = policy_option(breaker, CircuitBreaker, "breaker")
+        self.budget: RetryBudget | None = policy_option(budget, RetryBudget, "budget")
+        self.bulkhead: Bulkhead | None = policy_option(bulkhead, Bulkhead, "bulkhead")
+        self.rate_limit: RateLimit | None = policy_option(rate_limit, RateLimit, "rate_limit")
         self.max_response_size = max_response_size
         self.base_url = base_url
         self.normalizer = normalizer
@@ -112,16 +112,6 @@ class TransportPolicies:
 
 def _awaitable(store: StateStore) -> bool:
     return isinstance(store, MemoryStore) or type(store).arun is not StateStore.arun
-
-
-def _policy(value: Any, cls: type[Any], name: str) -> Any:
-    if value is True:
-        return cls()
-    if value is False or value is None:
-        return None
-    if isinstance(value, cls):
-        return value
-    raise TypeError(f"{name} must be a {cls.__name__}, True, False or None, not {type(value).__name__}")
 
 
 def _scope(name: str | None, host: str) -> str:
