@@ -30,14 +30,15 @@ from ._compat.requests import body_position, mark_consumed
 from ._compat.urllib3 import timeout_parts
 from ._failures import as_requests_error, deadline_error, too_large, typed
 from ._hosts import host_key
-from ._quota import GATE_KEY, current_gate, open_gate
+from ._quota import GATE_KEY, current_gate, open_gate, run_gate_steps
 from ._response import read_content
 from .normalization.body import Overflow, read_bounded
 from .policies.breaker import CircuitBreaker
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
+from .stores.base import OpSteps
 
-__all__ = ["DEFAULT_TIMEOUT", "TimeoutArg", "guarded_send", "may_go", "policies"]
+__all__ = ["DEFAULT_TIMEOUT", "TimeoutArg", "guarded_send", "may_go", "may_go_steps", "policies"]
 
 log = logging.getLogger("resilient_session")
 
@@ -458,6 +459,13 @@ def _after_broken_body(
 def may_go(decision: _decide.Retrying, call: CallState, status: int | None) -> float | None:
     """The wait before the retry *decision*, when the deadline, the retry gates and the rate limit let it
     go (counted then); ``None`` when they do not."""
+    return run_gate_steps(call, may_go_steps(decision, call, status))
+
+
+def may_go_steps(decision: _decide.Retrying, call: CallState, status: int | None) -> OpSteps[float | None]:
+    """:func:`may_go` as steps: the rate limit's store op for the retry's slot is yielded (an async
+    caller awaits it); the retry gates are asked synchronously (an async caller pays the retry budget
+    ahead, see :meth:`~resilient_session.policies.budget.BudgetGate.pay_steps`)."""
     remaining = call.remaining()
     if not _decide.allowed_by_deadline(decision.wait, remaining, call.expired):
         log.debug(
@@ -475,7 +483,7 @@ def may_go(decision: _decide.Retrying, call: CallState, status: int | None) -> f
     quota = current_gate(call)
     if quota is not None:
         # The retry takes its slot in the rate limit too; none in time ends the call as above.
-        slot = quota.before_retry(call, wait)
+        slot = yield from quota.before_retry_steps(call, wait)
         if slot is None:
             return None
         wait = slot

@@ -7,15 +7,31 @@ force and keeps it in the call's state, where the retry policy finds it before e
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ._call import CallState
 from .errors import QuotaExceededError
 from .policies.quota_headers import Quota, parse_quota
 from .policies.ratelimit import RateLimit, rate_text
+from .stores.base import AtomicOp, OpSteps, Result, run_steps
 
-__all__ = ["GATE_KEY", "KEPT_FOR_CALL", "QuotaGate", "current_gate", "gate_for", "open_gate"]
+__all__ = [
+    "GATE_KEY",
+    "KEPT_FOR_CALL",
+    "QuotaGate",
+    "SlotSteps",
+    "current_gate",
+    "gate_for",
+    "open_gate",
+    "run_gate_steps",
+]
+
+_T = TypeVar("_T")
+
+#: The steps of waiting for a slot: each store op ``(op, key, args)``, answered with its result, and each
+#: wait in seconds (a ``float``), answered with ``None`` once the caller slept it; the value returned.
+SlotSteps = Generator[tuple[AtomicOp, str, Sequence[float]] | float, Any, _T]
 
 #: A call waits for its slot only if, after the wait, at least this share of its time left remains for
 #: the call itself: a slot at the very end of the deadline would only make the call time out there.
@@ -43,22 +59,35 @@ class QuotaGate:
     def take(self, call: CallState, request: Any) -> None:
         """Wait for the first attempt's slot, or raise :class:`~resilient_session.errors.QuotaExceededError`
         at once (nothing sent) when it does not come within the call's time."""
-        for wait in self.waits(call, request):
-            time.sleep(wait)
+        store = self.policy.store
+        steps = self.take_steps(call, request)
+        answer: Result | None = None
+        while True:
+            try:
+                step = steps.send(answer)
+            except StopIteration:
+                return
+            if isinstance(step, float):
+                time.sleep(step)
+                answer = None
+            else:
+                answer = store.run(*step)
 
-    def waits(self, call: CallState, request: Any) -> Iterator[float]:
-        """:meth:`take` as steps: yields each wait for the caller to sleep (an async caller awaits it);
-        the store is asked inside ``next()``."""
-        slot = self.policy.acquire(self.key, _max_wait(call))
+    def take_steps(self, call: CallState, request: Any) -> SlotSteps[None]:
+        """:meth:`take` as steps, written once for a thread and a task: it yields each store op
+        ``(op, key, args)`` (answer: its result, from ``store.run`` or ``await store.arun``) and each
+        wait in seconds, a ``float`` (answer: ``None`` once slept, by ``time.sleep`` or ``anyio.sleep``)."""
+        slot = yield from self.policy.acquire_steps(self.key, _max_wait(call))
         for _ in range(_RECHECKS):
             if not slot.granted or slot.wait <= 0:
                 break
             yield from self._waiting(slot.wait)
             # While this call slept, an answer may have told every caller to hold back (a 429, nothing
             # left): its slot is void, it queues again behind the hold instead of sending into it.
-            if self.policy.state(self.key).hold <= 0:
+            state = yield from self.policy.state_steps(self.key)
+            if state.hold <= 0:
                 return
-            slot = self.policy.acquire(self.key, _max_wait(call))
+            slot = yield from self.policy.acquire_steps(self.key, _max_wait(call))
         if not slot.granted:
             scope = self.key.split("#", 1)[0]
             held = " (the upstream holds every call back)" if slot.hold > 0 else ""
@@ -77,7 +106,11 @@ class QuotaGate:
     def before_retry(self, call: CallState, delay: float) -> float | None:
         """The wait before the next retry (at least *delay*, the retry policy's own), its slot
         reserved; ``None`` when the limit has no slot for it within the call's time."""
-        slot = self.policy.acquire(self.key, _max_wait(call), after=delay)
+        return run_steps(self.policy.store, self.before_retry_steps(call, delay))
+
+    def before_retry_steps(self, call: CallState, delay: float) -> OpSteps[float | None]:
+        """:meth:`before_retry` as the store op it takes."""
+        slot = yield from self.policy.acquire_steps(self.key, _max_wait(call), after=delay)
         if not slot.granted:
             return None
         self.waited += max(0.0, slot.wait - delay)
@@ -86,10 +119,14 @@ class QuotaGate:
 
     def answered(self, headers: Mapping[str, str], status: int) -> None:
         """Learn from a response's *headers* and *status*."""
+        run_steps(self.policy.store, self.answered_steps(headers, status))
+
+    def answered_steps(self, headers: Mapping[str, str], status: int) -> OpSteps[None]:
+        """:meth:`answered` as the store op it takes (none when the answer says nothing to learn)."""
         quota = parse_quota(headers, status)
         if quota is not None:
             self.quota = quota
-        self.policy.learn_from(self.key, quota, status, age=time.monotonic() - self.sent_at)
+        yield from self.policy.learn_steps(self.key, quota, status, age=time.monotonic() - self.sent_at)
 
     def attributes(self) -> dict[str, float]:
         """The last known quota and the time waited, as span attributes (``resilient_session.quota.*``)."""
@@ -102,7 +139,7 @@ class QuotaGate:
                     found[f"resilient_session.quota.{name}"] = value
         return found
 
-    def _waiting(self, wait: float) -> Iterator[float]:
+    def _waiting(self, wait: float) -> Generator[float, None, None]:
         if wait > 0:
             self.waited += wait
             yield wait
@@ -134,6 +171,20 @@ def gate_for(policy: RateLimit | None, call: CallState, request: Any) -> QuotaGa
     gate = QuotaGate(policy, policy.key_for(str(request.url or ""), request.headers))
     call.extras[GATE_KEY] = gate
     return gate
+
+
+def run_gate_steps(call: CallState, steps: OpSteps[_T]) -> _T:
+    """Drive *steps*, a decision of *call* whose only store ops are its rate limit's (its gate's), with
+    that store's ``run``; without a gate they ask no store."""
+    gate = current_gate(call)
+    if gate is not None:
+        return run_steps(gate.policy.store, steps)
+    try:
+        step = next(steps)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    steps.close()
+    raise RuntimeError(f"a store op ({step[0].name}) asked for a call with no rate limit")
 
 
 def current_gate(call: CallState | None) -> QuotaGate | None:

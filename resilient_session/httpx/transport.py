@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -24,13 +24,13 @@ from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
 from .. import _decide, _fork
-from .._attempts import may_go
+from .._attempts import may_go_steps
 from .._call import CallObserver, CallState, current_call, enter, leave
 from .._compat.httpx import set_read_body
 from .._decide import reason_for, with_idempotency_key
 from .._hosts import host_key
 from .._options import check_session_option, policy_option
-from .._quota import QuotaGate, current_gate, gate_for
+from .._quota import QuotaGate, SlotSteps, current_gate, gate_for, run_gate_steps
 from ..errors import BulkheadFullError, CircuitOpenError, QuotaExceededError
 from ..normalization.view import DEFAULT_NORMALIZER, Normalizer
 from ..policies.breaker import CircuitBreaker, Permit
@@ -38,7 +38,7 @@ from ..policies.budget import BudgetGate, RetryBudget
 from ..policies.bulkhead import Bulkhead
 from ..policies.ratelimit import RateLimit
 from ..retry import as_retry_policy
-from ..stores.base import StateStore, arun_steps, run_steps
+from ..stores.base import AtomicOp, OpSteps, Result, StateStore, arun_steps, run_steps
 from ..stores.memory import MemoryStore
 from . import _core
 from .errors import HTTPXResponseTooLarge, HTTPXRetryExhausted, context
@@ -104,10 +104,8 @@ class TransportPolicies:
         #: Every store is this process's memory: asking the policies costs microseconds and no I/O.
         self.local = all(isinstance(store, MemoryStore) for store in stores)
         #: Every store op of the async transport can be awaited (memory, or a store with async ops
-        #: such as RedisStore's); a rate limit's schedule in such a store is still asked in a thread.
-        self.awaitable = all(_awaitable(store) for store in stores) and (
-            self.rate_limit is None or isinstance(self.rate_limit.store, MemoryStore)
-        )
+        #: such as RedisStore's): no worker thread asks the policies.
+        self.awaitable = all(_awaitable(store) for store in stores)
 
 
 def _awaitable(store: StateStore) -> bool:
@@ -311,12 +309,13 @@ class Close(NamedTuple):
 
 
 class Decide(NamedTuple):
-    """Ask the retry policy (and through it the call's gates: retry budget, circuit); answer what
-    ``decide()`` returns. It may ask the policies' store: the async transport pays the retry budget
-    ahead through the store's async ops (the retry's *reason* sets its cost), or runs it off the event
-    loop for a store with no async ops."""
+    """Ask the retry policy (and through it the call's gates: retry budget, circuit, rate limit); answer
+    the value ``decide()``'s steps return. Its steps yield the rate limit's store ops (what the answer
+    taught, the retry's slot), which the async transport awaits; the retry budget's store it pays ahead
+    through the store's async ops (the retry's *reason* sets its cost). A transport whose stores have
+    no async ops runs the decision off the event loop."""
 
-    decide: Callable[[], Next | None]
+    decide: Callable[[], OpSteps[Next | None]]
     reason: str = ""
 
 
@@ -415,22 +414,23 @@ def _next(
     *,
     response: HTTPResponse | None = None,
     error: Exception | None = None,
-) -> Next | None:
+) -> OpSteps[Next | None]:
     """The decision after an attempt, as the requests session takes it: the policy's (``_decide``),
     then the deadline, the retry gates (budget, circuit) and the rate limit (``may_go``, which counts
-    and logs the retry); ``None`` to stop (retries used up, not retryable, or refused)."""
+    and logs the retry); ``None`` to stop (retries used up, not retryable, or refused). As steps: the
+    rate limit's store ops are yielded (see :func:`~resilient_session._quota.run_gate_steps`)."""
     decision: _decide.Retrying | _decide.Stop | None
     if response is not None:
         decision = _decide.after_status(chain, method, url, response)
         quota = current_gate(call)
         if decision is not None and quota is not None:
-            quota.answered(response.headers, response.status)
+            yield from quota.answered_steps(response.headers, response.status)
     else:
         assert error is not None
         decision = _decide.after_error(chain, method, url, error)
     if not isinstance(decision, _decide.Retrying):
         return None
-    wait = may_go(decision, call, response.status if response is not None else None)
+    wait = yield from may_go_steps(decision, call, response.status if response is not None else None)
     if wait is None:
         return None
     remaining = call.remaining()
@@ -575,7 +575,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             hop.give_back(call, holding)
         await self._record(hop, response=response)
         if quota is not None:
-            await self._off_loop(quota.answered, response.headers, response.status_code)
+            await self._gate_steps(call, quota.answered_steps(response.headers, response.status_code))
         return response
 
     async def _record_failure(
@@ -621,11 +621,13 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
     async def _decide(self, step: Decide, call: CallState) -> Next | None:
         """The retry policy's decision. With the budget in a store with async ops, the retry's tokens
         are taken first by awaiting the store (the decision, synchronous, asks the gate, which answers
-        with them), and given back if the decision stopped before it asked."""
+        with them), and given back if the decision stopped before it asked. The rate limit's ops (what
+        the answer taught, the retry's slot) are awaited where the decision asks them: a slot is
+        reserved only for a retry the other gates let go."""
         if self.policies.local:
-            return step.decide()
+            return run_gate_steps(call, step.decide())
         if not self.policies.awaitable:
-            return await anyio.to_thread.run_sync(step.decide)
+            return await anyio.to_thread.run_sync(run_gate_steps, call, step.decide())
         gates = [
             gate
             for gate in call.retry_gates
@@ -634,7 +636,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         for gate in gates:
             await arun_steps(gate.budget.store, gate.pay_steps(step.reason))
         try:
-            return step.decide()
+            return await self._gate_steps(call, step.decide())
         finally:
             with anyio.CancelScope(shield=True):
                 for gate in gates:
@@ -647,13 +649,22 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         gate = gate_for(self.policies.rate_limit, call, request)
         if gate is None:
             return None
-        waits = gate.waits(call, request)
+        store = gate.policy.store
+        steps: SlotSteps[None] = gate.take_steps(call, request)
+        answer: Result | None = None
         try:
-            while (wait := await self._off_loop(next, waits, None)) is not None:
-                await anyio.sleep(wait)
+            while True:
+                try:
+                    step = steps.send(answer)
+                except StopIteration:
+                    return gate
+                if isinstance(step, float):
+                    await anyio.sleep(step)
+                    answer = None
+                else:
+                    answer = await self._store_op(store, *step)
         except QuotaExceededError as exc:
             raise _core.typed(exc, call, request) from None
-        return gate
 
     async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
         """The hop's attempts, each holding one of the pool's connection slots from its send until its
@@ -668,13 +679,24 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         finally:
             holder.release()
 
-    async def _off_loop(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """``func(*args, **kwargs)`` (a rate limit's step): inline when its state is in memory, else in a
-        worker thread (a Redis round trip, bounded by the store's ``op_timeout``, must not stall the
-        loop)."""
+    async def _store_op(self, store: StateStore, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
+        """One of the rate limit's store ops: inline when the state is in memory, awaited through the
+        store's async ops (RedisStore's), else in a worker thread (a Redis round trip, bounded by the
+        store's ``op_timeout``, must not stall the loop)."""
+        if self.policies.local:
+            return store.run(op, key, args)
         if self.policies.awaitable:
-            return func(*args, **kwargs)
-        return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
+            return await store.arun(op, key, args)
+        return await anyio.to_thread.run_sync(store.run, op, key, args)
+
+    async def _gate_steps(self, call: CallState, steps: OpSteps[_T]) -> _T:
+        """Drive *steps* whose store ops are the rate limit's of *call* (see :meth:`_store_op`)."""
+        gate = current_gate(call)
+        if gate is None or self.policies.local:
+            return run_gate_steps(call, steps)
+        if self.policies.awaitable:
+            return await arun_steps(gate.policy.store, steps)
+        return await anyio.to_thread.run_sync(run_steps, gate.policy.store, steps)
 
     async def _run(
         self, plan: Plan, call: CallState, request: httpx.Request, slot: _SlotHolder | None = None
@@ -908,7 +930,7 @@ class ResilientTransport(httpx.BaseTransport):
             elif isinstance(step, Sleep):
                 time.sleep(step.seconds)
             elif isinstance(step, Decide):
-                answer = step.decide()
+                answer = run_gate_steps(call, step.decide())
             elif isinstance(step, Read):
                 try:
                     _read(step.response, self.policies.max_response_size, call, request)

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 from .._hosts import host_key
 from .._numbers import MAX_WAIT
 from .._options import Option, check_attributes
-from ..stores.base import AtomicOp, Result, StateStore
+from ..stores.base import AtomicOp, OpSteps, Result, StateStore, run_steps
 from ..stores.memory import default_store
 from .quota_headers import Quota
 
@@ -190,8 +190,14 @@ class RateLimit:
         """Reserve the first slot of *key* at least *after* seconds from now, if it comes within
         *max_wait* seconds (default and upper bound: ``max_wait``); the caller sleeps ``wait`` before
         sending. Nothing is reserved when the slot is refused."""
+        return run_steps(self.store, self.acquire_steps(key, max_wait, after=after))
+
+    def acquire_steps(
+        self, key: str, max_wait: float | None = None, *, after: float = 0.0
+    ) -> OpSteps[QuotaSlot]:
+        """:meth:`acquire` as the store op it takes (see :data:`~resilient_session.stores.base.OpSteps`)."""
         bound = self.max_wait if max_wait is None else max(0.0, min(max_wait, self.max_wait))
-        granted, wait, rate, hold = self.store.run(
+        granted, wait, rate, hold = yield (
             _ACQUIRE,
             "quota:" + key,
             (self.static_rate or 0.0, float(self.burst), bound, float(self.learn_upwards), max(0.0, after)),
@@ -205,6 +211,10 @@ class RateLimit:
         """Record what a response to a call of *key* said: its *quota* (parsed headers) and *status*;
         *age* is how long ago the call was sent (a 429 to a call sent before the last slow-down does
         not slow down again)."""
+        run_steps(self.store, self.learn_steps(key, quota, status, age))
+
+    def learn_steps(self, key: str, quota: Quota | None, status: int, age: float = 0.0) -> OpSteps[None]:
+        """:meth:`learn_from` as the store op it takes (none when the answer says nothing to learn)."""
         throttled = status == 429 and self.adaptive
         if quota is None and not throttled:
             return
@@ -223,7 +233,7 @@ class RateLimit:
                 hold = max(hold, quota.retry_after)
         if limit < 0 and hold < 0 and not throttled:
             return
-        self.store.run(
+        yield (
             _LEARN,
             "quota:" + key,
             (limit, window, reset, hold, float(throttled), max(0.0, age), self.headroom, remaining),
@@ -231,8 +241,12 @@ class RateLimit:
 
     def state(self, key: str) -> QuotaState:
         """The rate in force for *key* now, its parts, and the seconds every call is held back."""
+        return run_steps(self.store, self.state_steps(key))
+
+    def state_steps(self, key: str) -> OpSteps[QuotaState]:
+        """:meth:`state` as the store op it takes."""
         static = self.static_rate
-        learned, adaptive, hold = self.store.run(_SNAPSHOT, "quota:" + key, ())
+        learned, adaptive, hold = yield (_SNAPSHOT, "quota:" + key, ())
         if learned > 0 and static is not None and not self.learn_upwards:
             rate: float | None = min(static, learned)
         elif learned > 0:
