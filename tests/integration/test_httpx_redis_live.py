@@ -1,5 +1,5 @@
-"""The async client with policies in Redis: the same keys and scripts as the sync session, and a stalled
-Redis never stalls the event loop."""
+"""The async client with policies in Redis (breaker, budget, rate limit): the same keys and scripts as the
+sync session, no worker thread, and a stalled Redis never stalls the event loop."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ import pytest
 import redis
 
 import resilient_session as rs
-from resilient_session import CircuitBreaker, RetryBudget
-from resilient_session.httpx import AsyncResilientClient, HTTPXCircuitOpen
-from resilient_session.policies import CircuitState
+from resilient_session import CircuitBreaker, RetryBudget, RetryPolicy
+from resilient_session.errors import QuotaExceededError
+from resilient_session.httpx import AsyncResilientClient, HTTPXCircuitOpen, HTTPXQuotaExceeded
+from resilient_session.policies import CircuitState, RateLimit
 from resilient_session.policies.budget import _WITHDRAW
 from resilient_session.policies.circuit import _ACQUIRE, _RECORD
 from resilient_session.stores import RedisStore
@@ -307,3 +308,203 @@ async def test_a_store_built_on_a_client_object_is_asked_through_an_async_twin_o
     assert route is not None and view.state(route).state is CircuitState.OPEN
     await store.aclose()
     client.close()
+
+
+# -- the rate limit in Redis: its schedule awaited through redis.asyncio, shared with sync sessions ----
+
+
+def _arrivals(server: RawServer) -> list[float]:
+    with server.lock:
+        return [received.at for received in server.received]
+
+
+async def test_an_async_client_takes_its_rate_limit_slots_from_redis_without_a_thread(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    store = RedisStore(redis_server.url, prefix=prefix)
+    limit = RateLimit(calls=5, name="paced", adaptive=False, store=store)  # one call every 0.2 s
+    # The first call is retried: its retry takes a slot of its own, asked inside the retry decision.
+    server.script(answer(503), answer(200))
+    async with AsyncResilientClient(rate_limit=limit, retry=RetryPolicy(1, backoff_factor=0)) as c:
+        assert c.resilient_transport.policies.awaitable
+        for _ in range(3):
+            assert (await c.get(server.url + "/x")).status_code == 200
+    assert no_worker_threads == []
+    assert not store.degraded
+    times = _arrivals(server)
+    assert len(times) == 4
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.2 - 0.03, gaps
+    # The schedule is in Redis, where a sync store (another process) finds it: the next slot is taken.
+    raw = redis.Redis.from_url(redis_server.url)
+    assert raw.exists(f"{prefix}:quota:paced") == 1
+    raw.close()
+    view = RateLimit(calls=5, name="paced", adaptive=False, store=RedisStore(redis_server.url, prefix=prefix))
+    assert view.acquire("paced", max_wait=0.0).wait > 0.05
+    await store.aclose()
+
+
+async def test_a_sync_session_and_an_async_client_share_one_schedule_in_redis(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    # Two stores, two callers: as two processes of a fleet would see one integration's quota.
+    async_store, sync_store = (
+        RedisStore(redis_server.url, prefix=prefix),
+        RedisStore(redis_server.url, prefix=prefix),
+    )
+    server.script(answer(200))
+    session = rs.ResilientSession(rate_limit=RateLimit(calls=5, name="shared", store=sync_store))
+    async_limit = RateLimit(calls=5, name="shared", store=async_store)
+    failures: list[BaseException] = []
+
+    def sync_calls() -> None:
+        try:
+            for _ in range(3):
+                assert session.get(server.url + "/sync").status_code == 200
+        except BaseException as exc:  # seen by the test below
+            failures.append(exc)
+
+    async with AsyncResilientClient(rate_limit=async_limit, retry=False) as c:
+        thread = threading.Thread(target=sync_calls)  # the session's own thread, not anyio's
+        thread.start()
+        for _ in range(3):
+            assert (await c.get(server.url + "/async")).status_code == 200
+        await anyio.to_thread.run_sync(thread.join)
+    session.close()
+    assert failures == []
+    assert no_worker_threads == [thread.join]  # the join above; the async client's slots took none
+    with server.lock:
+        paths = sorted(received.path for received in server.received)
+    assert paths == ["/async"] * 3 + ["/sync"] * 3
+    times = sorted(_arrivals(server))
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # Alone, each caller would send its three calls 0.2 s apart, side by side with the other's.
+    assert min(gaps) >= 0.2 - 0.03, gaps
+    assert times[-1] - times[0] >= 5 * 0.2 - 0.05
+    assert not async_store.degraded and not sync_store.degraded
+    await async_store.aclose()
+
+
+async def test_a_retry_after_learned_by_the_async_client_holds_the_sync_session_back(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    async_store, sync_store = (
+        RedisStore(redis_server.url, prefix=prefix),
+        RedisStore(redis_server.url, prefix=prefix),
+    )
+    server.script(answer(429, headers={"Retry-After": "30"}))
+    async with AsyncResilientClient(rate_limit=RateLimit(name="held", store=async_store), retry=False) as c:
+        assert (await c.get(server.url + "/x")).status_code == 429
+    assert no_worker_threads == []
+    session = rs.ResilientSession(rate_limit=RateLimit(name="held", store=sync_store), deadline=2.0)
+    started = time.monotonic()
+    with pytest.raises(QuotaExceededError) as caught:
+        session.get(server.url + "/x")
+    assert time.monotonic() - started < 0.05
+    assert caught.value.retry_after == pytest.approx(30, abs=1)
+    session.close()
+    assert server.count == 1  # the sync session sent nothing
+    await async_store.aclose()
+
+
+async def test_a_retry_after_learned_by_a_sync_session_holds_the_async_client_back(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    async_store, sync_store = (
+        RedisStore(redis_server.url, prefix=prefix),
+        RedisStore(redis_server.url, prefix=prefix),
+    )
+    server.script(answer(429, headers={"Retry-After": "30"}))
+    session = rs.ResilientSession(rate_limit=RateLimit(name="held", store=sync_store), retry=False)
+    assert session.get(server.url + "/x").status_code == 429
+    session.close()
+    async with AsyncResilientClient(rate_limit=RateLimit(name="held", store=async_store), deadline=2.0) as c:
+        started = time.monotonic()
+        with pytest.raises(HTTPXQuotaExceeded) as caught:
+            await c.get(server.url + "/x")
+        assert time.monotonic() - started < 0.05
+    assert caught.value.retry_after == pytest.approx(30, abs=1)
+    assert server.count == 1  # the async client sent nothing
+    assert no_worker_threads == []
+    await async_store.aclose()
+
+
+async def test_a_retry_after_on_a_retried_429_is_learned_in_the_decision_and_delays_the_retry(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    store = RedisStore(redis_server.url, prefix=prefix)
+    server.script(answer(429, headers={"Retry-After": "1"}), answer(200))
+    # The retry policy alone would wait no more than 0.1 s; the hold learned from the 429 says 1 s.
+    retry = RetryPolicy(1, backoff_factor=0, respect_retry_after_header=False)
+    async with AsyncResilientClient(rate_limit=RateLimit(name="r", store=store), retry=retry) as c:
+        assert (await c.get(server.url + "/x")).status_code == 200
+    assert no_worker_threads == []
+    first, second = _arrivals(server)
+    assert second - first >= 1.0 - 0.03
+    assert not store.degraded  # learned in Redis, not in the local fallback
+    await store.aclose()
+
+
+async def test_a_redis_that_never_answers_fails_the_rate_limit_open_within_the_op_timeout(
+    server: RawServer, no_worker_threads: list[object]
+) -> None:
+    hole = _BlackHole()
+    try:
+        store = RedisStore(f"redis://127.0.0.1:{hole.port}/0", prefix="hole", op_timeout=0.1)
+        server.script(answer(200))
+        ticks: list[float] = []
+        took = 0.0
+        client = AsyncResilientClient(
+            rate_limit=RateLimit(calls=100, store=store), breaker=False, budget=False, retry=False
+        )
+
+        async def call() -> None:
+            nonlocal took
+            await anyio.sleep(0.02)  # the ticks run first
+            started = time.monotonic()
+            assert (await client.get(server.url + "/x")).status_code == 200
+            took = time.monotonic() - started
+            tg.cancel_scope.cancel()
+
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await anyio.sleep(0.005)
+
+        async with client, anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            tg.start_soon(call)
+        assert hole.accepted  # Redis was asked for the slot, and no answer came
+    finally:
+        hole.close()
+    # The slot's op waited op_timeout (0.1 s), then the store fell back to memory (the answer's too).
+    assert 0.1 <= took < 0.4
+    assert store.degraded
+    assert server.count == 1
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert len(ticks) > 15 and max(gaps) < 0.05  # the loop kept running while Redis did not answer
+    assert no_worker_threads == []
+
+
+async def test_a_task_cancelled_while_waiting_for_its_redis_slot_sends_nothing(
+    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+) -> None:
+    store = RedisStore(redis_server.url, prefix=f"test-{uuid.uuid4().hex}")
+    server.script(answer(200))
+    async with AsyncResilientClient(rate_limit=RateLimit(calls=1, name="c", store=store)) as c:
+        await c.get(server.url + "/x")
+        started = time.monotonic()
+        with anyio.move_on_after(0.2) as scope:
+            await c.get(server.url + "/x")  # its slot is ~1 s away: it sleeps, and is cancelled while it does
+        assert scope.cancelled_caught
+        assert time.monotonic() - started < 0.2 + 0.05
+        await anyio.sleep(1.0)  # past the slot it had: it was not sent late either
+    assert server.count == 1
+    assert no_worker_threads == []
+    assert not store.degraded
+    await store.aclose()
