@@ -142,7 +142,7 @@ class QuotaGate:
     def _waiting(self, wait: float) -> Generator[float, None, None]:
         if wait > 0:
             self.waited += wait
-            yield wait
+            yield float(wait)
         self.sent_at = time.monotonic()
 
 

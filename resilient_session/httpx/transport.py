@@ -681,22 +681,24 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def _store_op(self, store: StateStore, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
         """One of the rate limit's store ops: inline when the state is in memory, awaited through the
-        store's async ops (RedisStore's), else in a worker thread (a Redis round trip, bounded by the
-        store's ``op_timeout``, must not stall the loop)."""
-        if self.policies.local:
+        store's async ops (RedisStore's: ``redis.asyncio``, or a worker thread under trio), else in a
+        worker thread (a Redis round trip, bounded by the store's ``op_timeout``, must not stall the
+        loop)."""
+        if isinstance(store, MemoryStore):
             return store.run(op, key, args)
-        if self.policies.awaitable:
+        if _awaitable(store):
             return await store.arun(op, key, args)
         return await anyio.to_thread.run_sync(store.run, op, key, args)
 
     async def _gate_steps(self, call: CallState, steps: OpSteps[_T]) -> _T:
-        """Drive *steps* whose store ops are the rate limit's of *call* (see :meth:`_store_op`)."""
+        """Drive *steps* whose store ops are the rate limit's of *call*, as :meth:`_store_op` asks them."""
         gate = current_gate(call)
-        if gate is None or self.policies.local:
+        store = None if gate is None else gate.policy.store
+        if store is None or isinstance(store, MemoryStore):
             return run_gate_steps(call, steps)
-        if self.policies.awaitable:
-            return await arun_steps(gate.policy.store, steps)
-        return await anyio.to_thread.run_sync(run_steps, gate.policy.store, steps)
+        if _awaitable(store):
+            return await arun_steps(store, steps)
+        return await anyio.to_thread.run_sync(run_steps, store, steps)
 
     async def _run(
         self, plan: Plan, call: CallState, request: httpx.Request, slot: _SlotHolder | None = None
