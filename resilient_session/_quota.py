@@ -1,7 +1,9 @@
 """One call's place in a rate limit: a slot taken before each attempt, every answer learned from.
 
 The adapter opens a :class:`QuotaGate` per hop when a :class:`~resilient_session.policies.RateLimit` is in
-force and keeps it in the call's state, where the retry policy finds it before each retry.
+force and keeps it in the call's state, where the retry policy finds it before each retry. Each of its
+store asks is written once, as steps (``take_steps``, ``before_retry_steps``, ``answered_steps``): a thread
+runs them with ``store.run``, a task awaits ``store.arun`` (``redis.asyncio`` for a RedisStore).
 """
 
 from __future__ import annotations
