@@ -318,11 +318,28 @@ def _arrivals(server: RawServer) -> list[float]:
         return [received.at for received in server.received]
 
 
+def _blocking_ops(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the ops *store* runs with its blocking client (``run``), recorded."""
+    ran: list[str] = []
+    original = store.run
+
+    def recorded(op: Any, key: str, args: Any) -> Any:
+        ran.append(op.name)
+        return original(op, key, args)
+
+    monkeypatch.setattr(store, "run", recorded)
+    return ran
+
+
 async def test_an_async_client_takes_its_rate_limit_slots_from_redis_without_a_thread(
-    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+    redis_server: RedisServer,
+    server: RawServer,
+    no_worker_threads: list[object],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     prefix = f"test-{uuid.uuid4().hex}"
     store = RedisStore(redis_server.url, prefix=prefix)
+    blocking = _blocking_ops(store, monkeypatch)
     limit = RateLimit(calls=5, name="paced", adaptive=False, store=store)  # one call every 0.2 s
     # The first call is retried: its retry takes a slot of its own, asked inside the retry decision.
     server.script(answer(503), answer(200))
@@ -331,6 +348,7 @@ async def test_an_async_client_takes_its_rate_limit_slots_from_redis_without_a_t
         for _ in range(3):
             assert (await c.get(server.url + "/x")).status_code == 200
     assert no_worker_threads == []
+    assert blocking == []  # nor the blocking client on the loop: every op went through redis.asyncio
     assert not store.degraded
     times = _arrivals(server)
     assert len(times) == 4
@@ -438,16 +456,21 @@ async def test_a_retry_after_learned_by_a_sync_session_holds_the_async_client_ba
 
 
 async def test_a_retry_after_on_a_retried_429_is_learned_in_the_decision_and_delays_the_retry(
-    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
+    redis_server: RedisServer,
+    server: RawServer,
+    no_worker_threads: list[object],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     prefix = f"test-{uuid.uuid4().hex}"
     store = RedisStore(redis_server.url, prefix=prefix)
+    blocking = _blocking_ops(store, monkeypatch)
     server.script(answer(429, headers={"Retry-After": "1"}), answer(200))
     # The retry policy alone would wait no more than 0.1 s; the hold learned from the 429 says 1 s.
     retry = RetryPolicy(1, backoff_factor=0, respect_retry_after_header=False)
     async with AsyncResilientClient(rate_limit=RateLimit(name="r", store=store), retry=retry) as c:
         assert (await c.get(server.url + "/x")).status_code == 200
     assert no_worker_threads == []
+    assert blocking == []
     first, second = _arrivals(server)
     assert second - first >= 1.0 - 0.03
     assert not store.degraded  # learned in Redis, not in the local fallback
