@@ -374,20 +374,31 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
                 if remaining is None:  # no deadline: no cancel scope to pay for
                     response = await super().send(request, stream=stream, **kwargs)
                 else:
+                    # In this frame, not a helper's: each frame between the caller and the socket is
+                    # resumed on every read and unwound by every cancellation.
                     call.extras["scope_until"] = call.deadline_at  # the transports need no scope of their own
-                    ends = anyio.current_time() + remaining
-                    response = await self._send_by(ends, call, request, stream, kwargs)
+                    sent: httpx.Response | None = None
+                    with anyio.CancelScope(deadline=anyio.current_time() + remaining) as scope:
+                        sent = await super().send(request, stream=stream, **kwargs)
+                    if scope.cancelled_caught or sent is None:
+                        if sent is not None:
+                            await sent.aclose()
+                        raise _core.deadline_error(call, request, "the deadline ran out")
+                    response = sent
             except Exception as exc:
                 # A degrade policy may answer in place of the failure (None: it does not).
+                if self.degrade is None:
+                    raise
                 stand_in = await self._degraded(_degrade.instead_of_error, call, request, exc)
                 if stand_in is None:
                     raise
                 response = stand_in
             else:
-                answer = await self._degraded(_degrade.after_response, call, request, response, stream)
-                if answer is not response:
-                    await response.aclose()
-                    response = answer
+                if self.degrade is not None:
+                    answer = await self._degraded(_degrade.after_response, call, request, response, stream)
+                    if answer is not response:
+                        await response.aclose()
+                        response = answer
         except BaseException as exc:
             self._finish(call, error=exc)
             raise
@@ -414,18 +425,6 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         if policy is None:
             return step(self, call, request, *args) if step is _degrade.after_response else None
         return await anyio.to_thread.run_sync(partial(step, self, call, request, *args))
-
-    async def _send_by(
-        self, deadline: float, call: CallState, request: httpx.Request, stream: bool, kwargs: dict[str, Any]
-    ) -> httpx.Response:
-        response: httpx.Response | None = None
-        with anyio.CancelScope(deadline=deadline) as scope:
-            response = await super().send(request, stream=stream, **kwargs)
-        if scope.cancelled_caught or response is None:
-            if response is not None:
-                await response.aclose()
-            raise _core.deadline_error(call, request, "the deadline ran out")
-        return response
 
 
 class _DeadlineStream(httpx.AsyncByteStream):

@@ -25,7 +25,7 @@ from urllib3.util.retry import Retry
 
 from .. import _decide, _fork
 from .._attempts import may_go
-from .._call import CallObserver, CallState, current_call, enter, leave
+from .._call import CallState, current_call, enter, leave
 from .._compat.httpx import set_read_body
 from .._decide import reason_for, with_idempotency_key
 from .._hosts import host_key
@@ -437,14 +437,6 @@ def _next(
     return Next(decision.chain, wait if remaining is None else max(0.0, min(wait, remaining)))
 
 
-def current_call_observer() -> tuple[CallState, CallObserver] | None:
-    """The call in progress and its observer, when someone observes it."""
-    call = current_call()
-    if call is None or call.observer is None:
-        return None
-    return call, call.observer
-
-
 def _exhausted(call: CallState, request: httpx.Request, response: httpx.Response) -> BaseException:
     return HTTPXRetryExhausted(
         f"retries exhausted on status {response.status_code}",
@@ -539,44 +531,43 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         await self.transport.aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # One frame for the whole hop: every frame between the caller and the socket is resumed on each
+        # read and unwound by each cancellation, hundreds at once when deadlines pass together.
         call, token = begin(self.policies, request)
         try:
-            return await self._hop(call, request)
+            if call.deadline_passed():
+                raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+            quota = await self._quota_slot(call, request)
+            hop = await self._begin_hop(call, request)
+            holding = False
+            response: httpx.Response | None = None
+            try:
+                covered = call.extras.get("scope_until")
+                if call.deadline_at is None or (covered is not None and call.deadline_at >= covered):
+                    # No deadline, or the client's cancel scope already ends the call by it: one scope per
+                    # call (each costs the loop work on every iteration while it is being cancelled).
+                    holding = await self._take_slot(hop, call, request)
+                    response = await self._attempts(call, request)
+                else:
+                    with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
+                        holding = await self._take_slot(hop, call, request)
+                        response = await self._attempts(call, request)
+                    if response is None or scope.cancelled_caught:
+                        if response is not None:
+                            await response.aclose()
+                        raise _core.deadline_error(call, request, _core.where(call))
+            except BaseException as exc:
+                await self._record_failure(hop, call, request, exc)
+                raise
+            finally:
+                hop.give_back(call, holding)
+            await self._record(hop, response=response)
+            if quota is not None:
+                await self._off_loop(quota.answered, response.headers, response.status_code)
+            return response
         finally:
             if token is not None:
                 leave(token)
-
-    async def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
-        if call.deadline_passed():
-            raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
-        quota = await self._quota_slot(call, request)
-        hop = await self._begin_hop(call, request)
-        holding = False
-        response: httpx.Response | None = None
-        try:
-            covered = call.extras.get("scope_until")
-            if call.deadline_at is None or (covered is not None and call.deadline_at >= covered):
-                # No deadline, or the client's cancel scope already ends the call by it: one scope per
-                # call (each costs the loop work on every iteration while it is being cancelled).
-                holding = await self._take_slot(hop, call, request)
-                response = await self._attempts(call, request)
-            else:
-                with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
-                    holding = await self._take_slot(hop, call, request)
-                    response = await self._attempts(call, request)
-                if response is None or scope.cancelled_caught:
-                    if response is not None:
-                        await response.aclose()
-                    raise _core.deadline_error(call, request, _core.where(call))
-        except BaseException as exc:
-            await self._record_failure(hop, call, request, exc)
-            raise
-        finally:
-            hop.give_back(call, holding)
-        await self._record(hop, response=response)
-        if quota is not None:
-            await self._off_loop(quota.answered, response.headers, response.status_code)
-        return response
 
     async def _record_failure(
         self, hop: _Hop, call: CallState, request: httpx.Request, exc: BaseException
@@ -655,19 +646,6 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             raise _core.typed(exc, call, request) from None
         return gate
 
-    async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
-        """The hop's attempts, each holding one of the pool's connection slots from its send until its
-        body was read or the response closed (a streamed response's, until it is returned)."""
-        plan = attempts(self.policies, call, request)
-        slots = self._connections
-        if slots is None:
-            return await self._run(plan, call, request)
-        holder = _SlotHolder(slots)
-        try:
-            return await self._run(plan, call, request, holder)
-        finally:
-            holder.release()
-
     async def _off_loop(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """``func(*args, **kwargs)`` (a rate limit's step): inline when its state is in memory, else in a
         worker thread (a Redis round trip, bounded by the store's ``op_timeout``, must not stall the
@@ -676,47 +654,54 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             return func(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
 
-    async def _run(
-        self, plan: Plan, call: CallState, request: httpx.Request, slot: _SlotHolder | None = None
-    ) -> httpx.Response:
+    async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        """The hop's attempts (:func:`attempts`, its I/O awaited), each holding one of the pool's
+        connection slots from its send until its body was read or the response closed (a streamed
+        response's, until it is returned)."""
+        plan = attempts(self.policies, call, request)
+        slot = None if self._connections is None else _SlotHolder(self._connections)
         answer: Any = None
-        while True:
-            try:
-                step = plan.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            finally:
-                answer = None  # an error it carried leaves without this frame holding it
-            if isinstance(step, Send):
-                observer = current_call_observer()
-                if observer is not None:
-                    observer[1].attempt(observer[0], request.headers, on_wire=True)
+        try:
+            while True:
                 try:
-                    if slot is not None:
-                        await slot.acquire(call, request)
-                    answer = (await self.transport.handle_async_request(request), None)
-                except httpx.TransportError as exc:
-                    answer = (None, exc)
+                    step = plan.send(answer)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                finally:
+                    answer = None  # an error it carried leaves without this frame holding it
+                if isinstance(step, Send):
+                    observer = call.observer
+                    if observer is not None:
+                        observer.attempt(call, request.headers, on_wire=True)
+                    try:
+                        if slot is not None:
+                            await slot.acquire(call, request)
+                        answer = (await self.transport.handle_async_request(request), None)
+                    except httpx.TransportError as exc:
+                        answer = (None, exc)
+                        if slot is not None:
+                            slot.release()
+                    else:
+                        if observer is not None:
+                            observer.answered(call, answer[0].status_code)
+                elif isinstance(step, Sleep):
+                    await anyio.sleep(step.seconds)
+                elif isinstance(step, Decide):
+                    answer = await self._decide(step, call)
+                elif isinstance(step, Read):
+                    try:
+                        await _aread(step.response, self.policies.max_response_size, call, request)
+                    except httpx.TransportError as exc:
+                        answer = exc
                     if slot is not None:
                         slot.release()
                 else:
-                    if observer is not None:
-                        observer[1].answered(observer[0], answer[0].status_code)
-            elif isinstance(step, Sleep):
-                await anyio.sleep(step.seconds)
-            elif isinstance(step, Decide):
-                answer = await self._decide(step, call)
-            elif isinstance(step, Read):
-                try:
-                    await _aread(step.response, self.policies.max_response_size, call, request)
-                except httpx.TransportError as exc:
-                    answer = exc
-                if slot is not None:
-                    slot.release()
-            else:
-                await step.response.aclose()
-                if slot is not None:
-                    slot.release()
+                    await step.response.aclose()
+                    if slot is not None:
+                        slot.release()
+        finally:
+            if slot is not None:
+                slot.release()
 
     async def _take_slot(self, hop: _Hop, call: CallState, request: httpx.Request) -> bool:
         bulkhead = hop.bulkhead
