@@ -452,24 +452,18 @@ def _scope_deadline(call: CallState) -> float:
 # -- the transports ----------------------------------------------------------------------------------
 
 
-class AsyncResilientTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncBaseTransport`` that retries, bounds the call by its deadline, asks the circuit
-    breaker, pays the retry budget, holds a bulkhead slot and raises typed errors.
+class _Wrapping:
+    """What both transports share: the policies, and the transport sending each attempt. One built
+    here (no *transport* given; *options* are its keywords) is built anew in a child after
+    ``os.fork()``: the parent's pooled connections (and its event loop's) are not the child's, and a
+    close would end them for the parent too, over TLS."""
 
-    :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
-        respx and pytest-httpx mock below this one, so the mock sees every retry).
-    :param options: Keywords of the ``httpx.AsyncHTTPTransport`` built when *transport* is ``None``
-        (``verify``, ``limits``, ``http2`` ...). A transport built here is built anew in a child after
-        ``os.fork()``: the parent's connections (and its event loop's) are not the child's.
-
-    The other keywords are :class:`TransportPolicies`'. The deadline ends the hop by cancellation (an
-    anyio cancel scope: asyncio and trio alike); a task cancelled by its caller gives back its bulkhead
-    slot and its half-open probe, and its outcome is not counted.
-    """
+    #: The httpx transport built when none is given (sync or async).
+    _default: Callable[..., Any]
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Any = None,
         *,
         retry: Retry | int | bool | None = None,
         deadline: float | None = None,
@@ -485,9 +479,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         self._options: dict[str, Any] | None = None
         if transport is None:
             self._options = dict(options or {})
-            transport = httpx.AsyncHTTPTransport(**self._options)
+            transport = self._default(**self._options)
         self.transport = transport
-        self._connections = self._pool_slots()
+        self._built()
         if self._options is not None:
             _fork.track(self)
         self.policies = TransportPolicies(
@@ -502,12 +496,39 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             normalizer=normalizer,
         )
 
-    def _after_fork_in_child(self) -> None:
-        # The parent's pooled connections belong to its event loop and its sockets: left unclosed (a
-        # close here would end them for the parent too, over TLS), a new pool for the child.
+    def _built(self) -> None:
+        """What goes with the transport just built (each transport's own)."""
+
+    def _rebuild(self) -> None:
+        """A new transport in place of the one built here, its pool empty; nothing closed."""
         if self._options is not None:
-            self.transport = httpx.AsyncHTTPTransport(**self._options)
-            self._connections = self._pool_slots()
+            self.transport = self._default(**self._options)
+            self._built()
+
+    def _after_fork_in_child(self) -> None:
+        self._rebuild()
+
+
+class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` that retries, bounds the call by its deadline, asks the circuit
+    breaker, pays the retry budget, holds a bulkhead slot and raises typed errors.
+
+    :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
+        respx and pytest-httpx mock below this one, so the mock sees every retry).
+    :param options: Keywords of the ``httpx.AsyncHTTPTransport`` built when *transport* is ``None``
+        (``verify``, ``limits``, ``http2`` ...). A transport built here is built anew in a child after
+        ``os.fork()``: the parent's connections (and its event loop's) are not the child's.
+
+    The other keywords are :class:`TransportPolicies`'. The deadline ends the hop by cancellation (an
+    anyio cancel scope: asyncio and trio alike); a task cancelled by its caller gives back its bulkhead
+    slot and its half-open probe, and its outcome is not counted.
+    """
+
+    _default = httpx.AsyncHTTPTransport
+    transport: httpx.AsyncBaseTransport
+
+    def _built(self) -> None:
+        self._connections = self._pool_slots()
 
     def _pool_slots(self) -> anyio.Semaphore | None:
         """One slot per connection of a pool built here (httpx's default: 100). Calls queue for a slot
@@ -765,7 +786,7 @@ class _SlotHolder:
             self.slots.release()
 
 
-class ResilientTransport(httpx.BaseTransport):
+class ResilientTransport(_Wrapping, httpx.BaseTransport):
     """The sync twin of :class:`AsyncResilientTransport`, for ``httpx.Client``: the same decisions.
 
     Without cancellation, the deadline bounds every socket wait of each attempt (connect, write, read
@@ -778,40 +799,12 @@ class ResilientTransport(httpx.BaseTransport):
     turns into a hang of every green thread.
     """
 
-    def __init__(
-        self,
-        transport: httpx.BaseTransport | None = None,
-        *,
-        retry: Retry | int | bool | None = None,
-        deadline: float | None = None,
-        breaker: CircuitBreaker | bool | None = True,
-        budget: RetryBudget | bool | None = True,
-        bulkhead: Bulkhead | bool | None = False,
-        rate_limit: RateLimit | bool | None = None,
-        max_response_size: int | None = None,
-        base_url: str | None = None,
-        normalizer: Normalizer = DEFAULT_NORMALIZER,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._options: dict[str, Any] | None = None
-        if transport is None:
-            self._options = dict(options or {})
-            transport = httpx.HTTPTransport(**self._options)
-        self.transport = transport
-        self._lock_type = threading.Lock  # what httpcore's locks are made of, now
-        if self._options is not None:
-            _fork.track(self)
-        self.policies = TransportPolicies(
-            retry=retry,
-            deadline=deadline,
-            breaker=breaker,
-            budget=budget,
-            bulkhead=bulkhead,
-            rate_limit=rate_limit,
-            max_response_size=max_response_size,
-            base_url=base_url,
-            normalizer=normalizer,
-        )
+    _default = httpx.HTTPTransport
+    transport: httpx.BaseTransport
+
+    def _built(self) -> None:
+        # What httpcore's locks are made of, now (see handle_request).
+        self._lock_type = threading.Lock
 
     def __enter__(self) -> ResilientTransport:
         self.transport.__enter__()
@@ -823,18 +816,11 @@ class ResilientTransport(httpx.BaseTransport):
     def close(self) -> None:
         self.transport.close()
 
-    def _after_fork_in_child(self) -> None:
-        # A lock of the parent's pool may be held by a thread the child does not have, and its pooled
-        # sockets are the parent's: left unclosed (a close would end them for the parent too), a new pool.
-        if self._options is not None:
-            self.transport = httpx.HTTPTransport(**self._options)
-            self._lock_type = threading.Lock
-
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self._lock_type is not threading.Lock and self._options is not None:
-            # threading was monkey-patched since the pool was built: a new pool, with green locks.
-            self._lock_type = threading.Lock
-            self.transport = httpx.HTTPTransport(**self._options)
+        if self._lock_type is not threading.Lock:
+            # threading was monkey-patched since the pool was built: a new pool, with green locks. (A
+            # lock of the parent's pool may also be held by a thread a forked child does not have.)
+            self._rebuild()
         call, token = begin(self.policies, request)
         try:
             return self._hop(call, request)
