@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import pickle
+from unittest import mock
 
 import anyio
 import httpx
@@ -255,7 +258,7 @@ def test_verbs_without_a_body_refuse_a_body_as_httpx_does(verb: str, keyword: st
             getattr(client, verb)(url, **{keyword: {"a": 1}})
         async_client = AsyncResilientClient()
         with pytest.raises(TypeError, match=keyword):
-            getattr(async_client, verb)(url, **{keyword: {"a": 1}})
+            asyncio.run(getattr(async_client, verb)(url, **{keyword: {"a": 1}}))
     assert route.call_count == 0
 
 
@@ -279,3 +282,13 @@ async def test_a_verb_s_deadline_ends_that_call_alone() -> None:
     assert len(started) == 1  # sent once, then cancelled by the deadline
     assert 0.1 <= ended < 0.5
     assert client.deadline is None
+
+
+@pytest.mark.parametrize("verb", [*VERBS, "request", "send"])
+def test_async_verbs_are_coroutine_functions_as_httpx_s(verb: str) -> None:
+    # Users' tests autospec the client: an awaitable mock needs a coroutine function to copy.
+    assert inspect.iscoroutinefunction(getattr(httpx.AsyncClient, verb))
+    assert inspect.iscoroutinefunction(getattr(AsyncResilientClient, verb))
+    mocked = mock.create_autospec(AsyncResilientClient, instance=True)
+    assert isinstance(getattr(mocked, verb), mock.AsyncMock)
+    assert not inspect.iscoroutinefunction(getattr(ResilientClient, verb))

@@ -10,11 +10,11 @@ from a registered integration (:meth:`AsyncResilientClient.for_integration`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from functools import partial, wraps
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -128,6 +128,21 @@ _R = TypeVar("_R")
 #: The keywords of httpx's verbs that send a body (``get`` and the other verbs without one refuse them).
 _BODY_KEYWORDS = ("content", "data", "files", "json")
 
+_P = ParamSpec("_P")
+
+
+def _awaited(
+    verb: Callable[Concatenate[Any, _P], Coroutine[Any, Any, httpx.Response]],
+) -> Callable[Concatenate[Any, _P], Coroutine[Any, Any, httpx.Response]]:
+    """*verb* of the async client as httpx's own: a coroutine function (``inspect``, ``AsyncMock`` and
+    ``create_autospec`` see it as one), awaiting the coroutine the shared verb hands back."""
+
+    @wraps(verb)
+    async def call(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> httpx.Response:
+        return await verb(self, *args, **kwargs)
+
+    return call
+
 
 class _Resilient(Generic[_R]):
     """What both clients add to httpx's: options, URL joining, the call's state and its observation."""
@@ -213,34 +228,46 @@ class _Resilient(Generic[_R]):
     # to ``request``; on the async client they return its coroutine, to be awaited as httpx's.
 
     def get(
-        self, url: httpx.URL | str, *, deadline: float | None = None, allow_stale: bool = True, **kwargs: Any
+        self,
+        /,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> _R:
         """As httpx's ``get``, plus ``deadline=`` (seconds, this call alone) and ``allow_stale=``."""
         return self._verb("GET", url, deadline, allow_stale, kwargs)
 
     def head(
-        self, url: httpx.URL | str, *, deadline: float | None = None, allow_stale: bool = True, **kwargs: Any
+        self,
+        /,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
     ) -> _R:
         """As httpx's ``head``, plus ``deadline=`` and ``allow_stale=``."""
         return self._verb("HEAD", url, deadline, allow_stale, kwargs)
 
-    def options(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+    def options(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
         """As httpx's ``options``, plus ``deadline=``."""
         return self._verb("OPTIONS", url, deadline, True, kwargs)
 
-    def delete(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+    def delete(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
         """As httpx's ``delete``, plus ``deadline=``."""
         return self._verb("DELETE", url, deadline, True, kwargs)
 
-    def post(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+    def post(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
         """As httpx's ``post``, plus ``deadline=``."""
         return cast(_R, self.request("POST", url, deadline=deadline, **kwargs))
 
-    def put(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+    def put(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
         """As httpx's ``put``, plus ``deadline=``."""
         return cast(_R, self.request("PUT", url, deadline=deadline, **kwargs))
 
-    def patch(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+    def patch(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
         """As httpx's ``patch``, plus ``deadline=``."""
         return cast(_R, self.request("PATCH", url, deadline=deadline, **kwargs))
 
@@ -290,7 +317,11 @@ class _Resilient(Generic[_R]):
             end_call(call.observer, call, response=cast(requests.Response, response), error=error)
 
 
-class AsyncResilientClient(_Resilient[Coroutine[Any, Any, httpx.Response]], httpx.AsyncClient):
+#: The shared verbs as the async client has them: each hands back the coroutine of its call.
+_AsyncVerbs = _Resilient[Coroutine[Any, Any, httpx.Response]]
+
+
+class AsyncResilientClient(_AsyncVerbs, httpx.AsyncClient):
     """An ``httpx.AsyncClient`` with retries, a deadline, circuit breaker, retry budget and typed errors.
 
     :param base_url: Relative URLs are appended to it, as the requests session does.
@@ -333,6 +364,14 @@ class AsyncResilientClient(_Resilient[Coroutine[Any, Any, httpx.Response]], http
     _wrapper = AsyncResilientTransport
     #: The transport the client sends through (its policies: ``resilient_transport.policies``).
     resilient_transport: AsyncResilientTransport
+
+    get = _awaited(_AsyncVerbs.get)
+    head = _awaited(_AsyncVerbs.head)
+    options = _awaited(_AsyncVerbs.options)
+    delete = _awaited(_AsyncVerbs.delete)
+    post = _awaited(_AsyncVerbs.post)
+    put = _awaited(_AsyncVerbs.put)
+    patch = _awaited(_AsyncVerbs.patch)
 
     async def request(
         self,
