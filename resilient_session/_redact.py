@@ -81,6 +81,10 @@ def redact_url(url: str | bytes | None) -> str:
         return ""
     if isinstance(url, bytes):
         url = url.decode("utf-8", "replace")
+    if "?" not in url and "@" not in url:
+        # Secrets live only in the userinfo and the query: a URL with neither is returned as given
+        # (every error and log line of a call redacts its URL; most URLs have nothing to hide).
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:

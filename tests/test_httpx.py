@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import pickle
+from unittest import mock
 
+import anyio
 import httpx
 import pytest
 import requests
@@ -17,6 +21,7 @@ from resilient_session.httpx import (
     AsyncResilientTransport,
     HTTPXAuth,
     HTTPXConnectError,
+    HTTPXDeadlineExceeded,
     HTTPXRateLimitedError,
     HTTPXReadTimeout,
     HTTPXServerError,
@@ -220,3 +225,70 @@ def test_a_quota_refusal_is_ours_and_httpx_s_and_nothing_reaches_the_mock() -> N
     assert isinstance(caught.value, ours.QuotaExceededError)
     assert "api.example.com" in str(caught.value)
     assert route.call_count == 1
+
+
+# -- the verbs: httpx's, plus the call's deadline -----------------------------------------------------
+
+VERBS = ["get", "head", "options", "delete", "post", "put", "patch"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("verb", VERBS)
+async def test_each_verb_of_both_clients_sends_its_method_and_takes_a_deadline(verb: str) -> None:
+    url = "http://127.0.0.1:9/thing"
+    with respx.mock() as mock:
+        route = mock.route(method=verb.upper(), url=url).mock(return_value=httpx.Response(204))
+        async with AsyncResilientClient() as a:
+            assert (await getattr(a, verb)(url, deadline=5.0, params={"q": "1"})).status_code == 204
+        with ResilientClient() as s:
+            assert getattr(s, verb)(url, deadline=5.0, params={"q": "1"}).status_code == 204
+    assert [call.request.method for call in route.calls] == [verb.upper()] * 2
+    assert all(call.request.url.params["q"] == "1" for call in route.calls)
+
+
+@pytest.mark.parametrize("verb", ["get", "head", "options", "delete"])
+@pytest.mark.parametrize("keyword", ["content", "data", "files", "json"])
+def test_verbs_without_a_body_refuse_a_body_as_httpx_does(verb: str, keyword: str) -> None:
+    url = "http://127.0.0.1:9/thing"
+    with httpx.Client() as plain, pytest.raises(TypeError):
+        getattr(plain, verb)(url, **{keyword: {"a": 1}})
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.route(url=url).mock(return_value=httpx.Response(200))
+        with ResilientClient() as client, pytest.raises(TypeError, match=keyword):
+            getattr(client, verb)(url, **{keyword: {"a": 1}})
+        async_client = AsyncResilientClient()
+        with pytest.raises(TypeError, match=keyword):
+            asyncio.run(getattr(async_client, verb)(url, **{keyword: {"a": 1}}))
+    assert route.call_count == 0
+
+
+@pytest.mark.anyio
+async def test_a_verb_s_deadline_ends_that_call_alone() -> None:
+    url = "http://127.0.0.1:9/slow"
+    started: list[float] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        started.append(anyio.current_time())
+        await anyio.sleep(1.0)
+        return httpx.Response(200)
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(url).mock(side_effect=slow)
+        async with AsyncResilientClient(retry=False) as client:
+            began = anyio.current_time()
+            with pytest.raises(HTTPXDeadlineExceeded):
+                await client.get(url, deadline=0.1)
+            ended = anyio.current_time() - began
+    assert len(started) == 1  # sent once, then cancelled by the deadline
+    assert 0.1 <= ended < 0.5
+    assert client.deadline is None
+
+
+@pytest.mark.parametrize("verb", [*VERBS, "request", "send"])
+def test_async_verbs_are_coroutine_functions_as_httpx_s(verb: str) -> None:
+    # Users' tests autospec the client: an awaitable mock needs a coroutine function to copy.
+    assert inspect.iscoroutinefunction(getattr(httpx.AsyncClient, verb))
+    assert inspect.iscoroutinefunction(getattr(AsyncResilientClient, verb))
+    mocked = mock.create_autospec(AsyncResilientClient, instance=True)
+    assert isinstance(getattr(mocked, verb), mock.AsyncMock)
+    assert not inspect.iscoroutinefunction(getattr(ResilientClient, verb))

@@ -10,11 +10,11 @@ from a registered integration (:meth:`AsyncResilientClient.for_integration`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import partial
-from typing import Any, cast
+from functools import partial, wraps
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -121,7 +121,30 @@ def _integration_kwargs(integration: Any, overrides: dict[str, Any]) -> dict[str
     return kwargs
 
 
-class _Resilient:
+_C = TypeVar("_C", bound="_Resilient[Any]")
+#: What a verb returns: the response (sync client), or the coroutine of it (async client).
+_R = TypeVar("_R")
+
+#: The keywords of httpx's verbs that send a body (``get`` and the other verbs without one refuse them).
+_BODY_KEYWORDS = ("content", "data", "files", "json")
+
+_P = ParamSpec("_P")
+
+
+def _awaited(
+    verb: Callable[Concatenate[Any, _P], Coroutine[Any, Any, httpx.Response]],
+) -> Callable[Concatenate[Any, _P], Coroutine[Any, Any, httpx.Response]]:
+    """*verb* of the async client as httpx's own: a coroutine function (``inspect``, ``AsyncMock`` and
+    ``create_autospec`` see it as one), awaiting the coroutine the shared verb hands back."""
+
+    @wraps(verb)
+    async def call(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> httpx.Response:
+        return await verb(self, *args, **kwargs)
+
+    return call
+
+
+class _Resilient(Generic[_R]):
     """What both clients add to httpx's: options, URL joining, the call's state and its observation."""
 
     _resilient_base_url: str | None
@@ -138,17 +161,31 @@ class _Resilient:
     allowed_origins: tuple[str, ...]
     _resilient_cert: Any
 
-    def _setup(
+    #: The transport class wrapping the one that sends each attempt (sync or async).
+    _wrapper: type[ResilientTransport] | type[AsyncResilientTransport]
+
+    def __init__(
         self,
-        base_url: Any,
-        deadline: float | None,
-        raise_for_status: bool,
-        integration: str | None,
-        request_id_header: str | None,
-        tracing: Any,
-        degrade: Degrade | None,
-        allowed_origins: str | Iterable[str] | None,
-        kwargs: dict[str, Any],
+        *,
+        base_url: str | httpx.URL = "",
+        timeout: Any = DEFAULT_HTTPX_TIMEOUT,
+        retry: Retry | int | bool | None = None,
+        deadline: float | None = None,
+        raise_for_status: bool = False,
+        breaker: CircuitBreaker | bool | None = True,
+        budget: RetryBudget | bool | None = True,
+        bulkhead: Bulkhead | bool | None = False,
+        rate_limit: RateLimit | bool | None = None,
+        max_response_size: int | None = None,
+        degrade: Degrade | None = None,
+        auth: Any = None,
+        allowed_origins: str | Iterable[str] | None = None,
+        transport: Any = None,
+        normalizer: Normalizer = DEFAULT_NORMALIZER,
+        integration: str | None = None,
+        request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
+        tracing: Any = True,
+        **kwargs: Any,
     ) -> None:
         check_session_option("deadline", deadline)
         check_session_option("raise_for_status", raise_for_status)
@@ -165,6 +202,87 @@ class _Resilient:
         self.degrade = degrade
         self.allowed_origins = _origins.parse_origins(allowed_origins)
         self._resilient_cert = kwargs.get("cert")  # part of a stored answer's identity
+        if not isinstance(transport, self._wrapper):
+            transport = self._wrapper(
+                transport,
+                retry=retry,
+                breaker=breaker,
+                budget=budget,
+                bulkhead=bulkhead,
+                rate_limit=rate_limit,
+                max_response_size=max_response_size,
+                base_url=self._resilient_base_url,
+                normalizer=normalizer,
+                options={k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs},
+            )
+        super().__init__(timeout=timeout, transport=transport, auth=self._bound(auth), **kwargs)  # type: ignore[call-arg]
+        self.resilient_transport = transport
+
+    @classmethod
+    def for_integration(cls: type[_C], integration: Any, **overrides: Any) -> _C:
+        """A client of a registered integration (its name, or the ``Integration``): the same base URL,
+        headers, policies and auth as ``registry.session(name)``, the same named circuit and budget."""
+        return cls(**_integration_kwargs(integration, overrides))
+
+    # The verbs take the call's ``deadline=`` (and, for the safe ones, ``allow_stale=``) and hand over
+    # to ``request``; on the async client they return its coroutine, to be awaited as httpx's.
+
+    def get(
+        self,
+        /,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
+    ) -> _R:
+        """As httpx's ``get``, plus ``deadline=`` (seconds, this call alone) and ``allow_stale=``."""
+        return self._verb("GET", url, deadline, allow_stale, kwargs)
+
+    def head(
+        self,
+        /,
+        url: httpx.URL | str,
+        *,
+        deadline: float | None = None,
+        allow_stale: bool = True,
+        **kwargs: Any,
+    ) -> _R:
+        """As httpx's ``head``, plus ``deadline=`` and ``allow_stale=``."""
+        return self._verb("HEAD", url, deadline, allow_stale, kwargs)
+
+    def options(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+        """As httpx's ``options``, plus ``deadline=``."""
+        return self._verb("OPTIONS", url, deadline, True, kwargs)
+
+    def delete(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+        """As httpx's ``delete``, plus ``deadline=``."""
+        return self._verb("DELETE", url, deadline, True, kwargs)
+
+    def post(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+        """As httpx's ``post``, plus ``deadline=``."""
+        return cast(_R, self.request("POST", url, deadline=deadline, **kwargs))
+
+    def put(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+        """As httpx's ``put``, plus ``deadline=``."""
+        return cast(_R, self.request("PUT", url, deadline=deadline, **kwargs))
+
+    def patch(self, /, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> _R:
+        """As httpx's ``patch``, plus ``deadline=``."""
+        return cast(_R, self.request("PATCH", url, deadline=deadline, **kwargs))
+
+    if TYPE_CHECKING:  # each client's own (sync, or a coroutine)
+
+        def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> Any: ...
+
+    def _verb(
+        self, method: str, url: httpx.URL | str, deadline: float | None, allow_stale: bool, kwargs: Any
+    ) -> _R:
+        body = next((name for name in _BODY_KEYWORDS if name in kwargs), None)
+        if body is not None:
+            # httpx's own verbs without a body take no body keyword.
+            raise TypeError(f"{method.lower()}() got an unexpected keyword argument {body!r}")
+        return cast(_R, self.request(method, url, deadline=deadline, allow_stale=allow_stale, **kwargs))
 
     def _bound(self, auth: Any) -> Any:
         """The constructor's *auth*, bound to ``base_url``'s origin and ``allowed_origins``."""
@@ -199,7 +317,11 @@ class _Resilient:
             end_call(call.observer, call, response=cast(requests.Response, response), error=error)
 
 
-class AsyncResilientClient(_Resilient, httpx.AsyncClient):
+#: The shared verbs as the async client has them: each hands back the coroutine of its call.
+_AsyncVerbs = _Resilient[Coroutine[Any, Any, httpx.Response]]
+
+
+class AsyncResilientClient(_AsyncVerbs, httpx.AsyncClient):
     """An ``httpx.AsyncClient`` with retries, a deadline, circuit breaker, retry budget and typed errors.
 
     :param base_url: Relative URLs are appended to it, as the requests session does.
@@ -239,55 +361,17 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
     session's one INFO line.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | httpx.URL = "",
-        timeout: Any = DEFAULT_HTTPX_TIMEOUT,
-        retry: Retry | int | bool | None = None,
-        deadline: float | None = None,
-        raise_for_status: bool = False,
-        breaker: CircuitBreaker | bool | None = True,
-        budget: RetryBudget | bool | None = True,
-        bulkhead: Bulkhead | bool | None = False,
-        rate_limit: RateLimit | bool | None = None,
-        max_response_size: int | None = None,
-        degrade: Degrade | None = None,
-        auth: Any = None,
-        allowed_origins: str | Iterable[str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        normalizer: Normalizer = DEFAULT_NORMALIZER,
-        integration: str | None = None,
-        request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
-        tracing: Any = True,
-        **kwargs: Any,
-    ) -> None:
-        self._setup(
-            *(base_url, deadline, raise_for_status, integration, request_id_header, tracing),
-            *(degrade, allowed_origins, kwargs),
-        )
-        if not isinstance(transport, AsyncResilientTransport):
-            given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
-            transport = AsyncResilientTransport(
-                transport,
-                retry=retry,
-                breaker=breaker,
-                budget=budget,
-                bulkhead=bulkhead,
-                rate_limit=rate_limit,
-                max_response_size=max_response_size,
-                base_url=self._resilient_base_url,
-                normalizer=normalizer,
-                options=given,
-            )
-        super().__init__(timeout=timeout, transport=transport, auth=self._bound(auth), **kwargs)
-        self.resilient_transport: AsyncResilientTransport = transport
+    _wrapper = AsyncResilientTransport
+    #: The transport the client sends through (its policies: ``resilient_transport.policies``).
+    resilient_transport: AsyncResilientTransport
 
-    @classmethod
-    def for_integration(cls, integration: Any, **overrides: Any) -> AsyncResilientClient:
-        """A client of a registered integration (its name, or the ``Integration``): the same base URL,
-        headers, policies and auth as ``registry.session(name)``, the same named circuit and budget."""
-        return cls(**_integration_kwargs(integration, overrides))
+    get = _awaited(_AsyncVerbs.get)
+    head = _awaited(_AsyncVerbs.head)
+    options = _awaited(_AsyncVerbs.options)
+    delete = _awaited(_AsyncVerbs.delete)
+    post = _awaited(_AsyncVerbs.post)
+    put = _awaited(_AsyncVerbs.put)
+    patch = _awaited(_AsyncVerbs.patch)
 
     async def request(
         self,
@@ -301,66 +385,8 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         """As ``httpx.AsyncClient.request``, plus ``deadline=`` (seconds) for this call alone, and
         ``allow_stale=False`` to refuse a degraded answer (see the ``degrade`` option)."""
         with _call_deadline(deadline, allow_stale):
-            return await super().request(method, url, **kwargs)
-
-    async def get(
-        self,
-        url: httpx.URL | str,
-        *,
-        deadline: float | None = None,
-        allow_stale: bool = True,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """As ``httpx.AsyncClient.get``, plus ``deadline=`` and ``allow_stale=``."""
-        with _call_deadline(deadline, allow_stale):
-            return await super().get(url, **kwargs)
-
-    async def options(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        """As ``httpx.AsyncClient.options``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return await super().options(url, **kwargs)
-
-    async def head(
-        self,
-        url: httpx.URL | str,
-        *,
-        deadline: float | None = None,
-        allow_stale: bool = True,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """As ``httpx.AsyncClient.head``, plus ``deadline=`` and ``allow_stale=``."""
-        with _call_deadline(deadline, allow_stale):
-            return await super().head(url, **kwargs)
-
-    async def post(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        """As ``httpx.AsyncClient.post``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return await super().post(url, **kwargs)
-
-    async def put(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        """As ``httpx.AsyncClient.put``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return await super().put(url, **kwargs)
-
-    async def patch(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        """As ``httpx.AsyncClient.patch``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return await super().patch(url, **kwargs)
-
-    async def delete(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        """As ``httpx.AsyncClient.delete``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return await super().delete(url, **kwargs)
+            response: httpx.Response = await super().request(method, url, **kwargs)
+            return response
 
     async def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
         """As ``httpx.AsyncClient.send``; the whole call (auth, redirects, retries, body) ends by its
@@ -374,20 +400,31 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
                 if remaining is None:  # no deadline: no cancel scope to pay for
                     response = await super().send(request, stream=stream, **kwargs)
                 else:
+                    # In this frame, not a helper's: each frame between the caller and the socket is
+                    # resumed on every read and unwound by every cancellation.
                     call.extras["scope_until"] = call.deadline_at  # the transports need no scope of their own
-                    ends = anyio.current_time() + remaining
-                    response = await self._send_by(ends, call, request, stream, kwargs)
+                    sent: httpx.Response | None = None
+                    with anyio.CancelScope(deadline=anyio.current_time() + remaining) as scope:
+                        sent = await super().send(request, stream=stream, **kwargs)
+                    if scope.cancelled_caught or sent is None:
+                        if sent is not None:
+                            await sent.aclose()
+                        raise _core.deadline_error(call, request, "the deadline ran out")
+                    response = sent
             except Exception as exc:
                 # A degrade policy may answer in place of the failure (None: it does not).
+                if self.degrade is None:
+                    raise
                 stand_in = await self._degraded(_degrade.instead_of_error, call, request, exc)
                 if stand_in is None:
                     raise
                 response = stand_in
             else:
-                answer = await self._degraded(_degrade.after_response, call, request, response, stream)
-                if answer is not response:
-                    await response.aclose()
-                    response = answer
+                if self.degrade is not None:
+                    answer = await self._degraded(_degrade.after_response, call, request, response, stream)
+                    if answer is not response:
+                        await response.aclose()
+                        response = answer
         except BaseException as exc:
             self._finish(call, error=exc)
             raise
@@ -414,18 +451,6 @@ class AsyncResilientClient(_Resilient, httpx.AsyncClient):
         if policy is None:
             return step(self, call, request, *args) if step is _degrade.after_response else None
         return await anyio.to_thread.run_sync(partial(step, self, call, request, *args))
-
-    async def _send_by(
-        self, deadline: float, call: CallState, request: httpx.Request, stream: bool, kwargs: dict[str, Any]
-    ) -> httpx.Response:
-        response: httpx.Response | None = None
-        with anyio.CancelScope(deadline=deadline) as scope:
-            response = await super().send(request, stream=stream, **kwargs)
-        if scope.cancelled_caught or response is None:
-            if response is not None:
-                await response.aclose()
-            raise _core.deadline_error(call, request, "the deadline ran out")
-        return response
 
 
 class _DeadlineStream(httpx.AsyncByteStream):
@@ -455,61 +480,16 @@ class _DeadlineStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
-class ResilientClient(_Resilient, httpx.Client):
+class ResilientClient(_Resilient[httpx.Response], httpx.Client):
     """The sync twin of :class:`AsyncResilientClient`, an ``httpx.Client``; the same keywords.
 
     The deadline bounds each attempt's socket waits, the backoff sleeps and the bulkhead wait, and is
     checked between body chunks (a sync client has no cancellation; see ``docs/async.md``).
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str | httpx.URL = "",
-        timeout: Any = DEFAULT_HTTPX_TIMEOUT,
-        retry: Retry | int | bool | None = None,
-        deadline: float | None = None,
-        raise_for_status: bool = False,
-        breaker: CircuitBreaker | bool | None = True,
-        budget: RetryBudget | bool | None = True,
-        bulkhead: Bulkhead | bool | None = False,
-        rate_limit: RateLimit | bool | None = None,
-        max_response_size: int | None = None,
-        degrade: Degrade | None = None,
-        auth: Any = None,
-        allowed_origins: str | Iterable[str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        normalizer: Normalizer = DEFAULT_NORMALIZER,
-        integration: str | None = None,
-        request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
-        tracing: Any = True,
-        **kwargs: Any,
-    ) -> None:
-        self._setup(
-            *(base_url, deadline, raise_for_status, integration, request_id_header, tracing),
-            *(degrade, allowed_origins, kwargs),
-        )
-        if not isinstance(transport, ResilientTransport):
-            given = {k: kwargs[k] for k in _TRANSPORT_KEYWORDS if k in kwargs}
-            transport = ResilientTransport(
-                transport,
-                retry=retry,
-                breaker=breaker,
-                budget=budget,
-                bulkhead=bulkhead,
-                rate_limit=rate_limit,
-                max_response_size=max_response_size,
-                base_url=self._resilient_base_url,
-                normalizer=normalizer,
-                options=given,
-            )
-        super().__init__(timeout=timeout, transport=transport, auth=self._bound(auth), **kwargs)
-        self.resilient_transport: ResilientTransport = transport
-
-    @classmethod
-    def for_integration(cls, integration: Any, **overrides: Any) -> ResilientClient:
-        """As :meth:`AsyncResilientClient.for_integration`."""
-        return cls(**_integration_kwargs(integration, overrides))
+    _wrapper = ResilientTransport
+    #: The transport the client sends through (its policies: ``resilient_transport.policies``).
+    resilient_transport: ResilientTransport
 
     def request(
         self,
@@ -523,58 +503,8 @@ class ResilientClient(_Resilient, httpx.Client):
         """As ``httpx.Client.request``, plus ``deadline=`` (seconds) for this call alone, and
         ``allow_stale=False`` to refuse a degraded answer (see the ``degrade`` option)."""
         with _call_deadline(deadline, allow_stale):
-            return super().request(method, url, **kwargs)
-
-    def get(
-        self,
-        url: httpx.URL | str,
-        *,
-        deadline: float | None = None,
-        allow_stale: bool = True,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """As ``httpx.Client.get``, plus ``deadline=`` and ``allow_stale=``."""
-        with _call_deadline(deadline, allow_stale):
-            return super().get(url, **kwargs)
-
-    def options(
-        self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        """As ``httpx.Client.options``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return super().options(url, **kwargs)
-
-    def head(
-        self,
-        url: httpx.URL | str,
-        *,
-        deadline: float | None = None,
-        allow_stale: bool = True,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """As ``httpx.Client.head``, plus ``deadline=`` and ``allow_stale=``."""
-        with _call_deadline(deadline, allow_stale):
-            return super().head(url, **kwargs)
-
-    def post(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
-        """As ``httpx.Client.post``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return super().post(url, **kwargs)
-
-    def put(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
-        """As ``httpx.Client.put``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return super().put(url, **kwargs)
-
-    def patch(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
-        """As ``httpx.Client.patch``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return super().patch(url, **kwargs)
-
-    def delete(self, url: httpx.URL | str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
-        """As ``httpx.Client.delete``, plus ``deadline=``."""
-        with _call_deadline(deadline):
-            return super().delete(url, **kwargs)
+            response: httpx.Response = super().request(method, url, **kwargs)
+            return response
 
     def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
         """As ``httpx.Client.send``; the call's state (deadline, attempts) spans auth and redirects."""

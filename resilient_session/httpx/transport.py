@@ -25,7 +25,7 @@ from urllib3.util.retry import Retry
 
 from .. import _decide, _fork
 from .._attempts import may_go_steps
-from .._call import CallObserver, CallState, current_call, enter, leave
+from .._call import CallState, current_call, enter, leave
 from .._compat.httpx import set_read_body
 from .._decide import reason_for, with_idempotency_key
 from .._hosts import host_key
@@ -437,14 +437,6 @@ def _next(
     return Next(decision.chain, wait if remaining is None else max(0.0, min(wait, remaining)))
 
 
-def current_call_observer() -> tuple[CallState, CallObserver] | None:
-    """The call in progress and its observer, when someone observes it."""
-    call = current_call()
-    if call is None or call.observer is None:
-        return None
-    return call, call.observer
-
-
 def _exhausted(call: CallState, request: httpx.Request, response: httpx.Response) -> BaseException:
     return HTTPXRetryExhausted(
         f"retries exhausted on status {response.status_code}",
@@ -460,24 +452,18 @@ def _scope_deadline(call: CallState) -> float:
 # -- the transports ----------------------------------------------------------------------------------
 
 
-class AsyncResilientTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncBaseTransport`` that retries, bounds the call by its deadline, asks the circuit
-    breaker, pays the retry budget, holds a bulkhead slot and raises typed errors.
+class _Wrapping:
+    """What both transports share: the policies, and the transport sending each attempt. One built
+    here (no *transport* given; *options* are its keywords) is built anew in a child after
+    ``os.fork()``: the parent's pooled connections (and its event loop's) are not the child's, and a
+    close would end them for the parent too, over TLS."""
 
-    :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
-        respx and pytest-httpx mock below this one, so the mock sees every retry).
-    :param options: Keywords of the ``httpx.AsyncHTTPTransport`` built when *transport* is ``None``
-        (``verify``, ``limits``, ``http2`` ...). A transport built here is built anew in a child after
-        ``os.fork()``: the parent's connections (and its event loop's) are not the child's.
-
-    The other keywords are :class:`TransportPolicies`'. The deadline ends the hop by cancellation (an
-    anyio cancel scope: asyncio and trio alike); a task cancelled by its caller gives back its bulkhead
-    slot and its half-open probe, and its outcome is not counted.
-    """
+    #: The httpx transport built when none is given (sync or async).
+    _default: Callable[..., Any]
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Any = None,
         *,
         retry: Retry | int | bool | None = None,
         deadline: float | None = None,
@@ -493,9 +479,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         self._options: dict[str, Any] | None = None
         if transport is None:
             self._options = dict(options or {})
-            transport = httpx.AsyncHTTPTransport(**self._options)
+            transport = self._default(**self._options)
         self.transport = transport
-        self._connections = self._pool_slots()
+        self._built()
         if self._options is not None:
             _fork.track(self)
         self.policies = TransportPolicies(
@@ -510,12 +496,39 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             normalizer=normalizer,
         )
 
-    def _after_fork_in_child(self) -> None:
-        # The parent's pooled connections belong to its event loop and its sockets: left unclosed (a
-        # close here would end them for the parent too, over TLS), a new pool for the child.
+    def _built(self) -> None:
+        """What goes with the transport just built (each transport's own)."""
+
+    def _rebuild(self) -> None:
+        """A new transport in place of the one built here, its pool empty; nothing closed."""
         if self._options is not None:
-            self.transport = httpx.AsyncHTTPTransport(**self._options)
-            self._connections = self._pool_slots()
+            self.transport = self._default(**self._options)
+            self._built()
+
+    def _after_fork_in_child(self) -> None:
+        self._rebuild()
+
+
+class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` that retries, bounds the call by its deadline, asks the circuit
+    breaker, pays the retry budget, holds a bulkhead slot and raises typed errors.
+
+    :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport()``;
+        respx and pytest-httpx mock below this one, so the mock sees every retry).
+    :param options: Keywords of the ``httpx.AsyncHTTPTransport`` built when *transport* is ``None``
+        (``verify``, ``limits``, ``http2`` ...). A transport built here is built anew in a child after
+        ``os.fork()``: the parent's connections (and its event loop's) are not the child's.
+
+    The other keywords are :class:`TransportPolicies`'. The deadline ends the hop by cancellation (an
+    anyio cancel scope: asyncio and trio alike); a task cancelled by its caller gives back its bulkhead
+    slot and its half-open probe, and its outcome is not counted.
+    """
+
+    _default = httpx.AsyncHTTPTransport
+    transport: httpx.AsyncBaseTransport
+
+    def _built(self) -> None:
+        self._connections = self._pool_slots()
 
     def _pool_slots(self) -> anyio.Semaphore | None:
         """One slot per connection of a pool built here (httpx's default: 100). Calls queue for a slot
@@ -539,44 +552,43 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         await self.transport.aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # One frame for the whole hop: every frame between the caller and the socket is resumed on each
+        # read and unwound by each cancellation, hundreds at once when deadlines pass together.
         call, token = begin(self.policies, request)
         try:
-            return await self._hop(call, request)
+            if call.deadline_passed():
+                raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
+            quota = await self._quota_slot(call, request)
+            hop = await self._begin_hop(call, request)
+            holding = False
+            response: httpx.Response | None = None
+            try:
+                covered = call.extras.get("scope_until")
+                if call.deadline_at is None or (covered is not None and call.deadline_at >= covered):
+                    # No deadline, or the client's cancel scope already ends the call by it: one scope per
+                    # call (each costs the loop work on every iteration while it is being cancelled).
+                    holding = await self._take_slot(hop, call, request)
+                    response = await self._attempts(call, request)
+                else:
+                    with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
+                        holding = await self._take_slot(hop, call, request)
+                        response = await self._attempts(call, request)
+                    if response is None or scope.cancelled_caught:
+                        if response is not None:
+                            await response.aclose()
+                        raise _core.deadline_error(call, request, _core.where(call))
+            except BaseException as exc:
+                await self._record_failure(hop, call, request, exc)
+                raise
+            finally:
+                hop.give_back(call, holding)
+            await self._record(hop, response=response)
+            if quota is not None:
+                await self._gate_steps(call, quota.answered_steps(response.headers, response.status_code))
+            return response
         finally:
             if token is not None:
                 leave(token)
-
-    async def _hop(self, call: CallState, request: httpx.Request) -> httpx.Response:
-        if call.deadline_passed():
-            raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
-        quota = await self._quota_slot(call, request)
-        hop = await self._begin_hop(call, request)
-        holding = False
-        response: httpx.Response | None = None
-        try:
-            covered = call.extras.get("scope_until")
-            if call.deadline_at is None or (covered is not None and call.deadline_at >= covered):
-                # No deadline, or the client's cancel scope already ends the call by it: one scope per
-                # call (each costs the loop work on every iteration while it is being cancelled).
-                holding = await self._take_slot(hop, call, request)
-                response = await self._attempts(call, request)
-            else:
-                with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
-                    holding = await self._take_slot(hop, call, request)
-                    response = await self._attempts(call, request)
-                if response is None or scope.cancelled_caught:
-                    if response is not None:
-                        await response.aclose()
-                    raise _core.deadline_error(call, request, _core.where(call))
-        except BaseException as exc:
-            await self._record_failure(hop, call, request, exc)
-            raise
-        finally:
-            hop.give_back(call, holding)
-        await self._record(hop, response=response)
-        if quota is not None:
-            await self._gate_steps(call, quota.answered_steps(response.headers, response.status_code))
-        return response
 
     async def _record_failure(
         self, hop: _Hop, call: CallState, request: httpx.Request, exc: BaseException
@@ -666,19 +678,6 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         except QuotaExceededError as exc:
             raise _core.typed(exc, call, request) from None
 
-    async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
-        """The hop's attempts, each holding one of the pool's connection slots from its send until its
-        body was read or the response closed (a streamed response's, until it is returned)."""
-        plan = attempts(self.policies, call, request)
-        slots = self._connections
-        if slots is None:
-            return await self._run(plan, call, request)
-        holder = _SlotHolder(slots)
-        try:
-            return await self._run(plan, call, request, holder)
-        finally:
-            holder.release()
-
     async def _store_op(self, store: StateStore, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
         """One of the rate limit's store ops: inline when the state is in memory, awaited through the
         store's async ops (RedisStore's: ``redis.asyncio``, or a worker thread under trio), else in a
@@ -700,47 +699,54 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             return await arun_steps(store, steps)
         return await anyio.to_thread.run_sync(run_steps, store, steps)
 
-    async def _run(
-        self, plan: Plan, call: CallState, request: httpx.Request, slot: _SlotHolder | None = None
-    ) -> httpx.Response:
+    async def _attempts(self, call: CallState, request: httpx.Request) -> httpx.Response:
+        """The hop's attempts (:func:`attempts`, its I/O awaited), each holding one of the pool's
+        connection slots from its send until its body was read or the response closed (a streamed
+        response's, until it is returned)."""
+        plan = attempts(self.policies, call, request)
+        slot = None if self._connections is None else _SlotHolder(self._connections)
         answer: Any = None
-        while True:
-            try:
-                step = plan.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            finally:
-                answer = None  # an error it carried leaves without this frame holding it
-            if isinstance(step, Send):
-                observer = current_call_observer()
-                if observer is not None:
-                    observer[1].attempt(observer[0], request.headers, on_wire=True)
+        try:
+            while True:
                 try:
-                    if slot is not None:
-                        await slot.acquire(call, request)
-                    answer = (await self.transport.handle_async_request(request), None)
-                except httpx.TransportError as exc:
-                    answer = (None, exc)
+                    step = plan.send(answer)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                finally:
+                    answer = None  # an error it carried leaves without this frame holding it
+                if isinstance(step, Send):
+                    observer = call.observer
+                    if observer is not None:
+                        observer.attempt(call, request.headers, on_wire=True)
+                    try:
+                        if slot is not None:
+                            await slot.acquire(call, request)
+                        answer = (await self.transport.handle_async_request(request), None)
+                    except httpx.TransportError as exc:
+                        answer = (None, exc)
+                        if slot is not None:
+                            slot.release()
+                    else:
+                        if observer is not None:
+                            observer.answered(call, answer[0].status_code)
+                elif isinstance(step, Sleep):
+                    await anyio.sleep(step.seconds)
+                elif isinstance(step, Decide):
+                    answer = await self._decide(step, call)
+                elif isinstance(step, Read):
+                    try:
+                        await _aread(step.response, self.policies.max_response_size, call, request)
+                    except httpx.TransportError as exc:
+                        answer = exc
                     if slot is not None:
                         slot.release()
                 else:
-                    if observer is not None:
-                        observer[1].answered(observer[0], answer[0].status_code)
-            elif isinstance(step, Sleep):
-                await anyio.sleep(step.seconds)
-            elif isinstance(step, Decide):
-                answer = await self._decide(step, call)
-            elif isinstance(step, Read):
-                try:
-                    await _aread(step.response, self.policies.max_response_size, call, request)
-                except httpx.TransportError as exc:
-                    answer = exc
-                if slot is not None:
-                    slot.release()
-            else:
-                await step.response.aclose()
-                if slot is not None:
-                    slot.release()
+                    await step.response.aclose()
+                    if slot is not None:
+                        slot.release()
+        finally:
+            if slot is not None:
+                slot.release()
 
     async def _take_slot(self, hop: _Hop, call: CallState, request: httpx.Request) -> bool:
         bulkhead = hop.bulkhead
@@ -804,7 +810,7 @@ class _SlotHolder:
             self.slots.release()
 
 
-class ResilientTransport(httpx.BaseTransport):
+class ResilientTransport(_Wrapping, httpx.BaseTransport):
     """The sync twin of :class:`AsyncResilientTransport`, for ``httpx.Client``: the same decisions.
 
     Without cancellation, the deadline bounds every socket wait of each attempt (connect, write, read
@@ -817,40 +823,12 @@ class ResilientTransport(httpx.BaseTransport):
     turns into a hang of every green thread.
     """
 
-    def __init__(
-        self,
-        transport: httpx.BaseTransport | None = None,
-        *,
-        retry: Retry | int | bool | None = None,
-        deadline: float | None = None,
-        breaker: CircuitBreaker | bool | None = True,
-        budget: RetryBudget | bool | None = True,
-        bulkhead: Bulkhead | bool | None = False,
-        rate_limit: RateLimit | bool | None = None,
-        max_response_size: int | None = None,
-        base_url: str | None = None,
-        normalizer: Normalizer = DEFAULT_NORMALIZER,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._options: dict[str, Any] | None = None
-        if transport is None:
-            self._options = dict(options or {})
-            transport = httpx.HTTPTransport(**self._options)
-        self.transport = transport
-        self._lock_type = threading.Lock  # what httpcore's locks are made of, now
-        if self._options is not None:
-            _fork.track(self)
-        self.policies = TransportPolicies(
-            retry=retry,
-            deadline=deadline,
-            breaker=breaker,
-            budget=budget,
-            bulkhead=bulkhead,
-            rate_limit=rate_limit,
-            max_response_size=max_response_size,
-            base_url=base_url,
-            normalizer=normalizer,
-        )
+    _default = httpx.HTTPTransport
+    transport: httpx.BaseTransport
+
+    def _built(self) -> None:
+        # What httpcore's locks are made of, now (see handle_request).
+        self._lock_type = threading.Lock
 
     def __enter__(self) -> ResilientTransport:
         self.transport.__enter__()
@@ -862,18 +840,11 @@ class ResilientTransport(httpx.BaseTransport):
     def close(self) -> None:
         self.transport.close()
 
-    def _after_fork_in_child(self) -> None:
-        # A lock of the parent's pool may be held by a thread the child does not have, and its pooled
-        # sockets are the parent's: left unclosed (a close would end them for the parent too), a new pool.
-        if self._options is not None:
-            self.transport = httpx.HTTPTransport(**self._options)
-            self._lock_type = threading.Lock
-
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self._lock_type is not threading.Lock and self._options is not None:
-            # threading was monkey-patched since the pool was built: a new pool, with green locks.
-            self._lock_type = threading.Lock
-            self.transport = httpx.HTTPTransport(**self._options)
+        if self._lock_type is not threading.Lock:
+            # threading was monkey-patched since the pool was built: a new pool, with green locks. (A
+            # lock of the parent's pool may also be held by a thread a forked child does not have.)
+            self._rebuild()
         call, token = begin(self.policies, request)
         try:
             return self._hop(call, request)

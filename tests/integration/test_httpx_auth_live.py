@@ -29,9 +29,9 @@ SECRET = "sk_live_4f9a8b7c6d5e"
 CLIENT_SECRET = "cs_9d8c7b6a5f4e"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture

@@ -50,9 +50,10 @@ FAST = RetryPolicy(backoff_factor=0.01)
 SLACK = 0.05
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    # The deadline, sleeps, locks and slots are anyio's: each scenario runs under trio too.
+    return str(request.param)
 
 
 @pytest.fixture
