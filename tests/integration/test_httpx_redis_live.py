@@ -535,3 +535,36 @@ async def test_a_task_cancelled_while_waiting_for_its_redis_slot_sends_nothing(
     assert no_worker_threads == []
     assert not store.degraded
     await store.aclose()
+
+
+def test_under_trio_the_rate_limits_redis_ops_go_to_worker_threads_and_keep_one_schedule(
+    redis_server: RedisServer, server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("trio")
+    prefix = f"test-{uuid.uuid4().hex}"
+    store = RedisStore(redis_server.url, prefix=prefix)
+    handed: list[object] = []
+    original = anyio.to_thread.run_sync
+
+    async def recorded(func: Any, *args: Any, **kwargs: Any) -> Any:
+        handed.append(func)
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", recorded)
+    server.script(answer(200))
+
+    async def calls() -> None:
+        async with AsyncResilientClient(
+            rate_limit=RateLimit(calls=5, name="t", store=store), breaker=False, budget=False
+        ) as c:
+            for _ in range(3):
+                assert (await c.get(server.url + "/x")).status_code == 200
+
+    anyio.run(calls, backend="trio")  # no asyncio loop: redis.asyncio cannot serve it
+    # Each op in a worker thread: a slot per call (the answers said nothing to learn).
+    assert len(handed) == 3 and all(getattr(func, "__self__", None) is store for func in handed)
+    assert not store.degraded
+    times = _arrivals(server)
+    assert len(times) == 3
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.12, gaps
