@@ -543,11 +543,11 @@ def test_under_trio_the_rate_limits_redis_ops_go_to_worker_threads_and_keep_one_
     pytest.importorskip("trio")
     prefix = f"test-{uuid.uuid4().hex}"
     store = RedisStore(redis_server.url, prefix=prefix)
-    handed: list[object] = []
+    handed: list[tuple[object, str]] = []
     original = anyio.to_thread.run_sync
 
     async def recorded(func: Any, *args: Any, **kwargs: Any) -> Any:
-        handed.append(func)
+        handed.append((getattr(func, "__self__", None), args[0].name))
         return await original(func, *args, **kwargs)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", recorded)
@@ -561,8 +561,15 @@ def test_under_trio_the_rate_limits_redis_ops_go_to_worker_threads_and_keep_one_
                 assert (await c.get(server.url + "/x")).status_code == 200
 
     anyio.run(calls, backend="trio")  # no asyncio loop: redis.asyncio cannot serve it
-    # Each op in a worker thread: a slot per call (the answers said nothing to learn).
-    assert len(handed) == 3 and all(getattr(func, "__self__", None) is store for func in handed)
+    # Each of the store's ops in a worker thread: a slot per call, and a look for a hold after each
+    # wait (the answers said nothing to learn).
+    assert handed == [
+        (store, "quota_acquire"),
+        (store, "quota_acquire"),
+        (store, "quota_snapshot"),
+        (store, "quota_acquire"),
+        (store, "quota_snapshot"),
+    ]
     assert not store.degraded
     times = _arrivals(server)
     assert len(times) == 3
