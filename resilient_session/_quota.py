@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from ._call import CallState
 from .errors import QuotaExceededError
 from .policies.quota_headers import Quota, parse_quota
-from .policies.ratelimit import RateLimit, rate_text
+from .policies.ratelimit import QuotaSlot, RateLimit, rate_text
 from .stores.base import AtomicOp, OpSteps, Result, run_steps
 
 __all__ = [
@@ -49,12 +49,14 @@ class QuotaGate:
     """The rate limit of one hop: :meth:`take` before the first attempt, :meth:`before_retry` before
     each retry, :meth:`answered` for each response. ``quota`` is the last quota an answer described."""
 
-    __slots__ = ("key", "policy", "quota", "sent_at", "waited")
+    __slots__ = ("key", "policy", "quota", "reserved", "sent_at", "waited")
 
     def __init__(self, policy: RateLimit, key: str) -> None:
         self.policy = policy
         self.key = key
         self.quota: Quota | None = None
+        #: The slot reserved for the next attempt and not used yet: given back if the call ends first.
+        self.reserved: QuotaSlot | None = None
         self.sent_at = time.monotonic()
         self.waited = 0.0
 
@@ -64,22 +66,28 @@ class QuotaGate:
         store = self.policy.store
         steps = self.take_steps(call, request)
         answer: Result | None = None
-        while True:
-            try:
-                step = steps.send(answer)
-            except StopIteration:
-                return
-            if isinstance(step, float):
-                time.sleep(step)
-                answer = None
-            else:
-                answer = store.run(*step)
+        try:
+            while True:
+                try:
+                    step = steps.send(answer)
+                except StopIteration:
+                    return
+                if isinstance(step, float):
+                    time.sleep(step)
+                    answer = None
+                else:
+                    answer = store.run(*step)
+        except BaseException:
+            # Interrupted while sleeping for its slot (a gevent timeout, a signal): nothing was sent.
+            self.give_back()
+            raise
 
     def take_steps(self, call: CallState, request: Any) -> SlotSteps[None]:
         """:meth:`take` as steps, written once for a thread and a task: it yields each store op
         ``(op, key, args)`` (answer: its result, from ``store.run`` or ``await store.arun``) and each
         wait in seconds, a ``float`` (answer: ``None`` once slept, by ``time.sleep`` or ``anyio.sleep``)."""
         slot = yield from self.policy.acquire_steps(self.key, _max_wait(call))
+        self.reserved = slot if slot.granted else None
         for _ in range(_RECHECKS):
             if not slot.granted or slot.wait <= 0:
                 break
@@ -90,6 +98,7 @@ class QuotaGate:
             if state.hold <= 0:
                 return
             slot = yield from self.policy.acquire_steps(self.key, _max_wait(call))
+            self.reserved = slot if slot.granted else None
         if not slot.granted:
             scope = self.key.split("#", 1)[0]
             held = " (the upstream holds every call back)" if slot.hold > 0 else ""
@@ -115,9 +124,25 @@ class QuotaGate:
         slot = yield from self.policy.acquire_steps(self.key, _max_wait(call), after=delay)
         if not slot.granted:
             return None
+        self.reserved = slot
         self.waited += max(0.0, slot.wait - delay)
         self.sent_at = time.monotonic() + slot.wait
         return slot.wait
+
+    def sent(self) -> None:
+        """The attempt its slot was reserved for is being sent: the slot is used."""
+        self.reserved = None
+
+    def give_back(self) -> None:
+        """Give back the slot reserved for an attempt that will not be sent (the call was cancelled or
+        its deadline passed while it waited): the schedule keeps no slot for a request never made."""
+        run_steps(self.policy.store, self.give_back_steps())
+
+    def give_back_steps(self) -> OpSteps[None]:
+        """:meth:`give_back` as the store op it takes (none when no slot is reserved)."""
+        slot, self.reserved = self.reserved, None
+        if slot is not None:
+            yield from self.policy.release_steps(self.key, slot)
 
     def answered(self, headers: Mapping[str, str], status: int) -> None:
         """Learn from a response's *headers* and *status*."""

@@ -249,3 +249,48 @@ def test_run_gate_steps_drive_with_the_gates_store_and_need_none_without_a_gate(
     del call.extras[GATE_KEY]
     with pytest.raises(RuntimeError, match="quota_acquire"):
         run_gate_steps(call, policy.acquire_steps(KEY))
+
+
+# -- a reserved slot given back ------------------------------------------------------------------------
+
+
+def test_a_thread_interrupted_while_it_sleeps_for_its_slot_gives_it_back(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = _policy(clock, calls=1)
+    policy.acquire("k")
+    gate = QuotaGate(policy, "k")
+
+    def interrupted(seconds: float) -> None:
+        assert seconds == pytest.approx(1.0)
+        raise KeyboardInterrupt  # a signal, or a gevent timeout, while it sleeps
+
+    monkeypatch.setattr("resilient_session._quota.time.sleep", interrupted)
+    call = CallState.begin("GET", "http://127.0.0.1:9/x")
+    with pytest.raises(KeyboardInterrupt):
+        gate.take(call, requests.Request("GET", "http://127.0.0.1:9/x").prepare())
+    assert gate.reserved is None
+    assert policy.acquire("k").wait == pytest.approx(1.0)  # its slot; a spent one would give 2.0
+
+
+def test_a_slot_is_not_given_back_once_its_attempt_was_sent(clock: Clock) -> None:
+    policy = _policy(clock, calls=1)
+    policy.acquire("k")
+    gate = QuotaGate(policy, "k")
+    call = CallState.begin("GET", "http://127.0.0.1:9/x")
+    steps = gate.take_steps(call, requests.Request("GET", "http://127.0.0.1:9/x").prepare())
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration:
+            break
+        if isinstance(step, float):
+            clock.now += step  # slept until its slot
+            answer = None
+        else:
+            answer = policy.store.run(*step)
+    assert gate.reserved is not None and gate.reserved.wait == pytest.approx(1.0)
+    gate.sent()
+    gate.give_back()
+    assert policy.acquire("k").wait == pytest.approx(1.0)  # given back, it would be 0

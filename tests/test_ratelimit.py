@@ -22,6 +22,7 @@ from resilient_session.policies.quota_headers import Quota
 from resilient_session.policies.ratelimit import (
     _ACQUIRE,
     _LEARN,
+    _RELEASE,
     _SNAPSHOT,
     CUBIC_BETA,
     CUBIC_C,
@@ -51,6 +52,49 @@ def clock() -> Clock:
 
 def limit(clock: Clock, **options: object) -> RateLimit:
     return RateLimit(store=MemoryStore(clock=clock), **options)  # type: ignore[arg-type]
+
+
+# -- a slot given back ------------------------------------------------------------------------------
+
+
+def test_a_slot_given_back_goes_to_the_next_caller(clock: Clock) -> None:
+    policy = limit(clock, calls=2)  # a slot every 0.5 s
+    assert policy.acquire(KEY).wait == 0
+    cancelled = policy.acquire(KEY)
+    assert cancelled.wait == pytest.approx(0.5)
+    clock.now += 0.1
+    assert policy.release(KEY, cancelled)
+    assert policy.acquire(KEY).wait == pytest.approx(0.4)  # its slot, not the one after
+
+
+def test_a_slot_with_later_ones_reserved_stays_spent(clock: Clock) -> None:
+    policy = limit(clock, calls=2)
+    policy.acquire(KEY)
+    middle = policy.acquire(KEY)  # 0.5 s
+    assert policy.acquire(KEY).wait == pytest.approx(1.0)
+    assert not policy.release(KEY, middle)  # reusing it would put two calls in one interval
+    fourth = policy.acquire(KEY)
+    assert fourth.wait == pytest.approx(1.5)
+    assert policy.release(KEY, fourth)  # the last one: given back
+    assert policy.acquire(KEY).wait == pytest.approx(1.5)
+
+
+def test_a_refused_slot_or_one_without_a_rate_gives_nothing_back(clock: Clock) -> None:
+    policy = limit(clock, calls=1, max_wait=0.1)
+    policy.acquire(KEY)
+    refused = policy.acquire(KEY)
+    assert not refused.granted
+    assert not policy.release(KEY, refused)
+    unlimited = limit(clock)
+    assert not unlimited.release(KEY, unlimited.acquire(KEY))
+
+
+def test_giving_back_a_slot_whose_time_passed_leaves_the_burst_as_it_was(clock: Clock) -> None:
+    policy = limit(clock, calls=1, burst=2)
+    slot = policy.acquire(KEY)  # burst: no wait
+    clock.now += 10  # the schedule's mark is long past
+    assert policy.release(KEY, slot)
+    assert [policy.acquire(KEY).wait for _ in range(3)] == pytest.approx([0.0, 0.0, 1.0])
 
 
 # -- refusals first ---------------------------------------------------------------------------------
@@ -425,6 +469,7 @@ QUOTA_OPS = st.one_of(
         st.one_of(st.floats(min_value=0.0, max_value=10.0), st.sampled_from([0.25, 1.0])),
     ),
     st.tuples(st.just("snapshot")),
+    st.tuples(st.just("release"), st.sampled_from([0.0, 1e-3, 0.5])),
 )
 
 
@@ -434,13 +479,17 @@ def test_lua_and_python_quota_ops_agree(redis_server: RedisServer, ops: list[tup
     clock = Clock()
     memory = MemoryStore(clock=clock)
     shared = RedisStore(redis_server.url, prefix=f"parity-{uuid.uuid4().hex}", clock=clock)
+    last_mark = 0.0
     for op in ops:
         kind = op[0]
         if kind == "advance":
             clock.now += float(op[1])  # type: ignore[arg-type]
             continue
         call: tuple[AtomicOp, str, tuple[float, ...]]
-        if kind == "acquire":
+        if kind == "release":
+            # The last slot taken, given back (its mark as the acquire answered it), or a stale mark.
+            call = (_RELEASE, "quota:k", (1.0, last_mark + float(op[1])))  # type: ignore[arg-type]
+        elif kind == "acquire":
             call = (_ACQUIRE, "quota:k", tuple(float(x) for x in op[1:]))  # type: ignore[arg-type]
         elif kind == "learn":
             *learned, remaining = (float(x) for x in op[1:])  # type: ignore[arg-type]
@@ -450,6 +499,8 @@ def test_lua_and_python_quota_ops_agree(redis_server: RedisServer, ops: list[tup
         expected = memory.run(*call)
         actual = shared.run(*call)
         assert actual == pytest.approx(expected, rel=1e-9, abs=1e-6), (op, expected, actual)
+        if kind == "acquire":
+            last_mark = expected[4]
     assert not shared.degraded
 
 

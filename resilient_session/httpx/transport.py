@@ -578,6 +578,8 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
                             await response.aclose()
                         raise _core.deadline_error(call, request, _core.where(call))
             except BaseException as exc:
+                if quota is not None and quota.reserved is not None:
+                    await self._give_back(call, quota)  # cancelled or refused before it sent
                 await self._record_failure(hop, call, request, exc)
                 raise
             finally:
@@ -656,8 +658,8 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
 
     async def _quota_slot(self, call: CallState, request: httpx.Request) -> QuotaGate | None:
         """The rate limit's slot for the first attempt, waited for by sleeping (cancellable); its typed
-        refusal when none comes within the call's time. A reserved slot stays spent if the task is
-        cancelled while it waits: the schedule has no way to give one back."""
+        refusal when none comes within the call's time. A task cancelled while it waits gives its
+        reserved slot back (the next caller may take it)."""
         gate = gate_for(self.policies.rate_limit, call, request)
         if gate is None:
             return None
@@ -677,6 +679,15 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
                     answer = await self._store_op(store, *step)
         except QuotaExceededError as exc:
             raise _core.typed(exc, call, request) from None
+        except BaseException:
+            if gate.reserved is not None:
+                await self._give_back(call, gate)
+            raise
+
+    async def _give_back(self, call: CallState, gate: QuotaGate) -> None:
+        """Give back *gate*'s reserved slot, shielded: the task may be being cancelled."""
+        with anyio.CancelScope(shield=True):
+            await self._gate_steps(call, gate.give_back_steps())
 
     async def _store_op(self, store: StateStore, op: AtomicOp, key: str, args: Sequence[float]) -> Result:
         """One of the rate limit's store ops: inline when the state is in memory, awaited through the
@@ -705,6 +716,7 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
         response's, until it is returned)."""
         plan = attempts(self.policies, call, request)
         slot = None if self._connections is None else _SlotHolder(self._connections)
+        quota = None if self.policies.rate_limit is None else current_gate(call)
         answer: Any = None
         try:
             while True:
@@ -721,6 +733,8 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
                     try:
                         if slot is not None:
                             await slot.acquire(call, request)
+                        if quota is not None:
+                            quota.sent()
                         answer = (await self.transport.handle_async_request(request), None)
                     except httpx.TransportError as exc:
                         answer = (None, exc)

@@ -73,18 +73,23 @@ MEASURE_EVERY = 0.5
 MEASURE_SMOOTH = 0.8
 #: A limit is re-announced in the log (WARNING) after this many seconds without reaching it.
 _LOG_REARM = 60.0
+# A schedule mark read back from Redis went through '%.17g': equal within this, it is the same mark.
+_SAME_MARK = 1e-6
 
 
 @dataclass(frozen=True)
 class QuotaSlot:
     """What taking a slot gave: ``granted`` (False: it would not come within the wait allowed), the
     seconds to ``wait`` before sending (or, refused, until a slot would be free), the ``rate`` in force
-    (calls/s, ``None`` when unlimited) and the seconds the upstream asked every call to hold back."""
+    (calls/s, ``None`` when unlimited), the seconds the upstream asked every call to hold back, and
+    ``mark``, where the schedule stood once this slot was reserved (the store's clock; 0 when none was):
+    a slot given back moves the schedule back only while it is still the last one reserved."""
 
     granted: bool
     wait: float
     rate: float | None
     hold: float
+    mark: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -197,15 +202,29 @@ class RateLimit:
     ) -> OpSteps[QuotaSlot]:
         """:meth:`acquire` as the store op it takes (see :data:`~resilient_session.stores.base.OpSteps`)."""
         bound = self.max_wait if max_wait is None else max(0.0, min(max_wait, self.max_wait))
-        granted, wait, rate, hold = yield (
+        granted, wait, rate, hold, mark = yield (
             _ACQUIRE,
             "quota:" + key,
             (self.static_rate or 0.0, float(self.burst), bound, float(self.learn_upwards), max(0.0, after)),
         )
-        slot = QuotaSlot(bool(granted), max(0.0, wait), rate if rate > 0 else None, max(0.0, hold))
+        slot = QuotaSlot(bool(granted), max(0.0, wait), rate if rate > 0 else None, max(0.0, hold), mark)
         if slot.wait > 0 or not slot.granted:
             self._log_reached(key, slot)
         return slot
+
+    def release(self, key: str, slot: QuotaSlot) -> bool:
+        """Give back *slot*, reserved by :meth:`acquire` and not used (its call ended before it sent).
+        The schedule moves back by one interval when *slot* is still the last one reserved, so the next
+        caller takes it; a slot with later ones reserved after it stays spent (reusing it would put two
+        calls in one interval). True when it was given back."""
+        return run_steps(self.store, self.release_steps(key, slot))
+
+    def release_steps(self, key: str, slot: QuotaSlot) -> OpSteps[bool]:
+        """:meth:`release` as the store op it takes (none for a refused slot, or one of no rate)."""
+        if not (slot.granted and slot.rate and slot.mark):
+            return False
+        (released,) = yield (_RELEASE, "quota:" + key, (1.0 / slot.rate, slot.mark))
+        return bool(released)
 
     def learn_from(self, key: str, quota: Quota | None, status: int, age: float = 0.0) -> None:
         """Record what a response to a call of *key* said: its *quota* (parsed headers) and *status*;
@@ -364,7 +383,7 @@ def _acquire_py(
     if rate <= 0:
         wait = max(hold, after)
         if wait > max_wait:
-            return state, (0.0, wait, rate, hold)
+            return state, (0.0, wait, rate, hold, 0.0)
     else:
         interval = 1.0 / rate
         base = max(s["tat"], now + after, s["till"])
@@ -372,7 +391,7 @@ def _acquire_py(
         if wait < 1e-6:
             wait = 0.0  # rounding of the clock's float, not a wait
         if wait > max_wait:
-            return state, (0.0, wait, rate, hold)
+            return state, (0.0, wait, rate, hold, 0.0)
         s["tat"] = base + interval
     # The measured sending rate, for the adaptive mode.
     if s["ms"] <= 0 or s["ms"] > now:
@@ -382,7 +401,7 @@ def _acquire_py(
         sample = s["mc"] / (now - s["ms"])
         s["mr"] = sample if s["mr"] <= 0 else MEASURE_SMOOTH * sample + (1 - MEASURE_SMOOTH) * s["mr"]
         s["ms"], s["mc"] = now, 0.0
-    return s, (1.0, wait, rate, hold)
+    return s, (1.0, wait, rate, hold, s["tat"] if rate > 0 else 0.0)
 
 
 def _learn_py(
@@ -430,6 +449,19 @@ def _learn_py(
     return s, (s["lrate"], _cubic(s, now), max(0.0, s["till"] - now))
 
 
+def _release_py(
+    state: dict[str, float] | None, args: Sequence[float], now: float
+) -> tuple[dict[str, float] | None, Result]:
+    interval, mark = args
+    if state is None or interval <= 0 or abs(state["tat"] - mark) > _SAME_MARK:
+        return state, (0.0,)  # gone, or slots were reserved after it: it stays spent
+    s = dict(state)
+    s["tat"] = mark - interval
+    if s["mc"] > 0:
+        s["mc"] -= 1
+    return s, (1.0,)
+
+
 def _snapshot_py(
     state: dict[str, float] | None, args: Sequence[float], now: float
 ) -> tuple[dict[str, float] | None, Result]:
@@ -440,6 +472,7 @@ def _snapshot_py(
 _ACQUIRE = AtomicOp("quota_acquire", _acquire_py, lua_files=("quota_load.lua", "quota_acquire.lua"))
 _LEARN = AtomicOp("quota_learn", _learn_py, lua_files=("quota_load.lua", "quota_learn.lua"))
 _SNAPSHOT = AtomicOp("quota_snapshot", _snapshot_py, lua_files=("quota_load.lua", "quota_snapshot.lua"))
+_RELEASE = AtomicOp("quota_release", _release_py, lua_files=("quota_load.lua", "quota_release.lua"))
 
 
 def rate_text(rate: float | None) -> str:

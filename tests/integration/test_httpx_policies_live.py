@@ -142,6 +142,51 @@ async def test_a_task_cancelled_while_waiting_for_its_slot_sends_nothing(upstrea
     assert upstream.count("/q") == 1
 
 
+async def test_a_slot_reserved_by_a_cancelled_call_goes_to_the_next_caller(upstream: Upstream) -> None:
+    url = upstream.script("/q", Reply())
+    limit = RateLimit(calls=1, per=1, store=MemoryStore())
+    async with AsyncResilientClient(rate_limit=limit, retry=False) as c:
+        await c.get(url)  # slot 0, now
+        first = _arrivals(upstream, "/q")[0]
+        with anyio.move_on_after(0.2):
+            await c.get(url)  # reserves slot 1 (~1 s away), cancelled while it sleeps
+        await c.get(url)  # takes slot 1, given back; without it, slot 2 (~2 s away)
+    arrivals = _arrivals(upstream, "/q")
+    assert len(arrivals) == 2  # the cancelled call sent nothing, later either
+    assert 0.85 <= arrivals[1] - first < 1.5
+
+
+async def test_a_cancelled_slot_between_two_others_stays_spent(upstream: Upstream) -> None:
+    # Slots every 0.5 s: calls wait for slots 1, 2 and 3; the one waiting for slot 2 is cancelled.
+    # Giving slot 2 to a newcomer would be fine, but it is not the last one reserved: the newcomer gets
+    # slot 4, and no two calls ever share an interval.
+    url = upstream.script("/q", Reply())
+    limit = RateLimit(calls=2, per=1, store=MemoryStore())
+    async with AsyncResilientClient(rate_limit=limit, retry=False) as c:
+        await c.get(url)
+        doomed = anyio.CancelScope()
+
+        async def cancellable() -> None:
+            with doomed:
+                await c.get(url)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(c.get, url)
+            await anyio.sleep(0.05)
+            tg.start_soon(cancellable)
+            await anyio.sleep(0.05)
+            tg.start_soon(c.get, url)
+            await anyio.sleep(0.05)
+            doomed.cancel()
+            await anyio.sleep(0.05)
+            tg.start_soon(c.get, url)
+    arrivals = _arrivals(upstream, "/q")
+    assert len(arrivals) == 4  # the cancelled call sent nothing
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(arrivals)]
+    assert all(gap >= 0.4 for gap in gaps), gaps
+    assert arrivals[-1] - arrivals[0] >= 1.9  # slots 0, 1, 3 and 4
+
+
 # -- rate limit: pacing --------------------------------------------------------------------------------
 
 

@@ -10,13 +10,13 @@ end
 local hold = math.max(0, s.till - now)
 local wait = math.max(hold, after)
 if rate <= 0 then
-  if wait > max_wait then return {num(0), num(wait), num(rate), num(hold)} end
+  if wait > max_wait then return {num(0), num(wait), num(rate), num(hold), num(0)} end
 else
   local interval = 1 / rate
   local base = math.max(s.tat, now + after, s.till)
   wait = math.max(0, base + interval - burst * interval - now, hold, after)
   if wait < 1e-6 then wait = 0 end
-  if wait > max_wait then return {num(0), num(wait), num(rate), num(hold)} end
+  if wait > max_wait then return {num(0), num(wait), num(rate), num(hold), num(0)} end
   s.tat = base + interval
 end
 if s.ms <= 0 or s.ms > now then s.ms, s.mc = now, 0 end
@@ -27,4 +27,6 @@ if now - s.ms >= EVERY then
   s.ms, s.mc = now, 0
 end
 save()
-return {num(1), num(wait), num(rate), num(hold)}
+local mark = 0
+if rate > 0 then mark = s.tat end
+return {num(1), num(wait), num(rate), num(hold), num(mark)}
