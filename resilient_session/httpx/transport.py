@@ -559,7 +559,12 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
             if call.deadline_passed():
                 raise _core.deadline_error(call, request, "the deadline ran out before the request was sent")
             quota = await self._quota_slot(call, request)
-            hop = await self._begin_hop(call, request)
+            try:
+                hop = await self._begin_hop(call, request)
+            except BaseException:
+                if quota is not None and quota.reserved is not None:
+                    await self._give_back(call, quota)  # the circuit refused it: nothing was sent
+                raise
             holding = False
             response: httpx.Response | None = None
             try:

@@ -481,3 +481,15 @@ async def test_a_credential_given_to_one_call_goes_where_the_call_goes(
     async with AsyncResilientClient(base_url=a.url, retry=0) as c:
         assert (await c.get(f"{b.url}/x", auth=(USER, PASSWORD))).status_code == 200
     assert leaks(_log(b), PASSWORD, USER) != []
+
+
+async def test_a_slot_taken_by_a_call_the_open_circuit_refuses_is_given_back(upstream: Upstream) -> None:
+    url = upstream.script("/q", Reply(status=503))
+    limit = RateLimit(calls=1, per=1, store=MemoryStore())
+    async with AsyncResilientClient(rate_limit=limit, retry=False, breaker=_breaker()) as c:
+        assert (await c.get(url)).status_code == 503  # slot 0; the circuit opens
+        with pytest.raises(HTTPXCircuitOpen):
+            await c.get(url)  # waits ~1 s for slot 1, then the circuit refuses it: nothing sent
+    assert upstream.count("/q") == 1
+    # Slot 1 was given back: the next call need not wait for slot 2.
+    assert limit.acquire(limit.key_for(url), max_wait=1.5).wait < 0.2
