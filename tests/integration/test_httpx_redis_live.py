@@ -78,33 +78,15 @@ async def test_a_stalled_redis_does_not_stall_the_event_loop(
 ) -> None:
     store = RedisStore(redis_server.url, prefix=f"test-{uuid.uuid4().hex}", op_timeout=0.1)
     server.script(answer(503), answer(200))
-    ticks: list[float] = []
     breaker, budget = CircuitBreaker(store=store), RetryBudget(store=store)
     async with AsyncResilientClient(retry=1, breaker=breaker, budget=budget) as c:
         await c.get(server.url + "/warm")  # connections to Redis and upstream made before the stall
         server.script(answer(503), answer(200))
         sleeper = redis_server.pause(1.0)
-        took = 0.0
-
-        async def call() -> None:
-            nonlocal took
-            started = time.monotonic()
-            assert (await c.get(server.url + "/x")).status_code == 200
-            took = time.monotonic() - started
-            tg.cancel_scope.cancel()
-
-        async def tick() -> None:
-            while True:
-                ticks.append(time.monotonic())
-                await anyio.sleep(0.01)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(tick)
-            tg.start_soon(call)
+        took, gaps = await _one_call_while_the_loop_ticks(c, server.url + "/x")
         sleeper.join()
     # Each store op waits at most op_timeout, then the store falls back to memory (one op, not each).
     assert took < 1.0
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert gaps and max(gaps) < 0.08  # the loop kept running while Redis was asked
     assert store.degraded
 
@@ -217,39 +199,45 @@ async def test_a_redis_that_never_answers_fails_open_within_the_op_timeout_while
     try:
         store = RedisStore(f"redis://127.0.0.1:{hole.port}/0", prefix="hole", op_timeout=0.1)
         server.script(answer(200))
-        ticks: list[float] = []
-        took = 0.0
-
         # Built first: loading the TLS context of a new client takes the loop tens of milliseconds.
         client = AsyncResilientClient(
             retry=False, breaker=CircuitBreaker(store=store), budget=RetryBudget(store=store)
         )
-
-        async def call() -> None:
-            nonlocal took
-            await anyio.sleep(0.02)  # the ticks run first
-            started = time.monotonic()
-            assert (await client.get(server.url + "/x")).status_code == 200
-            took = time.monotonic() - started
-            tg.cancel_scope.cancel()
-
-        async def tick() -> None:
-            while True:
-                ticks.append(time.monotonic())
-                await anyio.sleep(0.005)
-
-        async with client, anyio.create_task_group() as tg:
-            tg.start_soon(tick)
-            tg.start_soon(call)
+        async with client:
+            took, gaps = await _one_call_while_the_loop_ticks(client, server.url + "/x")
         assert hole.accepted  # Redis was asked: the op went out, and no answer came
     finally:
         hole.close()
     # The first op waited its op_timeout (0.1 s) and the store fell back to memory for the rest.
     assert 0.1 <= took < 0.4
     assert store.degraded
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert len(ticks) > 15 and max(gaps) < 0.05  # the loop kept running while Redis did not answer
+    assert len(gaps) > 15 and max(gaps) < 0.05  # the loop kept running while Redis did not answer
     assert no_worker_threads == []
+
+
+async def _one_call_while_the_loop_ticks(client: AsyncResilientClient, url: str) -> tuple[float, list[float]]:
+    """One GET of *url* (answered 200) while another task ticks every 5 ms: how long the call took and
+    the gaps between the ticks (a blocked loop shows as a long gap)."""
+    ticks: list[float] = []
+    took = 0.0
+
+    async def call() -> None:
+        nonlocal took
+        await anyio.sleep(0.02)  # the ticks run first
+        started = time.monotonic()
+        assert (await client.get(url)).status_code == 200
+        took = time.monotonic() - started
+        tg.cancel_scope.cancel()
+
+    async def tick() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await anyio.sleep(0.005)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        tg.start_soon(call)
+    return took, [b - a for a, b in itertools.pairwise(ticks)]
 
 
 def test_each_event_loop_and_each_forked_child_gets_its_own_async_client(
@@ -484,28 +472,11 @@ async def test_a_redis_that_never_answers_fails_the_rate_limit_open_within_the_o
     try:
         store = RedisStore(f"redis://127.0.0.1:{hole.port}/0", prefix="hole", op_timeout=0.1)
         server.script(answer(200))
-        ticks: list[float] = []
-        took = 0.0
         client = AsyncResilientClient(
             rate_limit=RateLimit(calls=100, store=store), breaker=False, budget=False, retry=False
         )
-
-        async def call() -> None:
-            nonlocal took
-            await anyio.sleep(0.02)  # the ticks run first
-            started = time.monotonic()
-            assert (await client.get(server.url + "/x")).status_code == 200
-            took = time.monotonic() - started
-            tg.cancel_scope.cancel()
-
-        async def tick() -> None:
-            while True:
-                ticks.append(time.monotonic())
-                await anyio.sleep(0.005)
-
-        async with client, anyio.create_task_group() as tg:
-            tg.start_soon(tick)
-            tg.start_soon(call)
+        async with client:
+            took, gaps = await _one_call_while_the_loop_ticks(client, server.url + "/x")
         assert hole.accepted  # Redis was asked for the slot, and no answer came
     finally:
         hole.close()
@@ -513,8 +484,7 @@ async def test_a_redis_that_never_answers_fails_the_rate_limit_open_within_the_o
     assert 0.1 <= took < 0.4
     assert store.degraded
     assert server.count == 1
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert len(ticks) > 15 and max(gaps) < 0.05  # the loop kept running while Redis did not answer
+    assert len(gaps) > 15 and max(gaps) < 0.05  # the loop kept running while Redis did not answer
     assert no_worker_threads == []
 
 
