@@ -324,38 +324,40 @@ _AsyncVerbs = _Resilient[Coroutine[Any, Any, httpx.Response]]
 class AsyncResilientClient(_AsyncVerbs, httpx.AsyncClient):
     """An ``httpx.AsyncClient`` with retries, a deadline, circuit breaker, retry budget and typed errors.
 
-    :param base_url: Relative URLs are appended to it, as the requests session does.
-    :param timeout: httpx's ``timeout=``; default connect 3.05 s, read 30 s (the session's).
-    :param retry: A :class:`~resilient_session.RetryPolicy` (default ``RetryPolicy()``), a urllib3
-        ``Retry``, an int or ``False``.
-    :param deadline: Seconds for each call, everything included; ``deadline=`` on a call overrides it.
-        On expiry the call is cancelled and raises :class:`~resilient_session.httpx.HTTPXDeadlineExceeded`.
-    :param raise_for_status: Raise the typed status error (also ``httpx.HTTPStatusError``) on 4xx/5xx.
-    :param breaker: As for the session; ``True`` (default) shares the process-wide circuit per origin
-        with every requests session of the process.
-    :param budget: As for the session, ``True`` by default.
-    :param bulkhead: As for the session, off by default.
-    :param rate_limit: As for the session: a :class:`~resilient_session.policies.RateLimit` (its schedule
-        shared with every session and client drawing from its store), ``True`` or ``None`` (default).
-        A call with no slot in its time raises :class:`~resilient_session.httpx.HTTPXQuotaExceeded`.
-    :param max_response_size: As for the session: bytes a non-streamed body may have after decoding;
-        past them :class:`~resilient_session.httpx.HTTPXResponseTooLarge`. ``None`` (default): no limit.
-    :param degrade: As for the session: a :class:`~resilient_session.policies.Degrade` policy answering a
-        failed ``GET``/``HEAD`` from its store (the session's keys: they serve each other's answers) or
-        its fallback, marked in ``response.normalized.degraded``.
-    :param auth: An httpx auth, or one of the session's (``APIKeyAuth``, ``BearerAuth``, ``BasicAuth``,
-        the OAuth2 grants, any requests ``AuthBase``), wrapped in :class:`~resilient_session.httpx.HTTPXAuth`.
-        With a ``base_url`` (or ``allowed_origins``) it is bound, as the session's: sent only to those
-        origins. An ``auth=`` given to one call goes wherever the call goes, as in httpx.
-    :param allowed_origins: As for the session: more origins the constructor's ``auth`` may be sent to.
-    :param transport: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport``); it
-        is wrapped in an :class:`~resilient_session.httpx.AsyncResilientTransport` unless it is one.
-    :param normalizer: Builds ``response.normalized``.
-    :param integration: The name in log lines, events and spans (set by :meth:`for_integration`).
-    :param request_id_header: As for the session: each call carries a request id in this header
-        (``None``: none).
-    :param tracing: As for the session: OpenTelemetry spans per call and attempt when available.
-    :param kwargs: Every other ``httpx.AsyncClient`` keyword (``headers``, ``event_hooks`` ...).
+    Its keywords (the same for :class:`ResilientClient`):
+
+    - ``base_url``: Relative URLs are appended to it, as the requests session does.
+    - ``timeout``: httpx's ``timeout=``; default connect 3.05 s, read 30 s (the session's).
+    - ``retry``: A :class:`~resilient_session.RetryPolicy` (default ``RetryPolicy()``), a urllib3
+      ``Retry``, an int or ``False``.
+    - ``deadline``: Seconds for each call, everything included; ``deadline=`` on a call overrides it.
+      On expiry the call is cancelled and raises :class:`~resilient_session.httpx.HTTPXDeadlineExceeded`.
+    - ``raise_for_status``: Raise the typed status error (also ``httpx.HTTPStatusError``) on 4xx/5xx.
+    - ``breaker``: As for the session; ``True`` (default) shares the process-wide circuit per origin
+      with every requests session of the process.
+    - ``budget``: As for the session, ``True`` by default.
+    - ``bulkhead``: As for the session, off by default.
+    - ``rate_limit``: As for the session: a :class:`~resilient_session.policies.RateLimit` (its schedule
+      shared with every session and client drawing from its store), ``True`` or ``None`` (default).
+      A call with no slot in its time raises :class:`~resilient_session.httpx.HTTPXQuotaExceeded`.
+    - ``max_response_size``: As for the session: bytes a non-streamed body may have after decoding;
+      past them :class:`~resilient_session.httpx.HTTPXResponseTooLarge`. ``None`` (default): no limit.
+    - ``degrade``: As for the session: a :class:`~resilient_session.policies.Degrade` policy answering a
+      failed ``GET``/``HEAD`` from its store (the session's keys: they serve each other's answers) or
+      its fallback, marked in ``response.normalized.degraded``.
+    - ``auth``: An httpx auth, or one of the session's (``APIKeyAuth``, ``BearerAuth``, ``BasicAuth``,
+      the OAuth2 grants, any requests ``AuthBase``), wrapped in :class:`~resilient_session.httpx.HTTPXAuth`.
+      With a ``base_url`` (or ``allowed_origins``) it is bound, as the session's: sent only to those
+      origins. An ``auth=`` given to one call goes wherever the call goes, as in httpx.
+    - ``allowed_origins``: As for the session: more origins the constructor's ``auth`` may be sent to.
+    - ``transport``: The transport that sends each attempt (default ``httpx.AsyncHTTPTransport``); it
+      is wrapped in an :class:`~resilient_session.httpx.AsyncResilientTransport` unless it is one.
+    - ``normalizer``: Builds ``response.normalized``.
+    - ``integration``: The name in log lines, events and spans (set by :meth:`for_integration`).
+    - ``request_id_header``: As for the session: each call carries a request id in this header
+      (``None``: none).
+    - ``tracing``: As for the session: OpenTelemetry spans per call and attempt when available.
+    - every other ``httpx.AsyncClient`` keyword (``headers``, ``event_hooks`` ...).
 
     ``events`` takes the session's callbacks (``client.events.on_retry(...)``); each call logs the
     session's one INFO line.
