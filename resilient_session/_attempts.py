@@ -102,8 +102,7 @@ def _guarded(
     adapter: BaseAdapter, send: Send, call: CallState, request: requests.PreparedRequest, *args: Any
 ) -> requests.Response:
     """The rate limit's slot (waited for, or refused at once), then the other policies around one send."""
-    own = getattr(adapter, "rate_limit", None)
-    policy = None if own is False else own if own is not None else getattr(call.owner, "rate_limit", None)
+    policy = inherit(getattr(adapter, "rate_limit", None), call.owner, "rate_limit")
     # open_gate() without a policy drops a gate an earlier hop of the call kept; none kept, none to drop.
     quota = None if policy is None and GATE_KEY not in call.extras else open_gate(policy, call, request)
     if quota is None:

@@ -562,8 +562,7 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
             try:
                 hop = await self._begin_hop(call, request)
             except BaseException:
-                if quota is not None and quota.reserved is not None:
-                    await self._give_back(call, quota)  # the circuit refused it: nothing was sent
+                await self._give_back(call, quota)  # the circuit refused it: nothing was sent
                 raise
             holding = False
             response: httpx.Response | None = None
@@ -583,8 +582,7 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
                             await response.aclose()
                         raise _core.deadline_error(call, request, _core.where(call))
             except BaseException as exc:
-                if quota is not None and quota.reserved is not None:
-                    await self._give_back(call, quota)  # cancelled or refused before it sent
+                await self._give_back(call, quota)  # cancelled or refused before it sent
                 await self._record_failure(hop, call, request, exc)
                 raise
             finally:
@@ -685,12 +683,13 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
         except QuotaExceededError as exc:
             raise _core.typed(exc, call, request) from None
         except BaseException:
-            if gate.reserved is not None:
-                await self._give_back(call, gate)
+            await self._give_back(call, gate)
             raise
 
-    async def _give_back(self, call: CallState, gate: QuotaGate) -> None:
-        """Give back *gate*'s reserved slot, shielded: the task may be being cancelled."""
+    async def _give_back(self, call: CallState, gate: QuotaGate | None) -> None:
+        """Give back *gate*'s reserved slot, if it holds one, shielded: the task may be being cancelled."""
+        if gate is None or gate.reserved is None:
+            return
         with anyio.CancelScope(shield=True):
             await self._gate_steps(call, gate.give_back_steps())
 
