@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial, wraps
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -37,7 +37,7 @@ from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead
 from ..policies.degrade import Degrade
 from ..policies.ratelimit import RateLimit
-from . import _core, _degrade
+from . import _core, _deadline, _degrade
 from .auth import bind
 from .errors import status_error_for
 from .transport import AsyncResilientTransport, ResilientTransport
@@ -401,10 +401,18 @@ class AsyncResilientClient(_AsyncVerbs, httpx.AsyncClient):
                 remaining = call.remaining()
                 if remaining is None:  # no deadline: no cancel scope to pay for
                     response = await super().send(request, stream=stream, **kwargs)
+                elif _deadline.applies():
+                    call.extras["scope_until"] = call.deadline_at  # the transports need no scope of their own
+                    answered = await _deadline.within(
+                        remaining, super().send(request, stream=stream, **kwargs), _deadline.close_orphan
+                    )
+                    if answered is None:
+                        await self._ended(call, request)
+                    response = answered
                 else:
                     # In this frame, not a helper's: each frame between the caller and the socket is
                     # resumed on every read and unwound by every cancellation.
-                    call.extras["scope_until"] = call.deadline_at  # the transports need no scope of their own
+                    call.extras["scope_until"] = call.deadline_at
                     sent: httpx.Response | None = None
                     with anyio.CancelScope(deadline=anyio.current_time() + remaining) as scope:
                         sent = await super().send(request, stream=stream, **kwargs)
@@ -445,6 +453,16 @@ class AsyncResilientClient(_AsyncVerbs, httpx.AsyncClient):
         if stream and call.deadline_at is not None:
             response.stream = _DeadlineStream(response.stream, call, request)
         return response
+
+    async def _ended(self, call: CallState, request: httpx.Request) -> NoReturn:
+        """Raise the deadline error of *call*, its hop in flight settled first: the breaker has heard
+        of it and its slots are back before the caller goes on."""
+        error = _core.deadline_error(call, request, "the deadline ran out")
+        try:
+            await _deadline.settle(call, error)
+            raise error
+        finally:
+            del error  # no reference cycle through this frame on the error's traceback
 
     async def _degraded(self, step: Any, call: CallState, request: httpx.Request, *args: Any) -> Any:
         """``step(self, call, request, *args)`` of the degrade policy, in a worker thread (its store is

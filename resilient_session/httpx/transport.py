@@ -40,7 +40,7 @@ from ..policies.ratelimit import RateLimit
 from ..retry import as_retry_policy
 from ..stores.base import AtomicOp, OpSteps, Result, StateStore, arun_steps, run_steps
 from ..stores.memory import MemoryStore
-from . import _core
+from . import _core, _deadline
 from .errors import HTTPXResponseTooLarge, HTTPXRetryExhausted, context
 from .response import as_resilient
 
@@ -124,7 +124,17 @@ class _RequestLine(NamedTuple):
 class _Hop:
     """One request through a transport: the policies in force and what they handed out."""
 
-    __slots__ = ("breaker", "budget_gate", "bulkhead", "compartment", "gates", "host", "permit")
+    __slots__ = (
+        "breaker",
+        "budget_gate",
+        "bulkhead",
+        "compartment",
+        "gates",
+        "holding",
+        "host",
+        "permit",
+        "settled",
+    )
 
     def __init__(
         self,
@@ -141,6 +151,8 @@ class _Hop:
         self.compartment: str | None = None
         self.budget_gate: BudgetGate | None = None
         self.gates: list[Any] = []
+        #: A bulkhead slot is held; the hop's outcome was told and what it held given back.
+        self.holding = self.settled = False
         if self.breaker is not None:
             if permit is None:
                 permit = run_steps(self.breaker.store, _acquire_steps(policies, self.breaker, request))
@@ -564,29 +576,36 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
             except BaseException:
                 await self._give_back(call, quota)  # the circuit refused it: nothing was sent
                 raise
-            holding = False
             response: httpx.Response | None = None
+            covered = call.extras.get("scope_until")
+            if covered is not None:
+                # The client may end the call at its deadline without waiting for this task to unwind:
+                # it settles the hop's accounts itself, through this (see _deadline).
+                call.extras[_deadline.SETTLE] = partial(self._settle, hop, call, request, quota)
             try:
-                covered = call.extras.get("scope_until")
                 if call.deadline_at is None or (covered is not None and call.deadline_at >= covered):
                     # No deadline, or the client's cancel scope already ends the call by it: one scope per
                     # call (each costs the loop work on every iteration while it is being cancelled).
-                    holding = await self._take_slot(hop, call, request)
+                    hop.holding = await self._take_slot(hop, call, request)
                     response = await self._attempts(call, request)
                 else:
                     with anyio.CancelScope(deadline=_scope_deadline(call)) as scope:
-                        holding = await self._take_slot(hop, call, request)
+                        hop.holding = await self._take_slot(hop, call, request)
                         response = await self._attempts(call, request)
                     if response is None or scope.cancelled_caught:
                         if response is not None:
                             await response.aclose()
                         raise _core.deadline_error(call, request, _core.where(call))
             except BaseException as exc:
-                await self._give_back(call, quota)  # cancelled or refused before it sent
-                await self._record_failure(hop, call, request, exc)
+                await self._settle(hop, call, request, quota, exc)
                 raise
             finally:
-                hop.give_back(call, holding)
+                if covered is not None:
+                    call.extras.pop(_deadline.SETTLE, None)
+            if hop.settled:
+                return response  # the client ended the call as this answer came: it is not the call's
+            hop.settled = True
+            hop.give_back(call, hop.holding)
             await self._record(hop, response=response)
             if quota is not None:
                 await self._gate_steps(call, quota.answered_steps(response.headers, response.status_code))
@@ -594,6 +613,20 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
         finally:
             if token is not None:
                 leave(token)
+
+    async def _settle(
+        self, hop: _Hop, call: CallState, request: httpx.Request, quota: QuotaGate | None, exc: BaseException
+    ) -> None:
+        """Close the accounts of a hop that failed with *exc*, once, whoever comes first: this task
+        unwinding, or the client that ended the call at its deadline without waiting for it."""
+        if hop.settled:
+            return
+        hop.settled = True
+        try:
+            await self._give_back(call, quota)  # cancelled or refused before it sent
+            await self._record_failure(hop, call, request, exc)
+        finally:
+            hop.give_back(call, hop.holding)
 
     async def _record_failure(
         self, hop: _Hop, call: CallState, request: httpx.Request, exc: BaseException
