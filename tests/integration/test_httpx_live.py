@@ -331,6 +331,34 @@ async def test_calls_ended_by_the_deadline_count_as_failures(server: RawServer) 
     assert server.count == 2
 
 
+async def test_a_call_ended_by_its_deadline_has_given_its_bulkhead_slot_back(server: RawServer) -> None:
+    # The next call of the same task, at once, finds the slot free: it is not refused as over the cap.
+    bulkhead = Bulkhead(1, max_wait=0.0)
+    server.script(drip_body(0.05), answer(200))
+    async with AsyncResilientClient(retry=False, bulkhead=bulkhead, breaker=False) as c:
+        with pytest.raises(HTTPXDeadlineExceeded):
+            await c.get(server.url + "/drip", deadline=0.2)
+        assert bulkhead.in_flight(bulkhead.key_for(server.url)) == 0
+        assert (await c.get(server.url + "/next")).status_code == 200
+    assert [r.path for r in server.received] == ["/drip", "/next"]
+
+
+async def test_a_probe_ended_by_its_deadline_has_reopened_the_circuit(server: RawServer) -> None:
+    breaker = CircuitBreaker(consecutive_failures=1, open_wait=0.2, routes=False)
+    server.script(answer(503))
+    async with AsyncResilientClient(retry=False, breaker=breaker) as c:
+        await c.get(server.url + "/x")
+        await anyio.sleep(0.25)
+        server.script(drip_body(0.05))
+        with pytest.raises(HTTPXDeadlineExceeded):
+            await c.get(server.url + "/x", deadline=0.2)  # the probe
+        # Told before the caller heard of it: open again, not half-open with a probe still out.
+        assert breaker.state(breaker.key_for(server.url)).state is CircuitState.OPEN
+        with pytest.raises(HTTPXCircuitOpen):
+            await c.get(server.url + "/x")
+    assert server.count == 1
+
+
 async def test_retry_budget_exhaustion_stops_retries(server: RawServer) -> None:
     budget = RetryBudget(capacity=10, retry_cost=5)
     server.script(answer(503))
