@@ -72,6 +72,22 @@ async def test_the_caller_hears_of_its_deadline_before_a_slow_clean_up_ends(anyi
     assert inner.sent == 1
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_closing_the_client_waits_for_the_clean_up_of_calls_ended_at_their_deadline() -> None:
+    inner = _SlowToCloseTransport(close_takes=0.2)
+    async with AsyncResilientClient(transport=inner, retry=False, breaker=False, deadline=0.1) as c:
+        with pytest.raises(HTTPXDeadlineExceeded):
+            await c.get("http://127.0.0.1:9/slow-to-close")
+        assert inner.closed == []
+    assert len(inner.closed) == 1  # __aexit__ waited for it
+    other_inner = _SlowToCloseTransport(close_takes=0.2)
+    other = AsyncResilientClient(transport=other_inner, retry=False, breaker=False, deadline=0.1)
+    with pytest.raises(HTTPXDeadlineExceeded):
+        await other.get("http://127.0.0.1:9/slow-to-close")
+    await other.aclose()
+    assert len(other_inner.closed) == 1
+
+
 async def test_a_caller_cancelled_by_its_own_waits_for_the_clean_up() -> None:
     # Cancelled from outside (not by its deadline), the call gives back what it held before the
     # cancellation goes on: its clean-up has run when the caller's scope ends.
@@ -80,6 +96,15 @@ async def test_a_caller_cancelled_by_its_own_waits_for_the_clean_up() -> None:
         with anyio.move_on_after(0.1) as scope:
             await c.get("http://127.0.0.1:9/slow-to-close")
         assert scope.cancelled_caught
+        assert len(inner.closed) == 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_wait_for_around_the_call_keeps_its_timeout_error() -> None:
+    inner = _SlowToCloseTransport(close_takes=0.05)
+    async with AsyncResilientClient(transport=inner, retry=False, breaker=False, deadline=5.0) as c:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(c.get("http://127.0.0.1:9/slow-to-close"), 0.1)
         assert len(inner.closed) == 1
 
 
@@ -94,7 +119,7 @@ async def test_an_outcome_that_comes_after_the_deadline_goes_to_the_orphan_handl
             return "a late answer"  # as work that finishes its step before it sees the cancellation
         return "in time"
 
-    assert await _deadline.within(0.05, work(), late.append) is None
+    assert await _deadline.within(0.05, work(), late.append, set()) is None
     await asyncio.sleep(0.01)
     assert late == ["a late answer"]
 
@@ -120,7 +145,7 @@ async def test_an_error_of_abandoned_work_is_not_logged_as_never_retrieved(
         return "in time"
 
     with caplog.at_level(logging.ERROR, logger="asyncio"):
-        assert await _deadline.within(0.05, work(), lambda _: None) is None
+        assert await _deadline.within(0.05, work(), lambda _: None, set()) is None
         await asyncio.sleep(0.01)
         gc.collect()
     assert "never retrieved" not in caplog.text
@@ -136,9 +161,9 @@ async def test_the_work_s_outcome_and_error_reach_the_caller() -> None:
         await asyncio.sleep(0)
         raise ValueError("the work's own error")
 
-    assert await _deadline.within(1.0, answer(), lambda _: None) == "answer"
+    assert await _deadline.within(1.0, answer(), lambda _: None, set()) == "answer"
     with pytest.raises(ValueError, match="the work's own error"):
-        await _deadline.within(1.0, fail(), lambda _: None)
+        await _deadline.within(1.0, fail(), lambda _: None, set())
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -154,7 +179,7 @@ async def test_repeated_cancellation_of_the_caller_still_waits_for_the_work() ->
             unwound.append(True)
 
     with anyio.move_on_after(0.05):
-        await _deadline.within(5.0, work(), lambda _: None)
+        await _deadline.within(5.0, work(), lambda _: None, set())
     assert unwound == [True]
 
 

@@ -23,7 +23,7 @@ import sniffio
 
 from .._call import CallState
 
-__all__ = ["SETTLE", "applies", "close_orphan", "settle", "within"]
+__all__ = ["SETTLE", "applies", "close_orphan", "settle", "unwound", "within"]
 
 _T = TypeVar("_T")
 
@@ -39,9 +39,15 @@ def applies() -> bool:
         return False
 
 
-async def within(seconds: float, work: Coroutine[Any, Any, _T], orphan: Callable[[_T], object]) -> _T | None:
+async def within(
+    seconds: float,
+    work: Coroutine[Any, Any, _T],
+    orphan: Callable[[_T], object],
+    abandoned: set[asyncio.Task[Any]],
+) -> _T | None:
     """Await *work* for at most *seconds*: its outcome, or None when the time ran out first. The work
-    is then cancelled and ends in its own task; an outcome it still reaches is handed to *orphan*."""
+    is then cancelled and ends in its own task, kept in *abandoned* until it has; an outcome it still
+    reaches is handed to *orphan*."""
     loop = asyncio.get_running_loop()
     task = loop.create_task(work)
     woken = loop.create_future()
@@ -66,6 +72,8 @@ async def within(seconds: float, work: Coroutine[Any, Any, _T], orphan: Callable
             return task.result()
         task.cancel()
         task.add_done_callback(partial(_heard, orphan))
+        abandoned.add(task)
+        task.add_done_callback(abandoned.discard)
         return None
     finally:
         del task  # an error raised here must not keep this frame, and through it the task, in a cycle
@@ -77,6 +85,12 @@ async def settle(call: CallState, error: BaseException) -> None:
     settler: Callable[[BaseException], Awaitable[None]] | None = call.extras.pop(SETTLE, None)
     if settler is not None:
         await settler(error)
+
+
+async def unwound(abandoned: set[asyncio.Task[Any]]) -> None:
+    """Wait until the work in *abandoned* (see :func:`within`) has ended."""
+    while abandoned:
+        await asyncio.wait(set(abandoned))
 
 
 async def _unwound(task: asyncio.Task[Any]) -> None:

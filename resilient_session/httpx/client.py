@@ -202,6 +202,8 @@ class _Resilient(Generic[_R]):
         self.degrade = degrade
         self.allowed_origins = _origins.parse_origins(allowed_origins)
         self._resilient_cert = kwargs.get("cert")  # part of a stored answer's identity
+        # Async: the work of calls ended at their deadline, still closing their connections.
+        self._abandoned: set[Any] = set()
         if not isinstance(transport, self._wrapper):
             transport = self._wrapper(
                 transport,
@@ -375,6 +377,16 @@ class AsyncResilientClient(_AsyncVerbs, httpx.AsyncClient):
     put = _awaited(_AsyncVerbs.put)
     patch = _awaited(_AsyncVerbs.patch)
 
+    async def aclose(self) -> None:
+        """As ``httpx.AsyncClient.aclose``, once the calls ended at their deadline have closed their
+        connections."""
+        await _deadline.unwound(self._abandoned)
+        await super().aclose()
+
+    async def __aexit__(self, *args: Any) -> None:
+        await _deadline.unwound(self._abandoned)
+        await super().__aexit__(*args)
+
     async def request(
         self,
         method: str,
@@ -404,7 +416,10 @@ class AsyncResilientClient(_AsyncVerbs, httpx.AsyncClient):
                 elif _deadline.applies():
                     call.extras["scope_until"] = call.deadline_at  # the transports need no scope of their own
                     answered = await _deadline.within(
-                        remaining, super().send(request, stream=stream, **kwargs), _deadline.close_orphan
+                        remaining,
+                        super().send(request, stream=stream, **kwargs),
+                        _deadline.close_orphan,
+                        self._abandoned,
                     )
                     if answered is None:
                         await self._ended(call, request)
