@@ -125,6 +125,22 @@ async def test_an_outcome_that_comes_after_the_deadline_goes_to_the_orphan_handl
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_outcome_reached_as_the_caller_is_cancelled_goes_to_the_orphan_handler() -> None:
+    late: list[str] = []
+
+    async def work() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return "an answer nobody waits for"
+        return "in time"
+
+    with anyio.move_on_after(0.05):
+        await _deadline.within(5.0, work(), late.append, set())
+    assert late == ["an answer nobody waits for"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_a_late_streamed_answer_is_closed() -> None:
     response = httpx.Response(200, stream=httpx.ByteStream(b"x"))
     assert not response.is_closed

@@ -63,7 +63,7 @@ async def within(
             await woken
         except BaseException:
             task.cancel()
-            await _unwound(task)
+            await _unwound(task, orphan)
             raise
         finally:
             timer.cancel()
@@ -93,7 +93,7 @@ async def unwound(abandoned: set[asyncio.Task[Any]]) -> None:
         await asyncio.wait(set(abandoned))
 
 
-async def _unwound(task: asyncio.Task[Any]) -> None:
+async def _unwound(task: asyncio.Task[Any], orphan: Callable[[Any], object]) -> None:
     """Wait until *task* has finished, however often this task is asked to stop meanwhile (anyio
     repeats its cancellation on every turn of the loop until the scope is left)."""
     while not task.done():
@@ -101,15 +101,13 @@ async def _unwound(task: asyncio.Task[Any]) -> None:
             await asyncio.wait((task,))
         except asyncio.CancelledError:
             continue
-    _heard(None, task)
+    _heard(orphan, task)
 
 
-def _heard(orphan: Callable[[Any], object] | None, task: asyncio.Task[Any]) -> None:
+def _heard(orphan: Callable[[Any], object], task: asyncio.Task[Any]) -> None:
     """Take *task*'s outcome, which no caller waits for any more: an error is dropped (asyncio would
     log it as never retrieved; the caller raised in its place), a result handed to *orphan*."""
-    if task.cancelled() or task.exception() is not None:
-        return
-    if orphan is not None:
+    if not task.cancelled() and task.exception() is None:
         orphan(task.result())
 
 

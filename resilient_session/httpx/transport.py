@@ -584,8 +584,9 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
                 call.extras[_deadline.SETTLE] = partial(self._settle, hop, call, request, quota)
             try:
                 if call.deadline_at is None or (covered is not None and call.deadline_at >= covered):
-                    # No deadline, or the client's cancel scope already ends the call by it: one scope per
-                    # call (each costs the loop work on every iteration while it is being cancelled).
+                    # No deadline, or the client already ends the call by it (its timer under asyncio, its
+                    # cancel scope under trio): one scope per call (each costs the loop work on every
+                    # iteration while it is being cancelled).
                     hop.holding = await self._take_slot(hop, call, request)
                     response = await self._attempts(call, request)
                 else:
