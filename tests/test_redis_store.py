@@ -27,7 +27,14 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resilient_session import CircuitBreaker, CircuitOpenError, ResilientSession, RetryBudget, RetryPolicy
+from resilient_session import (
+    CircuitBreaker,
+    CircuitOpenError,
+    DeadlineExceededError,
+    ResilientSession,
+    RetryBudget,
+    RetryPolicy,
+)
 from resilient_session.policies import CircuitState
 from resilient_session.policies.budget import _DEPOSIT, _LEVEL, _WITHDRAW
 from resilient_session.policies.circuit import _ACQUIRE, _RECORD, _RESET, _SNAPSHOT
@@ -454,11 +461,21 @@ def _store_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.parametrize(
     ("remaining", "bound"),
-    [(None, 0.1), (5.0, 0.1), (1.0, 0.1), (0.3, 0.03), (0.03, 0.005), (0.004, 0.004)],
+    [
+        (None, 0.1),
+        (5.0, 0.1),
+        (1.0, 0.1),
+        (0.3, 0.03),
+        (0.03, 0.005),
+        (0.004, 0.004),
+        (0.0, 0.005),
+        (-1.0, 0.005),
+    ],
 )
 def test_an_op_is_bounded_by_op_timeout_a_tenth_of_the_time_left_5_ms_and_the_deadline(
     remaining: float | None, bound: float
 ) -> None:
+    # Past the deadline (the breaker told of the failure, a slot given back): 5 ms.
     assert _op_bound(0.1, remaining) == pytest.approx(bound)
     assert _op_bound(0.01, 5.0) == 0.01  # op_timeout caps the share
 
@@ -601,6 +618,33 @@ def test_an_op_cut_short_may_still_run_on_the_server_when_it_wakes() -> None:
         assert redis.Redis(port=server.port).get(f"{store.prefix}:n") == b"2"  # the late command ran
     finally:
         server.stop()
+
+
+def test_calls_ended_by_their_deadline_open_the_circuit_for_another_process(
+    redis_server: RedisServer, upstream: Upstream
+) -> None:
+    # Told once the deadline has passed, the failure still reaches Redis (5 ms for the op), not only
+    # this process's fallback: another process's session finds the circuit open.
+    url = upstream.script("/slow", Reply(delay=2.0))
+    prefix = f"test-{uuid.uuid4().hex}"
+    mine, theirs = RedisStore(redis_server.url, prefix=prefix), RedisStore(redis_server.url, prefix=prefix)
+    session = ResilientSession(
+        retry=False, breaker=CircuitBreaker(consecutive_failures=2, store=mine), budget=False, deadline=0.2
+    )
+    for _ in range(2):
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            session.get(url)
+        assert time.monotonic() - started < 0.2 + 0.05
+    other = ResilientSession(
+        retry=False, breaker=CircuitBreaker(consecutive_failures=2, store=theirs), budget=False
+    )
+    with pytest.raises(CircuitOpenError):
+        other.get(url)
+    assert upstream.count("/slow") == 2
+    assert not mine.degraded
+    session.close()
+    other.close()
 
 
 def test_op_timeout_caps_the_share_of_a_long_deadline(upstream: Upstream) -> None:

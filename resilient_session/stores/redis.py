@@ -64,7 +64,9 @@ class RedisStore(StateStore):
 
     **Each op is bounded** by ``op_timeout`` (connecting, sending and reading together), and inside a
     call with a deadline also by a tenth of the time left (never below 5 ms, never past the deadline),
-    so a stalled Redis costs a call a small share of its time, not all of it.
+    so a stalled Redis costs a call a small share of its time, not all of it. An op asked once the
+    deadline has passed (telling the breaker of that failure, giving a quota slot back) gets 5 ms: the
+    other processes hear of the failure, and the call still ends well within its deadline's slack.
 
     **When Redis cannot be used** (down, unreachable, not answering within the op's bound, refusing the
     command), no call fails because of it: the store logs one WARNING on the ``resilient_session``
@@ -151,8 +153,6 @@ class RedisStore(StateStore):
         if self._degraded and time.monotonic() < self._retry_at:
             return self.fallback.run(op, key, args)
         call = current_call()
-        if call is not None and call.deadline_passed():
-            return self.fallback.run(op, key, args)  # no time left to ask Redis; it is not down
         bound = _op_bound(self.op_timeout, call.remaining() if call is not None else None)
         token = _op_ends.set(time.monotonic() + bound)
         try:
@@ -176,8 +176,6 @@ class RedisStore(StateStore):
         if self._degraded and time.monotonic() < self._retry_at:
             return self.fallback.run(op, key, args)
         call = current_call()
-        if call is not None and call.deadline_passed():
-            return self.fallback.run(op, key, args)
         scripts = self._loop_scripts()
         if scripts is None:
             import anyio.to_thread
@@ -352,9 +350,12 @@ class RedisStore(StateStore):
 
 
 def _op_bound(op_timeout: float, remaining: float | None) -> float:
-    """Seconds one op may take, given the call's time left (``None`` without a deadline)."""
+    """Seconds one op may take, given the call's time left (``None`` without a deadline; at most 0
+    once it has passed: the op tells what became of the call)."""
     if remaining is None:
         return op_timeout
+    if remaining <= 0:
+        return min(op_timeout, OP_FLOOR)
     return min(op_timeout, max(OP_FLOOR, OP_SHARE * remaining), remaining)
 
 

@@ -21,12 +21,17 @@ import redis
 import resilient_session as rs
 from resilient_session import CircuitBreaker, RetryBudget, RetryPolicy
 from resilient_session.errors import QuotaExceededError
-from resilient_session.httpx import AsyncResilientClient, HTTPXCircuitOpen, HTTPXQuotaExceeded
+from resilient_session.httpx import (
+    AsyncResilientClient,
+    HTTPXCircuitOpen,
+    HTTPXDeadlineExceeded,
+    HTTPXQuotaExceeded,
+)
 from resilient_session.policies import CircuitState, RateLimit
 from resilient_session.policies.budget import _WITHDRAW
 from resilient_session.policies.circuit import _ACQUIRE, _RECORD
 from resilient_session.stores import RedisStore
-from tests.integration.rawserver import RawServer, answer
+from tests.integration.rawserver import RawServer, answer, drip_body
 from tests.test_redis_store import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -71,6 +76,28 @@ async def test_a_sync_session_and_an_async_client_share_a_circuit_in_redis(
             await c.get(server.url + "/x")
     assert server.count == 2
     assert not async_store.degraded
+
+
+async def test_calls_ended_by_their_deadline_are_counted_in_redis_before_the_caller_goes_on(
+    redis_server: RedisServer, server: RawServer
+) -> None:
+    # The caller settles the hop itself at the deadline (its work still closing the connection): the
+    # record reaches Redis before the caller's next call asks the circuit.
+    prefix = f"test-{uuid.uuid4().hex}"
+    store = RedisStore(redis_server.url, prefix=prefix)
+    server.script(drip_body(0.05))
+    breaker = CircuitBreaker(consecutive_failures=2, store=store, routes=False)
+    async with AsyncResilientClient(retry=False, breaker=breaker, budget=False, deadline=0.2) as c:
+        for _ in range(2):
+            with pytest.raises(HTTPXDeadlineExceeded):
+                await c.get(server.url + "/drip")
+        view = CircuitBreaker(store=RedisStore(redis_server.url, prefix=prefix), routes=False)
+        snapshot = await anyio.to_thread.run_sync(view.state, view.key_for(server.url))
+        assert snapshot.state is CircuitState.OPEN and snapshot.trips == 1
+        with pytest.raises(HTTPXCircuitOpen):
+            await c.get(server.url + "/drip")
+    assert server.count == 2
+    assert not store.degraded
 
 
 async def test_a_stalled_redis_does_not_stall_the_event_loop(
