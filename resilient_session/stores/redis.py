@@ -350,8 +350,8 @@ class RedisStore(StateStore):
 
 
 def _op_bound(op_timeout: float, remaining: float | None) -> float:
-    """Seconds one op may take, given the call's time left (``None`` without a deadline; at most 0
-    once it has passed: the op tells what became of the call)."""
+    """Seconds one op may take, given the call's time left (``None`` without a deadline). Once the
+    deadline has passed the op tells what became of the call, and gets ``OP_FLOOR``."""
     if remaining is None:
         return op_timeout
     if remaining <= 0:
