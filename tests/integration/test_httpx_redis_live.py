@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -424,50 +424,50 @@ async def test_a_sync_session_and_an_async_client_share_one_schedule_in_redis(
     await async_store.aclose()
 
 
-async def test_a_retry_after_learned_by_the_async_client_holds_the_sync_session_back(
-    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
-) -> None:
-    prefix = f"test-{uuid.uuid4().hex}"
-    async_store, sync_store = (
-        RedisStore(redis_server.url, prefix=prefix),
-        RedisStore(redis_server.url, prefix=prefix),
-    )
-    server.script(answer(429, headers={"Retry-After": "30"}))
-    async with AsyncResilientClient(rate_limit=RateLimit(name="held", store=async_store), retry=False) as c:
-        assert (await c.get(server.url + "/x")).status_code == 429
-    assert no_worker_threads == []
-    session = rs.ResilientSession(rate_limit=RateLimit(name="held", store=sync_store), deadline=2.0)
-    started = time.monotonic()
-    with pytest.raises(QuotaExceededError) as caught:
-        session.get(server.url + "/x")
-    assert time.monotonic() - started < 0.05
-    assert caught.value.retry_after == pytest.approx(30, abs=1)
-    session.close()
-    assert server.count == 1  # the sync session sent nothing
-    await async_store.aclose()
-
-
-async def test_a_retry_after_learned_by_a_sync_session_holds_the_async_client_back(
-    redis_server: RedisServer, server: RawServer, no_worker_threads: list[object]
-) -> None:
-    prefix = f"test-{uuid.uuid4().hex}"
-    async_store, sync_store = (
-        RedisStore(redis_server.url, prefix=prefix),
-        RedisStore(redis_server.url, prefix=prefix),
-    )
-    server.script(answer(429, headers={"Retry-After": "30"}))
-    session = rs.ResilientSession(rate_limit=RateLimit(name="held", store=sync_store), retry=False)
-    assert session.get(server.url + "/x").status_code == 429
-    session.close()
-    async with AsyncResilientClient(rate_limit=RateLimit(name="held", store=async_store), deadline=2.0) as c:
+async def _ask_async(store: RedisStore, url: str, took: list[float], **options: Any) -> int:
+    async with AsyncResilientClient(rate_limit=RateLimit(name="held", store=store), **options) as c:
         started = time.monotonic()
-        with pytest.raises(HTTPXQuotaExceeded) as caught:
-            await c.get(server.url + "/x")
-        assert time.monotonic() - started < 0.05
+        try:
+            return (await c.get(url)).status_code
+        finally:
+            took.append(time.monotonic() - started)
+
+
+async def _ask_sync(store: RedisStore, url: str, took: list[float], **options: Any) -> int:
+    # Blocking, in the event loop's thread: the sync side of one process, as the other tests here.
+    with rs.ResilientSession(rate_limit=RateLimit(name="held", store=store), **options) as session:
+        started = time.monotonic()
+        try:
+            return session.get(url).status_code
+        finally:
+            took.append(time.monotonic() - started)
+
+
+@pytest.mark.parametrize(("learns", "held"), [(_ask_async, _ask_sync), (_ask_sync, _ask_async)])
+async def test_a_retry_after_learned_by_one_side_holds_the_other_back(
+    redis_server: RedisServer,
+    server: RawServer,
+    no_worker_threads: list[object],
+    learns: Callable[..., Awaitable[int]],
+    held: Callable[..., Awaitable[int]],
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    learning, holding = (
+        RedisStore(redis_server.url, prefix=prefix),
+        RedisStore(redis_server.url, prefix=prefix),
+    )
+    server.script(answer(429, headers={"Retry-After": "30"}))
+    took: list[float] = []
+    assert await learns(learning, server.url + "/x", took, retry=False) == 429
+    with pytest.raises(QuotaExceededError) as caught:  # HTTPXQuotaExceeded is one too
+        await held(holding, server.url + "/x", took, deadline=2.0)
+    assert took[1] < 0.05  # refused at once
+    assert isinstance(caught.value, HTTPXQuotaExceeded) is (held is _ask_async)
     assert caught.value.retry_after == pytest.approx(30, abs=1)
-    assert server.count == 1  # the async client sent nothing
+    assert server.count == 1  # the held side sent nothing
     assert no_worker_threads == []
-    await async_store.aclose()
+    for store in (learning, holding):
+        await store.aclose()
 
 
 async def test_a_retry_after_on_a_retried_429_is_learned_in_the_decision_and_delays_the_retry(
