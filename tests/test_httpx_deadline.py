@@ -25,8 +25,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 class _SlowToClose(httpx.AsyncByteStream):
-    """A body that sends one byte, then nothing; cut off, its clean-up takes *close_takes* seconds (as
-    a TLS shutdown waiting for its peer can), whatever cancels it."""
+    """A body that sends one byte, then nothing; cut off, its clean-up takes *close_takes* seconds,
+    whatever cancels it."""
 
     def __init__(self, close_takes: float, closed: list[float]) -> None:
         self.close_takes = close_takes
