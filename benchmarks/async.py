@@ -15,12 +15,12 @@ round (paired, so the machine's drift cancels; above 1: cheaper than httpx).
 httpx's own default): the calls beyond it wait for a connection in the transport's queue until their
 deadline cancels them. Every call must end within deadline + 50 ms, with
 :class:`~resilient_session.httpx.HTTPXDeadlineExceeded`. A call ended at its deadline leaves its work to
-close its connection in a task of its own, behind the caller; a second after the last call ended no
-task of ours may be left, the client's pool must hold no connection, and the upstream must see every
-connection closed (the clean-ups still running as the last call ended, and how long they took, are
-shown for context). For context,
-the same calls through a pool of 1,000 connections (each call sent at once), and through plain
-``httpx.AsyncClient`` (same pool size) with ``asyncio.wait_for``, whose calls wait in httpcore's pool.
+close its connection in a task of its own, behind the caller; once those clean-ups have ended (waited
+for at most a second after the last call) no task of ours may be left, the client's pool must hold no
+connection, and the upstream must see every connection closed (the clean-ups still running as the last
+call ended, and how long they took, are shown for context). For context, the same calls through a pool
+of 1,000 connections (each call sent at once), and through plain ``httpx.AsyncClient`` (same pool size)
+with ``asyncio.wait_for``, whose calls wait in httpcore's pool.
 """
 
 from __future__ import annotations
@@ -217,9 +217,9 @@ async def _deadline_calls(
     cleanups: list[float] | None = None,
 ) -> tuple[list[float], dict[str, int], int, int]:
     """*tasks* calls at once through a client with a pool of *pool* connections: their durations, their
-    outcomes, and the tasks and pooled connections left a second after they all ended (*pauses* gets
-    the garbage collector's pauses while they ran; *cleanups*, the clean-ups still running as the last
-    call ended, and how long they took to end)."""
+    outcomes, and the tasks and pooled connections left once the clean-ups ended, waited for at most a
+    second (*pauses* gets the garbage collector's pauses while they ran; *cleanups*, the clean-ups still
+    running as the last call ended, and how long they took to end)."""
     limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     durations: list[float] = []
     outcomes: dict[str, int] = {}
