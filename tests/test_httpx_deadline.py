@@ -108,18 +108,19 @@ async def test_asyncio_wait_for_around_the_call_keeps_its_timeout_error() -> Non
         assert len(inner.closed) == 1
 
 
+async def _answers_when_cancelled(answer: str) -> str:
+    """Work that finishes its step with *answer* before it sees its cancellation."""
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        return answer
+    return "in time"
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_an_outcome_that_comes_after_the_deadline_goes_to_the_orphan_handler() -> None:
     late: list[str] = []
-
-    async def work() -> str:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            return "a late answer"  # as work that finishes its step before it sees the cancellation
-        return "in time"
-
-    assert await _deadline.within(0.05, work(), late.append, set()) is None
+    assert await _deadline.within(0.05, _answers_when_cancelled("a late answer"), late.append, set()) is None
     await asyncio.sleep(0.01)
     assert late == ["a late answer"]
 
@@ -127,16 +128,8 @@ async def test_an_outcome_that_comes_after_the_deadline_goes_to_the_orphan_handl
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_an_outcome_reached_as_the_caller_is_cancelled_goes_to_the_orphan_handler() -> None:
     late: list[str] = []
-
-    async def work() -> str:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            return "an answer nobody waits for"
-        return "in time"
-
     with anyio.move_on_after(0.05):
-        await _deadline.within(5.0, work(), late.append, set())
+        await _deadline.within(5.0, _answers_when_cancelled("an answer nobody waits for"), late.append, set())
     assert late == ["an answer nobody waits for"]
 
 

@@ -603,9 +603,7 @@ class AsyncResilientTransport(_Wrapping, httpx.AsyncBaseTransport):
             finally:
                 if covered is not None:
                     call.extras.pop(_deadline.SETTLE, None)
-            if hop.settled:
-                return response  # the client ended the call as this answer came: it is not the call's
-            hop.settled = True
+            hop.settled = True  # before any await: a client ending the call meanwhile has nothing to settle
             hop.give_back(call, hop.holding)
             await self._record(hop, response=response)
             if quota is not None:
